@@ -1,0 +1,125 @@
+use crate::domain::names::{ClusterName, ContainerName, ServiceName};
+use crate::domain::taskdef::pin_container_image;
+use crate::ports::{Ecs, EcsError};
+use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types::TaskDefinitionField;
+
+pub struct EcsAdapter {
+    client: aws_sdk_ecs::Client,
+}
+
+impl EcsAdapter {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_ecs::Client::new(config),
+        }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> EcsError {
+    let message = DisplayErrorContext(&err).to_string();
+    match err.code() {
+        Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
+            EcsError::NotFound(message)
+        }
+        Some("ClientException" | "InvalidParameterException" | "AccessDeniedException") => EcsError::Rejected(message),
+        _ => EcsError::Transient(message),
+    }
+}
+
+impl Ecs for EcsAdapter {
+    async fn running_task_definition(&self, cluster: &ClusterName, service: &ServiceName) -> Result<String, EcsError> {
+        let out = self
+            .client
+            .describe_services()
+            .cluster(cluster.as_str())
+            .services(service.as_str())
+            .send()
+            .await
+            .map_err(classify)?;
+        out.services()
+            .iter()
+            .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE"))
+            .and_then(|s| s.task_definition())
+            .map(str::to_owned)
+            .ok_or_else(|| EcsError::NotFound(format!("service `{service}` not found in cluster `{cluster}`")))
+    }
+
+    async fn register_pinned(
+        &self,
+        task_definition: &str,
+        container: &ContainerName,
+        image: &str,
+    ) -> Result<String, EcsError> {
+        let mut out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(classify)?;
+        let def = out.task_definition.take().ok_or_else(|| {
+            EcsError::Transient(format!(
+                "DescribeTaskDefinition {task_definition} returned no definition"
+            ))
+        })?;
+        let containers = pin_container_image(task_definition, def.container_definitions(), container, image)?;
+        let tags = out.tags.take().filter(|tags| !tags.is_empty());
+        // Everything RegisterTaskDefinition accepts, copied as it was.
+        let registered = self
+            .client
+            .register_task_definition()
+            .set_family(def.family)
+            .set_task_role_arn(def.task_role_arn)
+            .set_execution_role_arn(def.execution_role_arn)
+            .set_network_mode(def.network_mode)
+            .set_container_definitions(Some(containers))
+            .set_volumes(def.volumes)
+            .set_placement_constraints(def.placement_constraints)
+            .set_requires_compatibilities(def.requires_compatibilities)
+            .set_cpu(def.cpu)
+            .set_memory(def.memory)
+            .set_tags(tags)
+            .set_pid_mode(def.pid_mode)
+            .set_ipc_mode(def.ipc_mode)
+            .set_proxy_configuration(def.proxy_configuration)
+            .set_ephemeral_storage(def.ephemeral_storage)
+            .set_runtime_platform(def.runtime_platform)
+            .set_enable_fault_injection(def.enable_fault_injection)
+            .send()
+            .await
+            .map_err(classify)?;
+        registered
+            .task_definition()
+            .and_then(|td| td.task_definition_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        task_definition: &str,
+    ) -> Result<String, EcsError> {
+        let out = self
+            .client
+            .update_service()
+            .cluster(cluster.as_str())
+            .service(service.as_str())
+            .task_definition(task_definition)
+            // Always start a deployment with a fresh id, also when the ARN is unchanged.
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.service()
+            .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+            .and_then(|d| d.id())
+            .map(str::to_owned)
+            .ok_or_else(|| EcsError::Transient(format!("UpdateService on `{service}` returned no PRIMARY deployment")))
+    }
+}

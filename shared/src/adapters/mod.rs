@@ -1,0 +1,4 @@
+//! AWS SDK implementations of the ports: thin, no decisions.
+
+pub mod dynamo;
+pub mod ecs;

@@ -1,0 +1,354 @@
+//! deploy-on-push: an ECR push in, new task-definition revisions and deployment records out.
+//!
+//! Per (stage, service) target: take the service's lock (one deploy per service at a time,
+//! so two pushes cannot interleave their ECS calls), decide from the service state, create the
+//! record (its id is the business key, so a duplicate delivery loses here), act on ECS, then
+//! record the outcome and release the lock in one write.
+
+use crate::domain::deployment::{
+    Decision, Deployment, DeploymentId, Mode, Pointer, PushedImage, SkipReason, Status, decide,
+};
+use crate::domain::pipeline::Pipeline;
+use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
+use crate::ports::{Ecs, EcsError, Records, Slot, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+/// How long to wait for another deploy of the same service before handing the event back
+/// to Lambda for a later retry.
+const LOCK_WAIT: TimeDelta = TimeDelta::seconds(10);
+/// A lock outlives its holder's deadline by this much, so it is never taken while the holder
+/// may still act.
+const LOCK_MARGIN: TimeDelta = TimeDelta::seconds(5);
+
+pub struct DeployOnPush<R, E> {
+    pub pipeline: Pipeline,
+    pub records: R,
+    pub ecs: E,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Response {
+    Ignored { reason: String },
+    Handled { image: String, targets: Vec<TargetResult> },
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TargetResult {
+    pub stage: String,
+    pub service: String,
+    #[serde(flatten)]
+    pub result: TargetOutcome,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TargetOutcome {
+    Deploying {
+        deployment_id: String,
+        previous_task_definition: String,
+        task_definition: String,
+        ecs_deployment_id: String,
+    },
+    AwaitingApproval {
+        deployment_id: String,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Ecs(#[from] EcsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another deploy of this service held its lock for {}s; retry later", LOCK_WAIT.num_seconds())]
+    ServiceBusy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("bad event: {0}")]
+    BadEvent(String),
+    /// Every target was attempted; these failed (the others are done and stay done).
+    #[error("{}", describe_failures(.0))]
+    Targets(Vec<(String, String, TargetError)>),
+}
+
+fn describe_failures(failures: &[(String, String, TargetError)]) -> String {
+    failures
+        .iter()
+        .map(|(stage, service, err)| format!("{stage}/{service}: {err}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl PushError {
+    /// Short, stable names for the Lambda error type, which alarms and DLQ readers filter on.
+    fn error_type(&self) -> &'static str {
+        match self {
+            PushError::BadEvent(_) => "BadEvent",
+            PushError::Targets(failures) => {
+                let kinds: Vec<&str> = failures
+                    .iter()
+                    .map(|(_, _, err)| match err {
+                        TargetError::Ecs(EcsError::NotFound(_)) => "ServiceNotFound",
+                        TargetError::Ecs(EcsError::ContainerMissing(_)) => "ContainerMissing",
+                        TargetError::Ecs(EcsError::Rejected(_)) => "EcsRejected",
+                        TargetError::Ecs(EcsError::Transient(_)) => "EcsUnavailable",
+                        TargetError::Store(_) => "RecordsUnavailable",
+                        TargetError::ServiceBusy => "ServiceBusy",
+                    })
+                    .collect();
+                if kinds.iter().all(|k| *k == kinds[0]) {
+                    kinds[0]
+                } else {
+                    "DeployFailed"
+                }
+            }
+        }
+    }
+}
+
+impl From<PushError> for Diagnostic {
+    fn from(err: PushError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+impl From<BadEvent> for PushError {
+    fn from(err: BadEvent) -> Self {
+        PushError::BadEvent(err.to_string())
+    }
+}
+
+fn lock_owner() -> String {
+    format!("{:016x}", RandomState::new().hash_one(Utc::now().timestamp_nanos_opt()))
+}
+
+impl<R: Records, E: Ecs> DeployOnPush<R, E> {
+    /// The Lambda entry point: the payload is read here so a malformed event becomes a
+    /// `BadEvent` naming the field, not a panic.
+    pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<Response, PushError> {
+        let deadline = DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(Utc::now);
+        let parsed: EcrEvent = serde_path_to_error::deserialize(event.payload)
+            .map_err(|e| PushError::BadEvent(format!("{}: {}", e.path(), e.inner())))?;
+        self.handle_event(&parsed, deadline).await
+    }
+
+    pub async fn handle_event(&self, event: &EcrEvent, deadline: DateTime<Utc>) -> Result<Response, PushError> {
+        let (image, targets) = match plan(&self.pipeline, event) {
+            Err(err) => {
+                tracing::warn!(error = %err, "rejected event");
+                return Err(err.into());
+            }
+            Ok(Plan::Ignore(reason)) => {
+                tracing::info!(%reason, "ignored push");
+                return Ok(Response::Ignored {
+                    reason: reason.to_string(),
+                });
+            }
+            Ok(Plan::Deploy { image, targets }) => (image, targets),
+        };
+
+        let mut results = Vec::new();
+        let mut failures = Vec::new();
+        for target in targets {
+            let (stage, service) = (target.stage.name.to_string(), target.service.name.to_string());
+            match self.deploy_target(&image, &target, deadline).await {
+                Ok(result) => {
+                    tracing::info!(%stage, %service, image = %image.uri, ?result, "target handled");
+                    results.push(TargetResult { stage, service, result });
+                }
+                Err(err) => {
+                    tracing::error!(%stage, %service, image = %image.uri, error = %err, "target failed");
+                    failures.push((stage, service, err));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(PushError::Targets(failures));
+        }
+        Ok(Response::Handled {
+            image: image.uri,
+            targets: results,
+        })
+    }
+
+    async fn deploy_target(
+        &self,
+        image: &PushedImage,
+        target: &Target<'_>,
+        deadline: DateTime<Utc>,
+    ) -> Result<TargetOutcome, TargetError> {
+        let (cluster, service) = (&target.stage.cluster, &target.service.name);
+        let owner = lock_owner();
+        let give_up = (Utc::now() + LOCK_WAIT).min(deadline - LOCK_MARGIN);
+        let mut pause = Duration::from_millis(50);
+        let state = loop {
+            let now = Utc::now();
+            if let Some(state) = self
+                .records
+                .lock_service(cluster, service, &owner, deadline + LOCK_MARGIN, now)
+                .await?
+            {
+                break state;
+            }
+            if now >= give_up {
+                return Err(TargetError::ServiceBusy);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(800));
+        };
+
+        let outcome = match decide(target.mode, image, &state) {
+            Decision::Skip(reason) => Ok((
+                TargetOutcome::Skipped {
+                    reason: reason.to_string(),
+                },
+                None,
+            )),
+            Decision::Proceed { supersedes } => self.proceed(image, target, supersedes).await,
+        };
+        let moved = match &outcome {
+            Ok((_, Some((slot, pointer)))) => Some((*slot, pointer)),
+            _ => None,
+        };
+        if !self.records.release_service(cluster, service, &owner, moved).await? {
+            tracing::warn!(%cluster, %service, "service lock expired before release");
+        }
+        outcome.map(|(outcome, _)| outcome)
+    }
+
+    async fn proceed(
+        &self,
+        image: &PushedImage,
+        target: &Target<'_>,
+        supersedes: Option<Pointer>,
+    ) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
+        let (stage, cluster, service) = (&target.stage.name, &target.stage.cluster, &target.service.name);
+        let now = Utc::now();
+        let mut record = Deployment {
+            id: DeploymentId::for_push(image, stage, cluster, service),
+            status: Status::Requested,
+            stage: stage.clone(),
+            cluster: cluster.clone(),
+            service: service.clone(),
+            container: target.service.container.clone(),
+            image: image.clone(),
+            requested_at: now,
+            updated_at: now,
+            previous_task_definition: None,
+            task_definition: None,
+            ecs_deployment_id: None,
+            superseded_by: None,
+        };
+
+        let (slot, outcome) = match target.mode {
+            Mode::Approval => {
+                record.status = Status::AwaitingApproval;
+                if !self.records.create_deployment(&record).await? {
+                    return self.duplicate(&record.id).await;
+                }
+                (
+                    Slot::AwaitingApproval,
+                    TargetOutcome::AwaitingApproval {
+                        deployment_id: record.id.to_string(),
+                    },
+                )
+            }
+            Mode::Automatic => {
+                // Read-only first: an unknown service fails here and leaves no record behind.
+                let previous = self.ecs.running_task_definition(cluster, service).await?;
+                record.previous_task_definition = Some(previous.clone());
+                if !self.records.create_deployment(&record).await? {
+                    return self.duplicate(&record.id).await;
+                }
+                let (task_definition, ecs_deployment_id) = match self.act(&record, &previous).await {
+                    Ok(done) => done,
+                    Err(err) => {
+                        // The service was not updated: no record may say otherwise.
+                        self.records.delete_requested(&record.id).await?;
+                        return Err(err.into());
+                    }
+                };
+                let deploying = Deployment {
+                    task_definition: Some(task_definition.clone()),
+                    ecs_deployment_id: Some(ecs_deployment_id.clone()),
+                    ..record
+                        .transition(Status::Deploying, Utc::now())
+                        .expect("REQUESTED can become DEPLOYING")
+                };
+                self.records.save_transition(&deploying, Status::Requested).await?;
+                record = deploying;
+                (
+                    Slot::Latest,
+                    TargetOutcome::Deploying {
+                        deployment_id: record.id.to_string(),
+                        previous_task_definition: previous,
+                        task_definition,
+                        ecs_deployment_id,
+                    },
+                )
+            }
+        };
+
+        if let Some(older) = supersedes {
+            self.supersede(&older.id, &record.id).await?;
+        }
+        Ok((outcome, Some((slot, record.pointer()))))
+    }
+
+    async fn act(&self, record: &Deployment, previous: &str) -> Result<(String, String), EcsError> {
+        let registered = self
+            .ecs
+            .register_pinned(previous, &record.container, &record.image.uri)
+            .await?;
+        let ecs_deployment_id = self
+            .ecs
+            .update_service(&record.cluster, &record.service, &registered)
+            .await?;
+        Ok((registered, ecs_deployment_id))
+    }
+
+    /// The record exists beyond REQUESTED: this delivery was handled before. Point the
+    /// service state at it again, in case the earlier attempt died before doing so.
+    async fn duplicate(&self, id: &DeploymentId) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
+        let existing = self.records.get_deployment(id).await?;
+        let repair = existing.and_then(|d| match d.status {
+            Status::Deploying => Some((Slot::Latest, d.pointer())),
+            Status::AwaitingApproval => Some((Slot::AwaitingApproval, d.pointer())),
+            _ => None,
+        });
+        Ok((
+            TargetOutcome::Skipped {
+                reason: SkipReason::Duplicate(id.clone()).to_string(),
+            },
+            repair,
+        ))
+    }
+
+    async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId) -> Result<(), StoreError> {
+        let Some(old) = self.records.get_deployment(older).await? else {
+            return Ok(());
+        };
+        // Only what is still in flight; a deploy that already finished keeps its outcome.
+        let Ok(mut superseded) = old.transition(Status::Superseded, Utc::now()) else {
+            return Ok(());
+        };
+        superseded.superseded_by = Some(newer.clone());
+        if self.records.save_transition(&superseded, old.status).await? {
+            tracing::info!(superseded = %older, by = %newer, "older deployment superseded");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! Deployment records, their lifecycle, and the per-service decision a push leads to.
+
+use super::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// `REQUESTED → (AWAITING_APPROVAL → APPROVED | REJECTED | EXPIRED | SUPERSEDED) →
+/// (SNAPSHOTTING →) DEPLOYING → SUCCEEDED | FAILED | ROLLED_BACK`; a deploy still in flight
+/// can also be SUPERSEDED by a newer image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Requested,
+    AwaitingApproval,
+    Approved,
+    Rejected,
+    Expired,
+    Superseded,
+    Snapshotting,
+    Deploying,
+    Succeeded,
+    Failed,
+    RolledBack,
+}
+
+impl Status {
+    pub const ALL: [Status; 11] = [
+        Status::Requested,
+        Status::AwaitingApproval,
+        Status::Approved,
+        Status::Rejected,
+        Status::Expired,
+        Status::Superseded,
+        Status::Snapshotting,
+        Status::Deploying,
+        Status::Succeeded,
+        Status::Failed,
+        Status::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Requested => "REQUESTED",
+            Status::AwaitingApproval => "AWAITING_APPROVAL",
+            Status::Approved => "APPROVED",
+            Status::Rejected => "REJECTED",
+            Status::Expired => "EXPIRED",
+            Status::Superseded => "SUPERSEDED",
+            Status::Snapshotting => "SNAPSHOTTING",
+            Status::Deploying => "DEPLOYING",
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::RolledBack => "ROLLED_BACK",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (Requested, AwaitingApproval | Deploying)
+                | (AwaitingApproval, Approved | Rejected | Expired | Superseded)
+                | (Approved, Snapshotting | Deploying)
+                | (Snapshotting, Deploying)
+                | (Deploying, Succeeded | Failed | Superseded)
+                | (Succeeded | Failed, RolledBack)
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("deployment {id} cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub id: DeploymentId,
+    pub from: Status,
+    pub to: Status,
+}
+
+/// Derived from the business key (image, push time, stage, service), so a redelivered event
+/// maps onto the record it already created and a conditional create catches the duplicate.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeploymentId(String);
+
+impl DeploymentId {
+    pub fn for_push(image: &PushedImage, stage: &StageName, cluster: &ClusterName, service: &ServiceName) -> Self {
+        let key = format!(
+            "push|{}@{}|{}|{stage}|{cluster}|{service}",
+            image.repository,
+            image.digest,
+            image.pushed_at.to_rfc3339()
+        );
+        let hash = Sha256::digest(key.as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Self(format!("dep-{hex}"))
+    }
+
+    /// For ids read back from the table, which only ever holds ids made by `for_push`.
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The image an ECR push made available.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedImage {
+    pub repository: RepositoryName,
+    pub tag: ImageTag,
+    pub digest: ImageDigest,
+    /// `<registry>/<repository>@<digest>`, what the task definition will run.
+    pub uri: String,
+    pub pushed_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub status: Status,
+    pub stage: StageName,
+    pub cluster: ClusterName,
+    pub service: ServiceName,
+    pub container: ContainerName,
+    pub image: PushedImage,
+    pub requested_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// What the service ran when this deployment was requested.
+    pub previous_task_definition: Option<String>,
+    /// The revision registered for this deployment.
+    pub task_definition: Option<String>,
+    /// `ecs-svc/…`, the id ECS deployment state-change events carry.
+    pub ecs_deployment_id: Option<String>,
+    pub superseded_by: Option<DeploymentId>,
+}
+
+impl Deployment {
+    pub fn transition(&self, to: Status, at: DateTime<Utc>) -> Result<Deployment, IllegalTransition> {
+        if !self.status.can_become(to) {
+            return Err(IllegalTransition {
+                id: self.id.clone(),
+                from: self.status,
+                to,
+            });
+        }
+        Ok(Deployment {
+            status: to,
+            updated_at: at,
+            ..self.clone()
+        })
+    }
+
+    pub fn pointer(&self) -> Pointer {
+        Pointer {
+            id: self.id.clone(),
+            digest: self.image.digest.clone(),
+            pushed_at: self.image.pushed_at,
+        }
+    }
+}
+
+/// Enough of a deployment to decide about the next push without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointer {
+    pub id: DeploymentId,
+    pub digest: ImageDigest,
+    pub pushed_at: DateTime<Utc>,
+}
+
+/// One item per service: what it last deployed and what awaits approval.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceState {
+    /// The newest deployment started on the service.
+    pub latest: Option<Pointer>,
+    /// The newest request waiting for an approver.
+    pub awaiting_approval: Option<Pointer>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Automatic,
+    Approval,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Skip(SkipReason),
+    /// Go ahead; the pointer, if any, is the older request this one replaces.
+    Proceed {
+        supersedes: Option<Pointer>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The service already got (or is getting) this digest.
+    AlreadyDeployed(DeploymentId),
+    /// This digest already waits for approval.
+    AlreadyAwaitingApproval(DeploymentId),
+    /// A newer push reached the service first; deploying this one would go backwards.
+    NewerImageAhead(DeploymentId),
+    /// This very event was already handled.
+    Duplicate(DeploymentId),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::AlreadyDeployed(id) => write!(f, "this digest is already deployed by {id}"),
+            SkipReason::AlreadyAwaitingApproval(id) => write!(f, "this digest already awaits approval as {id}"),
+            SkipReason::NewerImageAhead(id) => write!(f, "a newer image is already ahead ({id})"),
+            SkipReason::Duplicate(id) => write!(f, "duplicate delivery of {id}"),
+        }
+    }
+}
+
+/// What a push should do to one service, from the service's state alone.
+pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision {
+    if let Some(latest) = &state.latest {
+        if latest.digest == image.digest {
+            return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
+        }
+    }
+    let slot = match mode {
+        Mode::Automatic => &state.latest,
+        Mode::Approval => &state.awaiting_approval,
+    };
+    match slot {
+        Some(ahead) if ahead.digest == image.digest => {
+            Decision::Skip(SkipReason::AlreadyAwaitingApproval(ahead.id.clone()))
+        }
+        Some(ahead) if ahead.pushed_at > image.pushed_at => {
+            Decision::Skip(SkipReason::NewerImageAhead(ahead.id.clone()))
+        }
+        _ => Decision::Proceed {
+            supersedes: slot.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn digest(n: u8) -> ImageDigest {
+        ImageDigest::parse(format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    fn image(n: u8, second: u32) -> PushedImage {
+        PushedImage {
+            repository: RepositoryName::parse("social-analytics/backend").unwrap(),
+            tag: ImageTag::parse("latest").unwrap(),
+            digest: digest(n),
+            uri: String::new(),
+            pushed_at: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, second).unwrap(),
+        }
+    }
+
+    fn pointer(n: u8, second: u32) -> Pointer {
+        let img = image(n, second);
+        Pointer {
+            id: DeploymentId(format!("dep-{n}")),
+            digest: img.digest,
+            pushed_at: img.pushed_at,
+        }
+    }
+
+    #[test]
+    fn first_push_proceeds() {
+        assert_eq!(
+            decide(Mode::Automatic, &image(1, 0), &ServiceState::default()),
+            Decision::Proceed { supersedes: None }
+        );
+    }
+
+    #[test]
+    fn newer_push_supersedes_the_latest() {
+        let state = ServiceState {
+            latest: Some(pointer(1, 0)),
+            awaiting_approval: None,
+        };
+        assert_eq!(
+            decide(Mode::Automatic, &image(2, 5), &state),
+            Decision::Proceed {
+                supersedes: Some(pointer(1, 0))
+            }
+        );
+    }
+
+    #[test]
+    fn same_digest_is_not_deployed_twice() {
+        let state = ServiceState {
+            latest: Some(pointer(1, 0)),
+            awaiting_approval: None,
+        };
+        let retagged = image(1, 30);
+        assert_eq!(
+            decide(Mode::Automatic, &retagged, &state),
+            Decision::Skip(SkipReason::AlreadyDeployed(DeploymentId("dep-1".into())))
+        );
+        assert!(matches!(decide(Mode::Approval, &retagged, &state), Decision::Skip(_)));
+    }
+
+    #[test]
+    fn late_delivery_of_an_older_push_does_not_go_backwards() {
+        let state = ServiceState {
+            latest: Some(pointer(2, 5)),
+            awaiting_approval: None,
+        };
+        assert_eq!(
+            decide(Mode::Automatic, &image(1, 0), &state),
+            Decision::Skip(SkipReason::NewerImageAhead(DeploymentId("dep-2".into())))
+        );
+    }
+
+    #[test]
+    fn approvals_supersede_only_older_requests() {
+        let state = ServiceState {
+            latest: Some(pointer(1, 0)),
+            awaiting_approval: Some(pointer(2, 5)),
+        };
+        assert_eq!(
+            decide(Mode::Approval, &image(3, 9), &state),
+            Decision::Proceed {
+                supersedes: Some(pointer(2, 5))
+            }
+        );
+        assert!(matches!(
+            decide(Mode::Approval, &image(2, 5), &state),
+            Decision::Skip(SkipReason::AlreadyAwaitingApproval(_))
+        ));
+    }
+
+    #[test]
+    fn transitions_follow_the_lifecycle() {
+        use Status::*;
+        assert!(Requested.can_become(Deploying));
+        assert!(Requested.can_become(AwaitingApproval));
+        assert!(AwaitingApproval.can_become(Superseded));
+        assert!(Deploying.can_become(Superseded));
+        assert!(Deploying.can_become(Succeeded));
+        assert!(Succeeded.can_become(RolledBack));
+        assert!(!Succeeded.can_become(Deploying));
+        assert!(!Superseded.can_become(Deploying));
+        assert!(!Requested.can_become(Succeeded));
+        assert!(!RolledBack.can_become(Succeeded));
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Status::parse("DONE"), None);
+    }
+
+    #[test]
+    fn deployment_ids_come_from_the_business_key() {
+        let stage = StageName::parse("dev").unwrap();
+        let cluster = ClusterName::parse("c").unwrap();
+        let svc = ServiceName::parse("s").unwrap();
+        let other = ServiceName::parse("t").unwrap();
+        let a = DeploymentId::for_push(&image(1, 0), &stage, &cluster, &svc);
+        assert_eq!(a, DeploymentId::for_push(&image(1, 0), &stage, &cluster, &svc));
+        assert_ne!(a, DeploymentId::for_push(&image(1, 1), &stage, &cluster, &svc));
+        assert_ne!(a, DeploymentId::for_push(&image(1, 0), &stage, &cluster, &other));
+        assert!(a.as_str().starts_with("dep-") && a.as_str().len() == 28);
+    }
+}

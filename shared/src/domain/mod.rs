@@ -1,0 +1,8 @@
+//! Pure decisions from data: no I/O, no clock, no AWS calls.
+
+pub mod deployment;
+pub mod names;
+pub mod pipeline;
+pub mod push;
+pub mod tag_rule;
+pub mod taskdef;

@@ -1,0 +1,359 @@
+//! The pipeline file: what is deployed where. Parsed strictly into types that cannot hold
+//! invalid values; every error names the field it is about (`stage[2].tags: …`).
+
+use super::names::{
+    AppName, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName, ServiceName, StageName,
+};
+use super::tag_rule::TagRule;
+use serde::Deserialize;
+use std::collections::HashSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("pipeline file: {0}")]
+    Syntax(String),
+    #[error("pipeline file: {field}: {message}")]
+    Field { field: String, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    applications: Vec<Application>,
+    stages: Vec<Stage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    pub name: AppName,
+    pub repository: RepositoryName,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// An ECS service that runs the application's image, and the container in it that does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: ServiceName,
+    pub container: ContainerName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub name: StageName,
+    pub cluster: ClusterName,
+    pub tags: TagRule,
+    pub approval: bool,
+    pub snapshot_before_deploy: Vec<DbInstanceId>,
+}
+
+impl Pipeline {
+    pub fn parse(text: &str) -> Result<Self, PipelineError> {
+        let raw: RawPipeline = toml::from_str(text).map_err(|e| PipelineError::Syntax(e.to_string()))?;
+        raw.validate()
+    }
+
+    pub fn application_for(&self, repository: &RepositoryName) -> Option<&Application> {
+        self.applications.iter().find(|app| &app.repository == repository)
+    }
+
+    /// Stages whose tag rule matches, in pipeline order.
+    pub fn stages_for_tag(&self, tag: &ImageTag) -> Vec<&Stage> {
+        self.stages.iter().filter(|stage| stage.tags.matches(tag)).collect()
+    }
+
+    pub fn applications(&self) -> &[Application] {
+        &self.applications
+    }
+
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    application: Vec<RawApplication>,
+    stage: Vec<RawStage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: String,
+    repository: String,
+    services: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    container: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: String,
+    cluster: String,
+    tags: String,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    snapshot_before_deploy: Vec<String>,
+}
+
+fn field<T>(path: String, parsed: Result<T, InvalidName>) -> Result<T, PipelineError> {
+    parsed.map_err(|e| PipelineError::Field {
+        field: path,
+        message: e.to_string(),
+    })
+}
+
+fn duplicate(path: String, what: &str, value: &str) -> PipelineError {
+    PipelineError::Field {
+        field: path,
+        message: format!("duplicate {what} `{value}`"),
+    }
+}
+
+impl RawPipeline {
+    fn validate(self) -> Result<Pipeline, PipelineError> {
+        if self.application.is_empty() {
+            return Err(PipelineError::Field {
+                field: "application".into(),
+                message: "at least one application is required".into(),
+            });
+        }
+        if self.stage.is_empty() {
+            return Err(PipelineError::Field {
+                field: "stage".into(),
+                message: "at least one stage is required".into(),
+            });
+        }
+
+        let mut applications = Vec::new();
+        let mut app_names = HashSet::new();
+        let mut repositories = HashSet::new();
+        let mut all_services = HashSet::new();
+        for (i, raw) in self.application.into_iter().enumerate() {
+            let at = |f: &str| format!("application[{i}].{f}");
+            let name = field(at("name"), AppName::parse(raw.name))?;
+            if !app_names.insert(name.clone()) {
+                return Err(duplicate(at("name"), "application", name.as_str()));
+            }
+            let repository = field(at("repository"), RepositoryName::parse(raw.repository))?;
+            if !repositories.insert(repository.clone()) {
+                return Err(duplicate(at("repository"), "repository", repository.as_str()));
+            }
+            if raw.services.is_empty() {
+                return Err(PipelineError::Field {
+                    field: at("services"),
+                    message: "at least one service is required".into(),
+                });
+            }
+            let mut services = Vec::new();
+            for (j, svc) in raw.services.into_iter().enumerate() {
+                let at = |f: &str| format!("application[{i}].services[{j}].{f}");
+                let name = field(at("name"), ServiceName::parse(svc.name))?;
+                // One service can run one application's image, or deploys would fight.
+                if !all_services.insert(name.clone()) {
+                    return Err(duplicate(at("name"), "service", name.as_str()));
+                }
+                let container = field(at("container"), ContainerName::parse(svc.container))?;
+                services.push(ServiceSpec { name, container });
+            }
+            applications.push(Application {
+                name,
+                repository,
+                services,
+            });
+        }
+
+        let mut stages = Vec::new();
+        let mut stage_names = HashSet::new();
+        let mut clusters = HashSet::new();
+        for (i, raw) in self.stage.into_iter().enumerate() {
+            let at = |f: &str| format!("stage[{i}].{f}");
+            let name = field(at("name"), StageName::parse(raw.name))?;
+            if !stage_names.insert(name.clone()) {
+                return Err(duplicate(at("name"), "stage", name.as_str()));
+            }
+            let cluster = field(at("cluster"), ClusterName::parse(raw.cluster))?;
+            if !clusters.insert(cluster.clone()) {
+                return Err(duplicate(at("cluster"), "cluster", cluster.as_str()));
+            }
+            let tags = field(at("tags"), TagRule::parse(&raw.tags))?;
+            let snapshot_before_deploy = raw
+                .snapshot_before_deploy
+                .into_iter()
+                .enumerate()
+                .map(|(j, db)| {
+                    field(
+                        format!("stage[{i}].snapshot_before_deploy[{j}]"),
+                        DbInstanceId::parse(db),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            stages.push(Stage {
+                name,
+                cluster,
+                tags,
+                approval: raw.approval,
+                snapshot_before_deploy,
+            });
+        }
+        Ok(Pipeline { applications, stages })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../pipeline.toml");
+
+    fn error_of(text: &str) -> String {
+        Pipeline::parse(text).unwrap_err().to_string()
+    }
+
+    const MINIMAL: &str = r#"
+        [[application]]
+        name = "backend"
+        repository = "social-analytics/backend"
+        services = [{ name = "backend-service", container = "api" }]
+
+        [[stage]]
+        name = "dev"
+        cluster = "social-analytics-dev"
+        tags = "*"
+    "#;
+
+    #[test]
+    fn the_shipped_pipeline_file_parses() {
+        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let repo = RepositoryName::parse("social-analytics/backend").unwrap();
+        let app = pipeline.application_for(&repo).unwrap();
+        let services: Vec<_> = app
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.container.as_str()))
+            .collect();
+        assert_eq!(services, [("backend-service", "api"), ("worker-service", "worker")]);
+
+        let stages: Vec<_> = pipeline
+            .stages()
+            .iter()
+            .map(|s| (s.name.as_str(), s.cluster.as_str(), s.tags.to_string(), s.approval))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("dev", "social-analytics-dev", "*".to_string(), false),
+                ("staging", "social-analytics-staging", "main-*".to_string(), false),
+                ("prod", "social-analytics-prod", "v*".to_string(), true),
+            ]
+        );
+        let prod = &pipeline.stages()[2];
+        assert_eq!(
+            prod.snapshot_before_deploy,
+            [DbInstanceId::parse("social-analytics-db").unwrap()]
+        );
+    }
+
+    #[test]
+    fn stages_for_tag_follow_the_rules_in_order() {
+        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let names = |tag: &str| {
+            let tag = ImageTag::parse(tag).unwrap();
+            pipeline
+                .stages_for_tag(&tag)
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("latest"), ["dev"]);
+        assert_eq!(names("main-4f2a9c1"), ["dev", "staging"]);
+        assert_eq!(names("v1.4.0"), ["dev", "prod"]);
+    }
+
+    #[test]
+    fn minimal_file_parses_with_defaults() {
+        let pipeline = Pipeline::parse(MINIMAL).unwrap();
+        assert!(!pipeline.stages()[0].approval);
+        assert!(pipeline.stages()[0].snapshot_before_deploy.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\napprovals = true");
+        let err = error_of(&text);
+        assert!(err.contains("unknown field `approvals`"), "{err}");
+    }
+
+    #[test]
+    fn bad_glob_names_the_field() {
+        let err = error_of(&MINIMAL.replace("tags = \"*\"", "tags = \"v[0-9]*\""));
+        assert!(
+            err.starts_with("pipeline file: stage[0].tags: invalid tag rule `v[0-9]*`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_stage_names_the_field() {
+        let text = format!("{MINIMAL}\n[[stage]]\nname = \"dev\"\ncluster = \"other\"\ntags = \"*\"\n");
+        assert_eq!(error_of(&text), "pipeline file: stage[1].name: duplicate stage `dev`");
+    }
+
+    #[test]
+    fn missing_container_is_named() {
+        let err = error_of(&MINIMAL.replace(", container = \"api\"", ""));
+        assert!(err.contains("missing field `container`"), "{err}");
+    }
+
+    #[test]
+    fn bad_names_name_the_field() {
+        let err = error_of(&MINIMAL.replace("social-analytics/backend", "Social/Backend"));
+        assert!(
+            err.starts_with("pipeline file: application[0].repository: invalid repository name"),
+            "{err}"
+        );
+        let err = error_of(&MINIMAL.replace("container = \"api\"", "container = \"api server\""));
+        assert!(
+            err.starts_with("pipeline file: application[0].services[0].container:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_service_belongs_to_one_application() {
+        let text = format!(
+            "{MINIMAL}\n[[application]]\nname = \"other\"\nrepository = \"x/other\"\nservices = [{{ name = \"backend-service\", container = \"c\" }}]\n"
+        );
+        assert_eq!(
+            error_of(&text),
+            "pipeline file: application[1].services[0].name: duplicate service `backend-service`"
+        );
+    }
+
+    #[test]
+    fn two_stages_cannot_share_a_cluster() {
+        let text = format!("{MINIMAL}\n[[stage]]\nname = \"qa\"\ncluster = \"social-analytics-dev\"\ntags = \"*\"\n");
+        assert_eq!(
+            error_of(&text),
+            "pipeline file: stage[1].cluster: duplicate cluster `social-analytics-dev`"
+        );
+    }
+
+    #[test]
+    fn bad_snapshot_instance_is_named() {
+        let text = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nsnapshot_before_deploy = [\"db--1\"]");
+        assert!(error_of(&text).starts_with("pipeline file: stage[0].snapshot_before_deploy[0]:"));
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        assert!(error_of("[[stage]\n").starts_with("pipeline file: "));
+    }
+}

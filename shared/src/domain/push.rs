@@ -1,0 +1,288 @@
+//! An ECR "Image Action" event, read into what a push means for the pipeline: ignore it (and
+//! why), or deploy one image to a list of (stage, service) targets.
+
+use super::deployment::{Mode, PushedImage};
+use super::names::{AccountId, ImageDigest, ImageRef, ImageTag, InvalidName, Region, RepositoryName};
+use super::pipeline::{Pipeline, ServiceSpec, Stage};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `detail` of an ECR Image Action event. Only what is needed to tell a push from the rest is
+/// required; the rest is checked once we know it is a push we act on.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcrImageAction {
+    pub action_type: String,
+    pub result: String,
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+pub type EcrEvent = EventBridgeEvent<EcrImageAction>;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadEvent {
+    #[error("not an ECR Image Action event (source `{event_source}`, detail-type `{detail_type}`)")]
+    WrongKind { event_source: String, detail_type: String },
+    #[error("event field `{field}` is missing")]
+    Missing { field: &'static str },
+    #[error("event field `{field}`: {error}")]
+    Invalid { field: &'static str, error: InvalidName },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum IgnoreReason {
+    NotAPush(String),
+    PushFailed,
+    Untagged,
+    UnknownRepository(RepositoryName),
+    NoStageMatches(ImageTag),
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IgnoreReason::NotAPush(action) => write!(f, "action-type `{action}` is not a push"),
+            IgnoreReason::PushFailed => f.write_str("the push failed"),
+            IgnoreReason::Untagged => f.write_str("untagged push (manifest child or attestation)"),
+            IgnoreReason::UnknownRepository(repo) => {
+                write!(f, "repository `{repo}` is not in the pipeline file")
+            }
+            IgnoreReason::NoStageMatches(tag) => write!(f, "no stage's tag rule matches `{tag}`"),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub stage: &'a Stage,
+    pub service: &'a ServiceSpec,
+    pub mode: Mode,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan<'a> {
+    Ignore(IgnoreReason),
+    Deploy {
+        image: PushedImage,
+        targets: Vec<Target<'a>>,
+    },
+}
+
+fn parsed<T>(field: &'static str, value: Result<T, InvalidName>) -> Result<T, BadEvent> {
+    value.map_err(|error| BadEvent::Invalid { field, error })
+}
+
+fn required<'v>(field: &'static str, value: &'v Option<String>) -> Result<&'v str, BadEvent> {
+    value.as_deref().ok_or(BadEvent::Missing { field })
+}
+
+pub fn plan<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<Plan<'a>, BadEvent> {
+    if event.source != "aws.ecr" || event.detail_type != "ECR Image Action" {
+        return Err(BadEvent::WrongKind {
+            event_source: event.source.clone(),
+            detail_type: event.detail_type.clone(),
+        });
+    }
+    let detail = &event.detail;
+    if detail.action_type != "PUSH" {
+        return Ok(Plan::Ignore(IgnoreReason::NotAPush(detail.action_type.clone())));
+    }
+    if detail.result != "SUCCESS" {
+        return Ok(Plan::Ignore(IgnoreReason::PushFailed));
+    }
+    let Some(tag) = detail.image_tag.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(Plan::Ignore(IgnoreReason::Untagged));
+    };
+    let tag = parsed("detail.image-tag", ImageTag::parse(tag))?;
+    let repository = parsed(
+        "detail.repository-name",
+        RepositoryName::parse(detail.repository_name.clone()),
+    )?;
+    let Some(app) = pipeline.application_for(&repository) else {
+        return Ok(Plan::Ignore(IgnoreReason::UnknownRepository(repository)));
+    };
+    let stages = pipeline.stages_for_tag(&tag);
+    if stages.is_empty() {
+        return Ok(Plan::Ignore(IgnoreReason::NoStageMatches(tag)));
+    }
+
+    let digest = parsed(
+        "detail.image-digest",
+        ImageDigest::parse(required("detail.image-digest", &detail.image_digest)?),
+    )?;
+    let account = parsed("account", AccountId::parse(required("account", &event.account)?))?;
+    let region = parsed("region", Region::parse(required("region", &event.region)?))?;
+    let pushed_at = event.time.ok_or(BadEvent::Missing { field: "time" })?;
+    let uri = ImageRef {
+        account,
+        region,
+        repository: repository.clone(),
+        digest: digest.clone(),
+    }
+    .to_string();
+    let image = PushedImage {
+        repository,
+        tag,
+        digest,
+        uri,
+        pushed_at,
+    };
+
+    let targets = stages
+        .into_iter()
+        .flat_map(|stage| {
+            let mode = if stage.approval {
+                Mode::Approval
+            } else {
+                Mode::Automatic
+            };
+            app.services.iter().map(move |service| Target { stage, service, mode })
+        })
+        .collect();
+    Ok(Plan::Deploy { image, targets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pipeline() -> Pipeline {
+        Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
+    }
+
+    fn digest() -> String {
+        format!("sha256:{}", "ab".repeat(32))
+    }
+
+    fn event(detail: serde_json::Value) -> EcrEvent {
+        serde_json::from_value(json!({
+            "version": "0",
+            "id": "7f6c8b0e-1111-2222-3333-444455556666",
+            "detail-type": "ECR Image Action",
+            "source": "aws.ecr",
+            "account": "123456789012",
+            "time": "2026-11-22T10:00:00Z",
+            "region": "eu-west-1",
+            "resources": [],
+            "detail": detail
+        }))
+        .unwrap()
+    }
+
+    fn push(tag: &str) -> EcrEvent {
+        event(json!({
+            "result": "SUCCESS",
+            "repository-name": "social-analytics/backend",
+            "image-digest": digest(),
+            "action-type": "PUSH",
+            "image-tag": tag
+        }))
+    }
+
+    fn targets(plan: &Plan) -> Vec<(String, String, Mode)> {
+        match plan {
+            Plan::Deploy { targets, .. } => targets
+                .iter()
+                .map(|t| (t.stage.name.to_string(), t.service.name.to_string(), t.mode))
+                .collect(),
+            Plan::Ignore(reason) => panic!("ignored: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_release_tag_goes_to_dev_automatically_and_to_prod_for_approval() {
+        let pipeline = pipeline();
+        let plan = plan(&pipeline, &push("v1.4.0")).unwrap();
+        assert_eq!(
+            targets(&plan),
+            [
+                ("dev".into(), "backend-service".into(), Mode::Automatic),
+                ("dev".into(), "worker-service".into(), Mode::Automatic),
+                ("prod".into(), "backend-service".into(), Mode::Approval),
+                ("prod".into(), "worker-service".into(), Mode::Approval),
+            ]
+        );
+        let Plan::Deploy { image, .. } = plan else {
+            unreachable!()
+        };
+        assert_eq!(
+            image.uri,
+            format!(
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/social-analytics/backend@{}",
+                digest()
+            )
+        );
+    }
+
+    #[test]
+    fn ignores_what_is_not_a_successful_tagged_push_of_a_known_repository() {
+        let pipeline = pipeline();
+        let mut delete = push("latest");
+        delete.detail.action_type = "DELETE".into();
+        let mut failed = push("latest");
+        failed.detail.result = "FAILURE".into();
+        let mut untagged = push("latest");
+        untagged.detail.image_tag = None;
+        let mut other_repo = push("latest");
+        other_repo.detail.repository_name = "someone/else".into();
+        let pipeline_without_catch_all =
+            Pipeline::parse(&include_str!("../../../pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""))
+                .unwrap();
+
+        assert_eq!(
+            plan(&pipeline, &delete).unwrap(),
+            Plan::Ignore(IgnoreReason::NotAPush("DELETE".into()))
+        );
+        assert_eq!(
+            plan(&pipeline, &failed).unwrap(),
+            Plan::Ignore(IgnoreReason::PushFailed)
+        );
+        assert_eq!(
+            plan(&pipeline, &untagged).unwrap(),
+            Plan::Ignore(IgnoreReason::Untagged)
+        );
+        assert!(matches!(
+            plan(&pipeline, &other_repo).unwrap(),
+            Plan::Ignore(IgnoreReason::UnknownRepository(_))
+        ));
+        assert!(matches!(
+            plan(&pipeline_without_catch_all, &push("latest")).unwrap(),
+            Plan::Ignore(IgnoreReason::NoStageMatches(_))
+        ));
+    }
+
+    #[test]
+    fn bad_fields_of_a_relevant_push_are_typed_errors() {
+        let pipeline = pipeline();
+        let mut bad_digest = push("latest");
+        bad_digest.detail.image_digest = Some("sha256:nope".into());
+        let mut no_digest = push("latest");
+        no_digest.detail.image_digest = None;
+        let mut no_time = push("latest");
+        no_time.time = None;
+        let mut wrong_kind = push("latest");
+        wrong_kind.source = "aws.ecs".into();
+
+        assert!(matches!(
+            plan(&pipeline, &bad_digest),
+            Err(BadEvent::Invalid {
+                field: "detail.image-digest",
+                ..
+            })
+        ));
+        assert_eq!(
+            plan(&pipeline, &no_digest),
+            Err(BadEvent::Missing {
+                field: "detail.image-digest"
+            })
+        );
+        assert_eq!(plan(&pipeline, &no_time), Err(BadEvent::Missing { field: "time" }));
+        assert!(matches!(plan(&pipeline, &wrong_kind), Err(BadEvent::WrongKind { .. })));
+    }
+}

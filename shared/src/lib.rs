@@ -1,0 +1,8 @@
+//! The library every deployment handler shares: pure domain decisions (`domain`), the narrow
+//! interfaces they need (`ports`), their AWS implementations (`adapters`), and the handlers.
+
+pub mod adapters;
+pub mod deploy_on_push;
+pub mod domain;
+pub mod ports;
+pub mod runtime;

@@ -1,0 +1,41 @@
+//! What every function's `main` does before it serves events: logs, config, clients.
+
+use crate::domain::pipeline::{Pipeline, PipelineError};
+
+/// The shipped pipeline file, built into the binary so a deploy is one artifact.
+pub const SHIPPED_PIPELINE: &str = include_str!("../../pipeline.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("reading pipeline file {path}: {error}")]
+    PipelineFile { path: String, error: std::io::Error },
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+}
+
+/// JSON lines when Lambda's log format is JSON (as the template sets), text otherwise.
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// The shipped pipeline, or the file `PIPELINE_FILE` names (tests, local runs).
+pub fn load_pipeline() -> Result<Pipeline, InitError> {
+    match std::env::var("PIPELINE_FILE") {
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|error| InitError::PipelineFile { path, error })?;
+            Ok(Pipeline::parse(&text)?)
+        }
+        Err(_) => Ok(Pipeline::parse(SHIPPED_PIPELINE)?),
+    }
+}
+
+pub fn env(name: &'static str) -> Result<String, InitError> {
+    std::env::var(name).map_err(|_| InitError::MissingEnv(name))
+}
+
+/// Region, credentials and `AWS_ENDPOINT_URL` from the environment, as on Lambda.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
