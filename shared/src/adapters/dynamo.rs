@@ -6,7 +6,8 @@
 use crate::domain::deployment::{Deployment, DeploymentId, Pointer, PushedImage, ServiceState, Status};
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use crate::ports::{Page, Records, Slot, StoreError};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use crate::runtime::describe_sdk_error;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -58,12 +59,12 @@ fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
 }
 
-fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+fn store_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    StoreError(DisplayErrorContext(&err).to_string())
+    move |err| StoreError(describe_sdk_error(operation, &err))
 }
 
 /// True when the error is a failed condition: the write lost a race, which is an answer.
@@ -224,7 +225,7 @@ impl Records for DynamoRecords {
                 }))
             }
             Err(err) if condition_failed(&err) => Ok(None),
-            Err(err) => Err(store_error(err)),
+            Err(err) => Err(store_error("UpdateItem")(err)),
         }
     }
 
@@ -254,7 +255,7 @@ impl Records for DynamoRecords {
         match request.send().await {
             Ok(_) => Ok(true),
             Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
+            Err(err) => Err(store_error("UpdateItem")(err)),
         }
     }
 
@@ -272,7 +273,7 @@ impl Records for DynamoRecords {
         match result {
             Ok(_) => Ok(true),
             Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
+            Err(err) => Err(store_error("PutItem")(err)),
         }
     }
 
@@ -290,7 +291,7 @@ impl Records for DynamoRecords {
         match result {
             Ok(_) => Ok(true),
             Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
+            Err(err) => Err(store_error("PutItem")(err)),
         }
     }
 
@@ -308,7 +309,7 @@ impl Records for DynamoRecords {
         match result {
             Ok(_) => Ok(()),
             Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(store_error(err)),
+            Err(err) => Err(store_error("DeleteItem")(err)),
         }
     }
 
@@ -321,7 +322,7 @@ impl Records for DynamoRecords {
             .consistent_read(true)
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(store_error("GetItem"))?;
         out.item.as_ref().map(deployment_from).transpose()
     }
 
@@ -350,7 +351,7 @@ impl Records for DynamoRecords {
             start.insert("svc_sk".into(), s(cursor));
             query = query.set_exclusive_start_key(Some(start));
         }
-        let out = query.send().await.map_err(store_error)?;
+        let out = query.send().await.map_err(store_error("Query"))?;
         let deployments = out.items().iter().map(deployment_from).collect::<Result<Vec<_>, _>>()?;
         let next = out
             .last_evaluated_key()

@@ -1,7 +1,8 @@
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
 use crate::domain::taskdef::pin_container_image;
 use crate::ports::{Ecs, EcsError};
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use crate::runtime::describe_sdk_error;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
 
 pub struct EcsAdapter {
@@ -17,15 +18,19 @@ impl EcsAdapter {
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    err: SdkError<E, R>,
-) -> EcsError {
-    let message = DisplayErrorContext(&err).to_string();
-    match err.code() {
-        Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
-            EcsError::NotFound(message)
+    operation: &'static str,
+) -> impl FnOnce(SdkError<E, R>) -> EcsError {
+    move |err| {
+        let message = describe_sdk_error(operation, &err);
+        match err.code() {
+            Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
+                EcsError::NotFound(message)
+            }
+            Some("ClientException" | "InvalidParameterException" | "AccessDeniedException") => {
+                EcsError::Rejected(message)
+            }
+            _ => EcsError::Transient(message),
         }
-        Some("ClientException" | "InvalidParameterException" | "AccessDeniedException") => EcsError::Rejected(message),
-        _ => EcsError::Transient(message),
     }
 }
 
@@ -38,7 +43,11 @@ impl Ecs for EcsAdapter {
             .services(service.as_str())
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify("DescribeServices"))
+            .map_err(|err| match err {
+                EcsError::NotFound(message) => EcsError::NotFound(format!("cluster `{cluster}`: {message}")),
+                other => other,
+            })?;
         out.services()
             .iter()
             .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE"))
@@ -60,7 +69,7 @@ impl Ecs for EcsAdapter {
             .include(TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify("DescribeTaskDefinition"))?;
         let def = out.task_definition.take().ok_or_else(|| {
             EcsError::Transient(format!(
                 "DescribeTaskDefinition {task_definition} returned no definition"
@@ -91,7 +100,7 @@ impl Ecs for EcsAdapter {
             .set_enable_fault_injection(def.enable_fault_injection)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify("RegisterTaskDefinition"))?;
         registered
             .task_definition()
             .and_then(|td| td.task_definition_arn())
@@ -115,7 +124,7 @@ impl Ecs for EcsAdapter {
             .force_new_deployment(true)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify("UpdateService"))?;
         out.service()
             .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
             .and_then(|d| d.id())

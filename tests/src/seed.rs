@@ -1,0 +1,206 @@
+//! Creates in the emulator what the pipeline file names: the table, the notification topic,
+//! each stage's cluster, and each service with a task definition as a real team would have
+//! (roles, awsvpc, env, secrets, logs, volumes, tags, a sidecar).
+
+use crate::{ACCOUNT, REGION};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, EphemeralStorage, HostVolumeProperties, KeyValuePair, LogConfiguration,
+    LogDriver, MountPoint, NetworkMode, PortMapping, RuntimePlatform, Secret, Tag, Volume,
+};
+use shared::adapters::dynamo::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};
+use shared::domain::pipeline::Pipeline;
+use std::collections::BTreeMap;
+
+pub const TABLE: &str = "deployments";
+pub const TOPIC: &str = "deploy-notifications";
+
+pub struct World {
+    pub table: String,
+    pub topic_arn: String,
+    /// (cluster, service) → the task definition ARN the service starts on.
+    pub initial: BTreeMap<(String, String), String>,
+}
+
+pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
+    create_table(config, TABLE).await;
+    let topic_arn = aws_sdk_sns::Client::new(config)
+        .create_topic()
+        .name(TOPIC)
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic ARN");
+    let ecs = aws_sdk_ecs::Client::new(config);
+    let mut initial = BTreeMap::new();
+    for stage in pipeline.stages() {
+        ecs.create_cluster()
+            .cluster_name(stage.cluster.as_str())
+            .send()
+            .await
+            .expect("create cluster");
+        for app in pipeline.applications() {
+            for service in &app.services {
+                let family = format!("{}-{}", service.name, stage.name);
+                let image = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{}:bootstrap", app.repository);
+                let arn = register_task_definition(&ecs, &family, service.container.as_str(), &image).await;
+                ecs.create_service()
+                    .cluster(stage.cluster.as_str())
+                    .service_name(service.name.as_str())
+                    .task_definition(&arn)
+                    .desired_count(2)
+                    .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+                    .send()
+                    .await
+                    .expect("create service");
+                initial.insert((stage.cluster.to_string(), service.name.to_string()), arn);
+            }
+        }
+    }
+    World {
+        table: TABLE.into(),
+        topic_arn,
+        initial,
+    }
+}
+
+/// The table as template.yaml declares it.
+pub async fn create_table(config: &SdkConfig, table: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let all = Projection::builder().projection_type(ProjectionType::All).build();
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("svc_pk"))
+        .attribute_definitions(attr("svc_sk"))
+        .attribute_definitions(attr("ecs_deployment_id"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_SERVICE_INDEX)
+                .key_schema(key("svc_pk", KeyType::Hash))
+                .key_schema(key("svc_sk", KeyType::Range))
+                .projection(all.clone())
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_ECS_DEPLOYMENT_INDEX)
+                .key_schema(key("ecs_deployment_id", KeyType::Hash))
+                .projection(all)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+    ddb.update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+}
+
+async fn register_task_definition(ecs: &aws_sdk_ecs::Client, family: &str, container: &str, image: &str) -> String {
+    let log = |prefix: &str| {
+        LogConfiguration::builder()
+            .log_driver(LogDriver::Awslogs)
+            .options("awslogs-group", format!("/ecs/{family}"))
+            .options("awslogs-region", REGION)
+            .options("awslogs-stream-prefix", prefix)
+            .build()
+            .unwrap()
+    };
+    let app = ContainerDefinition::builder()
+        .name(container)
+        .image(image)
+        .essential(true)
+        .cpu(384)
+        .memory(768)
+        .port_mappings(PortMapping::builder().container_port(8080).build())
+        .environment(KeyValuePair::builder().name("RUST_LOG").value("info").build())
+        .environment(KeyValuePair::builder().name("STAGE_FAMILY").value(family).build())
+        .secrets(
+            Secret::builder()
+                .name("DATABASE_URL")
+                .value_from(format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{family}/db"))
+                .build()
+                .unwrap(),
+        )
+        .mount_points(
+            MountPoint::builder()
+                .source_volume("scratch")
+                .container_path("/scratch")
+                .build(),
+        )
+        .log_configuration(log(container))
+        .build();
+    let sidecar = ContainerDefinition::builder()
+        .name("log-router")
+        .image("public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0")
+        .essential(false)
+        .memory(128)
+        .log_configuration(log("log-router"))
+        .build();
+    ecs.register_task_definition()
+        .family(family)
+        .task_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{family}-task"))
+        .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{family}-execution"))
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("512")
+        .memory("1024")
+        .container_definitions(app)
+        .container_definitions(sidecar)
+        .volumes(
+            Volume::builder()
+                .name("scratch")
+                .host(HostVolumeProperties::builder().build())
+                .build(),
+        )
+        .ephemeral_storage(EphemeralStorage::builder().size_in_gib(30).build())
+        .runtime_platform(
+            RuntimePlatform::builder()
+                .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::Arm64)
+                .operating_system_family(aws_sdk_ecs::types::OsFamily::Linux)
+                .build(),
+        )
+        .tags(Tag::builder().key("team").value("analytics").build())
+        .tags(Tag::builder().key("family").value(family).build())
+        .send()
+        .await
+        .expect("register task definition")
+        .task_definition
+        .and_then(|td| td.task_definition_arn)
+        .expect("task definition ARN")
+}

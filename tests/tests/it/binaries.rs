@@ -1,0 +1,131 @@
+//! The built bootstrap binaries, driven through a Lambda Runtime API with the events/ files.
+
+use crate::support::*;
+use harness::function::Function;
+use harness::{built_binary, event_file};
+
+async fn deploy_on_push(env: &Env, extra: &[(&str, &str)]) -> Function {
+    let mut vars = vec![("TABLE_NAME", env.world.table.as_str())];
+    vars.extend_from_slice(extra);
+    Function::spawn(&built_binary("deploy-on-push", "debug"), &env.moto.endpoint, &vars).await
+}
+
+#[tokio::test]
+async fn deploy_on_push_binary_handles_every_sample_event() {
+    let env = Env::new().await;
+    let mut function = deploy_on_push(&env, &[]).await;
+    let file = |name| event_file("deploy-on-push", name);
+
+    let response = function.invoke(file("push-latest.json")).await.response();
+    assert_eq!(response["outcome"], "handled");
+    assert_eq!(response["targets"].as_array().unwrap().len(), 2);
+    assert!(
+        response["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["result"] == "deploying")
+    );
+    for (service, _) in SERVICES {
+        assert_eq!(
+            env.running(DEV, service).await,
+            env.records_for(DEV, service).await[0]["task_definition"],
+            "the record names what the service now runs"
+        );
+    }
+
+    let response = function.invoke(file("push-release.json")).await.response();
+    let results: Vec<_> = response["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["stage"].as_str().unwrap().to_owned(),
+                t["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, r)| s == "prod" && r == "awaiting_approval")
+            .count(),
+        2
+    );
+
+    let response = function.invoke(file("push-main.json")).await.response();
+    assert!(
+        response["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["stage"] == "staging" && t["result"] == "deploying")
+    );
+
+    for ignored in ["delete.json", "push-failed.json", "push-untagged.json"] {
+        let response = function.invoke(file(ignored)).await.response();
+        assert_eq!(response["outcome"], "ignored", "{ignored}");
+    }
+    let records_before_bad_input = env.records().await.len();
+
+    let (error_type, message) = function.invoke(file("malformed.json")).await.error();
+    assert_eq!(error_type, "BadEvent");
+    assert!(message.contains("missing field `repository-name`"), "{message}");
+    let (_, message) = function.invoke(file("not-json.txt")).await.error();
+    assert!(message.contains("failed to deserialize"), "{message}");
+    assert!(function.is_running(), "bad input never kills the runtime");
+    assert_eq!(env.records().await.len(), records_before_bad_input);
+
+    // Redelivered: answered, and nothing new happens.
+    let response = function.invoke(file("push-latest.json")).await.response();
+    assert!(
+        response["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["result"] == "skipped")
+    );
+    assert_eq!(env.records().await.len(), records_before_bad_input);
+
+    let logs = function.logs();
+    assert!(!logs.is_empty());
+    for line in &logs {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_with_a_bad_pipeline() {
+    let env = Env::new().await;
+    let binary = built_binary("deploy-on-push", "debug");
+    let bad_pipeline = std::env::temp_dir().join(format!("bad-pipeline-{}.toml", std::process::id()));
+    std::fs::write(
+        &bad_pipeline,
+        "[[stage]]\nname = \"dev\"\ncluster = \"c\"\ntags = \"v[\"\n",
+    )
+    .unwrap();
+
+    let cases: [(&[(&str, &str)], &str); 2] = [
+        (&[], "environment variable TABLE_NAME is not set"),
+        (
+            &[("TABLE_NAME", "t"), ("PIPELINE_FILE", bad_pipeline.to_str().unwrap())],
+            "pipeline file:",
+        ),
+    ];
+    for (vars, expected) in cases {
+        let mut function = Function::spawn(&binary, &env.moto.endpoint, vars).await;
+        let exited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while function.is_running() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(exited.is_ok(), "the function should stop at init");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let logs = function.logs().join("\n");
+        assert!(logs.contains(expected), "expected `{expected}` in:\n{logs}");
+    }
+}

@@ -1,0 +1,91 @@
+//! AWS failing underneath the handler: the error propagates (so Lambda retries), and no
+//! record claims a deploy that did not happen.
+
+use crate::support::*;
+use harness::fault_proxy::{FaultKind, FaultProxy};
+use harness::moto::sdk_config_for;
+use shared::deploy_on_push::TargetOutcome;
+
+#[tokio::test]
+async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    proxy.fail("UpdateService", FaultKind::Throttling, 0);
+
+    let err = handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "EcsUnavailable");
+    for (service, _) in SERVICES {
+        assert_eq!(env.running(DEV, service).await, env.initial(DEV, service));
+        assert!(
+            !env.state_item(DEV, service).await.contains_key("lock_owner"),
+            "lock released"
+        );
+    }
+    assert!(
+        env.records().await.is_empty(),
+        "no record for a deploy that did not happen"
+    );
+
+    proxy.heal();
+    let response = handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    let shared::deploy_on_push::Response::Handled { targets, .. } = response else {
+        panic!()
+    };
+    assert!(
+        targets
+            .iter()
+            .all(|t| matches!(t.result, TargetOutcome::Deploying { .. }))
+    );
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    // The first PutItem (backend's REQUESTED record) passes; its DEPLOYING update and
+    // everything after fails.
+    proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 1);
+
+    let err = handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "RecordsUnavailable");
+    let backend = env.records_for(DEV, "backend-service").await;
+    assert_eq!(backend.len(), 1);
+    assert_eq!(
+        backend[0]["status"], "REQUESTED",
+        "updated but not confirmed: never DEPLOYING"
+    );
+    assert!(env.records_for(DEV, "worker-service").await.is_empty());
+    assert_eq!(
+        env.running(DEV, "worker-service").await,
+        env.initial(DEV, "worker-service"),
+        "worker untouched"
+    );
+
+    proxy.heal();
+    handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1, "the retry took over the REQUESTED record");
+        assert_eq!(records[0]["status"], "DEPLOYING");
+        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+    }
+}

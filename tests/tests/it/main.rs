@@ -1,0 +1,6 @@
+//! One integration-test binary: every test starts its own moto server on a free port.
+
+mod binaries;
+mod deploy_on_push;
+mod faults;
+mod support;

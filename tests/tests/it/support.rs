@@ -1,0 +1,184 @@
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecs::types::TaskDefinitionField;
+use chrono::{DateTime, Utc};
+use harness::moto::Moto;
+use harness::seed::{World, seed};
+use harness::{event_file, repo_root};
+use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter};
+use shared::deploy_on_push::DeployOnPush;
+use shared::domain::pipeline::Pipeline;
+use shared::domain::push::EcrEvent;
+use std::collections::HashMap;
+
+pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter>;
+
+pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/social-analytics/backend";
+pub const DEV: &str = "social-analytics-dev";
+pub const STAGING: &str = "social-analytics-staging";
+pub const PROD: &str = "social-analytics-prod";
+pub const SERVICES: [(&str, &str); 2] = [("backend-service", "api"), ("worker-service", "worker")];
+
+pub struct Env {
+    pub moto: Moto,
+    pub config: SdkConfig,
+    pub world: World,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+}
+
+pub fn shipped_pipeline() -> Pipeline {
+    Pipeline::parse(&std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap()).unwrap()
+}
+
+impl Env {
+    pub async fn new() -> Self {
+        let moto = Moto::start();
+        let config = moto.sdk_config().await;
+        let world = seed(&config, &shipped_pipeline()).await;
+        let ecs = aws_sdk_ecs::Client::new(&config);
+        let ddb = aws_sdk_dynamodb::Client::new(&config);
+        Env {
+            moto,
+            config,
+            world,
+            ecs,
+            ddb,
+        }
+    }
+
+    pub fn handler(&self) -> Handler {
+        self.handler_with(shipped_pipeline(), &self.config)
+    }
+
+    /// A handler with its own pipeline and AWS config (e.g. through a fault proxy).
+    pub fn handler_with(&self, pipeline: Pipeline, config: &SdkConfig) -> Handler {
+        DeployOnPush {
+            pipeline,
+            records: DynamoRecords::new(config, &self.world.table),
+            ecs: EcsAdapter::new(config),
+        }
+    }
+
+    pub fn initial(&self, cluster: &str, service: &str) -> String {
+        self.world.initial[&(cluster.to_owned(), service.to_owned())].clone()
+    }
+
+    pub async fn running(&self, cluster: &str, service: &str) -> String {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .unwrap();
+        out.services()[0].task_definition().unwrap().to_owned()
+    }
+
+    pub async fn primary_deployment_id(&self, cluster: &str, service: &str) -> String {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .unwrap();
+        let service = &out.services()[0];
+        let primary = service
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"))
+            .unwrap();
+        primary.id().unwrap().to_owned()
+    }
+
+    pub async fn task_definition(
+        &self,
+        arn: &str,
+    ) -> (aws_sdk_ecs::types::TaskDefinition, Vec<aws_sdk_ecs::types::Tag>) {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .unwrap();
+        (out.task_definition.unwrap(), out.tags.unwrap_or_default())
+    }
+
+    /// Every revision the emulator holds, across families.
+    pub async fn revision_count(&self) -> usize {
+        let out = self.ecs.list_task_definitions().max_results(100).send().await.unwrap();
+        out.task_definition_arns().len()
+    }
+
+    /// Deployment records, as plain string maps, straight from the table.
+    pub async fn records(&self) -> Vec<HashMap<String, String>> {
+        let out = self.ddb.scan().table_name(&self.world.table).send().await.unwrap();
+        out.items()
+            .iter()
+            .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == "DEP"))
+            .map(|item| {
+                item.iter()
+                    .filter_map(|(k, v)| match v {
+                        AttributeValue::S(s) => Some((k.clone(), s.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub async fn records_for(&self, cluster: &str, service: &str) -> Vec<HashMap<String, String>> {
+        let mut records: Vec<_> = self
+            .records()
+            .await
+            .into_iter()
+            .filter(|r| r["cluster"] == cluster && r["service"] == service)
+            .collect();
+        records.sort_by(|a, b| a["requested_at"].cmp(&b["requested_at"]));
+        records
+    }
+
+    /// The raw service-state item.
+    pub async fn state_item(&self, cluster: &str, service: &str) -> HashMap<String, AttributeValue> {
+        self.ddb
+            .get_item()
+            .table_name(&self.world.table)
+            .key("pk", AttributeValue::S(format!("SVC#{cluster}#{service}")))
+            .key("sk", AttributeValue::S("STATE".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default()
+    }
+}
+
+pub fn event(name: &str) -> EcrEvent {
+    serde_json::from_slice(&event_file("deploy-on-push", name)).unwrap()
+}
+
+/// A push of `digest_byte` repeated, tagged `tag`, at `second` past 10:00.
+pub fn push(tag: &str, digest_byte: u8, second: u32) -> EcrEvent {
+    let mut event = event("push-latest.json");
+    event.detail.image_tag = Some(tag.into());
+    event.detail.image_digest = Some(digest(digest_byte));
+    event.time = Some(
+        DateTime::parse_from_rfc3339(&format!("2026-11-22T10:00:{second:02}Z"))
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    event
+}
+
+pub fn digest(byte: u8) -> String {
+    format!("sha256:{}", format!("{byte:02x}").repeat(32))
+}
+
+pub fn deadline() -> DateTime<Utc> {
+    Utc::now() + chrono::TimeDelta::seconds(30)
+}
