@@ -233,10 +233,10 @@ impl fmt::Display for SkipReason {
 
 /// What a push should do to one service, from the service's state alone.
 pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision {
-    if let Some(latest) = &state.latest {
-        if latest.digest == image.digest {
-            return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
-        }
+    if let Some(latest) = &state.latest
+        && latest.digest == image.digest
+    {
+        return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
     }
     let slot = match mode {
         Mode::Automatic => &state.latest,

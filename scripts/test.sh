@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: installs the tools (project venv), builds the bootstrap binaries the
+# tests drive, runs every test against moto, and lints the pipeline file and the template.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SAM_CLI_TELEMETRY=0 CARGO_TERM_COLOR=never
+scripts/setup-tools.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+step "lint (clippy)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "build (the tests drive the built binaries)"
+cargo build --workspace --bins --quiet
+step "pipeline file"
+target/debug/pipectl validate pipeline.toml
+step "template"
+cfn-lint template.yaml
+validated=$(AWS_REGION=us-east-1 sam validate --lint --template template.yaml 2>&1) || { echo "$validated"; exit 1; }
+grep "valid SAM Template" <<<"$validated"
+step "tests (unit, moto, binaries under a Lambda Runtime API)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
+else
+  cargo test --workspace --lib --bins --tests
+fi

@@ -1,0 +1,195 @@
+//! The local sandbox: moto as AWS, the pipeline's clusters, services, table and topic created
+//! there, and the sample ECR pushes played through the real deploy-on-push binary under a
+//! Lambda Runtime API. Prints what each push changed. `--keep` leaves moto running to explore.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use harness::function::Function;
+use harness::moto::Moto;
+use harness::seed::seed;
+use harness::{built_binary, event_file, repo_root};
+use shared::domain::pipeline::Pipeline;
+
+const STORY: [(&str, &str); 4] = [
+    ("push-latest.json", "a `latest` build: dev deploys automatically"),
+    (
+        "push-main.json",
+        "a `main-*` build: dev and staging deploy automatically",
+    ),
+    (
+        "push-release.json",
+        "a `v*` release: dev deploys, prod waits for approval",
+    ),
+    (
+        "push-release.json",
+        "the release delivered again: nothing happens twice",
+    ),
+];
+
+#[tokio::main]
+async fn main() {
+    let keep = std::env::args().any(|a| a == "--keep");
+    let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml")).expect("pipeline.toml");
+    let pipeline = Pipeline::parse(&pipeline_text).unwrap_or_else(|e| panic!("{e}"));
+
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let world = seed(&config, &pipeline).await;
+    println!("moto server (emulated AWS): {}", moto.endpoint);
+    println!("seeded: table `{}`, topic {}", world.table, world.topic_arn);
+    for ((cluster, service), arn) in &world.initial {
+        println!("  {cluster}/{service} runs {}", short(arn));
+    }
+
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let mut function = Function::spawn(
+        &built_binary("deploy-on-push", "debug"),
+        &moto.endpoint,
+        &[("TABLE_NAME", world.table.as_str())],
+    )
+    .await;
+
+    for (file, story) in STORY {
+        let event: serde_json::Value = serde_json::from_slice(&event_file("deploy-on-push", file)).unwrap();
+        let detail = &event["detail"];
+        println!(
+            "\n━━ {story}\n   event {file}: {} {}:{} ({})",
+            detail["action-type"].as_str().unwrap_or("?"),
+            detail["repository-name"].as_str().unwrap_or("?"),
+            detail["image-tag"].as_str().unwrap_or("<untagged>"),
+            &detail["image-digest"].as_str().unwrap_or("?")[..19],
+        );
+        let before = running_all(&ecs, &world.initial).await;
+        let response = match function.invoke(event_file("deploy-on-push", file)).await {
+            harness::runtime_api::Outcome::Response(value) => value,
+            harness::runtime_api::Outcome::Error { error_type, message } => {
+                println!("   error {error_type}: {message}");
+                continue;
+            }
+        };
+        for target in response["targets"].as_array().into_iter().flatten() {
+            let (stage, service, result) = (
+                target["stage"].as_str().unwrap_or("?"),
+                target["service"].as_str().unwrap_or("?"),
+                target["result"].as_str().unwrap_or("?"),
+            );
+            let cluster = pipeline
+                .stages()
+                .iter()
+                .find(|s| s.name.as_str() == stage)
+                .map(|s| s.cluster.to_string());
+            let cluster = cluster.unwrap_or_default();
+            print!("   {stage:<8} {service:<16} {result}");
+            match result {
+                "deploying" => {
+                    let old = &before[&(cluster.clone(), service.to_owned())];
+                    let new = target["task_definition"].as_str().unwrap_or_default();
+                    println!(
+                        "\n            task definition {} → {}\n            image {} → {}\n            record {} ECS deployment {}",
+                        short(old),
+                        short(new),
+                        image_of(&ecs, old).await,
+                        image_of(&ecs, new).await,
+                        target["deployment_id"].as_str().unwrap_or_default(),
+                        target["ecs_deployment_id"].as_str().unwrap_or_default(),
+                    );
+                }
+                "awaiting_approval" => {
+                    println!(
+                        " (record {}; service unchanged)",
+                        target["deployment_id"].as_str().unwrap_or_default()
+                    )
+                }
+                _ => println!(": {}", target["reason"].as_str().unwrap_or_default()),
+            }
+        }
+        if let Some(reason) = response["reason"].as_str() {
+            println!("   ignored: {reason}");
+        }
+    }
+
+    println!("\n━━ deployment records in `{}`", world.table);
+    println!(
+        "   {:<28} {:<8} {:<16} {:<14} {:<18} task definition",
+        "id", "stage", "service", "tag", "status"
+    );
+    let items = ddb
+        .scan()
+        .table_name(&world.table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, key: &str| {
+        item.get(key)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut records: Vec<_> = items.iter().filter(|i| text(i, "sk") == "DEP").collect();
+    records.sort_by_key(|i| text(i, "requested_at"));
+    for item in records {
+        println!(
+            "   {:<28} {:<8} {:<16} {:<14} {:<18} {}",
+            text(item, "id"),
+            text(item, "stage"),
+            text(item, "service"),
+            text(item, "tag"),
+            text(item, "status"),
+            short(&text(item, "task_definition"))
+        );
+    }
+
+    if keep {
+        println!(
+            "\nmoto keeps running at {0}; try:\n  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 --endpoint-url {0} ecs list-task-definitions\nCtrl-C to stop.",
+            moto.endpoint
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn running_all(
+    ecs: &aws_sdk_ecs::Client,
+    services: &std::collections::BTreeMap<(String, String), String>,
+) -> std::collections::HashMap<(String, String), String> {
+    let mut running = std::collections::HashMap::new();
+    for (cluster, service) in services.keys() {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .expect("describe");
+        let arn = out.services()[0].task_definition().unwrap_or_default().to_owned();
+        running.insert((cluster.clone(), service.clone()), arn);
+    }
+    running
+}
+
+/// The image of the container that is not the log router.
+async fn image_of(ecs: &aws_sdk_ecs::Client, arn: &str) -> String {
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .expect("describe task definition");
+    let containers = out
+        .task_definition()
+        .map(|td| td.container_definitions())
+        .unwrap_or_default();
+    let app = containers.iter().find(|c| c.name() != Some("log-router"));
+    short(app.and_then(|c| c.image()).unwrap_or("?"))
+}
+
+/// `…/family:3` and `repo@sha256:4f2a9c1e8b7d` instead of full ARNs and digests.
+fn short(text: &str) -> String {
+    let text = text.rsplit('/').next().unwrap_or(text);
+    match text.split_once("@sha256:") {
+        Some((repo, digest)) => format!("{repo}@sha256:{}…", &digest[..12.min(digest.len())]),
+        None => text.to_owned(),
+    }
+}
