@@ -12,6 +12,7 @@ use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
 use crate::ports::{Ecs, EcsError, Records, Slot, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use std::hash::{BuildHasher, RandomState};
@@ -139,7 +140,10 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     /// The Lambda entry point: the payload is read here so a malformed event becomes a
     /// `BadEvent` naming the field, not a panic.
     pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<Response, PushError> {
-        let deadline = DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(Utc::now);
+        // Lambda always sends a deadline; without one (a hand-made context) assume the template's 30 s.
+        let deadline = DateTime::from_timestamp_millis(event.context.deadline as i64)
+            .filter(|deadline| *deadline > Utc::now())
+            .unwrap_or_else(|| Utc::now() + TimeDelta::seconds(30));
         let parsed: EcrEvent = serde_path_to_error::deserialize(event.payload)
             .map_err(|e| PushError::BadEvent(format!("{}: {}", e.path(), e.inner())))?;
         self.handle_event(&parsed, deadline).await
@@ -160,11 +164,18 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             Ok(Plan::Deploy { image, targets }) => (image, targets),
         };
 
+        // Targets are distinct (stage, service) pairs, each under its own lock: run them together.
+        let attempts = join_all(
+            targets
+                .iter()
+                .map(|target| self.deploy_target(&image, target, deadline)),
+        )
+        .await;
         let mut results = Vec::new();
         let mut failures = Vec::new();
-        for target in targets {
+        for (target, attempt) in targets.iter().zip(attempts) {
             let (stage, service) = (target.stage.name.to_string(), target.service.name.to_string());
-            match self.deploy_target(&image, &target, deadline).await {
+            match attempt {
                 Ok(result) => {
                     tracing::info!(%stage, %service, image = %image.uri, ?result, "target handled");
                     results.push(TargetResult { stage, service, result });
@@ -288,7 +299,10 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                         .transition(Status::Deploying, Utc::now())
                         .expect("REQUESTED can become DEPLOYING")
                 };
-                self.records.save_transition(&deploying, Status::Requested).await?;
+                if !self.records.save_transition(&deploying, Status::Requested).await? {
+                    // Only possible if our lock's lease ran out and another attempt took over.
+                    tracing::warn!(deployment = %deploying.id, "record left REQUESTED by another attempt");
+                }
                 record = deploying;
                 (
                     Slot::Latest,

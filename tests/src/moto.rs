@@ -12,17 +12,17 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-fn moto_server() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return path.into();
-    }
-    let path = repo_root().join(".venv/bin/moto_server");
+/// The venv's Python running tests/moto_server.py: moto with atomic requests.
+fn moto_command() -> Command {
+    let python = repo_root().join(".venv/bin/python");
     assert!(
-        path.exists(),
+        python.exists(),
         "{} is missing: run scripts/setup-tools.sh",
-        path.display()
+        python.display()
     );
-    path
+    let mut command = Command::new(python);
+    command.arg(repo_root().join("tests/moto_server.py"));
+    command
 }
 
 pub fn free_port() -> u16 {
@@ -41,7 +41,7 @@ impl Moto {
     pub fn start_with(extra: &[&str]) -> Self {
         let port = free_port();
         let scheme = if extra.contains(&"-c") { "https" } else { "http" };
-        let child = Command::new(moto_server())
+        let child = moto_command()
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .args(extra)
             .stdin(Stdio::null())

@@ -55,8 +55,8 @@ async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
-    // The first PutItem (backend's REQUESTED record) passes; its DEPLOYING update and
-    // everything after fails.
+    // The first PutItem (one service's REQUESTED record) passes; every later one fails: that
+    // service's DEPLOYING update and the other service's REQUESTED record.
     proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 1);
 
     let err = handler
@@ -64,18 +64,24 @@ async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
         .await
         .unwrap_err();
     assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "RecordsUnavailable");
-    let backend = env.records_for(DEV, "backend-service").await;
-    assert_eq!(backend.len(), 1);
-    assert_eq!(
-        backend[0]["status"], "REQUESTED",
-        "updated but not confirmed: never DEPLOYING"
-    );
-    assert!(env.records_for(DEV, "worker-service").await.is_empty());
-    assert_eq!(
-        env.running(DEV, "worker-service").await,
-        env.initial(DEV, "worker-service"),
-        "worker untouched"
-    );
+    let mut requested = Vec::new();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        let updated = env.running(DEV, service).await != env.initial(DEV, service);
+        match records.as_slice() {
+            [] => assert!(!updated, "{service}: no record, so ECS must be untouched"),
+            [record] => {
+                assert_eq!(
+                    record["status"], "REQUESTED",
+                    "updated but not confirmed: never DEPLOYING"
+                );
+                assert!(updated, "{service}: its record was created, then ECS acted");
+                requested.push(service);
+            }
+            more => panic!("{service}: {more:?}"),
+        }
+    }
+    assert_eq!(requested.len(), 1, "exactly one service got past its REQUESTED record");
 
     proxy.heal();
     handler

@@ -1,0 +1,250 @@
+//! The benchmark: for deploy-on-push and a hello-world lambda_runtime binary built with the
+//! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
+//! init (process start → first `GET …/invocation/next`), first-event latency (process start →
+//! response to the sample push, handled against moto), peak RSS, zipped bootstrap size, and
+//! AWS calls per event. moto serves HTTPS with a throwaway CA, as AWS would, so the first
+//! call's TLS handshake counts.
+
+use harness::fault_proxy::FaultProxy;
+use harness::function::Function;
+use harness::moto::Moto;
+use harness::seed::seed;
+use harness::{built_binary, event_file, repo_root};
+use shared::domain::pipeline::Pipeline;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+struct Sample {
+    init: Duration,
+    first_event: Duration,
+    rss_kib: u64,
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .skip_while(|a| a != "--runs")
+        .nth(1)
+        .map(|n| n.parse().expect("--runs takes a number"))
+        .unwrap_or(11);
+    let scratch = std::env::temp_dir().join(format!("ecs-deploy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let (ca, leaf_cert, leaf_key) = throwaway_tls(&scratch);
+    // Before any thread exists: the SDK (rustls-native-certs) trusts what SSL_CERT_FILE names.
+    unsafe { std::env::set_var("SSL_CERT_FILE", &ca) };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench(runs, &scratch, &ca, &leaf_cert, &leaf_key));
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) {
+    let pipeline = Pipeline::parse(&std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap()).unwrap();
+    let moto = Moto::start_with(&["-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()]);
+    let world = seed(&moto.sdk_config().await, &pipeline).await;
+    let hello = built_binary("hello-world", "release");
+    let deploy = built_binary("deploy-on-push", "release");
+    let ca = ca.to_str().unwrap();
+    let env = [("TABLE_NAME", world.table.as_str()), ("SSL_CERT_FILE", ca)];
+
+    let (mut hello_samples, mut deploy_samples) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        hello_samples.push(
+            sample(
+                &hello,
+                &moto.endpoint,
+                &env,
+                event_file("deploy-on-push", "push-latest.json"),
+            )
+            .await,
+        );
+        deploy_samples.push(sample(&deploy, &moto.endpoint, &env, fresh_push(run)).await);
+        eprint!("\rrun {}/{runs}", run + 1);
+    }
+    eprintln!();
+    let calls = calls_per_push(&pipeline, &deploy).await;
+
+    println!(
+        "{runs} fresh processes each, release profile, {} ({} cores), moto over HTTPS on loopback\n",
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!(
+        "| function | init (median, min–max) | first event (median, min–max) | peak RSS (median) | bootstrap.zip |"
+    );
+    println!("|---|---|---|---|---|");
+    let hello_row = row("hello-world (baseline)", &hello_samples, zipped_size(&hello, scratch));
+    let deploy_row = row("deploy-on-push", &deploy_samples, zipped_size(&deploy, scratch));
+    println!("\nAWS calls for the sample push (2 services deployed): {calls}");
+    let ratio = deploy_row.0.as_secs_f64() / hello_row.0.as_secs_f64();
+    let check = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "Targets: init ≤ 1.5× hello-world: {:.2}× ({}); RSS ≤ 32 MB: {:.1} MB ({}); zip ≤ 6 MB: {:.2} MB ({})",
+        ratio,
+        check(ratio <= 1.5),
+        deploy_row.1 as f64 / 1024.0,
+        check(deploy_row.1 <= 32 * 1024),
+        deploy_row.2 as f64 / 1_048_576.0,
+        check(deploy_row.2 <= 6 * 1_048_576),
+    );
+}
+
+/// A push no earlier run has deployed, each newer than the last, so every run really deploys.
+fn fresh_push(run: usize) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&event_file("deploy-on-push", "push-latest.json")).unwrap();
+    event["detail"]["image-digest"] = format!("sha256:{:064x}", run + 1).into();
+    event["time"] = format!("2026-11-22T11:{:02}:00Z", run % 60).into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+async fn sample(binary: &Path, endpoint: &str, env: &[(&str, &str)], payload: Vec<u8>) -> Sample {
+    let mut function = Function::spawn(binary, endpoint, env).await;
+    let outcome = function.invoke(payload).await;
+    let first_event = function.started.elapsed();
+    if binary.ends_with("deploy-on-push") {
+        let response = outcome.response();
+        let deployed = response["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["result"] == "deploying");
+        assert_eq!(deployed.count(), 2, "every run must really deploy: {response}");
+    }
+    let init = function.api.first_poll().expect("the function polled") - function.started;
+    let rss_kib = function.peak_rss_kib().expect("peak RSS from /proc");
+    Sample {
+        init,
+        first_event,
+        rss_kib,
+    }
+}
+
+fn median<T: Ord + Copy>(mut values: Vec<T>) -> (T, T, T) {
+    values.sort();
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
+
+/// Prints one table row; returns (median init, median RSS KiB, zip bytes).
+fn row(name: &str, samples: &[Sample], zip_bytes: u64) -> (Duration, u64, u64) {
+    let init = median(samples.iter().map(|s| s.init).collect());
+    let first = median(samples.iter().map(|s| s.first_event).collect());
+    let (rss, _, _) = median(samples.iter().map(|s| s.rss_kib).collect());
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "| {name} | {} ({}–{}) | {} ({}–{}) | {:.1} MB | {:.2} MB |",
+        ms(init.0),
+        ms(init.1),
+        ms(init.2),
+        ms(first.0),
+        ms(first.1),
+        ms(first.2),
+        rss as f64 / 1024.0,
+        zip_bytes as f64 / 1_048_576.0
+    );
+    (init.0, rss, zip_bytes)
+}
+
+/// Counts the calls one push makes, through the counting proxy (plain HTTP moto).
+async fn calls_per_push(pipeline: &Pipeline, deploy: &Path) -> String {
+    let moto = Moto::start();
+    let world = seed(&moto.sdk_config().await, pipeline).await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let mut function = Function::spawn(deploy, &proxy.endpoint, &[("TABLE_NAME", world.table.as_str())]).await;
+    function
+        .invoke(event_file("deploy-on-push", "push-latest.json"))
+        .await
+        .response();
+    let calls = proxy.calls();
+    let mut counts = std::collections::BTreeMap::new();
+    for call in &calls {
+        let operation = call.rsplit('.').next().unwrap_or(call);
+        *counts.entry(operation.to_owned()).or_insert(0) += 1;
+    }
+    let detail: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    format!("{} ({})", calls.len(), detail.join(", "))
+}
+
+fn zipped_size(binary: &Path, scratch: &Path) -> u64 {
+    let dir = scratch.join(binary.file_name().unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(binary, dir.join("bootstrap")).unwrap();
+    let zip = dir.join("bootstrap.zip");
+    run(Command::new("zip")
+        .current_dir(&dir)
+        .args(["-q", "-9", "bootstrap.zip", "bootstrap"]));
+    std::fs::metadata(zip).unwrap().len()
+}
+
+/// A CA and a leaf for 127.0.0.1 signed by it: rustls refuses a self-signed CA used directly
+/// as the server certificate.
+fn throwaway_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let [ca, ca_key, leaf, leaf_key, csr, ext] =
+        ["ca.crt", "ca.key", "leaf.crt", "leaf.key", "leaf.csr", "leaf.ext"].map(|f| dir.join(f));
+    let p = |path: &PathBuf| path.to_str().unwrap().to_owned();
+    run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=bench throwaway CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]));
+    run(Command::new("openssl").args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p(&leaf_key),
+        "-out",
+        &p(&csr),
+    ]));
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&leaf),
+    ]));
+    (ca, leaf, leaf_key)
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
