@@ -7,7 +7,7 @@ use shared::runtime;
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
     let pipeline = runtime::load_pipeline()?;
-    let aws = runtime::aws_config().await;
+    let aws = runtime::aws_config().await?;
     let handler = DeployOnPush {
         pipeline,
         records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
