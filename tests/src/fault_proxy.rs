@@ -4,12 +4,10 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -51,16 +49,8 @@ impl FaultProxy {
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let serving = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, client, upstream) = (serving.clone(), client.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| forward(req, state.clone(), client.clone(), upstream.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let server = crate::serve(listener, move |req| {
+            forward(req, serving.clone(), client.clone(), upstream.clone())
         });
         FaultProxy {
             endpoint,

@@ -64,7 +64,7 @@ impl Env {
         self.world.initial[&(cluster.to_owned(), service.to_owned())].clone()
     }
 
-    pub async fn running(&self, cluster: &str, service: &str) -> String {
+    pub async fn service(&self, cluster: &str, service: &str) -> aws_sdk_ecs::types::Service {
         let out = self
             .ecs
             .describe_services()
@@ -73,19 +73,15 @@ impl Env {
             .send()
             .await
             .unwrap();
-        out.services()[0].task_definition().unwrap().to_owned()
+        out.services.unwrap_or_default().pop().expect("the service exists")
+    }
+
+    pub async fn running(&self, cluster: &str, service: &str) -> String {
+        self.service(cluster, service).await.task_definition.unwrap()
     }
 
     pub async fn primary_deployment_id(&self, cluster: &str, service: &str) -> String {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .unwrap();
-        let service = &out.services()[0];
+        let service = self.service(cluster, service).await;
         let primary = service
             .deployments()
             .iter()
