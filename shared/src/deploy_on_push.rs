@@ -262,6 +262,8 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             task_definition: None,
             ecs_deployment_id: None,
             superseded_by: None,
+            completed_at: None,
+            ecs_reason: None,
         };
 
         let (slot, outcome) = match target.mode {

@@ -6,3 +6,4 @@ pub mod deploy_on_push;
 pub mod domain;
 pub mod ports;
 pub mod runtime;
+pub mod track_deployment;

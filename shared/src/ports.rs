@@ -65,6 +65,16 @@ pub trait Records: Send + Sync {
 
     fn get_deployment(&self, id: &DeploymentId) -> impl Future<Output = Result<Option<Deployment>, StoreError>> + Send;
 
+    /// The deployment ECS knows as `ecs_deployment_id` (`ecs-svc/…`), if we recorded it.
+    fn by_ecs_deployment(
+        &self,
+        ecs_deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<Deployment>, StoreError>> + Send;
+
+    /// Points the service's `last_known_good` at this SUCCEEDED deployment unless a later
+    /// completion already holds it; `false` then.
+    fn record_last_known_good(&self, deployment: &Deployment) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     fn history(
         &self,
         cluster: &ClusterName,

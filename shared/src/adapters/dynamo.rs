@@ -102,11 +102,15 @@ fn deployment_item(d: &Deployment) -> Item {
     put("pushed_at", time(d.image.pushed_at));
     put("requested_at", time(d.requested_at));
     put("updated_at", time(d.updated_at));
+    if let Some(at) = d.completed_at {
+        put("completed_at", time(at));
+    }
     let optional = [
         ("previous_task_definition", d.previous_task_definition.as_deref()),
         ("task_definition", d.task_definition.as_deref()),
         ("ecs_deployment_id", d.ecs_deployment_id.as_deref()),
         ("superseded_by", d.superseded_by.as_ref().map(|id| id.as_str())),
+        ("ecs_reason", d.ecs_reason.as_deref()),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -164,6 +168,8 @@ fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
         task_definition: r.opt("task_definition"),
         ecs_deployment_id: r.opt("ecs_deployment_id"),
         superseded_by: r.opt("superseded_by").map(DeploymentId::from_stored),
+        completed_at: r.opt("completed_at").map(|_| r.time("completed_at")).transpose()?,
+        ecs_reason: r.opt("ecs_reason"),
     })
 }
 
@@ -324,6 +330,52 @@ impl Records for DynamoRecords {
             .await
             .map_err(store_error("GetItem"))?;
         out.item.as_ref().map(deployment_from).transpose()
+    }
+
+    async fn by_ecs_deployment(&self, ecs_deployment_id: &str) -> Result<Option<Deployment>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_ECS_DEPLOYMENT_INDEX)
+            .key_condition_expression("ecs_deployment_id = :id")
+            .expression_attribute_values(":id", s(ecs_deployment_id))
+            .limit(1)
+            .send()
+            .await
+            .map_err(store_error("Query"))?;
+        out.items().first().map(deployment_from).transpose()
+    }
+
+    async fn record_last_known_good(&self, deployment: &Deployment) -> Result<bool, StoreError> {
+        let Some(completed_at) = deployment.completed_at else {
+            return Err(StoreError(format!("{} has no completion time", deployment.id)));
+        };
+        let mut good = HashMap::from([
+            ("id".to_owned(), s(deployment.id.as_str())),
+            ("digest".to_owned(), s(deployment.image.digest.as_str())),
+            ("image".to_owned(), s(&deployment.image.uri)),
+            ("completed_at".to_owned(), time(completed_at)),
+        ]);
+        if let Some(task_definition) = &deployment.task_definition {
+            good.insert("task_definition".to_owned(), s(task_definition));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(&deployment.cluster, &deployment.service)))
+            .update_expression("SET last_known_good = :good")
+            .condition_expression("attribute_not_exists(last_known_good) OR last_known_good.completed_at <= :at")
+            .expression_attribute_values(":good", AttributeValue::M(good))
+            .expression_attribute_values(":at", time(completed_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(store_error("UpdateItem")(err)),
+        }
     }
 
     async fn history(

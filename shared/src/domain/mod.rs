@@ -1,6 +1,7 @@
 //! Pure decisions from data: no I/O, no clock, no AWS calls.
 
 pub mod deployment;
+pub mod ecs_event;
 pub mod names;
 pub mod pipeline;
 pub mod push;

@@ -60,6 +60,15 @@ impl Pipeline {
         self.stages.iter().filter(|stage| stage.tags.matches(tag)).collect()
     }
 
+    /// True if a stage's cluster runs this service for one of the applications.
+    pub fn runs(&self, cluster: &ClusterName, service: &ServiceName) -> bool {
+        self.stages.iter().any(|stage| &stage.cluster == cluster)
+            && self
+                .applications
+                .iter()
+                .any(|app| app.services.iter().any(|s| &s.name == service))
+    }
+
     pub fn applications(&self) -> &[Application] {
         &self.applications
     }

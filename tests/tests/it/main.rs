@@ -4,3 +4,4 @@ mod binaries;
 mod deploy_on_push;
 mod faults;
 mod support;
+mod track_deployment;

@@ -1,0 +1,19 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::adapters::dynamo::DynamoRecords;
+use shared::runtime;
+use shared::track_deployment::TrackDeployment;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_logging();
+    let pipeline = runtime::load_pipeline()?;
+    let aws = runtime::aws_config().await?;
+    let handler = TrackDeployment {
+        pipeline,
+        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handler.handle(event)
+    }))
+    .await
+}

@@ -1,0 +1,313 @@
+//! An ECS "Deployment State Change" event, read into what it means for our records.
+
+use super::deployment::{Deployment, Status};
+use super::names::{ClusterName, InvalidName, ServiceName};
+use super::pipeline::Pipeline;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStateChange {
+    pub event_type: String,
+    pub event_name: String,
+    pub deployment_id: String,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub type EcsDeploymentEvent = EventBridgeEvent<DeploymentStateChange>;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadStateChange {
+    #[error("not an ECS Deployment State Change event (source `{event_source}`, detail-type `{detail_type}`)")]
+    WrongKind { event_source: String, detail_type: String },
+    #[error("event field `resources` holds no ECS service ARN")]
+    NoServiceArn,
+    #[error("event field `resources`: `{0}` is not an ECS service ARN")]
+    NotAServiceArn(String),
+    #[error("event field `resources`: {0}")]
+    Invalid(InvalidName),
+}
+
+/// How an ECS deployment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Completed,
+    Failed,
+}
+
+/// A deployment ending that concerns a service of the pipeline.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub cluster: ClusterName,
+    pub service: ServiceName,
+    pub ecs_deployment_id: String,
+    pub ending: Ending,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reading {
+    Ignore(String),
+    Ended(Ended),
+}
+
+/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>`.
+fn service_of(arn: &str) -> Result<(ClusterName, ServiceName), BadStateChange> {
+    let not_a_service = || BadStateChange::NotAServiceArn(arn.to_owned());
+    let resource = arn
+        .splitn(6, ':')
+        .nth(5)
+        .filter(|_| arn.starts_with("arn:"))
+        .ok_or_else(not_a_service)?;
+    let mut parts = resource.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("service"), Some(cluster), Some(service), None) => Ok((
+            ClusterName::parse(cluster).map_err(BadStateChange::Invalid)?,
+            ServiceName::parse(service).map_err(BadStateChange::Invalid)?,
+        )),
+        _ => Err(not_a_service()),
+    }
+}
+
+pub fn read(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<Reading, BadStateChange> {
+    if event.source != "aws.ecs" || event.detail_type != "ECS Deployment State Change" {
+        return Err(BadStateChange::WrongKind {
+            event_source: event.source.clone(),
+            detail_type: event.detail_type.clone(),
+        });
+    }
+    let ending = match event.detail.event_name.as_str() {
+        "SERVICE_DEPLOYMENT_COMPLETED" => Ending::Completed,
+        "SERVICE_DEPLOYMENT_FAILED" => Ending::Failed,
+        other => return Ok(Reading::Ignore(format!("`{other}` is not the end of a deployment"))),
+    };
+    let arn = event
+        .resources
+        .as_deref()
+        .and_then(|r| r.first())
+        .ok_or(BadStateChange::NoServiceArn)?;
+    let (cluster, service) = service_of(arn)?;
+    if !pipeline.runs(&cluster, &service) {
+        return Ok(Reading::Ignore(format!(
+            "service `{cluster}/{service}` is not in the pipeline file"
+        )));
+    }
+    let at = event.detail.updated_at.or(event.time).unwrap_or_else(Utc::now);
+    Ok(Reading::Ended(Ended {
+        cluster,
+        service,
+        ecs_deployment_id: event.detail.deployment_id.clone(),
+        ending,
+        at,
+        reason: event.detail.reason.clone(),
+    }))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Write this record (from DEPLOYING).
+    Record(Box<Deployment>),
+    Ignore(IgnoreWhy),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum IgnoreWhy {
+    /// Started outside this pipeline (console, CloudFormation) or before it was installed.
+    NotOurs,
+    /// The record already says how it ended: a redelivery.
+    AlreadyRecorded(Status),
+    /// A newer deploy replaced it before ECS finished.
+    NoLongerInFlight(Status),
+}
+
+impl fmt::Display for IgnoreWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IgnoreWhy::NotOurs => f.write_str("a deployment this pipeline did not start"),
+            IgnoreWhy::AlreadyRecorded(status) => write!(f, "already recorded as {status}"),
+            IgnoreWhy::NoLongerInFlight(status) => write!(f, "the deployment is {status}, no longer in flight"),
+        }
+    }
+}
+
+/// What an ending means for the record ECS's deployment id points to, if any.
+pub fn judge(ended: &Ended, record: Option<&Deployment>) -> Verdict {
+    let Some(record) = record.filter(|r| r.cluster == ended.cluster && r.service == ended.service) else {
+        return Verdict::Ignore(IgnoreWhy::NotOurs);
+    };
+    let to = match ended.ending {
+        Ending::Completed => Status::Succeeded,
+        Ending::Failed => Status::Failed,
+    };
+    if record.status == to {
+        return Verdict::Ignore(IgnoreWhy::AlreadyRecorded(to));
+    }
+    match record.transition(to, ended.at) {
+        Ok(mut next) => {
+            next.completed_at = Some(ended.at);
+            next.ecs_reason = ended.reason.clone();
+            Verdict::Record(Box::new(next))
+        }
+        Err(_) => Verdict::Ignore(IgnoreWhy::NoLongerInFlight(record.status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::deployment::{DeploymentId, PushedImage};
+    use crate::domain::names::{ContainerName, ImageDigest, ImageTag, RepositoryName, StageName};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn pipeline() -> Pipeline {
+        Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
+    }
+
+    fn event(name: &str, service_arn: &str) -> EcsDeploymentEvent {
+        serde_json::from_value(json!({
+            "version": "0",
+            "id": "ddca6449-b258-46c0-8653-e0e3a6d8e7c1",
+            "detail-type": "ECS Deployment State Change",
+            "source": "aws.ecs",
+            "account": "123456789012",
+            "time": "2026-11-22T10:07:00Z",
+            "region": "us-east-1",
+            "resources": [service_arn],
+            "detail": {
+                "eventType": "INFO",
+                "eventName": name,
+                "deploymentId": "ecs-svc/1234567890",
+                "updatedAt": "2026-11-22T10:06:59Z",
+                "reason": "ECS deployment ecs-svc/1234567890 completed."
+            }
+        }))
+        .unwrap()
+    }
+
+    const DEV_BACKEND: &str = "arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/backend-service";
+
+    fn record(status: Status) -> Deployment {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        Deployment {
+            id: DeploymentId::from_stored("dep-1".into()),
+            status,
+            stage: StageName::parse("dev").unwrap(),
+            cluster: ClusterName::parse("social-analytics-dev").unwrap(),
+            service: ServiceName::parse("backend-service").unwrap(),
+            container: ContainerName::parse("api").unwrap(),
+            image: PushedImage {
+                repository: RepositoryName::parse("social-analytics/backend").unwrap(),
+                tag: ImageTag::parse("latest").unwrap(),
+                digest: ImageDigest::parse(format!("sha256:{}", "a".repeat(64))).unwrap(),
+                uri: String::new(),
+                pushed_at: at,
+            },
+            requested_at: at,
+            updated_at: at,
+            previous_task_definition: None,
+            task_definition: None,
+            ecs_deployment_id: Some("ecs-svc/1234567890".into()),
+            superseded_by: None,
+            completed_at: None,
+            ecs_reason: None,
+        }
+    }
+
+    fn ended(ending: Ending) -> Ended {
+        match read(&pipeline(), &event("SERVICE_DEPLOYMENT_COMPLETED", DEV_BACKEND)).unwrap() {
+            Reading::Ended(ended) => Ended { ending, ..ended },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn completed_and_failed_are_endings_of_a_pipeline_service() {
+        let Reading::Ended(ended) = read(&pipeline(), &event("SERVICE_DEPLOYMENT_FAILED", DEV_BACKEND)).unwrap() else {
+            panic!("should be an ending")
+        };
+        assert_eq!(ended.ending, Ending::Failed);
+        assert_eq!(
+            (ended.cluster.as_str(), ended.service.as_str()),
+            ("social-analytics-dev", "backend-service")
+        );
+        assert_eq!(ended.ecs_deployment_id, "ecs-svc/1234567890");
+        assert_eq!(ended.at, Utc.with_ymd_and_hms(2026, 11, 22, 10, 6, 59).unwrap());
+    }
+
+    #[test]
+    fn in_progress_and_foreign_services_are_ignored() {
+        let pipeline = pipeline();
+        assert!(matches!(
+            read(&pipeline, &event("SERVICE_DEPLOYMENT_IN_PROGRESS", DEV_BACKEND)).unwrap(),
+            Reading::Ignore(_)
+        ));
+        let other = "arn:aws:ecs:us-east-1:123456789012:service/another-cluster/backend-service";
+        assert_eq!(
+            read(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", other)).unwrap(),
+            Reading::Ignore("service `another-cluster/backend-service` is not in the pipeline file".into())
+        );
+    }
+
+    #[test]
+    fn bad_resources_are_typed_errors() {
+        let pipeline = pipeline();
+        let mut none = event("SERVICE_DEPLOYMENT_COMPLETED", DEV_BACKEND);
+        none.resources = Some(vec![]);
+        assert_eq!(read(&pipeline, &none), Err(BadStateChange::NoServiceArn));
+        for arn in [
+            "arn:aws:ecs:us-east-1:123456789012:cluster/social-analytics-dev",
+            "not-an-arn",
+        ] {
+            assert!(matches!(
+                read(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", arn)),
+                Err(BadStateChange::NotAServiceArn(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn an_ending_moves_a_deploying_record_once() {
+        let Verdict::Record(done) = judge(&ended(Ending::Completed), Some(&record(Status::Deploying))) else {
+            panic!("should record")
+        };
+        assert_eq!(done.status, Status::Succeeded);
+        assert_eq!(
+            done.completed_at,
+            Some(Utc.with_ymd_and_hms(2026, 11, 22, 10, 6, 59).unwrap())
+        );
+        assert_eq!(
+            judge(&ended(Ending::Completed), Some(&record(Status::Succeeded))),
+            Verdict::Ignore(IgnoreWhy::AlreadyRecorded(Status::Succeeded))
+        );
+        let Verdict::Record(failed) = judge(&ended(Ending::Failed), Some(&record(Status::Deploying))) else {
+            panic!("should record")
+        };
+        assert_eq!(failed.status, Status::Failed);
+    }
+
+    #[test]
+    fn endings_of_deployments_not_ours_or_no_longer_in_flight_are_ignored() {
+        assert_eq!(
+            judge(&ended(Ending::Completed), None),
+            Verdict::Ignore(IgnoreWhy::NotOurs)
+        );
+        let mut elsewhere = record(Status::Deploying);
+        elsewhere.service = ServiceName::parse("worker-service").unwrap();
+        assert_eq!(
+            judge(&ended(Ending::Completed), Some(&elsewhere)),
+            Verdict::Ignore(IgnoreWhy::NotOurs)
+        );
+        assert_eq!(
+            judge(&ended(Ending::Completed), Some(&record(Status::Superseded))),
+            Verdict::Ignore(IgnoreWhy::NoLongerInFlight(Status::Superseded))
+        );
+    }
+}
