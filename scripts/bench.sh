@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The benchmark (not a test): release builds of deploy-on-push and a hello-world
+# The benchmark (not a test): release builds of every function and a hello-world
 # lambda_runtime binary, then cold start, first-event latency, peak RSS and zip size.
 # `scripts/bench.sh --runs 21` for more samples (default 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
-cargo build --quiet --release -p deploy-on-push -p hello-world
+cargo build --quiet --release -p deploy-on-push -p track-deployment -p hello-world
 cargo build --quiet -p harness --bin bench
 exec target/debug/bench "$@"

@@ -1,4 +1,4 @@
-//! The benchmark: for deploy-on-push and a hello-world lambda_runtime binary built with the
+//! The benchmark: for each function (deploy-on-push, track-deployment) and a hello-world lambda_runtime binary built with the
 //! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
 //! init (process start → first `GET …/invocation/next`), first-event latency (process start →
 //! response to the sample push, handled against moto), peak RSS, zipped bootstrap size, and
@@ -8,6 +8,7 @@
 use harness::fault_proxy::FaultProxy;
 use harness::function::Function;
 use harness::moto::Moto;
+use harness::runtime_api::Outcome;
 use harness::seed::seed;
 use harness::{built_binary, event_file, repo_root};
 use shared::domain::pipeline::Pipeline;
@@ -46,21 +47,33 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let world = seed(&moto.sdk_config().await, &pipeline).await;
     let hello = built_binary("hello-world", "release");
     let deploy = built_binary("deploy-on-push", "release");
+    let track = built_binary("track-deployment", "release");
     let ca = ca.to_str().unwrap();
     let env = [("TABLE_NAME", world.table.as_str()), ("SSL_CERT_FILE", ca)];
 
-    let (mut hello_samples, mut deploy_samples) = (Vec::new(), Vec::new());
+    let (mut hello_samples, mut deploy_samples, mut track_samples) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        hello_samples.push(
-            sample(
-                &hello,
-                &moto.endpoint,
-                &env,
-                event_file("deploy-on-push", "push-latest.json"),
-            )
-            .await,
+        let echo = event_file("deploy-on-push", "push-latest.json");
+        hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
+
+        let (deployed, response) = sample(&deploy, &moto.endpoint, &env, fresh_push(run)).await;
+        let response = response.response();
+        let targets: Vec<_> = response["targets"].as_array().into_iter().flatten().collect();
+        assert!(
+            targets.len() == 2 && targets.iter().all(|t| t["result"] == "deploying"),
+            "every run must really deploy: {response}"
         );
-        deploy_samples.push(sample(&deploy, &moto.endpoint, &env, fresh_push(run)).await);
+        deploy_samples.push(deployed);
+
+        let ecs_deployment_id = targets[0]["ecs_deployment_id"].as_str().unwrap();
+        let service = targets[0]["service"].as_str().unwrap();
+        let (tracked, response) = sample(&track, &moto.endpoint, &env, completion(service, ecs_deployment_id)).await;
+        let response = response.response();
+        assert_eq!(
+            response["status"], "SUCCEEDED",
+            "every run must really record: {response}"
+        );
+        track_samples.push(tracked);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -75,20 +88,39 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         "| function | init (median, min–max) | first event (median, min–max) | peak RSS (median) | bootstrap.zip |"
     );
     println!("|---|---|---|---|---|");
-    let hello_row = row("hello-world (baseline)", &hello_samples, zipped_size(&hello, scratch));
-    let deploy_row = row("deploy-on-push", &deploy_samples, zipped_size(&deploy, scratch));
+    let (hello_init, _, _) = row("hello-world (baseline)", &hello_samples, zipped_size(&hello, scratch));
+    let functions = [
+        (
+            "deploy-on-push",
+            row("deploy-on-push", &deploy_samples, zipped_size(&deploy, scratch)),
+        ),
+        (
+            "track-deployment",
+            row("track-deployment", &track_samples, zipped_size(&track, scratch)),
+        ),
+    ];
     println!("\nAWS calls for the sample push (2 services deployed): {calls}");
-    let ratio = deploy_row.0.as_secs_f64() / hello_row.0.as_secs_f64();
     let check = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!(
-        "Targets: init ≤ 1.5× hello-world: {:.2}× ({}); RSS ≤ 32 MB: {:.1} MB ({}); zip ≤ 6 MB: {:.2} MB ({})",
-        ratio,
-        check(ratio <= 1.5),
-        deploy_row.1 as f64 / 1024.0,
-        check(deploy_row.1 <= 32 * 1024),
-        deploy_row.2 as f64 / 1_048_576.0,
-        check(deploy_row.2 <= 6 * 1_048_576),
-    );
+    for (name, (init, rss, zip)) in functions {
+        let ratio = init.as_secs_f64() / hello_init.as_secs_f64();
+        println!(
+            "{name}: init ≤ 1.5× hello-world: {ratio:.2}× ({}); RSS ≤ 32 MB: {:.1} MB ({}); zip ≤ 6 MB: {:.2} MB ({})",
+            check(ratio <= 1.5),
+            rss as f64 / 1024.0,
+            check(rss <= 32 * 1024),
+            zip as f64 / 1_048_576.0,
+            check(zip <= 6 * 1_048_576),
+        );
+    }
+}
+
+/// ECS reporting `ecs_deployment_id` of the dev service completed.
+fn completion(service: &str, ecs_deployment_id: &str) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
+    event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/{service}").into();
+    event["detail"]["deploymentId"] = ecs_deployment_id.into();
+    serde_json::to_vec(&event).unwrap()
 }
 
 /// A push no earlier run has deployed, each newer than the last, so every run really deploys.
@@ -100,26 +132,21 @@ fn fresh_push(run: usize) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-async fn sample(binary: &Path, endpoint: &str, env: &[(&str, &str)], payload: Vec<u8>) -> Sample {
+/// One fresh process, one event; the measurements and what the function answered.
+async fn sample(binary: &Path, endpoint: &str, env: &[(&str, &str)], payload: Vec<u8>) -> (Sample, Outcome) {
     let mut function = Function::spawn(binary, endpoint, env).await;
     let outcome = function.invoke(payload).await;
     let first_event = function.started.elapsed();
-    if binary.ends_with("deploy-on-push") {
-        let response = outcome.response();
-        let deployed = response["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| t["result"] == "deploying");
-        assert_eq!(deployed.count(), 2, "every run must really deploy: {response}");
-    }
     let init = function.api.first_poll().expect("the function polled") - function.started;
     let rss_kib = function.peak_rss_kib().expect("peak RSS from /proc");
-    Sample {
-        init,
-        first_event,
-        rss_kib,
-    }
+    (
+        Sample {
+            init,
+            first_event,
+            rss_kib,
+        },
+        outcome,
+    )
 }
 
 fn median<T: Ord + Copy>(mut values: Vec<T>) -> (T, T, T) {

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use harness::function::Function;
 use harness::moto::Moto;
 use harness::seed::seed;
-use harness::{built_binary, event_file, repo_root};
+use harness::{ACCOUNT, REGION, built_binary, event_file, repo_root};
 use shared::domain::pipeline::Pipeline;
 
 const STORY: [(&str, &str); 4] = [
@@ -108,6 +108,46 @@ async fn main() {
         }
     }
 
+    println!("\n━━ ECS reports the deployments in flight completed (through track-deployment)");
+    let mut tracker = Function::spawn(
+        &built_binary("track-deployment", "debug"),
+        &moto.endpoint,
+        &[("TABLE_NAME", world.table.as_str())],
+    )
+    .await;
+    let items = ddb
+        .scan()
+        .table_name(&world.table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    for item in items.iter().filter(|i| attr(i, "status") == "DEPLOYING") {
+        let mut event: serde_json::Value =
+            serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
+        let (cluster, service) = (attr(item, "cluster"), attr(item, "service"));
+        event["resources"][0] = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}").into();
+        event["detail"]["deploymentId"] = attr(item, "ecs_deployment_id").into();
+        let response = tracker.invoke(serde_json::to_vec(&event).unwrap()).await.response();
+        println!(
+            "   {:<8} {:<16} {} {} → {}{}",
+            attr(item, "stage"),
+            service,
+            attr(item, "id"),
+            attr(item, "ecs_deployment_id"),
+            response["status"]
+                .as_str()
+                .or(response["reason"].as_str())
+                .unwrap_or("?"),
+            if response["last_known_good"] == true {
+                ", now the last known good"
+            } else {
+                ""
+            },
+        );
+    }
+
     println!("\n━━ deployment records in `{}`", world.table);
     println!(
         "   {:<28} {:<8} {:<16} {:<14} {:<18} task definition",
@@ -121,23 +161,17 @@ async fn main() {
         .expect("scan")
         .items
         .unwrap_or_default();
-    let text = |item: &std::collections::HashMap<String, AttributeValue>, key: &str| {
-        item.get(key)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_else(|| "-".into())
-    };
-    let mut records: Vec<_> = items.iter().filter(|i| text(i, "sk") == "DEP").collect();
-    records.sort_by_key(|i| text(i, "requested_at"));
+    let mut records: Vec<_> = items.iter().filter(|i| attr(i, "sk") == "DEP").collect();
+    records.sort_by_key(|i| attr(i, "requested_at"));
     for item in records {
         println!(
             "   {:<28} {:<8} {:<16} {:<14} {:<18} {}",
-            text(item, "id"),
-            text(item, "stage"),
-            text(item, "service"),
-            text(item, "tag"),
-            text(item, "status"),
-            short(&text(item, "task_definition"))
+            attr(item, "id"),
+            attr(item, "stage"),
+            attr(item, "service"),
+            attr(item, "tag"),
+            attr(item, "status"),
+            short(&attr(item, "task_definition"))
         );
     }
 
@@ -192,4 +226,12 @@ fn short(text: &str) -> String {
         Some((repo, digest)) => format!("{repo}@sha256:{}…", &digest[..12.min(digest.len())]),
         None => text.to_owned(),
     }
+}
+
+/// A string attribute of a scanned item, `-` when absent.
+fn attr(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> String {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_else(|| "-".into())
 }
