@@ -91,6 +91,10 @@ name_type!(
     DbInstanceId, "DB instance identifier", check_db_instance
 );
 name_type!(
+    /// A CloudWatch alarm name (metric, metric-math or composite).
+    AlarmName, "alarm name", check_alarm
+);
+name_type!(
     /// A 12-digit AWS account id.
     AccountId, "account id", check_account
 );
@@ -188,6 +192,17 @@ fn check_db_instance(s: &str) -> Result<(), &'static str> {
         Some(_) if s.contains("--") => Err("must not contain `--`"),
         Some(_) if s.ends_with('-') => Err("must not end with '-'"),
         Some(_) => Ok(()),
+    }
+}
+
+/// CloudWatch: 1 to 255 characters, no ASCII control characters.
+fn check_alarm(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.len() > 255 {
+        Err("must be 1 to 255 characters")
+    } else if s.chars().any(|c| c.is_ascii_control()) {
+        Err("must not contain control characters")
+    } else {
+        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 //! invalid values; every error names the field it is about (`stage[2].tags: …`).
 
 use super::names::{
-    AppName, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName, ServiceName, StageName,
+    AlarmName, AppName, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName, ServiceName,
+    StageName,
 };
 use super::tag_rule::TagRule;
 use serde::Deserialize;
@@ -43,7 +44,14 @@ pub struct Stage {
     pub tags: TagRule,
     pub approval: bool,
     pub snapshot_before_deploy: Vec<DbInstanceId>,
+    /// CloudWatch alarms whose move into ALARM means this stage's latest deploy is bad.
+    pub alarms: Vec<AlarmName>,
+    /// How long after a deploy completes an alarm is still blamed on it.
+    pub watch_window: chrono::TimeDelta,
 }
+
+/// The watch window when a stage names none: ARCHITECTURE's default.
+pub const DEFAULT_WATCH_WINDOW_MINUTES: i64 = 15;
 
 impl Pipeline {
     pub fn parse(text: &str) -> Result<Self, PipelineError> {
@@ -67,6 +75,11 @@ impl Pipeline {
                 .applications
                 .iter()
                 .any(|app| app.services.iter().any(|s| &s.name == service))
+    }
+
+    /// The stage an alarm guards, if any.
+    pub fn stage_guarded_by(&self, alarm: &AlarmName) -> Option<&Stage> {
+        self.stages.iter().find(|stage| stage.alarms.contains(alarm))
     }
 
     pub fn applications(&self) -> &[Application] {
@@ -110,6 +123,10 @@ struct RawStage {
     approval: bool,
     #[serde(default)]
     snapshot_before_deploy: Vec<String>,
+    #[serde(default)]
+    alarms: Vec<String>,
+    #[serde(default)]
+    watch_window_minutes: Option<i64>,
 }
 
 fn field<T>(path: String, parsed: Result<T, InvalidName>) -> Result<T, PipelineError> {
@@ -182,6 +199,7 @@ impl RawPipeline {
         let mut stages = Vec::new();
         let mut stage_names = HashSet::new();
         let mut clusters = HashSet::new();
+        let mut alarms_seen = HashSet::new();
         for (i, raw) in self.stage.into_iter().enumerate() {
             let at = |f: &str| format!("stage[{i}].{f}");
             let name = field(at("name"), StageName::parse(raw.name))?;
@@ -204,12 +222,31 @@ impl RawPipeline {
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut alarms = Vec::new();
+            for (j, alarm) in raw.alarms.into_iter().enumerate() {
+                let path = format!("stage[{i}].alarms[{j}]");
+                let alarm = field(path.clone(), AlarmName::parse(alarm))?;
+                // One alarm, one stage: otherwise a single alarm would roll back two stages.
+                if !alarms_seen.insert(alarm.clone()) {
+                    return Err(duplicate(path, "alarm", alarm.as_str()));
+                }
+                alarms.push(alarm);
+            }
+            let minutes = raw.watch_window_minutes.unwrap_or(DEFAULT_WATCH_WINDOW_MINUTES);
+            if !(1..=1440).contains(&minutes) {
+                return Err(PipelineError::Field {
+                    field: at("watch_window_minutes"),
+                    message: format!("{minutes} is not between 1 and 1440 minutes"),
+                });
+            }
             stages.push(Stage {
                 name,
                 cluster,
                 tags,
                 approval: raw.approval,
                 snapshot_before_deploy,
+                alarms,
+                watch_window: chrono::TimeDelta::minutes(minutes),
             });
         }
         Ok(Pipeline { applications, stages })
@@ -359,6 +396,46 @@ mod tests {
     fn bad_snapshot_instance_is_named() {
         let text = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nsnapshot_before_deploy = [\"db--1\"]");
         assert!(error_of(&text).starts_with("pipeline file: stage[0].snapshot_before_deploy[0]:"));
+    }
+
+    #[test]
+    fn alarms_guard_one_stage_each_with_a_watch_window() {
+        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let alarm = |name: &str| AlarmName::parse(name).unwrap();
+        let dev = pipeline.stage_guarded_by(&alarm("backend-dev-error-rate")).unwrap();
+        assert_eq!(dev.name.as_str(), "dev");
+        assert_eq!(dev.alarms.len(), 3);
+        assert_eq!(
+            dev.watch_window,
+            chrono::TimeDelta::minutes(DEFAULT_WATCH_WINDOW_MINUTES)
+        );
+        let prod = pipeline.stage_guarded_by(&alarm("backend-prod-health")).unwrap();
+        assert_eq!(
+            (prod.name.as_str(), prod.watch_window),
+            ("prod", chrono::TimeDelta::minutes(30))
+        );
+        assert!(pipeline.stage_guarded_by(&alarm("unrelated")).is_none());
+    }
+
+    #[test]
+    fn an_alarm_cannot_guard_two_stages() {
+        let text = format!(
+            "{}\n[[stage]]\nname = \"qa\"\ncluster = \"qa\"\ntags = \"*\"\nalarms = [\"shared-5xx\"]\n",
+            MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nalarms = [\"shared-5xx\"]")
+        );
+        assert_eq!(
+            error_of(&text),
+            "pipeline file: stage[1].alarms[0]: duplicate alarm `shared-5xx`"
+        );
+    }
+
+    #[test]
+    fn a_watch_window_out_of_range_names_the_field() {
+        let text = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nwatch_window_minutes = 0");
+        assert_eq!(
+            error_of(&text),
+            "pipeline file: stage[0].watch_window_minutes: 0 is not between 1 and 1440 minutes"
+        );
     }
 
     #[test]
