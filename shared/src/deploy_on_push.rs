@@ -10,7 +10,7 @@ use crate::domain::deployment::{
 };
 use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
-use crate::ports::{Ecs, EcsError, Records, Slot, StoreError};
+use crate::ports::{Ecs, EcsError, Records, Registered, Slot, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -262,6 +262,8 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             task_definition: None,
             ecs_deployment_id: None,
             superseded_by: None,
+            definition: None,
+            previous_definition: None,
             completed_at: None,
             ecs_reason: None,
         };
@@ -286,7 +288,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                 if !self.records.create_deployment(&record).await? {
                     return self.duplicate(&record.id).await;
                 }
-                let (task_definition, ecs_deployment_id) = match self.act(&record, &previous).await {
+                let (registered, ecs_deployment_id) = match self.act(&record, &previous).await {
                     Ok(done) => done,
                     Err(err) => {
                         // The service was not updated: no record may say otherwise.
@@ -294,8 +296,11 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                         return Err(err.into());
                     }
                 };
+                let task_definition = registered.arn.clone();
                 let deploying = Deployment {
-                    task_definition: Some(task_definition.clone()),
+                    task_definition: Some(registered.arn),
+                    definition: Some(registered.definition),
+                    previous_definition: Some(registered.previous_definition),
                     ecs_deployment_id: Some(ecs_deployment_id.clone()),
                     ..record
                         .transition(Status::Deploying, Utc::now())
@@ -324,14 +329,14 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         Ok((outcome, Some((slot, record.pointer()))))
     }
 
-    async fn act(&self, record: &Deployment, previous: &str) -> Result<(String, String), EcsError> {
+    async fn act(&self, record: &Deployment, previous: &str) -> Result<(Registered, String), EcsError> {
         let registered = self
             .ecs
             .register_pinned(previous, &record.container, &record.image.uri)
             .await?;
         let ecs_deployment_id = self
             .ecs
-            .update_service(&record.cluster, &record.service, &registered)
+            .update_service(&record.cluster, &record.service, &registered.arn)
             .await?;
         Ok((registered, ecs_deployment_id))
     }

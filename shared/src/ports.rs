@@ -100,6 +100,16 @@ pub enum EcsError {
     Transient(String),
 }
 
+/// A revision registered from another, both in ECS's own JSON (DescribeTaskDefinition's
+/// response with tags: `{"taskDefinition": {…}, "tags": […]}`), so either can be registered
+/// again if ECS ever loses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub arn: String,
+    pub definition: String,
+    pub previous_definition: String,
+}
+
 pub trait Ecs: Send + Sync {
     /// The task definition ARN the service runs now.
     fn running_task_definition(
@@ -108,14 +118,13 @@ pub trait Ecs: Send + Sync {
         service: &ServiceName,
     ) -> impl Future<Output = Result<String, EcsError>> + Send;
 
-    /// Registers a new revision of `task_definition` identical but for `container`'s image;
-    /// returns its ARN.
+    /// Registers a new revision of `task_definition` identical but for `container`'s image.
     fn register_pinned(
         &self,
         task_definition: &str,
         container: &ContainerName,
         image: &str,
-    ) -> impl Future<Output = Result<String, EcsError>> + Send;
+    ) -> impl Future<Output = Result<Registered, EcsError>> + Send;
 
     /// Points the service at `task_definition`; returns the new ECS deployment id (`ecs-svc/…`).
     fn update_service(

@@ -111,6 +111,8 @@ fn deployment_item(d: &Deployment) -> Item {
         ("ecs_deployment_id", d.ecs_deployment_id.as_deref()),
         ("superseded_by", d.superseded_by.as_ref().map(|id| id.as_str())),
         ("ecs_reason", d.ecs_reason.as_deref()),
+        ("definition", d.definition.as_deref()),
+        ("previous_definition", d.previous_definition.as_deref()),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -170,6 +172,8 @@ fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
         superseded_by: r.opt("superseded_by").map(DeploymentId::from_stored),
         completed_at: r.opt("completed_at").map(|_| r.time("completed_at")).transpose()?,
         ecs_reason: r.opt("ecs_reason"),
+        definition: r.opt("definition"),
+        previous_definition: r.opt("previous_definition"),
     })
 }
 

@@ -1,9 +1,46 @@
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
 use crate::domain::taskdef::pin_container_image;
-use crate::ports::{Ecs, EcsError};
+use crate::ports::{Ecs, EcsError, Registered};
 use crate::runtime::describe_sdk_error;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::sync::{Arc, Mutex};
+
+/// Keeps the raw JSON body of the response to the call it is attached to: ECS's own shape of
+/// a task definition, which can be stored and registered again (the SDK's types have no serde).
+#[derive(Clone, Debug, Default)]
+struct RawResponse(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for RawResponse {
+    fn name(&self) -> &'static str {
+        "RawResponse"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The orchestrator has read the whole body into memory by now.
+        let body = context.response().body().bytes().map(<[u8]>::to_vec);
+        *self.0.lock().expect("not poisoned") = body;
+        Ok(())
+    }
+}
+
+impl RawResponse {
+    fn json(&self, operation: &str) -> Result<serde_json::Value, EcsError> {
+        let body = self.0.lock().expect("not poisoned").take();
+        body.and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| EcsError::Transient(format!("{operation}: response body was not JSON")))
+    }
+}
 
 pub struct EcsAdapter {
     client: aws_sdk_ecs::Client,
@@ -61,12 +98,15 @@ impl Ecs for EcsAdapter {
         task_definition: &str,
         container: &ContainerName,
         image: &str,
-    ) -> Result<String, EcsError> {
+    ) -> Result<Registered, EcsError> {
+        let (described, registered_raw) = (RawResponse::default(), RawResponse::default());
         let mut out = self
             .client
             .describe_task_definition()
             .task_definition(task_definition)
             .include(TaskDefinitionField::Tags)
+            .customize()
+            .interceptor(described.clone())
             .send()
             .await
             .map_err(classify("DescribeTaskDefinition"))?;
@@ -98,14 +138,27 @@ impl Ecs for EcsAdapter {
             .set_ephemeral_storage(def.ephemeral_storage)
             .set_runtime_platform(def.runtime_platform)
             .set_enable_fault_injection(def.enable_fault_injection)
+            .customize()
+            .interceptor(registered_raw.clone())
             .send()
             .await
             .map_err(classify("RegisterTaskDefinition"))?;
-        registered
+        let arn = registered
             .task_definition()
             .and_then(|td| td.task_definition_arn())
             .map(str::to_owned)
-            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
+            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))?;
+        let previous = described.json("DescribeTaskDefinition")?;
+        // The new revision in DescribeTaskDefinition's shape: as registered, with the tags copied.
+        let definition = serde_json::json!({
+            "taskDefinition": registered_raw.json("RegisterTaskDefinition")?["taskDefinition"],
+            "tags": previous["tags"],
+        });
+        Ok(Registered {
+            arn,
+            definition: definition.to_string(),
+            previous_definition: previous.to_string(),
+        })
     }
 
     async fn update_service(

@@ -149,6 +149,10 @@ pub struct Deployment {
     /// `ecs-svc/…`, the id ECS deployment state-change events carry.
     pub ecs_deployment_id: Option<String>,
     pub superseded_by: Option<DeploymentId>,
+    /// The registered revision and the one it replaced, in ECS's own JSON (see
+    /// `ports::Registered`): what a rollback needs to register either again.
+    pub definition: Option<String>,
+    pub previous_definition: Option<String>,
     /// When ECS reported the deployment COMPLETED or FAILED.
     pub completed_at: Option<DateTime<Utc>>,
     /// ECS's reason for that ending (e.g. the circuit breaker's).

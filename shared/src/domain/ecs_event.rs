@@ -216,6 +216,8 @@ mod tests {
             task_definition: None,
             ecs_deployment_id: Some("ecs-svc/1234567890".into()),
             superseded_by: None,
+            definition: None,
+            previous_definition: None,
             completed_at: None,
             ecs_reason: None,
         }

@@ -89,6 +89,22 @@ async fn push_deploys_each_service_of_matching_stages_pinned_by_digest_changing_
             env.primary_deployment_id(DEV, service).await
         );
         assert_eq!(record["svc_pk"], format!("SVC#{DEV}#{service}"));
+
+        // Both revisions are stored in ECS's own JSON, enough to register them again.
+        let stored: serde_json::Value = serde_json::from_str(&record["definition"]).unwrap();
+        assert_eq!(stored["taskDefinition"]["taskDefinitionArn"], running.as_str());
+        let stored_containers = stored["taskDefinition"]["containerDefinitions"].as_array().unwrap();
+        assert_eq!(stored_containers.len(), after.container_definitions().len());
+        let stored_app = stored_containers.iter().find(|c| c["name"] == container).unwrap();
+        assert_eq!(stored_app["image"], pinned.as_str());
+        assert_eq!(
+            stored["taskDefinition"]["executionRoleArn"],
+            after.execution_role_arn().unwrap()
+        );
+        assert_eq!(stored["tags"].as_array().unwrap().len(), after_tags.len());
+        let previous: serde_json::Value = serde_json::from_str(&record["previous_definition"]).unwrap();
+        assert_eq!(previous["taskDefinition"]["taskDefinitionArn"], initial.as_str());
+        assert_eq!(previous["tags"], stored["tags"]);
     }
     for cluster in [STAGING, PROD] {
         for (service, _) in SERVICES {
