@@ -126,6 +126,10 @@ pub trait Ecs: Send + Sync {
         image: &str,
     ) -> impl Future<Output = Result<Registered, EcsError>> + Send;
 
+    /// Registers a stored definition (`Registered::definition`'s JSON) as a new revision:
+    /// how a rollback gets back a revision ECS deregistered or deleted. Returns its ARN.
+    fn register_stored(&self, definition: &str) -> impl Future<Output = Result<String, EcsError>> + Send;
+
     /// Points the service at `task_definition`; returns the new ECS deployment id (`ecs-svc/…`).
     fn update_service(
         &self,

@@ -1,13 +1,16 @@
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
-use crate::domain::taskdef::pin_container_image;
+use crate::domain::taskdef::{pin_container_image, registration_body};
 use crate::ports::{Ecs, EcsError, Registered};
 use crate::runtime::describe_sdk_error;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +42,29 @@ impl RawResponse {
         let body = self.0.lock().expect("not poisoned").take();
         body.and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EcsError::Transient(format!("{operation}: response body was not JSON")))
+    }
+}
+
+/// Sends this JSON as the request body instead of what the SDK serialized. Set before signing,
+/// so the signature covers it.
+#[derive(Debug)]
+struct ReplaceBody(Vec<u8>);
+
+impl Intercept for ReplaceBody {
+    fn name(&self) -> &'static str {
+        "ReplaceBody"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        request.headers_mut().insert("content-length", self.0.len().to_string());
+        *request.body_mut() = SdkBody::from(self.0.clone());
+        Ok(())
     }
 }
 
@@ -159,6 +185,26 @@ impl Ecs for EcsAdapter {
             definition: definition.to_string(),
             previous_definition: previous.to_string(),
         })
+    }
+
+    async fn register_stored(&self, definition: &str) -> Result<String, EcsError> {
+        let body = registration_body(definition).map_err(|e| EcsError::Rejected(e.to_string()))?;
+        let family = body["family"].as_str().unwrap_or_default().to_owned();
+        // The SDK cannot build a request from JSON, and ECS's JSON is what was stored: send it.
+        let registered = self
+            .client
+            .register_task_definition()
+            .family(family)
+            .customize()
+            .interceptor(ReplaceBody(body.to_string().into_bytes()))
+            .send()
+            .await
+            .map_err(classify("RegisterTaskDefinition"))?;
+        registered
+            .task_definition()
+            .and_then(|td| td.task_definition_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
     }
 
     async fn update_service(

@@ -76,3 +76,105 @@ mod tests {
         );
     }
 }
+
+/// The members of a described task definition that RegisterTaskDefinition accepts; the rest
+/// (ARN, revision, status, registeredAt, compatibilities, …) are ECS's to set.
+const REGISTERABLE: [&str; 17] = [
+    "family",
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "containerDefinitions",
+    "volumes",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+    "runtimePlatform",
+    "enableFaultInjection",
+];
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("stored task definition is unusable: {0}")]
+pub struct UnusableDefinition(pub &'static str);
+
+/// RegisterTaskDefinition's JSON body for a definition stored as DescribeTaskDefinition
+/// returned it (`{"taskDefinition": {…}, "tags": […]}`): the same revision, registered anew.
+pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefinition> {
+    let stored: serde_json::Value = serde_json::from_str(stored).map_err(|_| UnusableDefinition("not JSON"))?;
+    let definition = stored["taskDefinition"]
+        .as_object()
+        .ok_or(UnusableDefinition("no `taskDefinition` object"))?;
+    if !definition.get("family").is_some_and(|f| f.is_string()) {
+        return Err(UnusableDefinition("no `family`"));
+    }
+    if !definition
+        .get("containerDefinitions")
+        .is_some_and(|c| c.as_array().is_some_and(|c| !c.is_empty()))
+    {
+        return Err(UnusableDefinition("no `containerDefinitions`"));
+    }
+    let mut body: serde_json::Map<String, serde_json::Value> = definition
+        .iter()
+        .filter(|(key, value)| REGISTERABLE.contains(&key.as_str()) && !value.is_null())
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if let Some(tags) = stored["tags"].as_array().filter(|tags| !tags.is_empty()) {
+        body.insert("tags".into(), tags.clone().into());
+    }
+    Ok(body.into())
+}
+
+#[cfg(test)]
+mod registration_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_what_register_accepts_and_the_tags() {
+        let stored = json!({
+            "taskDefinition": {
+                "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7",
+                "family": "api",
+                "revision": 7,
+                "status": "INACTIVE",
+                "registeredAt": 1700000000.0,
+                "compatibilities": ["EC2", "FARGATE"],
+                "requiresAttributes": [{"name": "ecs.capability.execution-role-awslogs"}],
+                "cpu": "512",
+                "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
+                "containerDefinitions": [{"name": "api", "image": "repo@sha256:abc"}],
+                "pidMode": null
+            },
+            "tags": [{"key": "team", "value": "analytics"}]
+        });
+        assert_eq!(
+            registration_body(&stored.to_string()).unwrap(),
+            json!({
+                "family": "api",
+                "cpu": "512",
+                "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
+                "containerDefinitions": [{"name": "api", "image": "repo@sha256:abc"}],
+                "tags": [{"key": "team", "value": "analytics"}]
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_registered() {
+        assert_eq!(registration_body("nope"), Err(UnusableDefinition("not JSON")));
+        assert_eq!(
+            registration_body("{}"),
+            Err(UnusableDefinition("no `taskDefinition` object"))
+        );
+        assert_eq!(
+            registration_body(r#"{"taskDefinition": {"family": "api", "containerDefinitions": []}}"#),
+            Err(UnusableDefinition("no `containerDefinitions`"))
+        );
+    }
+}

@@ -5,7 +5,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use shared::adapters::dynamo::DynamoRecords;
 use shared::deploy_on_push::{PushError, Response, TargetOutcome};
 use shared::domain::names::{ClusterName, ServiceName};
-use shared::ports::Records;
+use shared::ports::{Ecs, Records};
 use std::sync::Arc;
 
 fn outcomes(response: &Response) -> Vec<(String, String, &TargetOutcome)> {
@@ -428,4 +428,53 @@ async fn history_is_newest_first_and_paginated() {
                 .deployments
                 .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_deregistered_revision_can_be_registered_again_from_its_record() {
+    let env = Env::new().await;
+    env.handler()
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    let (service, container) = SERVICES[0];
+    let record = env.records_for(DEV, service).await.remove(0);
+    let lost = env.running(DEV, service).await;
+    let (original, original_tags) = env.task_definition(&lost).await;
+    env.ecs
+        .deregister_task_definition()
+        .task_definition(&lost)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env.task_definition(&lost).await.0.status().map(|s| s.as_str()),
+        Some("INACTIVE")
+    );
+
+    let ecs = shared::adapters::ecs::EcsAdapter::new(&env.config);
+    let again = ecs.register_stored(&record["definition"]).await.unwrap();
+    assert_ne!(again, lost);
+    let (restored, restored_tags) = env.task_definition(&again).await;
+    assert_eq!(restored.status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert_eq!(restored.family(), original.family());
+    assert_eq!(restored.revision(), original.revision() + 1);
+    assert_eq!(restored.container_definitions(), original.container_definitions());
+    let app = restored
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container))
+        .unwrap();
+    assert_eq!(app.image(), Some(record["image"].as_str()));
+    assert_eq!(restored.task_role_arn(), original.task_role_arn());
+    assert_eq!(restored.execution_role_arn(), original.execution_role_arn());
+    assert_eq!(restored.network_mode(), original.network_mode());
+    assert_eq!((restored.cpu(), restored.memory()), (original.cpu(), original.memory()));
+    assert_eq!(restored.volumes(), original.volumes());
+    assert_eq!(restored.ephemeral_storage(), original.ephemeral_storage());
+    assert_eq!(restored.runtime_platform(), original.runtime_platform());
+    assert_eq!(restored_tags, original_tags);
+
+    let unusable = ecs.register_stored("{}").await.unwrap_err();
+    assert!(matches!(unusable, shared::ports::EcsError::Rejected(_)), "{unusable:?}");
 }
