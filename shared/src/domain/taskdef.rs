@@ -113,10 +113,8 @@ pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefi
     if !definition.get("family").is_some_and(|f| f.is_string()) {
         return Err(UnusableDefinition("no `family`"));
     }
-    if !definition
-        .get("containerDefinitions")
-        .is_some_and(|c| c.as_array().is_some_and(|c| !c.is_empty()))
-    {
+    let containers = definition.get("containerDefinitions").and_then(|c| c.as_array());
+    if containers.is_none_or(|c| c.is_empty()) {
         return Err(UnusableDefinition("no `containerDefinitions`"));
     }
     let mut body: serde_json::Map<String, serde_json::Value> = definition
