@@ -6,7 +6,7 @@
 //! record the outcome and release the lock in one write.
 
 use crate::domain::deployment::{
-    Decision, Deployment, DeploymentId, Mode, Pointer, PushedImage, SkipReason, Status, decide,
+    Decision, Deployment, DeploymentId, Kind, Mode, Pointer, PushedImage, SkipReason, Status, decide,
 };
 use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
@@ -250,6 +250,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         let now = Utc::now();
         let mut record = Deployment {
             id: DeploymentId::for_push(image, stage, cluster, service),
+            kind: Kind::Deploy,
             status: Status::Requested,
             stage: stage.clone(),
             cluster: cluster.clone(),

@@ -3,7 +3,7 @@
 //!   svc_sk `<requested_at>#<id>`) for history; GSI `by-ecs-deployment` (ecs_deployment_id).
 //! - service state: pk `SVC#<cluster>#<service>`, sk `STATE` (lock, latest, awaiting_approval).
 
-use crate::domain::deployment::{Deployment, DeploymentId, Pointer, PushedImage, ServiceState, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, Pointer, PushedImage, ServiceState, Status};
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use crate::ports::{Page, Records, Slot, StoreError};
 use crate::runtime::describe_sdk_error;
@@ -89,7 +89,13 @@ fn deployment_item(d: &Deployment) -> Item {
         )),
     );
     put("id", s(d.id.as_str()));
-    put("kind", s("deploy"));
+    match &d.kind {
+        Kind::Deploy => put("kind", s("deploy")),
+        Kind::Rollback { of } => {
+            put("kind", s("rollback"));
+            put("rollback_of", s(of.as_str()));
+        }
+    }
     put("status", s(d.status.as_str()));
     put("stage", s(d.stage.as_str()));
     put("cluster", s(d.cluster.as_str()));
@@ -152,6 +158,17 @@ fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
     let r = Reader(item);
     Ok(Deployment {
         id: DeploymentId::from_stored(r.req("id")?),
+        kind: match (r.req("kind")?.as_str(), r.opt("rollback_of")) {
+            ("deploy", _) => Kind::Deploy,
+            ("rollback", Some(of)) => Kind::Rollback {
+                of: DeploymentId::from_stored(of),
+            },
+            (other, _) => {
+                return Err(StoreError(format!(
+                    "stored `kind` {other} is unknown or lacks rollback_of"
+                )));
+            }
+        },
         status: r.parsed("status", |v| Status::parse(&v).ok_or(format!("unknown status {v}")))?,
         stage: r.parsed("stage", StageName::parse)?,
         cluster: r.parsed("cluster", ClusterName::parse)?,

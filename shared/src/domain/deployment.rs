@@ -7,7 +7,7 @@ use std::fmt;
 
 /// `REQUESTED → (AWAITING_APPROVAL → APPROVED | REJECTED | EXPIRED | SUPERSEDED) →
 /// (SNAPSHOTTING →) DEPLOYING → SUCCEEDED | FAILED | ROLLED_BACK`; a deploy still in flight
-/// can also be SUPERSEDED by a newer image.
+/// can also be SUPERSEDED by a newer image, or ROLLED_BACK before it completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     Requested,
@@ -66,7 +66,7 @@ impl Status {
                 | (AwaitingApproval, Approved | Rejected | Expired | Superseded)
                 | (Approved, Snapshotting | Deploying)
                 | (Snapshotting, Deploying)
-                | (Deploying, Succeeded | Failed | Superseded)
+                | (Deploying, Succeeded | Failed | Superseded | RolledBack)
                 | (Succeeded | Failed, RolledBack)
         )
     }
@@ -131,9 +131,17 @@ pub struct PushedImage {
     pub pushed_at: DateTime<Utc>,
 }
 
+/// A deploy of a pushed image, or a rollback undoing one (a new record, as CodeDeploy does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Deploy,
+    Rollback { of: DeploymentId },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {
     pub id: DeploymentId,
+    pub kind: Kind,
     pub status: Status,
     pub stage: StageName,
     pub cluster: ClusterName,
@@ -366,6 +374,10 @@ mod tests {
         assert!(Deploying.can_become(Superseded));
         assert!(Deploying.can_become(Succeeded));
         assert!(Succeeded.can_become(RolledBack));
+        assert!(
+            Deploying.can_become(RolledBack),
+            "a bad deploy still in flight is rolled back too"
+        );
         assert!(!Succeeded.can_become(Deploying));
         assert!(!Superseded.can_become(Deploying));
         assert!(!Requested.can_become(Succeeded));

@@ -162,7 +162,7 @@ pub fn judge(ended: &Ended, record: Option<&Deployment>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::deployment::{DeploymentId, PushedImage};
+    use crate::domain::deployment::{DeploymentId, Kind, PushedImage};
     use crate::domain::names::{ContainerName, ImageDigest, ImageTag, RepositoryName, StageName};
     use chrono::TimeZone;
     use serde_json::json;
@@ -198,6 +198,7 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
         Deployment {
             id: DeploymentId::from_stored("dep-1".into()),
+            kind: Kind::Deploy,
             status,
             stage: StageName::parse("dev").unwrap(),
             cluster: ClusterName::parse("social-analytics-dev").unwrap(),

@@ -5,5 +5,6 @@ pub mod ecs_event;
 pub mod names;
 pub mod pipeline;
 pub mod push;
+pub mod rollback;
 pub mod tag_rule;
 pub mod taskdef;
