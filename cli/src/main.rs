@@ -1,46 +1,120 @@
 //! pipectl: operator commands over the shared crate.
-//!   pipectl validate [FILE]   check a pipeline file (default: ./pipeline.toml)
+//!
+//!   pipectl validate [FILE]                           check a pipeline file (default ./pipeline.toml)
+//!   pipectl history STAGE SERVICE [--limit N] [--after CURSOR]
+//!                                                     a service's deployments, newest first
+//!
+//! `history` reads the table named by TABLE_NAME with the usual AWS environment (region,
+//! credentials, AWS_ENDPOINT_URL) and the pipeline file the functions use (PIPELINE_FILE or
+//! the shipped one).
 
+use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::names::ServiceName;
 use shared::domain::pipeline::Pipeline;
+use shared::ports::Records;
+use shared::runtime;
 use std::process::ExitCode;
+
+const USAGE: &str = "usage: pipectl validate [FILE]\n       pipectl history STAGE SERVICE [--limit N] [--after CURSOR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
         ["validate"] => validate("pipeline.toml"),
         ["validate", path] => validate(path),
-        _ => {
-            eprintln!("usage: pipectl validate [FILE]");
+        ["history", stage, service, options @ ..] => history(stage, service, options),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) if message == USAGE => {
+            eprintln!("{message}");
             ExitCode::from(2)
+        }
+        Err(message) => {
+            eprintln!("pipectl: {message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn validate(path: &str) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) => {
-            eprintln!("{path}: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match Pipeline::parse(&text) {
-        Ok(pipeline) => {
-            println!(
-                "{path}: ok ({} application(s), stages: {})",
-                pipeline.applications().len(),
-                pipeline
-                    .stages()
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("{path}: {err}");
-            ExitCode::FAILURE
+fn validate(path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let pipeline = Pipeline::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+    let stages: Vec<&str> = pipeline.stages().iter().map(|s| s.name.as_str()).collect();
+    println!(
+        "{path}: ok ({} application(s), stages: {})",
+        pipeline.applications().len(),
+        stages.join(" → ")
+    );
+    Ok(())
+}
+
+fn history(stage: &str, service: &str, options: &[&str]) -> Result<(), String> {
+    let (mut limit, mut after) = (20, None);
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        match (*option, options.next()) {
+            ("--limit", Some(n)) => {
+                limit = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or("--limit takes 1 to 100")?
+            }
+            ("--after", Some(cursor)) => after = Some(cursor.to_string()),
+            _ => return Err(USAGE.to_owned()),
         }
     }
+    let pipeline = runtime::load_pipeline().map_err(|e| e.to_string())?;
+    let stage = pipeline
+        .stages()
+        .iter()
+        .find(|s| s.name.as_str() == stage)
+        .ok_or_else(|| format!("no stage `{stage}` in the pipeline file"))?;
+    let service = ServiceName::parse(service).map_err(|e| e.to_string())?;
+    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let page = tokio.block_on(async {
+        let aws = runtime::aws_config().await.map_err(|e| e.to_string())?;
+        let records = DynamoRecords::new(&aws, table);
+        records
+            .history(&stage.cluster, &service, limit, after.as_deref())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+
+    println!(
+        "{:<28} {:<10} {:<18} {:<16} {:<24} task definition",
+        "id", "kind", "status", "tag", "requested at"
+    );
+    for d in &page.deployments {
+        let kind = match &d.kind {
+            shared::domain::deployment::Kind::Deploy => "deploy".to_owned(),
+            shared::domain::deployment::Kind::Rollback { of } => format!("rollback of {of}"),
+        };
+        println!(
+            "{:<28} {:<10} {:<18} {:<16} {:<24} {}",
+            d.id,
+            kind,
+            d.status,
+            d.image.tag,
+            d.requested_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            d.task_definition.as_deref().unwrap_or("-")
+        );
+    }
+    match page.next {
+        Some(cursor) => println!(
+            "more: pipectl history {} {service} --limit {limit} --after '{cursor}'",
+            stage.name
+        ),
+        None if page.deployments.is_empty() => println!("no deployments recorded for {}/{service}", stage.cluster),
+        None => {}
+    }
+    Ok(())
 }

@@ -3,5 +3,6 @@
 mod binaries;
 mod deploy_on_push;
 mod faults;
+mod pipectl;
 mod support;
 mod track_deployment;
