@@ -4,9 +4,9 @@
 //!   pipectl history STAGE SERVICE [--limit N] [--after CURSOR]
 //!                                                     a service's deployments, newest first
 //!
-//! `history` reads the table named by TABLE_NAME with the usual AWS environment (region,
-//! credentials, AWS_ENDPOINT_URL) and the pipeline file the functions use (PIPELINE_FILE or
-//! the shipped one).
+//! `history` reads the table named by TABLE_NAME with the SDK's usual configuration (profiles,
+//! SSO, environment, AWS_ENDPOINT_URL) and the pipeline file the functions use (PIPELINE_FILE
+//! or the shipped one).
 
 use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::names::ServiceName;
@@ -81,7 +81,8 @@ fn history(stage: &str, service: &str, options: &[&str]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let page = tokio.block_on(async {
-        let aws = runtime::aws_config().await.map_err(|e| e.to_string())?;
+        // An operator's terminal: profiles, SSO and the rest of the SDK's default chain.
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let records = DynamoRecords::new(&aws, table);
         records
             .history(&stage.cluster, &service, limit, after.as_deref())
