@@ -24,8 +24,8 @@ pub type EcsDeploymentEvent = EventBridgeEvent<DeploymentStateChange>;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadStateChange {
-    #[error("not an ECS Deployment State Change event (source `{event_source}`, detail-type `{detail_type}`)")]
-    WrongKind { event_source: String, detail_type: String },
+    #[error(transparent)]
+    WrongKind(#[from] super::WrongKind),
     #[error("event field `resources` holds no ECS service ARN")]
     NoServiceArn,
     #[error("event field `resources`: `{0}` is not an ECS service ARN")]
@@ -77,12 +77,7 @@ fn service_of(arn: &str) -> Result<(ClusterName, ServiceName), BadStateChange> {
 }
 
 pub fn read(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<Reading, BadStateChange> {
-    if event.source != "aws.ecs" || event.detail_type != "ECS Deployment State Change" {
-        return Err(BadStateChange::WrongKind {
-            event_source: event.source.clone(),
-            detail_type: event.detail_type.clone(),
-        });
-    }
+    super::expect_kind(event, "aws.ecs", "ECS Deployment State Change")?;
     let ending = match event.detail.event_name.as_str() {
         "SERVICE_DEPLOYMENT_COMPLETED" => Ending::Completed,
         "SERVICE_DEPLOYMENT_FAILED" => Ending::Failed,

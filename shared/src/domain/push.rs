@@ -26,8 +26,8 @@ pub type EcrEvent = EventBridgeEvent<EcrImageAction>;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadEvent {
-    #[error("not an ECR Image Action event (source `{event_source}`, detail-type `{detail_type}`)")]
-    WrongKind { event_source: String, detail_type: String },
+    #[error(transparent)]
+    WrongKind(#[from] super::WrongKind),
     #[error("event field `{field}` is missing")]
     Missing { field: &'static str },
     #[error("event field `{field}`: {error}")]
@@ -82,12 +82,7 @@ fn required<'v>(field: &'static str, value: &'v Option<String>) -> Result<&'v st
 }
 
 pub fn plan<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<Plan<'a>, BadEvent> {
-    if event.source != "aws.ecr" || event.detail_type != "ECR Image Action" {
-        return Err(BadEvent::WrongKind {
-            event_source: event.source.clone(),
-            detail_type: event.detail_type.clone(),
-        });
-    }
+    super::expect_kind(event, "aws.ecr", "ECR Image Action")?;
     let detail = &event.detail;
     if detail.action_type != "PUSH" {
         return Ok(Plan::Ignore(IgnoreReason::NotAPush(detail.action_type.clone())));
@@ -283,6 +278,6 @@ mod tests {
             })
         );
         assert_eq!(plan(&pipeline, &no_time), Err(BadEvent::Missing { field: "time" }));
-        assert!(matches!(plan(&pipeline, &wrong_kind), Err(BadEvent::WrongKind { .. })));
+        assert!(matches!(plan(&pipeline, &wrong_kind), Err(BadEvent::WrongKind(_))));
     }
 }

@@ -31,8 +31,8 @@ pub type AlarmEvent = EventBridgeEvent<AlarmStateChange>;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadAlarm {
-    #[error("not a CloudWatch Alarm State Change event (source `{event_source}`, detail-type `{detail_type}`)")]
-    WrongKind { event_source: String, detail_type: String },
+    #[error(transparent)]
+    WrongKind(#[from] super::WrongKind),
     #[error("event field `detail.alarmName`: {0}")]
     Invalid(super::names::InvalidName),
 }
@@ -62,12 +62,7 @@ fn state_time(event: &AlarmEvent) -> DateTime<Utc> {
 }
 
 pub fn read_alarm<'a>(pipeline: &'a Pipeline, event: &AlarmEvent) -> Result<AlarmReading<'a>, BadAlarm> {
-    if event.source != "aws.cloudwatch" || event.detail_type != "CloudWatch Alarm State Change" {
-        return Err(BadAlarm::WrongKind {
-            event_source: event.source.clone(),
-            detail_type: event.detail_type.clone(),
-        });
-    }
+    super::expect_kind(event, "aws.cloudwatch", "CloudWatch Alarm State Change")?;
     let alarm = AlarmName::parse(event.detail.alarm_name.clone()).map_err(BadAlarm::Invalid)?;
     let Some(stage) = pipeline.stage_guarded_by(&alarm) else {
         return Ok(AlarmReading::Ignore(format!("alarm `{alarm}` guards no stage")));
@@ -281,7 +276,7 @@ mod tests {
         );
         let mut wrong = alarm("backend-dev-5xx", "OK", "ALARM", json!({}));
         wrong.source = "aws.ecs".into();
-        assert!(matches!(read_alarm(&pipeline, &wrong), Err(BadAlarm::WrongKind { .. })));
+        assert!(matches!(read_alarm(&pipeline, &wrong), Err(BadAlarm::WrongKind(_))));
     }
 
     fn dep(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> Deployment {

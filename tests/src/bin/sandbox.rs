@@ -115,14 +115,7 @@ async fn main() {
         &[("TABLE_NAME", world.table.as_str())],
     )
     .await;
-    let items = ddb
-        .scan()
-        .table_name(&world.table)
-        .send()
-        .await
-        .expect("scan")
-        .items
-        .unwrap_or_default();
+    let items = scan(&ddb, &world.table).await;
     for item in items.iter().filter(|i| attr(i, "status") == "DEPLOYING") {
         let mut event: serde_json::Value =
             serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
@@ -153,14 +146,7 @@ async fn main() {
         "   {:<28} {:<8} {:<16} {:<14} {:<18} task definition",
         "id", "stage", "service", "tag", "status"
     );
-    let items = ddb
-        .scan()
-        .table_name(&world.table)
-        .send()
-        .await
-        .expect("scan")
-        .items
-        .unwrap_or_default();
+    let items = scan(&ddb, &world.table).await;
     let mut records: Vec<_> = items.iter().filter(|i| attr(i, "sk") == "DEP").collect();
     records.sort_by_key(|i| attr(i, "requested_at"));
     for item in records {
@@ -234,4 +220,14 @@ fn attr(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> 
         .and_then(|v| v.as_s().ok())
         .cloned()
         .unwrap_or_else(|| "-".into())
+}
+
+async fn scan(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    ddb.scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("scan the table")
+        .items
+        .unwrap_or_default()
 }
