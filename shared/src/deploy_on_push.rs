@@ -10,7 +10,7 @@ use crate::domain::deployment::{
 };
 use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
-use crate::ports::{Ecs, EcsError, Records, Registered, Slot, StoreError};
+use crate::ports::{Ecs, EcsError, Records, Running, Slot, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -21,6 +21,9 @@ use std::time::Duration;
 /// How long to wait for another deploy of the same service before handing the event back
 /// to Lambda for a later retry.
 const LOCK_WAIT: TimeDelta = TimeDelta::seconds(10);
+/// The least time left, once the lock is held, to register, update and record (each AWS call
+/// is bounded at 10 s); with less, the event goes back to Lambda for a retry.
+const TIME_TO_ACT: TimeDelta = TimeDelta::seconds(15);
 /// A lock outlives its holder's deadline by this much, so it is never taken while the holder
 /// may still act.
 const LOCK_MARGIN: TimeDelta = TimeDelta::seconds(5);
@@ -203,7 +206,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     ) -> Result<TargetOutcome, TargetError> {
         let (cluster, service) = (&target.stage.cluster, &target.service.name);
         let owner = lock_owner();
-        let give_up = (Utc::now() + LOCK_WAIT).min(deadline - LOCK_MARGIN);
+        let give_up = (Utc::now() + LOCK_WAIT).min(deadline - TIME_TO_ACT);
         let mut pause = Duration::from_millis(50);
         let state = loop {
             let now = Utc::now();
@@ -234,8 +237,19 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             Ok((_, Some((slot, pointer)))) => Some((*slot, pointer)),
             _ => None,
         };
-        if !self.records.release_service(cluster, service, &owner, moved).await? {
-            tracing::warn!(%cluster, %service, "service lock expired before release");
+        let released = self.records.release_service(cluster, service, &owner, moved).await;
+        match (&outcome, released) {
+            (_, Ok(true)) => {}
+            (_, Ok(false)) => tracing::warn!(%cluster, %service, "service lock expired before release"),
+            (Err(original), Err(release)) => {
+                // Both failed: return the first error, and log both so neither is lost.
+                tracing::error!(%cluster, %service, error = %release, "releasing the service lock failed");
+                tracing::error!(%cluster, %service, error = %original, "target failed");
+            }
+            (Ok((result, _)), Err(release)) => {
+                tracing::error!(%cluster, %service, ?result, "target done, but releasing its lock failed");
+                return Err(release.into());
+            }
         }
         outcome.map(|(outcome, _)| outcome)
     }
@@ -273,7 +287,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             Mode::Approval => {
                 record.status = Status::AwaitingApproval;
                 if !self.records.create_deployment(&record).await? {
-                    return self.duplicate(&record.id).await;
+                    return self.duplicate(&record.id, supersedes).await;
                 }
                 (
                     Slot::AwaitingApproval,
@@ -284,24 +298,30 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             }
             Mode::Automatic => {
                 // Read-only first: an unknown service fails here and leaves no record behind.
-                let previous = self.ecs.running_task_definition(cluster, service).await?;
-                record.previous_task_definition = Some(previous.clone());
-                if !self.records.create_deployment(&record).await? {
-                    return self.duplicate(&record.id).await;
+                let running = self.ecs.running_service(cluster, service).await?;
+                match self.records.get_deployment(&record.id).await? {
+                    // An earlier attempt died midway: resume it, keeping what it registered and
+                    // what the service ran before it.
+                    Some(earlier) if earlier.status == Status::Requested => record = earlier,
+                    Some(_) => return self.duplicate(&record.id, supersedes).await,
+                    None => {
+                        record.previous_task_definition = Some(running.task_definition.clone());
+                        if !self.records.create_deployment(&record).await? {
+                            return self.duplicate(&record.id, supersedes).await;
+                        }
+                    }
                 }
-                let (registered, ecs_deployment_id) = match self.act(&record, &previous).await {
-                    Ok(done) => done,
+                let ecs_deployment_id = match self.act(&mut record, &running).await {
+                    Ok(id) => id,
                     Err(err) => {
                         // The service was not updated: no record may say otherwise.
-                        self.records.delete_requested(&record.id).await?;
-                        return Err(err.into());
+                        if let Err(store) = self.records.delete_requested(&record.id).await {
+                            tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");
+                        }
+                        return Err(err);
                     }
                 };
-                let task_definition = registered.arn.clone();
                 let deploying = Deployment {
-                    task_definition: Some(registered.arn),
-                    definition: Some(registered.definition),
-                    previous_definition: Some(registered.previous_definition),
                     ecs_deployment_id: Some(ecs_deployment_id.clone()),
                     ..record
                         .transition(Status::Deploying, Utc::now())
@@ -316,8 +336,8 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                     Slot::Latest,
                     TargetOutcome::Deploying {
                         deployment_id: record.id.to_string(),
-                        previous_task_definition: previous,
-                        task_definition,
+                        previous_task_definition: record.previous_task_definition.clone().unwrap_or_default(),
+                        task_definition: record.task_definition.clone().unwrap_or_default(),
                         ecs_deployment_id,
                     },
                 )
@@ -330,27 +350,73 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         Ok((outcome, Some((slot, record.pointer()))))
     }
 
-    async fn act(&self, record: &Deployment, previous: &str) -> Result<(Registered, String), EcsError> {
-        let registered = self
+    /// Registers the pinned revision (once: it is saved on the record before the service is
+    /// touched) and points the service at it; returns the ECS deployment id. A service already
+    /// on that revision is adopted, not deployed again.
+    async fn act(&self, record: &mut Deployment, running: &Running) -> Result<String, TargetError> {
+        let registered = match &record.task_definition {
+            Some(arn) => arn.clone(),
+            None => {
+                let previous = record
+                    .previous_task_definition
+                    .as_deref()
+                    .unwrap_or(&running.task_definition);
+                let registered = self
+                    .ecs
+                    .register_pinned(previous, &record.container, &record.image.uri)
+                    .await?;
+                record.task_definition = Some(registered.arn.clone());
+                record.definition = Some(registered.definition);
+                record.previous_definition = Some(registered.previous_definition);
+                if !self.records.record_registration(record).await? {
+                    tracing::warn!(deployment = %record.id, "record left REQUESTED by another attempt");
+                }
+                registered.arn
+            }
+        };
+        if running.task_definition == registered
+            && let Some(id) = &running.primary_deployment_id
+        {
+            return Ok(id.clone());
+        }
+        match self
             .ecs
-            .register_pinned(previous, &record.container, &record.image.uri)
-            .await?;
-        let ecs_deployment_id = self
-            .ecs
-            .update_service(&record.cluster, &record.service, &registered.arn)
-            .await?;
-        Ok((registered, ecs_deployment_id))
+            .update_service(&record.cluster, &record.service, &registered)
+            .await
+        {
+            Ok(id) => Ok(id),
+            Err(err) => {
+                // The update may have been applied with its answer lost: look before giving up.
+                match self.ecs.running_service(&record.cluster, &record.service).await {
+                    Ok(Running {
+                        task_definition,
+                        primary_deployment_id: Some(id),
+                    }) if task_definition == registered => Ok(id),
+                    _ => Err(err.into()),
+                }
+            }
+        }
     }
 
-    /// The record exists beyond REQUESTED: this delivery was handled before. Point the
-    /// service state at it again, in case the earlier attempt died before doing so.
-    async fn duplicate(&self, id: &DeploymentId) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
+    /// The record exists beyond REQUESTED: this delivery was handled before. Finish what the
+    /// earlier attempt may not have: point the service state at it (decide() found the state's
+    /// pointer older), and supersede the older request.
+    async fn duplicate(
+        &self,
+        id: &DeploymentId,
+        supersedes: Option<Pointer>,
+    ) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
         let existing = self.records.get_deployment(id).await?;
         let repair = existing.and_then(|d| match d.status {
-            Status::Deploying => Some((Slot::Latest, d.pointer())),
             Status::AwaitingApproval => Some((Slot::AwaitingApproval, d.pointer())),
+            Status::Deploying | Status::Succeeded | Status::Failed | Status::RolledBack => {
+                Some((Slot::Latest, d.pointer()))
+            }
             _ => None,
         });
+        if let Some(older) = supersedes.filter(|older| &older.id != id) {
+            self.supersede(&older.id, id).await?;
+        }
         Ok((
             TargetOutcome::Skipped {
                 reason: SkipReason::Duplicate(id.clone()).to_string(),

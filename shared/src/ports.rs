@@ -60,6 +60,10 @@ pub trait Records: Send + Sync {
         from: Status,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Saves, on a record still REQUESTED, the revision registered for it (ARN and both
+    /// definitions), before the service is touched; `false` if it is no longer REQUESTED.
+    fn record_registration(&self, deployment: &Deployment) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Removes a REQUESTED record whose deploy did not happen.
     fn delete_requested(&self, id: &DeploymentId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -110,13 +114,20 @@ pub struct Registered {
     pub previous_definition: String,
 }
 
+/// What a service runs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub task_definition: String,
+    /// The PRIMARY deployment's id, `ecs-svc/…`.
+    pub primary_deployment_id: Option<String>,
+}
+
 pub trait Ecs: Send + Sync {
-    /// The task definition ARN the service runs now.
-    fn running_task_definition(
+    fn running_service(
         &self,
         cluster: &ClusterName,
         service: &ServiceName,
-    ) -> impl Future<Output = Result<String, EcsError>> + Send;
+    ) -> impl Future<Output = Result<Running, EcsError>> + Send;
 
     /// Registers a new revision of `task_definition` identical but for `container`'s image.
     fn register_pinned(

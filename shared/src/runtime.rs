@@ -75,6 +75,14 @@ pub async fn aws_config() -> Result<aws_config::SdkConfig, InitError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+        // Bounded calls, so a hung one fails (and retries) well inside the function's 30 s.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .operation_attempt_timeout(std::time::Duration::from_secs(4))
+                .operation_timeout(std::time::Duration::from_secs(10))
+                .build(),
+        )
         .load()
         .await)
 }

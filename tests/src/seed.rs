@@ -197,6 +197,13 @@ async fn register_task_definition(ecs: &aws_sdk_ecs::Client, family: &str, conta
         )
         .tags(Tag::builder().key("team").value("analytics").build())
         .tags(Tag::builder().key("family").value(family).build())
+        // As CloudFormation tags what it creates; RegisterTaskDefinition refuses such tags.
+        .tags(
+            Tag::builder()
+                .key("aws:cloudformation:stack-name")
+                .value("social-analytics")
+                .build(),
+        )
         .send()
         .await
         .expect("register task definition")

@@ -236,7 +236,8 @@ impl Records for DynamoRecords {
             .table_name(&self.table)
             .set_key(Some(state_key(cluster, service)))
             .update_expression("SET lock_owner = :owner, lock_until = :until")
-            .condition_expression("attribute_not_exists(lock_until) OR lock_until < :now")
+            // Ours already: an SDK retry of this very write whose first answer was lost.
+            .condition_expression("attribute_not_exists(lock_until) OR lock_until < :now OR lock_owner = :owner")
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":until", millis(until))
             .expression_attribute_values(":now", millis(now))
@@ -319,6 +320,31 @@ impl Records for DynamoRecords {
             Ok(_) => Ok(true),
             Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(store_error("PutItem")(err)),
+        }
+    }
+
+    async fn record_registration(&self, deployment: &Deployment) -> Result<bool, StoreError> {
+        let text = |value: &Option<String>| s(value.clone().unwrap_or_default());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(deployment_key(&deployment.id)))
+            .update_expression("SET task_definition = :td, #definition = :def, previous_definition = :prev")
+            .condition_expression("#status = :requested")
+            .expression_attribute_names("#status", "status")
+            // `definition` is a DynamoDB reserved word.
+            .expression_attribute_names("#definition", "definition")
+            .expression_attribute_values(":requested", s(Status::Requested.as_str()))
+            .expression_attribute_values(":td", text(&deployment.task_definition))
+            .expression_attribute_values(":def", text(&deployment.definition))
+            .expression_attribute_values(":prev", text(&deployment.previous_definition))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(store_error("UpdateItem")(err)),
         }
     }
 

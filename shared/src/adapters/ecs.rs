@@ -1,6 +1,6 @@
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
 use crate::domain::taskdef::{pin_container_image, registration_body};
-use crate::ports::{Ecs, EcsError, Registered};
+use crate::ports::{Ecs, EcsError, Registered, Running};
 use crate::runtime::describe_sdk_error;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
@@ -68,6 +68,10 @@ impl Intercept for ReplaceBody {
     }
 }
 
+fn is_reserved_tag(key: Option<&str>) -> bool {
+    key.is_some_and(|k| k.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:")))
+}
+
 pub struct EcsAdapter {
     client: aws_sdk_ecs::Client,
 }
@@ -98,7 +102,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 }
 
 impl Ecs for EcsAdapter {
-    async fn running_task_definition(&self, cluster: &ClusterName, service: &ServiceName) -> Result<String, EcsError> {
+    async fn running_service(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Running, EcsError> {
         let out = self
             .client
             .describe_services()
@@ -111,12 +115,20 @@ impl Ecs for EcsAdapter {
                 EcsError::NotFound(message) => EcsError::NotFound(format!("cluster `{cluster}`: {message}")),
                 other => other,
             })?;
-        out.services()
+        let found = out
+            .services()
             .iter()
-            .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE"))
-            .and_then(|s| s.task_definition())
-            .map(str::to_owned)
-            .ok_or_else(|| EcsError::NotFound(format!("service `{service}` not found in cluster `{cluster}`")))
+            .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE"));
+        let Some((found, task_definition)) = found.and_then(|s| Some((s, s.task_definition()?))) else {
+            return Err(EcsError::NotFound(format!(
+                "service `{service}` not found in cluster `{cluster}`"
+            )));
+        };
+        let primary = found.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+        Ok(Running {
+            task_definition: task_definition.to_owned(),
+            primary_deployment_id: primary.and_then(|d| d.id()).map(str::to_owned),
+        })
     }
 
     async fn register_pinned(
@@ -142,7 +154,15 @@ impl Ecs for EcsAdapter {
             ))
         })?;
         let containers = pin_container_image(task_definition, def.container_definitions(), container, image)?;
-        let tags = out.tags.take().filter(|tags| !tags.is_empty());
+        // `aws:`-prefixed tags (CloudFormation's, say) are AWS's to set: registering them fails.
+        let tags: Vec<_> = out
+            .tags
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !is_reserved_tag(t.key()))
+            .collect();
+        let tags = Some(tags).filter(|tags| !tags.is_empty());
         // Everything RegisterTaskDefinition accepts, copied as it was.
         let registered = self
             .client

@@ -258,14 +258,21 @@ pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision
         Mode::Automatic => &state.latest,
         Mode::Approval => &state.awaiting_approval,
     };
-    match slot {
-        Some(ahead) if ahead.digest == image.digest => {
-            Decision::Skip(SkipReason::AlreadyAwaitingApproval(ahead.id.clone()))
-        }
-        Some(ahead) if ahead.pushed_at > image.pushed_at => {
-            Decision::Skip(SkipReason::NewerImageAhead(ahead.id.clone()))
-        }
-        _ => Decision::Proceed {
+    if let Some(waiting) = slot
+        && waiting.digest == image.digest
+    {
+        return Decision::Skip(SkipReason::AlreadyAwaitingApproval(waiting.id.clone()));
+    }
+    // Pushes only carry their time to the second: at a tie, which came first is unknown, so
+    // the one already ahead stays. An approval request never goes below what is deployed.
+    let ahead = [&state.latest, slot]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.pushed_at >= image.pushed_at)
+        .max_by_key(|p| p.pushed_at);
+    match ahead {
+        Some(ahead) => Decision::Skip(SkipReason::NewerImageAhead(ahead.id.clone())),
+        None => Decision::Proceed {
             supersedes: slot.clone(),
         },
     }
@@ -345,6 +352,30 @@ mod tests {
             decide(Mode::Automatic, &image(1, 0), &state),
             Decision::Skip(SkipReason::NewerImageAhead(DeploymentId("dep-2".into())))
         );
+    }
+
+    #[test]
+    fn a_same_second_push_does_not_replace_the_one_ahead() {
+        let state = ServiceState {
+            latest: Some(pointer(1, 5)),
+            awaiting_approval: None,
+        };
+        assert!(matches!(
+            decide(Mode::Automatic, &image(2, 5), &state),
+            Decision::Skip(SkipReason::NewerImageAhead(_))
+        ));
+    }
+
+    #[test]
+    fn an_approval_request_never_goes_below_what_is_deployed() {
+        let state = ServiceState {
+            latest: Some(pointer(2, 30)),
+            awaiting_approval: None,
+        };
+        assert!(matches!(
+            decide(Mode::Approval, &image(1, 10), &state),
+            Decision::Skip(SkipReason::NewerImageAhead(_))
+        ));
     }
 
     #[test]

@@ -79,7 +79,7 @@ mod tests {
 
 /// The members of a described task definition that RegisterTaskDefinition accepts; the rest
 /// (ARN, revision, status, registeredAt, compatibilities, …) are ECS's to set.
-const REGISTERABLE: [&str; 17] = [
+const REGISTERABLE: [&str; 16] = [
     "family",
     "taskRoleArn",
     "executionRoleArn",
@@ -93,7 +93,6 @@ const REGISTERABLE: [&str; 17] = [
     "pidMode",
     "ipcMode",
     "proxyConfiguration",
-    "inferenceAccelerators",
     "ephemeralStorage",
     "runtimePlatform",
     "enableFaultInjection",
@@ -122,8 +121,20 @@ pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefi
         .filter(|(key, value)| REGISTERABLE.contains(&key.as_str()) && !value.is_null())
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    if let Some(tags) = stored["tags"].as_array().filter(|tags| !tags.is_empty()) {
-        body.insert("tags".into(), tags.clone().into());
+    // `aws:`-prefixed tags are AWS's to set: registering them fails.
+    let tags: Vec<serde_json::Value> = stored["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tag| {
+            !tag["key"]
+                .as_str()
+                .is_some_and(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")))
+        })
+        .cloned()
+        .collect();
+    if !tags.is_empty() {
+        body.insert("tags".into(), tags.into());
     }
     Ok(body.into())
 }
@@ -149,7 +160,7 @@ mod registration_tests {
                 "containerDefinitions": [{"name": "api", "image": "repo@sha256:abc"}],
                 "pidMode": null
             },
-            "tags": [{"key": "team", "value": "analytics"}]
+            "tags": [{"key": "team", "value": "analytics"}, {"key": "aws:cloudformation:stack-name", "value": "app"}]
         });
         assert_eq!(
             registration_body(&stored.to_string()).unwrap(),

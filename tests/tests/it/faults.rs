@@ -58,6 +58,7 @@ async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
     // The first PutItem (one service's REQUESTED record) passes; every later one fails: that
     // service's DEPLOYING update and the other service's REQUESTED record.
     proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 1);
+    let revisions = env.revision_count().await;
 
     let err = handler
         .handle_event(&event("push-latest.json"), deadline())
@@ -93,5 +94,16 @@ async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
         assert_eq!(records.len(), 1, "the retry took over the REQUESTED record");
         assert_eq!(records[0]["status"], "DEPLOYING");
         assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+        assert_eq!(
+            records[0]["previous_task_definition"],
+            env.initial(DEV, service),
+            "the retry kept what the service ran before the first attempt"
+        );
     }
+    // The retry adopted the revision the first attempt registered and ECS already ran.
+    assert_eq!(
+        env.revision_count().await,
+        revisions + 2,
+        "one revision per service, not one per attempt"
+    );
 }
