@@ -74,6 +74,20 @@ fn condition_failed<E: RequestId + aws_sdk_dynamodb::error::ProvideErrorMetadata
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
+/// A conditional write's answer: `true` written, `false` its condition did not hold (the write
+/// lost a race, or found its work done), an error otherwise.
+fn conditional<O, E, R>(operation: &'static str, result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: RequestId + aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if condition_failed(&err) => Ok(false),
+        Err(err) => Err(store_error(operation)(err)),
+    }
+}
+
 fn deployment_item(d: &Deployment) -> Item {
     let mut item = deployment_key(&d.id);
     let mut put = |k: &str, v: AttributeValue| {
@@ -280,11 +294,7 @@ impl Records for DynamoRecords {
                 .expression_attribute_values(":pointer", pointer_value(pointer)),
             None => request.update_expression("REMOVE lock_owner, lock_until"),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error("UpdateItem")(err)),
-        }
+        conditional("UpdateItem", request.send().await)
     }
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<bool, StoreError> {
@@ -298,11 +308,7 @@ impl Records for DynamoRecords {
             .expression_attribute_values(":requested", s(Status::Requested.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error("PutItem")(err)),
-        }
+        conditional("PutItem", result)
     }
 
     async fn save_transition(&self, deployment: &Deployment, from: Status) -> Result<bool, StoreError> {
@@ -316,11 +322,7 @@ impl Records for DynamoRecords {
             .expression_attribute_values(":from", s(from.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error("PutItem")(err)),
-        }
+        conditional("PutItem", result)
     }
 
     async fn record_registration(&self, deployment: &Deployment) -> Result<bool, StoreError> {
@@ -341,11 +343,7 @@ impl Records for DynamoRecords {
             .expression_attribute_values(":prev", text(&deployment.previous_definition))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error("UpdateItem")(err)),
-        }
+        conditional("UpdateItem", result)
     }
 
     async fn delete_requested(&self, id: &DeploymentId) -> Result<(), StoreError> {
@@ -359,11 +357,8 @@ impl Records for DynamoRecords {
             .expression_attribute_values(":requested", s(Status::Requested.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(store_error("DeleteItem")(err)),
-        }
+        // Already gone, or no longer REQUESTED: either way nothing to undo.
+        conditional("DeleteItem", result).map(|_| ())
     }
 
     async fn get_deployment(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
@@ -418,11 +413,7 @@ impl Records for DynamoRecords {
             .expression_attribute_values(":at", time(completed_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error("UpdateItem")(err)),
-        }
+        conditional("UpdateItem", result)
     }
 
     async fn history(
