@@ -1,5 +1,5 @@
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
-use crate::domain::taskdef::{pin_container_image, registration_body};
+use crate::domain::taskdef::{is_reserved_tag_key, pin_container_image, registration_body};
 use crate::ports::{Ecs, EcsError, Registered, Running};
 use crate::runtime::describe_sdk_error;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
@@ -66,10 +66,6 @@ impl Intercept for ReplaceBody {
         *request.body_mut() = SdkBody::from(self.0.clone());
         Ok(())
     }
-}
-
-fn is_reserved_tag(key: Option<&str>) -> bool {
-    key.is_some_and(|k| k.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:")))
 }
 
 pub struct EcsAdapter {
@@ -154,13 +150,12 @@ impl Ecs for EcsAdapter {
             ))
         })?;
         let containers = pin_container_image(task_definition, def.container_definitions(), container, image)?;
-        // `aws:`-prefixed tags (CloudFormation's, say) are AWS's to set: registering them fails.
         let tags: Vec<_> = out
             .tags
             .take()
             .unwrap_or_default()
             .into_iter()
-            .filter(|t| !is_reserved_tag(t.key()))
+            .filter(|t| !t.key().is_some_and(is_reserved_tag_key))
             .collect();
         let tags = Some(tags).filter(|tags| !tags.is_empty());
         // Everything RegisterTaskDefinition accepts, copied as it was.

@@ -98,6 +98,12 @@ const REGISTERABLE: [&str; 16] = [
     "enableFaultInjection",
 ];
 
+/// Tag keys starting `aws:` (any case; CloudFormation's, say) are AWS's to set:
+/// RegisterTaskDefinition refuses them, so they are never copied.
+pub fn is_reserved_tag_key(key: &str) -> bool {
+    key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"))
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("stored task definition is unusable: {0}")]
 pub struct UnusableDefinition(pub &'static str);
@@ -121,16 +127,11 @@ pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefi
         .filter(|(key, value)| REGISTERABLE.contains(&key.as_str()) && !value.is_null())
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    // `aws:`-prefixed tags are AWS's to set: registering them fails.
     let tags: Vec<serde_json::Value> = stored["tags"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|tag| {
-            !tag["key"]
-                .as_str()
-                .is_some_and(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")))
-        })
+        .filter(|tag| !tag["key"].as_str().is_some_and(is_reserved_tag_key))
         .cloned()
         .collect();
     if !tags.is_empty() {
