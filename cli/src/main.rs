@@ -97,7 +97,7 @@ fn history(stage: &str, service: &str, options: &[&str]) -> Result<(), String> {
     for d in &page.deployments {
         let kind = match &d.kind {
             shared::domain::deployment::Kind::Deploy => "deploy".to_owned(),
-            shared::domain::deployment::Kind::Rollback { of } => format!("rollback of {of}"),
+            shared::domain::deployment::Kind::Rollback { of, .. } => format!("rollback of {of}"),
         };
         println!(
             "{:<28} {:<10} {:<18} {:<16} {:<24} {}",

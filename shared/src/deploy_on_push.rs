@@ -10,23 +10,13 @@ use crate::domain::deployment::{
 };
 use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
+use crate::domain::names::{ClusterName, ServiceName};
 use crate::ports::{Ecs, EcsError, Records, Running, Slot, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use crate::service_lock::{Locked, ServiceError, ServiceFailures, deadline_of, with_service_lock};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
-use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
-
-/// How long to wait for another deploy of the same service before handing the event back
-/// to Lambda for a later retry.
-const LOCK_WAIT: TimeDelta = TimeDelta::seconds(10);
-/// The least time left, once the lock is held, to register, update and record (each AWS call
-/// is bounded at 10 s); with less, the event goes back to Lambda for a retry.
-const TIME_TO_ACT: TimeDelta = TimeDelta::seconds(15);
-/// A lock outlives its holder's deadline by this much, so it is never taken while the holder
-/// may still act.
-const LOCK_MARGIN: TimeDelta = TimeDelta::seconds(5);
 
 pub struct DeployOnPush<R, E> {
     pub pipeline: Pipeline,
@@ -67,63 +57,21 @@ pub enum TargetOutcome {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
-    #[error(transparent)]
-    Ecs(#[from] EcsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("another deploy of this service held its lock for {}s; retry later", LOCK_WAIT.num_seconds())]
-    ServiceBusy,
-}
-
-#[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error("bad event: {0}")]
     BadEvent(String),
-    /// Every target was attempted; these failed (the others are done and stay done).
-    #[error("{}", describe_failures(.0))]
-    Targets(Vec<(String, String, TargetError)>),
-}
-
-fn describe_failures(failures: &[(String, String, TargetError)]) -> String {
-    failures
-        .iter()
-        .map(|(stage, service, err)| format!("{stage}/{service}: {err}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl PushError {
-    /// Short, stable names for the Lambda error type, which alarms and DLQ readers filter on.
-    fn error_type(&self) -> &'static str {
-        match self {
-            PushError::BadEvent(_) => "BadEvent",
-            PushError::Targets(failures) => {
-                let kinds: Vec<&str> = failures
-                    .iter()
-                    .map(|(_, _, err)| match err {
-                        TargetError::Ecs(EcsError::NotFound(_)) => "ServiceNotFound",
-                        TargetError::Ecs(EcsError::ContainerMissing(_)) => "ContainerMissing",
-                        TargetError::Ecs(EcsError::Rejected(_)) => "EcsRejected",
-                        TargetError::Ecs(EcsError::Transient(_)) => "EcsUnavailable",
-                        TargetError::Store(_) => "RecordsUnavailable",
-                        TargetError::ServiceBusy => "ServiceBusy",
-                    })
-                    .collect();
-                if kinds.iter().all(|k| *k == kinds[0]) {
-                    kinds[0]
-                } else {
-                    "DeployFailed"
-                }
-            }
-        }
-    }
+    #[error(transparent)]
+    Targets(ServiceFailures),
 }
 
 impl From<PushError> for Diagnostic {
     fn from(err: PushError) -> Self {
+        let error_type = match &err {
+            PushError::BadEvent(_) => "BadEvent",
+            PushError::Targets(failures) => failures.error_type("DeployFailed"),
+        };
         Diagnostic {
-            error_type: err.error_type().into(),
+            error_type: error_type.into(),
             error_message: err.to_string(),
         }
     }
@@ -135,18 +83,38 @@ impl From<BadEvent> for PushError {
     }
 }
 
-fn lock_owner() -> String {
-    format!("{:016x}", RandomState::new().hash_one(Utc::now().timestamp_nanos_opt()))
+/// Points the service at `task_definition` and returns the ECS deployment id. A service already
+/// on it is adopted, not deployed again; a failed update is looked at before it counts as one
+/// (its answer may have been lost after ECS applied it).
+pub(crate) async fn point_service_at<E: Ecs>(
+    ecs: &E,
+    cluster: &ClusterName,
+    service: &ServiceName,
+    running: &Running,
+    task_definition: &str,
+) -> Result<String, EcsError> {
+    if running.task_definition == task_definition
+        && let Some(id) = &running.primary_deployment_id
+    {
+        return Ok(id.clone());
+    }
+    match ecs.update_service(cluster, service, task_definition).await {
+        Ok(id) => Ok(id),
+        Err(err) => match ecs.running_service(cluster, service).await {
+            Ok(Running {
+                task_definition: now,
+                primary_deployment_id: Some(id),
+            }) if now == task_definition => Ok(id),
+            _ => Err(err),
+        },
+    }
 }
 
 impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     /// The Lambda entry point: the payload is read here so a malformed event becomes a
     /// `BadEvent` naming the field, not a panic.
     pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<Response, PushError> {
-        // Lambda always sends a deadline; without one (a hand-made context) assume the template's 30 s.
-        let deadline = DateTime::from_timestamp_millis(event.context.deadline as i64)
-            .filter(|deadline| *deadline > Utc::now())
-            .unwrap_or_else(|| Utc::now() + TimeDelta::seconds(30));
+        let deadline = deadline_of(&event.context);
         let parsed: EcrEvent = serde_path_to_error::deserialize(event.payload)
             .map_err(|e| PushError::BadEvent(format!("{}: {}", e.path(), e.inner())))?;
         self.handle_event(&parsed, deadline).await
@@ -190,7 +158,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             }
         }
         if !failures.is_empty() {
-            return Err(PushError::Targets(failures));
+            return Err(PushError::Targets(ServiceFailures(failures)));
         }
         Ok(Response::Handled {
             image: image.uri,
@@ -203,55 +171,20 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         image: &PushedImage,
         target: &Target<'_>,
         deadline: DateTime<Utc>,
-    ) -> Result<TargetOutcome, TargetError> {
+    ) -> Result<TargetOutcome, ServiceError> {
         let (cluster, service) = (&target.stage.cluster, &target.service.name);
-        let owner = lock_owner();
-        let give_up = (Utc::now() + LOCK_WAIT).min(deadline - TIME_TO_ACT);
-        let mut pause = Duration::from_millis(50);
-        let state = loop {
-            let now = Utc::now();
-            if let Some(state) = self
-                .records
-                .lock_service(cluster, service, &owner, deadline + LOCK_MARGIN, now)
-                .await?
-            {
-                break state;
+        with_service_lock(&self.records, cluster, service, deadline, |state| async move {
+            match decide(target.mode, image, &state) {
+                Decision::Skip(reason) => Ok((
+                    TargetOutcome::Skipped {
+                        reason: reason.to_string(),
+                    },
+                    None,
+                )),
+                Decision::Proceed { supersedes } => self.proceed(image, target, supersedes).await,
             }
-            if now >= give_up {
-                return Err(TargetError::ServiceBusy);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(800));
-        };
-
-        let outcome = match decide(target.mode, image, &state) {
-            Decision::Skip(reason) => Ok((
-                TargetOutcome::Skipped {
-                    reason: reason.to_string(),
-                },
-                None,
-            )),
-            Decision::Proceed { supersedes } => self.proceed(image, target, supersedes).await,
-        };
-        let moved = match &outcome {
-            Ok((_, Some((slot, pointer)))) => Some((*slot, pointer)),
-            _ => None,
-        };
-        let released = self.records.release_service(cluster, service, &owner, moved).await;
-        match (&outcome, released) {
-            (_, Ok(true)) => {}
-            (_, Ok(false)) => tracing::warn!(%cluster, %service, "service lock expired before release"),
-            (Err(original), Err(release)) => {
-                // Both failed: return the first error, and log both so neither is lost.
-                tracing::error!(%cluster, %service, error = %release, "releasing the service lock failed");
-                tracing::error!(%cluster, %service, error = %original, "target failed");
-            }
-            (Ok((result, _)), Err(release)) => {
-                tracing::error!(%cluster, %service, ?result, "target done, but releasing its lock failed");
-                return Err(release.into());
-            }
-        }
-        outcome.map(|(outcome, _)| outcome)
+        })
+        .await
     }
 
     async fn proceed(
@@ -259,7 +192,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         image: &PushedImage,
         target: &Target<'_>,
         supersedes: Option<Pointer>,
-    ) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
+    ) -> Result<Locked<TargetOutcome>, ServiceError> {
         let (stage, cluster, service) = (&target.stage.name, &target.stage.cluster, &target.service.name);
         let now = Utc::now();
         let mut record = Deployment {
@@ -353,7 +286,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     /// Registers the pinned revision (once: it is saved on the record before the service is
     /// touched) and points the service at it; returns the ECS deployment id. A service already
     /// on that revision is adopted, not deployed again.
-    async fn act(&self, record: &mut Deployment, running: &Running) -> Result<String, TargetError> {
+    async fn act(&self, record: &mut Deployment, running: &Running) -> Result<String, ServiceError> {
         let registered = match &record.task_definition {
             Some(arn) => arn.clone(),
             None => {
@@ -374,28 +307,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                 registered.arn
             }
         };
-        if running.task_definition == registered
-            && let Some(id) = &running.primary_deployment_id
-        {
-            return Ok(id.clone());
-        }
-        match self
-            .ecs
-            .update_service(&record.cluster, &record.service, &registered)
-            .await
-        {
-            Ok(id) => Ok(id),
-            Err(err) => {
-                // The update may have been applied with its answer lost: look before giving up.
-                match self.ecs.running_service(&record.cluster, &record.service).await {
-                    Ok(Running {
-                        task_definition,
-                        primary_deployment_id: Some(id),
-                    }) if task_definition == registered => Ok(id),
-                    _ => Err(err.into()),
-                }
-            }
-        }
+        Ok(point_service_at(&self.ecs, &record.cluster, &record.service, running, &registered).await?)
     }
 
     /// The record exists beyond REQUESTED: this delivery was handled before. Finish what the
@@ -405,7 +317,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         &self,
         id: &DeploymentId,
         supersedes: Option<Pointer>,
-    ) -> Result<(TargetOutcome, Option<(Slot, Pointer)>), TargetError> {
+    ) -> Result<Locked<TargetOutcome>, ServiceError> {
         let existing = self.records.get_deployment(id).await?;
         let repair = existing.and_then(|d| match d.status {
             Status::AwaitingApproval => Some((Slot::AwaitingApproval, d.pointer())),

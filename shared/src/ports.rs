@@ -2,7 +2,8 @@
 //! over the AWS SDK; the handlers never see an SDK client.
 
 use crate::domain::deployment::{Deployment, DeploymentId, Pointer, ServiceState, Status};
-use crate::domain::names::{ClusterName, ContainerName, ServiceName};
+use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ServiceName};
+use crate::domain::rollback::Notice;
 use crate::domain::taskdef::ContainerMissing;
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -86,6 +87,28 @@ pub trait Records: Send + Sync {
         limit: i32,
         after: Option<&str>,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Adds the digest to the service's quarantine (idempotent).
+    fn quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the digest out of the quarantine; `false` if it was not in it.
+    fn lift_quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Whether the notice keyed `key` was sent.
+    fn notified(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the notice keyed `key` sent; the marker expires at `expires`.
+    fn mark_notified(&self, key: &str, expires: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +164,9 @@ pub trait Ecs: Send + Sync {
     /// how a rollback gets back a revision ECS deregistered or deleted. Returns its ARN.
     fn register_stored(&self, definition: &str) -> impl Future<Output = Result<String, EcsError>> + Send;
 
+    /// Whether ECS can still run this revision (not deregistered, not deleted).
+    fn is_active(&self, task_definition: &str) -> impl Future<Output = Result<bool, EcsError>> + Send;
+
     /// Points the service at `task_definition`; returns the new ECS deployment id (`ecs-svc/…`).
     fn update_service(
         &self,
@@ -148,4 +174,13 @@ pub trait Ecs: Send + Sync {
         service: &ServiceName,
         task_definition: &str,
     ) -> impl Future<Output = Result<String, EcsError>> + Send;
+}
+
+/// Publishing failed (throttling, 5xx, network, or a wrong topic): worth a retry.
+#[derive(Debug, thiserror::Error)]
+#[error("notify: {0}")]
+pub struct NotifyError(pub String);
+
+pub trait Notifier: Send + Sync {
+    fn publish(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }

@@ -1,5 +1,6 @@
 //! What every function's `main` does before it serves events: logs, config, clients.
 
+use crate::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use crate::domain::pipeline::{Pipeline, PipelineError};
 
 /// The shipped pipeline file, built into the binary so a deploy is one artifact.
@@ -42,6 +43,17 @@ pub fn load_pipeline() -> Result<Pipeline, InitError> {
 
 pub fn env(name: &'static str) -> Result<String, InitError> {
     std::env::var(name).map_err(|_| InitError::MissingEnv(name))
+}
+
+/// The clients a rollback needs, from `TABLE_NAME` and `TOPIC_ARN`.
+pub fn rollbacks(
+    aws: &aws_config::SdkConfig,
+) -> Result<crate::rollbacks::Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier>, InitError> {
+    Ok(crate::rollbacks::Rollbacks {
+        records: DynamoRecords::new(aws, env("TABLE_NAME")?),
+        ecs: EcsAdapter::new(aws),
+        notifier: SnsNotifier::new(aws, env("TOPIC_ARN")?),
+    })
 }
 
 /// The roots every AWS endpoint chains to.

@@ -1,5 +1,5 @@
-//! Creates in the emulator what the pipeline file names: the table, the notification topic,
-//! each stage's cluster, and each service with a task definition as a real team would have
+//! Creates in the emulator what the pipeline file names: the table, the notification topic
+//! (with an SQS queue subscribed, to read what was sent), each stage's cluster, and each service with a task definition as a real team would have
 //! (roles, awsvpc, env, secrets, logs, volumes, tags, a sidecar).
 
 use crate::{ACCOUNT, REGION};
@@ -22,6 +22,8 @@ pub const TOPIC: &str = "deploy-notifications";
 pub struct World {
     pub table: String,
     pub topic_arn: String,
+    /// An SQS queue subscribed to the topic: every notice published lands there.
+    pub notices_queue_url: String,
     /// (cluster, service) → the task definition ARN the service starts on.
     pub initial: BTreeMap<(String, String), String>,
 }
@@ -36,6 +38,7 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
         .expect("create topic")
         .topic_arn
         .expect("topic ARN");
+    let notices_queue_url = subscribe_queue(config, &topic_arn).await;
     let ecs = aws_sdk_ecs::Client::new(config);
     let mut initial = BTreeMap::new();
     for stage in pipeline.stages() {
@@ -65,7 +68,69 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
     World {
         table: TABLE.into(),
         topic_arn,
+        notices_queue_url,
         initial,
+    }
+}
+
+async fn subscribe_queue(config: &SdkConfig, topic_arn: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("notices")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue URL");
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:notices");
+    aws_sdk_sns::Client::new(config)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("subscribe queue");
+    queue_url
+}
+
+/// A notice SNS delivered: its subject and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub subject: String,
+    pub message: String,
+}
+
+/// Takes every notice waiting in the subscribed queue (SNS's JSON envelope, read back).
+pub async fn take_notices(config: &SdkConfig, queue_url: &str) -> Vec<Notice> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut notices = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return notices;
+        }
+        for message in messages {
+            let envelope: serde_json::Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap();
+            notices.push(Notice {
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                message: envelope["Message"].as_str().unwrap_or_default().to_owned(),
+            });
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
     }
 }
 

@@ -1,5 +1,4 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::adapters::dynamo::DynamoRecords;
 use shared::runtime;
 use shared::track_deployment::TrackDeployment;
 
@@ -10,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = runtime::aws_config().await?;
     let handler = TrackDeployment {
         pipeline,
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
+        rollbacks: runtime::rollbacks(&aws)?,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler.handle(event)

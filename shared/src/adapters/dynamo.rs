@@ -1,7 +1,9 @@
 //! The one table. Keys (see README, "Records"):
 //! - deployment:    pk `DEP#<id>`, sk `DEP`; GSI `by-service` (svc_pk `SVC#<cluster>#<service>`,
 //!   svc_sk `<requested_at>#<id>`) for history; GSI `by-ecs-deployment` (ecs_deployment_id).
-//! - service state: pk `SVC#<cluster>#<service>`, sk `STATE` (lock, latest, awaiting_approval).
+//! - service state: pk `SVC#<cluster>#<service>`, sk `STATE` (lock, latest, awaiting_approval,
+//!   last_known_good, quarantined).
+//! - notice sent:   pk `NOTE#<key>`, sk `NOTE`, expiring (TTL `expires_at`).
 
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, Pointer, PushedImage, ServiceState, Status};
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
@@ -34,6 +36,10 @@ impl DynamoRecords {
 
 fn deployment_key(id: &DeploymentId) -> Item {
     HashMap::from([("pk".to_owned(), s(format!("DEP#{id}"))), ("sk".to_owned(), s("DEP"))])
+}
+
+fn notice_key(key: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(format!("NOTE#{key}"))), ("sk".to_owned(), s("NOTE"))])
 }
 
 fn service_pk(cluster: &ClusterName, service: &ServiceName) -> String {
@@ -105,9 +111,10 @@ fn deployment_item(d: &Deployment) -> Item {
     put("id", s(d.id.as_str()));
     match &d.kind {
         Kind::Deploy => put("kind", s("deploy")),
-        Kind::Rollback { of } => {
+        Kind::Rollback { of, cause } => {
             put("kind", s("rollback"));
             put("rollback_of", s(of.as_str()));
+            put("rollback_cause", s(cause));
         }
     }
     put("status", s(d.status.as_str()));
@@ -176,6 +183,7 @@ fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
             ("deploy", _) => Kind::Deploy,
             ("rollback", Some(of)) => Kind::Rollback {
                 of: DeploymentId::from_stored(of),
+                cause: r.opt("rollback_cause").unwrap_or_default(),
             },
             (other, _) => {
                 return Err(StoreError(format!(
@@ -261,9 +269,17 @@ impl Records for DynamoRecords {
         match result {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
+                let quarantined = match item.get("quarantined").and_then(|v| v.as_ss().ok()) {
+                    Some(digests) => digests
+                        .iter()
+                        .map(|d| ImageDigest::parse(d.clone()).map_err(|e| StoreError(format!("stored `quarantined`: {e}"))))
+                        .collect::<Result<_, _>>()?,
+                    None => vec![],
+                };
                 Ok(Some(ServiceState {
                     latest: pointer_from(&item, "latest")?,
                     awaiting_approval: pointer_from(&item, "awaiting_approval")?,
+                    quarantined,
                 }))
             }
             Err(err) if condition_failed(&err) => Ok(None),
@@ -395,12 +411,13 @@ impl Records for DynamoRecords {
         };
         let mut good = HashMap::from([
             ("id".to_owned(), s(deployment.id.as_str())),
-            ("digest".to_owned(), s(deployment.image.digest.as_str())),
-            ("image".to_owned(), s(&deployment.image.uri)),
             ("completed_at".to_owned(), time(completed_at)),
         ]);
         if let Some(task_definition) = &deployment.task_definition {
             good.insert("task_definition".to_owned(), s(task_definition));
+        }
+        if let Some(image) = deployment.image_running() {
+            good.insert("image".to_owned(), s(image));
         }
         let result = self
             .client
@@ -449,5 +466,69 @@ impl Records for DynamoRecords {
             .and_then(|v| v.as_s().ok())
             .cloned();
         Ok(Page { deployments, next })
+    }
+
+    async fn quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .update_expression("ADD quarantined :digest")
+            .expression_attribute_values(":digest", AttributeValue::Ss(vec![digest.to_string()]))
+            .send()
+            .await
+            .map_err(store_error("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn lift_quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .update_expression("DELETE quarantined :digests")
+            .condition_expression("contains(quarantined, :digest)")
+            .expression_attribute_values(":digests", AttributeValue::Ss(vec![digest.to_string()]))
+            .expression_attribute_values(":digest", s(digest.as_str()))
+            .send()
+            .await;
+        conditional("UpdateItem", result)
+    }
+
+    async fn notified(&self, key: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(notice_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?;
+        Ok(out.item.is_some())
+    }
+
+    async fn mark_notified(&self, key: &str, expires: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut item = notice_key(key);
+        item.insert("expires_at".into(), AttributeValue::N(expires.timestamp().to_string()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error("PutItem"))?;
+        Ok(())
     }
 }

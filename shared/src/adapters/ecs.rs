@@ -222,6 +222,24 @@ impl Ecs for EcsAdapter {
             .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
     }
 
+    async fn is_active(&self, task_definition: &str) -> Result<bool, EcsError> {
+        let result = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .task_definition()
+                .and_then(|td| td.status())
+                .is_some_and(|status| status.as_str() == "ACTIVE")),
+            // ECS's answer for a revision it no longer has: "Unable to describe task definition."
+            Err(err) if err.code() == Some("ClientException") => Ok(false),
+            Err(err) => Err(classify("DescribeTaskDefinition")(err)),
+        }
+    }
+
     async fn update_service(
         &self,
         cluster: &ClusterName,

@@ -2,3 +2,4 @@
 
 pub mod dynamo;
 pub mod ecs;
+pub mod sns;

@@ -104,7 +104,16 @@ impl DeploymentId {
         Self(format!("dep-{hex}"))
     }
 
-    /// For ids read back from the table, which only ever holds ids made by `for_push`.
+    /// The one rollback a bad deployment can ever get: a second alarm, a duplicate event or a
+    /// FAILED after an alarm all map onto the same record.
+    pub fn for_rollback(bad: &DeploymentId) -> Self {
+        let hash = Sha256::digest(format!("rollback|{bad}").as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Self(format!("rbk-{hex}"))
+    }
+
+    /// For ids read back from the table, which only ever holds ids made by `for_push` and
+    /// `for_rollback`.
     pub fn from_stored(id: String) -> Self {
         Self(id)
     }
@@ -132,10 +141,16 @@ pub struct PushedImage {
 }
 
 /// A deploy of a pushed image, or a rollback undoing one (a new record, as CodeDeploy does).
+/// A rollback record's `image` is the bad deployment's: the push it answers, which keeps the
+/// service's push order; the revision it restores is its `task_definition`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Deploy,
-    Rollback { of: DeploymentId },
+    Rollback {
+        of: DeploymentId,
+        /// What set it off: an alarm, or ECS reporting the deployment FAILED.
+        cause: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +198,15 @@ impl Deployment {
         })
     }
 
+    /// The image this deployment puts on the service: the pushed one, or for a rollback the
+    /// one in the definition it restores.
+    pub fn image_running(&self) -> Option<String> {
+        match self.kind {
+            Kind::Deploy => Some(self.image.uri.clone()),
+            Kind::Rollback { .. } => super::taskdef::container_image(self.definition.as_deref()?, &self.container),
+        }
+    }
+
     pub fn pointer(&self) -> Pointer {
         Pointer {
             id: self.id.clone(),
@@ -200,13 +224,16 @@ pub struct Pointer {
     pub pushed_at: DateTime<Utc>,
 }
 
-/// One item per service: what it last deployed and what awaits approval.
+/// One item per service: what it last deployed, what awaits approval, what must not return.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceState {
-    /// The newest deployment started on the service.
+    /// The newest deployment started on the service (a rollback counts).
     pub latest: Option<Pointer>,
     /// The newest request waiting for an approver.
     pub awaiting_approval: Option<Pointer>,
+    /// Digests rolled back on this service: never deployed here again until an operator
+    /// lifts them.
+    pub quarantined: Vec<ImageDigest>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +261,8 @@ pub enum SkipReason {
     NewerImageAhead(DeploymentId),
     /// This very event was already handled.
     Duplicate(DeploymentId),
+    /// This digest was rolled back here.
+    Quarantined,
 }
 
 impl fmt::Display for SkipReason {
@@ -243,12 +272,18 @@ impl fmt::Display for SkipReason {
             SkipReason::AlreadyAwaitingApproval(id) => write!(f, "this digest already awaits approval as {id}"),
             SkipReason::NewerImageAhead(id) => write!(f, "a newer image is already ahead ({id})"),
             SkipReason::Duplicate(id) => write!(f, "duplicate delivery of {id}"),
+            SkipReason::Quarantined => f.write_str(
+                "this digest was rolled back on this service and is quarantined (`pipectl lift-quarantine` lifts it)",
+            ),
         }
     }
 }
 
 /// What a push should do to one service, from the service's state alone.
 pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision {
+    if state.quarantined.contains(&image.digest) {
+        return Decision::Skip(SkipReason::Quarantined);
+    }
     if let Some(latest) = &state.latest
         && latest.digest == image.digest
     {
@@ -319,6 +354,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(1, 0)),
             awaiting_approval: None,
+            quarantined: vec![],
         };
         assert_eq!(
             decide(Mode::Automatic, &image(2, 5), &state),
@@ -333,6 +369,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(1, 0)),
             awaiting_approval: None,
+            quarantined: vec![],
         };
         let retagged = image(1, 30);
         assert_eq!(
@@ -347,6 +384,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(2, 5)),
             awaiting_approval: None,
+            quarantined: vec![],
         };
         assert_eq!(
             decide(Mode::Automatic, &image(1, 0), &state),
@@ -359,6 +397,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(1, 5)),
             awaiting_approval: None,
+            quarantined: vec![],
         };
         assert!(matches!(
             decide(Mode::Automatic, &image(2, 5), &state),
@@ -371,6 +410,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(2, 30)),
             awaiting_approval: None,
+            quarantined: vec![],
         };
         assert!(matches!(
             decide(Mode::Approval, &image(1, 10), &state),
@@ -383,6 +423,7 @@ mod tests {
         let state = ServiceState {
             latest: Some(pointer(1, 0)),
             awaiting_approval: Some(pointer(2, 5)),
+            quarantined: vec![],
         };
         assert_eq!(
             decide(Mode::Approval, &image(3, 9), &state),
@@ -394,6 +435,37 @@ mod tests {
             decide(Mode::Approval, &image(2, 5), &state),
             Decision::Skip(SkipReason::AlreadyAwaitingApproval(_))
         ));
+    }
+
+    #[test]
+    fn a_quarantined_digest_is_skipped_and_a_fix_forward_proceeds() {
+        let state = ServiceState {
+            latest: Some(pointer(2, 5)),
+            awaiting_approval: None,
+            quarantined: vec![digest(2)],
+        };
+        for mode in [Mode::Automatic, Mode::Approval] {
+            assert_eq!(
+                decide(mode, &image(2, 40), &state),
+                Decision::Skip(SkipReason::Quarantined)
+            );
+        }
+        assert_eq!(
+            decide(Mode::Automatic, &image(3, 40), &state),
+            Decision::Proceed {
+                supersedes: Some(pointer(2, 5))
+            }
+        );
+    }
+
+    #[test]
+    fn rollback_ids_come_from_the_bad_deployment() {
+        let bad = DeploymentId("dep-1".into());
+        assert_eq!(DeploymentId::for_rollback(&bad), DeploymentId::for_rollback(&bad));
+        assert_ne!(
+            DeploymentId::for_rollback(&bad),
+            DeploymentId::for_rollback(&DeploymentId("dep-2".into()))
+        );
     }
 
     #[test]

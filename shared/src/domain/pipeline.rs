@@ -70,11 +70,19 @@ impl Pipeline {
 
     /// True if a stage's cluster runs this service for one of the applications.
     pub fn runs(&self, cluster: &ClusterName, service: &ServiceName) -> bool {
-        self.stages.iter().any(|stage| &stage.cluster == cluster)
-            && self
-                .applications
-                .iter()
-                .any(|app| app.services.iter().any(|s| &s.name == service))
+        self.locate(cluster, service).is_some()
+    }
+
+    /// The stage whose cluster this is, and the service as the pipeline file declares it.
+    pub fn locate(&self, cluster: &ClusterName, service: &ServiceName) -> Option<(&Stage, &ServiceSpec)> {
+        let stage = self.stages.iter().find(|stage| &stage.cluster == cluster)?;
+        let spec = self.services().find(|s| &s.name == service)?;
+        Some((stage, spec))
+    }
+
+    /// Every service the pipeline deploys (each runs in every stage's cluster).
+    pub fn services(&self) -> impl Iterator<Item = &ServiceSpec> {
+        self.applications.iter().flat_map(|app| &app.services)
     }
 
     /// The stage an alarm guards, if any.

@@ -7,6 +7,7 @@
 use super::deployment::{Deployment, DeploymentId, Kind, Status};
 use super::names::AlarmName;
 use super::pipeline::{Pipeline, Stage};
+use super::taskdef::revision_name;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,51 @@ pub fn read_alarm<'a>(pipeline: &'a Pipeline, event: &AlarmEvent) -> Result<Alar
     })
 }
 
+/// What may roll a service back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// A guarding alarm moved into ALARM at `at` (its state timestamp).
+    Alarm { alarm: AlarmName, at: DateTime<Utc> },
+    /// ECS reported this deployment FAILED (e.g. its circuit breaker tripped).
+    Failed {
+        deployment: DeploymentId,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+    },
+}
+
+impl Trigger {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Trigger::Alarm { at, .. } | Trigger::Failed { at, .. } => *at,
+        }
+    }
+
+    /// The business key of this very event, whichever delivery brings it: alarm + state
+    /// timestamp, or the failed deployment.
+    pub fn key(&self) -> String {
+        match self {
+            Trigger::Alarm { alarm, at } => format!("alarm|{alarm}|{}", at.timestamp_millis()),
+            Trigger::Failed { deployment, .. } => format!("failed|{deployment}"),
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::Alarm { alarm, at } => write!(f, "alarm {alarm} went into ALARM at {at}"),
+            Trigger::Failed { deployment, reason, .. } => {
+                write!(f, "ECS reported deployment {deployment} FAILED")?;
+                match reason {
+                    Some(reason) => write!(f, ": {reason}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 /// What a rollback points the service at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RollbackTarget {
@@ -119,6 +165,14 @@ pub enum Why {
     RollbackInCharge(DeploymentId),
     AlreadyRolledBack(DeploymentId),
     NotLive(Status),
+    /// A FAILED event for a deployment the service has moved on from.
+    NotCurrent(DeploymentId),
+    /// The rollback itself failed: people must step in.
+    RollbackFailed(DeploymentId),
+    /// The bad deployment runs the target revision already.
+    AlreadyOnTarget,
+    /// The target revision is no longer in ECS, and its definition was never stored.
+    TargetGone(String),
 }
 
 impl fmt::Display for Why {
@@ -135,6 +189,13 @@ impl fmt::Display for Why {
             Why::RollbackInCharge(id) => write!(f, "the current deployment {id} is a rollback"),
             Why::AlreadyRolledBack(id) => write!(f, "{id} is already rolled back"),
             Why::NotLive(status) => write!(f, "the current deployment is {status}"),
+            Why::NotCurrent(id) => write!(f, "{id} is no longer the service's current deployment"),
+            Why::RollbackFailed(id) => write!(f, "the rollback {id} itself failed; nothing more is automatic"),
+            Why::AlreadyOnTarget => f.write_str("the service already runs its last known good revision"),
+            Why::TargetGone(td) => write!(
+                f,
+                "the last known good revision {td} is gone from ECS and its definition was never stored"
+            ),
         }
     }
 }
@@ -142,17 +203,26 @@ impl fmt::Display for Why {
 /// `current` is the deployment the service state points at; `history` is the service's
 /// deployments, newest first.
 pub fn plan_rollback(
+    trigger: &Trigger,
     current: Option<&Deployment>,
     history: &[Deployment],
-    fired_at: DateTime<Utc>,
     watch_window: TimeDelta,
 ) -> RollbackPlan {
     let Some(current) = current else {
         return RollbackPlan::NotifyOnly(Why::NoDeployment);
     };
-    if let Kind::Rollback { .. } = current.kind {
-        return RollbackPlan::Nothing(Why::RollbackInCharge(current.id.clone()));
+    if let Trigger::Failed { deployment, .. } = trigger
+        && *deployment != current.id
+    {
+        return RollbackPlan::Nothing(Why::NotCurrent(deployment.clone()));
     }
+    if let Kind::Rollback { .. } = current.kind {
+        return match current.status {
+            Status::Failed => RollbackPlan::NotifyOnly(Why::RollbackFailed(current.id.clone())),
+            _ => RollbackPlan::Nothing(Why::RollbackInCharge(current.id.clone())),
+        };
+    }
+    let fired_at = trigger.at();
     match current.status {
         Status::RolledBack => return RollbackPlan::Nothing(Why::AlreadyRolledBack(current.id.clone())),
         Status::Deploying | Status::Failed => {}
@@ -186,11 +256,78 @@ pub fn plan_rollback(
         })
     };
     match known_good.or_else(before_first) {
-        Some(target) if Some(&target.task_definition) != current.task_definition.as_ref() => RollbackPlan::Rollback {
+        Some(target) if Some(&target.task_definition) == current.task_definition.as_ref() => {
+            RollbackPlan::Nothing(Why::AlreadyOnTarget)
+        }
+        Some(target) => RollbackPlan::Rollback {
             bad: current.id.clone(),
             target,
         },
-        _ => RollbackPlan::NotifyOnly(Why::NoKnownGood),
+        None => RollbackPlan::NotifyOnly(Why::NoKnownGood),
+    }
+}
+
+/// An SNS message. SNS wants the subject ASCII, one line, under 100 characters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub subject: String,
+    pub message: String,
+}
+
+fn subject(text: String) -> String {
+    let ascii: String = text
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .collect();
+    ascii.chars().take(99).collect()
+}
+
+/// What a rollback record tells the team: stage, service, from → to, why, and what is blocked.
+pub fn rollback_notice(rollback: &Deployment) -> Notice {
+    let (from, to) = (
+        rollback.previous_task_definition.as_deref().unwrap_or("?"),
+        rollback.task_definition.as_deref().unwrap_or("?"),
+    );
+    let (of, cause) = match &rollback.kind {
+        Kind::Rollback { of, cause } => (of.as_str(), cause.as_str()),
+        Kind::Deploy => ("?", "?"),
+    };
+    let (stage, service) = (&rollback.stage, &rollback.service);
+    Notice {
+        subject: subject(format!(
+            "Rolled back {stage}/{service}: {} -> {}",
+            revision_name(from),
+            revision_name(to)
+        )),
+        message: format!(
+            "{service} in stage {stage} (cluster {cluster}) was rolled back.\n\n\
+             Why: {cause}\n\
+             Rolled back: deployment {of}, image {image}\n\
+             From: {from}\n\
+             To (last known good): {to}\n\
+             Rollback deployment: {id}\n\n\
+             The digest {digest} is quarantined on this service: auto-deploys skip it. Push a fix \
+             (a new digest deploys as usual), or lift it with\n  \
+             pipectl lift-quarantine {stage} {service} {digest}\n",
+            cluster = rollback.cluster,
+            image = rollback.image.uri,
+            id = rollback.id,
+            digest = rollback.image.digest,
+        ),
+    }
+}
+
+/// An alarm or failure that changed nothing, and why.
+pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: &Why) -> Notice {
+    Notice {
+        subject: subject(format!("No rollback of {}/{service}: {why}", stage.name)),
+        message: format!(
+            "{service} in stage {stage} (cluster {cluster}) was not rolled back.\n\n\
+             Event: {trigger}\n\
+             Why not: {why}\n",
+            stage = stage.name,
+            cluster = stage.cluster,
+        ),
     }
 }
 
@@ -310,6 +447,13 @@ mod tests {
 
     const WINDOW: TimeDelta = TimeDelta::minutes(15);
 
+    fn fired(minute: u32) -> Trigger {
+        Trigger::Alarm {
+            alarm: AlarmName::parse("backend-dev-5xx").unwrap(),
+            at: at(minute),
+        }
+    }
+
     #[test]
     fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_not_n_minus_1() {
         let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
@@ -318,7 +462,7 @@ mod tests {
         let bad = dep(4, Kind::Deploy, Status::Succeeded, Some(10));
         let history = [bad.clone(), superseded, rolled_back, good];
         assert_eq!(
-            plan_rollback(Some(&bad), &history, at(20), WINDOW),
+            plan_rollback(&fired(20), Some(&bad), &history, WINDOW),
             RollbackPlan::Rollback {
                 bad: bad.id.clone(),
                 target: RollbackTarget {
@@ -330,12 +474,12 @@ mod tests {
         );
         let in_flight = dep(4, Kind::Deploy, Status::Deploying, None);
         assert!(matches!(
-            plan_rollback(Some(&in_flight), &history, at(20), WINDOW),
+            plan_rollback(&fired(20), Some(&in_flight), &history, WINDOW),
             RollbackPlan::Rollback { .. }
         ));
         let failed = dep(4, Kind::Deploy, Status::Failed, Some(12));
         assert!(matches!(
-            plan_rollback(Some(&failed), &history, at(59), WINDOW),
+            plan_rollback(&fired(59), Some(&failed), &history, WINDOW),
             RollbackPlan::Rollback { .. }
         ));
     }
@@ -345,7 +489,7 @@ mod tests {
         let bad = dep(2, Kind::Deploy, Status::Succeeded, Some(4));
         let history = [bad.clone(), dep(1, Kind::Deploy, Status::Succeeded, Some(1))];
         assert_eq!(
-            plan_rollback(Some(&bad), &history, at(20), WINDOW),
+            plan_rollback(&fired(20), Some(&bad), &history, WINDOW),
             RollbackPlan::NotifyOnly(Why::OutsideWatchWindow { completed_at: at(4) })
         );
     }
@@ -354,7 +498,7 @@ mod tests {
     fn without_a_known_good_the_service_goes_back_to_what_it_ran_before_the_first_deploy() {
         let first = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
         let RollbackPlan::Rollback { target, .. } =
-            plan_rollback(Some(&first), std::slice::from_ref(&first), at(5), WINDOW)
+            plan_rollback(&fired(5), Some(&first), std::slice::from_ref(&first), WINDOW)
         else {
             panic!("should roll back")
         };
@@ -365,7 +509,7 @@ mod tests {
         let mut untracked = first.clone();
         untracked.previous_task_definition = None;
         assert_eq!(
-            plan_rollback(Some(&untracked), std::slice::from_ref(&untracked), at(5), WINDOW),
+            plan_rollback(&fired(5), Some(&untracked), std::slice::from_ref(&untracked), WINDOW),
             RollbackPlan::NotifyOnly(Why::NoKnownGood)
         );
     }
@@ -376,22 +520,90 @@ mod tests {
             3,
             Kind::Rollback {
                 of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm".into(),
             },
             Status::Deploying,
             None,
         );
         assert_eq!(
-            plan_rollback(Some(&rollback), &[], at(5), WINDOW),
+            plan_rollback(&fired(5), Some(&rollback), &[], WINDOW),
             RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
         );
         let done = dep(2, Kind::Deploy, Status::RolledBack, Some(1));
         assert_eq!(
-            plan_rollback(Some(&done), &[], at(5), WINDOW),
+            plan_rollback(&fired(5), Some(&done), &[], WINDOW),
             RollbackPlan::Nothing(Why::AlreadyRolledBack(done.id.clone()))
         );
         assert_eq!(
-            plan_rollback(None, &[], at(5), WINDOW),
+            plan_rollback(&fired(5), None, &[], WINDOW),
             RollbackPlan::NotifyOnly(Why::NoDeployment)
         );
+        let mut failed_rollback = rollback.clone();
+        failed_rollback.status = Status::Failed;
+        assert_eq!(
+            plan_rollback(&fired(5), Some(&failed_rollback), &[], WINDOW),
+            RollbackPlan::NotifyOnly(Why::RollbackFailed(rollback.id.clone()))
+        );
+    }
+
+    #[test]
+    fn a_failure_rolls_back_only_the_current_deployment() {
+        let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        let failed = dep(2, Kind::Deploy, Status::Failed, Some(9));
+        let history = [failed.clone(), good];
+        let failure = |id: &DeploymentId| Trigger::Failed {
+            deployment: id.clone(),
+            at: at(9),
+            reason: Some("circuit breaker".into()),
+        };
+        assert!(matches!(
+            plan_rollback(&failure(&failed.id), Some(&failed), &history, WINDOW),
+            RollbackPlan::Rollback { .. }
+        ));
+        let older = DeploymentId::from_stored("dep-0".into());
+        assert_eq!(
+            plan_rollback(&failure(&older), Some(&failed), &history, WINDOW),
+            RollbackPlan::Nothing(Why::NotCurrent(older))
+        );
+    }
+
+    #[test]
+    fn a_deploy_of_the_known_good_revision_is_not_rolled_back_onto_itself() {
+        let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        let mut same = dep(2, Kind::Deploy, Status::Deploying, None);
+        same.task_definition = good.task_definition.clone();
+        assert_eq!(
+            plan_rollback(&fired(5), Some(&same), &[same.clone(), good], WINDOW),
+            RollbackPlan::Nothing(Why::AlreadyOnTarget)
+        );
+    }
+
+    #[test]
+    fn notices_name_stage_service_and_revisions_in_an_ascii_subject_under_100_chars() {
+        let mut rollback = dep(
+            3,
+            Kind::Rollback {
+                of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm backend-dev-5xx went into ALARM".into(),
+            },
+            Status::Deploying,
+            None,
+        );
+        rollback.previous_task_definition =
+            Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:7".into());
+        rollback.task_definition = Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:5".into());
+        let notice = rollback_notice(&rollback);
+        assert_eq!(
+            notice.subject,
+            "Rolled back dev/backend-service: backend-service:7 -> backend-service:5"
+        );
+        assert!(notice.message.contains("Why: alarm backend-dev-5xx went into ALARM"));
+        assert!(notice.message.contains("pipectl lift-quarantine dev backend-service sha256:0303"));
+
+        let pipeline = pipeline();
+        let why = Why::OutsideWatchWindow { completed_at: at(1) };
+        let long = no_rollback_notice(&pipeline.stages()[0], &"ü".repeat(120), &fired(20), &why);
+        assert!(long.subject.len() < 100 && long.subject.is_ascii(), "{}", long.subject);
+        assert!(long.message.contains("Why not: the current deployment completed at"));
     }
 }

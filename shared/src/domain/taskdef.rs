@@ -140,10 +140,39 @@ pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefi
     Ok(body.into())
 }
 
+/// The image `container` runs in a stored definition (see `registration_body`).
+pub fn container_image(stored: &str, container: &ContainerName) -> Option<String> {
+    let stored: serde_json::Value = serde_json::from_str(stored).ok()?;
+    stored["taskDefinition"]["containerDefinitions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container.as_str())?["image"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// `family:revision`, the short name people know a revision by, from its ARN.
+pub fn revision_name(task_definition: &str) -> &str {
+    task_definition.rsplit('/').next().unwrap_or(task_definition)
+}
+
 #[cfg(test)]
 mod registration_tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_a_containers_image_and_a_revisions_short_name() {
+        let stored = json!({"taskDefinition": {"containerDefinitions": [
+            {"name": "sidecar", "image": "envoy:1"}, {"name": "api", "image": "repo@sha256:abc"}]}});
+        let api = ContainerName::parse("api").unwrap();
+        assert_eq!(container_image(&stored.to_string(), &api).as_deref(), Some("repo@sha256:abc"));
+        assert_eq!(container_image("{}", &api), None);
+        assert_eq!(
+            revision_name("arn:aws:ecs:us-east-1:123456789012:task-definition/api:7"),
+            "api:7"
+        );
+    }
 
     #[test]
     fn keeps_what_register_accepts_and_the_tags() {

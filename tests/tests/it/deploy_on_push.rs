@@ -347,7 +347,7 @@ async fn an_unknown_service_or_cluster_is_a_clear_error_and_leaves_no_record() {
         .handle_event(&event("push-latest.json"), deadline())
         .await
         .unwrap_err();
-    assert!(matches!(&err, PushError::Targets(f) if f.len() == 1), "{err:?}");
+    assert!(matches!(&err, PushError::Targets(f) if f.0.len() == 1), "{err:?}");
     let message = err.to_string();
     assert!(
         message.starts_with("dev/ghost-service: service `ghost-service` not found in cluster `social-analytics-dev`"),

@@ -4,5 +4,6 @@ mod binaries;
 mod deploy_on_push;
 mod faults;
 mod pipectl;
+mod rollback;
 mod support;
 mod track_deployment;

@@ -3,15 +3,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ecs::types::TaskDefinitionField;
 use chrono::{DateTime, Utc};
 use harness::moto::Moto;
-use harness::seed::{World, seed};
+use harness::seed::{Notice, World, seed, take_notices};
 use harness::{event_file, repo_root};
-use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter};
+use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::deploy_on_push::DeployOnPush;
 use shared::domain::pipeline::Pipeline;
 use shared::domain::push::EcrEvent;
+use shared::rollback_on_alarm::RollbackOnAlarm;
+use shared::rollbacks::Rollbacks;
+use shared::track_deployment::TrackDeployment;
 use std::collections::HashMap;
 
 pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter>;
+pub type Tracker = TrackDeployment<DynamoRecords, EcsAdapter, SnsNotifier>;
+pub type AlarmHandler = RollbackOnAlarm<DynamoRecords, EcsAdapter, SnsNotifier>;
 
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/social-analytics/backend";
 pub const DEV: &str = "social-analytics-dev";
@@ -58,6 +63,53 @@ impl Env {
             records: DynamoRecords::new(config, &self.world.table),
             ecs: EcsAdapter::new(config),
         }
+    }
+
+    fn rollbacks(&self) -> Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier> {
+        Rollbacks {
+            records: DynamoRecords::new(&self.config, &self.world.table),
+            ecs: EcsAdapter::new(&self.config),
+            notifier: SnsNotifier::new(&self.config, &self.world.topic_arn),
+        }
+    }
+
+    pub fn tracker(&self) -> Tracker {
+        TrackDeployment {
+            pipeline: shipped_pipeline(),
+            rollbacks: self.rollbacks(),
+        }
+    }
+
+    pub fn alarm_handler(&self) -> AlarmHandler {
+        RollbackOnAlarm {
+            pipeline: shipped_pipeline(),
+            rollbacks: self.rollbacks(),
+        }
+    }
+
+    /// The environment template.yaml gives the functions.
+    pub fn function_vars(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("TABLE_NAME", self.world.table.as_str()),
+            ("TOPIC_ARN", self.world.topic_arn.as_str()),
+        ]
+    }
+
+    /// Every notice published since the last call, read back through the subscribed queue.
+    pub async fn notices(&self) -> Vec<Notice> {
+        take_notices(&self.config, &self.world.notices_queue_url).await
+    }
+
+    /// The digests quarantined on a service.
+    pub async fn quarantined(&self, cluster: &str, service: &str) -> Vec<String> {
+        let state = self.state_item(cluster, service).await;
+        let mut digests = state
+            .get("quarantined")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        digests.sort();
+        digests
     }
 
     pub fn initial(&self, cluster: &str, service: &str) -> String {

@@ -3,9 +3,9 @@
 use crate::support::*;
 use harness::event_file;
 use harness::function::Function;
-use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::ecs_event::EcsDeploymentEvent;
-use shared::track_deployment::{Response, TrackDeployment};
+use shared::rollbacks::RollbackOutcome;
+use shared::track_deployment::Response;
 
 /// The sample event `file`, about `cluster/service` and ECS deployment `id`.
 fn ecs_event(file: &str, cluster: &str, service: &str, id: &str) -> serde_json::Value {
@@ -19,11 +19,8 @@ fn typed(value: serde_json::Value) -> EcsDeploymentEvent {
     serde_json::from_value(value).unwrap()
 }
 
-fn tracker(env: &Env) -> TrackDeployment<DynamoRecords> {
-    TrackDeployment {
-        pipeline: shipped_pipeline(),
-        records: DynamoRecords::new(&env.config, &env.world.table),
-    }
+fn tracker(env: &Env) -> Tracker {
+    env.tracker()
 }
 
 /// Deploys the sample push to dev; returns each service's ECS deployment id.
@@ -48,7 +45,7 @@ async fn completion_records_success_once_and_sets_the_last_known_good() {
     let tracker = tracker(&env);
     for (service, id) in deployed(&env).await {
         let completed = typed(ecs_event("completed.json", DEV, service, &id));
-        let response = tracker.handle_event(&completed).await.unwrap();
+        let response = tracker.handle_event(&completed, deadline()).await.unwrap();
         assert!(
             matches!(&response, Response::Recorded { status, last_known_good: true, .. } if status == "SUCCEEDED"),
             "{response:?}"
@@ -66,7 +63,7 @@ async fn completion_records_success_once_and_sets_the_last_known_good() {
         );
         assert_eq!(good["image"].as_s().unwrap(), &record["image"]);
 
-        let again = tracker.handle_event(&completed).await.unwrap();
+        let again = tracker.handle_event(&completed, deadline()).await.unwrap();
         assert_eq!(
             again,
             Response::Ignored {
@@ -77,21 +74,44 @@ async fn completion_records_success_once_and_sets_the_last_known_good() {
 }
 
 #[tokio::test]
-async fn failure_is_recorded_and_is_no_known_good() {
+async fn a_failure_is_recorded_and_rolled_back_to_what_ran_before_once() {
     let env = Env::new().await;
     let (service, id) = deployed(&env).await.remove(0);
-    let response = tracker(&env)
-        .handle_event(&typed(ecs_event("failed.json", DEV, service, &id)))
-        .await
-        .unwrap();
-    assert!(matches!(&response, Response::Recorded { status, last_known_good: false, .. } if status == "FAILED"));
-    let record = &env.records_for(DEV, service).await[0];
-    assert_eq!(record["status"], "FAILED");
+    let failed = typed(ecs_event("failed.json", DEV, service, &id));
+    let response = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
+    assert!(
+        matches!(&response, Response::Recorded { status, last_known_good: false, rollback: Some(RollbackOutcome::RolledBack { .. }), .. } if status == "FAILED"),
+        "{response:?}"
+    );
+    let records = env.records_for(DEV, service).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (deploy, rollback) = (&records[0], &records[1]);
+    assert_eq!(deploy["status"], "ROLLED_BACK");
     assert_eq!(
-        record["ecs_reason"],
+        deploy["ecs_reason"],
         "ECS deployment circuit breaker: tasks failed to start."
     );
+    assert_eq!(
+        (rollback["kind"].as_str(), rollback["status"].as_str()),
+        ("rollback", "DEPLOYING")
+    );
+    assert!(rollback["rollback_cause"].contains("FAILED: ECS deployment circuit breaker"));
+    // No deploy ever succeeded here: back to what the service ran before the first one.
+    assert_eq!(env.running(DEV, service).await, env.initial(DEV, service));
     assert!(!env.state_item(DEV, service).await.contains_key("last_known_good"));
+    assert_eq!(env.quarantined(DEV, service).await, vec![records[0]["digest"].clone()]);
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].subject.starts_with(&format!("Rolled back dev/{service}: ")));
+
+    // A redelivery changes nothing and says nothing.
+    let again = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
+    assert!(
+        matches!(&again, Response::Recorded { rollback: Some(RollbackOutcome::Nothing { .. }), .. }),
+        "{again:?}"
+    );
+    assert_eq!(env.records_for(DEV, service).await.len(), 2);
+    assert!(env.notices().await.is_empty());
 }
 
 #[tokio::test]
@@ -120,7 +140,7 @@ async fn progress_foreign_deployments_and_foreign_services_change_nothing() {
     ];
     for (event, reason) in cases {
         assert_eq!(
-            tracker.handle_event(&typed(event)).await.unwrap(),
+            tracker.handle_event(&typed(event), deadline()).await.unwrap(),
             Response::Ignored { reason }
         );
     }
@@ -133,7 +153,7 @@ async fn track_deployment_binary_handles_every_sample_event() {
     let env = Env::new().await;
     let (service, id) = deployed(&env).await.remove(0);
     let binary = harness::built_binary("track-deployment", "debug");
-    let mut function = Function::spawn(&binary, &env.moto.endpoint, &[("TABLE_NAME", env.world.table.as_str())]).await;
+    let mut function = Function::spawn(&binary, &env.moto.endpoint, &env.function_vars()).await;
     let bytes = |value: serde_json::Value| serde_json::to_vec(&value).unwrap();
 
     let response = function

@@ -1,0 +1,18 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::rollback_on_alarm::RollbackOnAlarm;
+use shared::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_logging();
+    let pipeline = runtime::load_pipeline()?;
+    let aws = runtime::aws_config().await?;
+    let handler = RollbackOnAlarm {
+        pipeline,
+        rollbacks: runtime::rollbacks(&aws)?,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handler.handle(event)
+    }))
+    .await
+}

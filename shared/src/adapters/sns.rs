@@ -1,0 +1,31 @@
+use crate::domain::rollback::Notice;
+use crate::ports::{Notifier, NotifyError};
+use crate::runtime::describe_sdk_error;
+
+pub struct SnsNotifier {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsNotifier {
+    pub fn new(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_sns::Client::new(config),
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn publish(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&notice.subject)
+            .message(&notice.message)
+            .send()
+            .await
+            .map_err(|err| NotifyError(describe_sdk_error("Publish", &err)))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,304 @@
+//! Rolling one service back to its last known good: what rollback-on-alarm does for each
+//! service of a stage, and track-deployment for a deployment ECS reports FAILED.
+//!
+//! Under the service's lock: read the current deployment and enough history, ask
+//! `plan_rollback`, then create the rollback record (its id comes from the bad deployment, so
+//! every duplicate and every second alarm lands on it), point the service at the target,
+//! mark the bad deployment ROLLED_BACK, quarantine its digest, notify, and move the service's
+//! pointer to the rollback in the write that releases the lock. Each step is safe to repeat,
+//! and a retry after any of them finishes the rest.
+
+use crate::deploy_on_push::point_service_at;
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
+use crate::domain::pipeline::{ServiceSpec, Stage};
+use crate::domain::rollback::{
+    Notice, RollbackPlan, RollbackTarget, Trigger, Why, no_rollback_notice, plan_rollback, rollback_notice,
+};
+use crate::ports::{Ecs, Notifier, Records, Slot, StoreError};
+use crate::service_lock::{Locked, ServiceError, with_service_lock};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+/// History is read a page at a time until a known-good deployment shows up.
+const HISTORY_PAGE: i32 = 25;
+/// How long a sent notice is remembered, so a redelivered event does not send it again.
+const NOTICE_REMEMBERED: TimeDelta = TimeDelta::days(14);
+
+pub struct Rollbacks<R, E, N> {
+    pub records: R,
+    pub ecs: E,
+    pub notifier: N,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RollbackOutcome {
+    RolledBack {
+        rollback_id: String,
+        rolled_back: String,
+        from: String,
+        to: String,
+        ecs_deployment_id: String,
+    },
+    /// Nothing changed; people were told why.
+    Notified { reason: String },
+    /// Nothing to do or to say (a duplicate, or a rollback already in charge).
+    Nothing { reason: String },
+}
+
+impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
+    pub async fn respond(
+        &self,
+        stage: &Stage,
+        service: &ServiceSpec,
+        trigger: &Trigger,
+        deadline: DateTime<Utc>,
+    ) -> Result<RollbackOutcome, ServiceError> {
+        let outcome = with_service_lock(&self.records, &stage.cluster, &service.name, deadline, |state| async move {
+            let current = match &state.latest {
+                Some(latest) => self.records.get_deployment(&latest.id).await?,
+                None => None,
+            };
+            let history = self.history_until_known_good(stage, service, current.as_ref()).await?;
+            match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
+                RollbackPlan::Rollback { target, .. } => {
+                    let bad = current.expect("only the current deployment is rolled back");
+                    self.roll_back(stage, service, trigger, bad, target).await
+                }
+                RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
+                RollbackPlan::Nothing(why) => {
+                    let unfinished = match (&why, current) {
+                        // An earlier attempt died between its steps: finish them.
+                        (Why::AlreadyRolledBack(_), Some(bad)) => {
+                            let id = DeploymentId::for_rollback(&bad.id);
+                            self.records.get_deployment(&id).await?.map(|rollback| (bad, rollback))
+                        }
+                        _ => None,
+                    };
+                    let moved = match unfinished {
+                        Some((bad, rollback)) if rollback.status != Status::Requested => {
+                            self.finish(&bad, &rollback).await?
+                        }
+                        _ => None,
+                    };
+                    if let (Why::RollbackInCharge(id), None) = (&why, &moved) {
+                        self.notify_rollback_if_unsent(id).await?;
+                    }
+                    Ok((
+                        RollbackOutcome::Nothing {
+                            reason: why.to_string(),
+                        },
+                        moved,
+                    ))
+                }
+            }
+        })
+        .await?;
+        tracing::info!(stage = %stage.name, service = %service.name, %trigger, ?outcome, "rollback decided");
+        Ok(outcome)
+    }
+
+    /// The service's history, newest first, as far back as the newest known good (or all of it).
+    async fn history_until_known_good(
+        &self,
+        stage: &Stage,
+        service: &ServiceSpec,
+        current: Option<&Deployment>,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let mut history = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .records
+                .history(&stage.cluster, &service.name, HISTORY_PAGE, after.as_deref())
+                .await?;
+            let found = page
+                .deployments
+                .iter()
+                .any(|d| d.status == Status::Succeeded && Some(&d.id) != current.map(|c| &c.id));
+            history.extend(page.deployments);
+            match page.next {
+                Some(next) if !found => after = Some(next),
+                _ => return Ok(history),
+            }
+        }
+    }
+
+    async fn roll_back(
+        &self,
+        stage: &Stage,
+        service: &ServiceSpec,
+        trigger: &Trigger,
+        bad: Deployment,
+        target: RollbackTarget,
+    ) -> Result<Locked<RollbackOutcome>, ServiceError> {
+        let id = DeploymentId::for_rollback(&bad.id);
+        let rollback = match self.records.get_deployment(&id).await? {
+            // Started by an earlier delivery that died before it finished.
+            Some(rollback) if rollback.status != Status::Requested => rollback,
+            earlier => {
+                let mut record = match earlier {
+                    Some(requested) => requested,
+                    None => {
+                        let record = rollback_record(&bad, id, trigger, &target);
+                        if !self.records.create_deployment(&record).await? {
+                            return Err(StoreError(format!("rollback {} was created meanwhile", record.id)).into());
+                        }
+                        record
+                    }
+                };
+                match self.restore(&mut record, &target).await {
+                    Ok(Some(rollback)) => rollback,
+                    Ok(None) => {
+                        self.records.delete_requested(&record.id).await?;
+                        let why = Why::TargetGone(target.task_definition);
+                        return self.notify_only(stage, service, trigger, why).await;
+                    }
+                    Err(err) => {
+                        // The service was not pointed back: no record may say otherwise.
+                        if let Err(store) = self.records.delete_requested(&record.id).await {
+                            tracing::error!(rollback = %record.id, error = %store, "REQUESTED rollback left; a retry resumes it");
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+        };
+        let moved = self.finish(&bad, &rollback).await?;
+        Ok((
+            RollbackOutcome::RolledBack {
+                rollback_id: rollback.id.to_string(),
+                rolled_back: bad.id.to_string(),
+                from: rollback.previous_task_definition.clone().unwrap_or_default(),
+                to: rollback.task_definition.clone().unwrap_or_default(),
+                ecs_deployment_id: rollback.ecs_deployment_id.clone().unwrap_or_default(),
+            },
+            moved,
+        ))
+    }
+
+    /// Points the service at the target, registering it again first if ECS no longer has it.
+    /// `None` when it is gone and was never stored: there is nothing to roll back to.
+    async fn restore(
+        &self,
+        record: &mut Deployment,
+        target: &RollbackTarget,
+    ) -> Result<Option<Deployment>, ServiceError> {
+        let running = self.ecs.running_service(&record.cluster, &record.service).await?;
+        let task_definition = match &record.task_definition {
+            Some(registered) => registered.clone(),
+            None => {
+                let arn = if self.ecs.is_active(&target.task_definition).await? {
+                    target.task_definition.clone()
+                } else if let Some(definition) = &target.definition {
+                    let arn = self.ecs.register_stored(definition).await?;
+                    tracing::info!(gone = %target.task_definition, registered = %arn, "re-registered the last known good");
+                    arn
+                } else {
+                    return Ok(None);
+                };
+                record.task_definition = Some(arn.clone());
+                self.records.record_registration(record).await?;
+                arn
+            }
+        };
+        let ecs_deployment_id =
+            point_service_at(&self.ecs, &record.cluster, &record.service, &running, &task_definition).await?;
+        let deploying = Deployment {
+            ecs_deployment_id: Some(ecs_deployment_id),
+            ..record
+                .transition(Status::Deploying, Utc::now())
+                .expect("REQUESTED can become DEPLOYING")
+        };
+        if !self.records.save_transition(&deploying, Status::Requested).await? {
+            tracing::warn!(rollback = %deploying.id, "rollback record moved on meanwhile");
+        }
+        Ok(Some(deploying))
+    }
+
+    /// What follows a rollback that ECS accepted; each step is idempotent. Returns the pointer
+    /// move that makes the rollback the service's current deployment.
+    async fn finish(
+        &self,
+        bad: &Deployment,
+        rollback: &Deployment,
+    ) -> Result<Option<(Slot, crate::domain::deployment::Pointer)>, ServiceError> {
+        if let Ok(rolled_back) = bad.transition(Status::RolledBack, Utc::now())
+            && !self.records.save_transition(&rolled_back, bad.status).await?
+        {
+            tracing::warn!(deployment = %bad.id, "bad deployment moved on before it was marked ROLLED_BACK");
+        }
+        self.records
+            .quarantine(&bad.cluster, &bad.service, &bad.image.digest)
+            .await?;
+        self.notify_once(rollback.id.as_str(), &rollback_notice(rollback)).await?;
+        Ok(Some((Slot::Latest, rollback.pointer())))
+    }
+
+    async fn notify_only(
+        &self,
+        stage: &Stage,
+        service: &ServiceSpec,
+        trigger: &Trigger,
+        why: Why,
+    ) -> Result<Locked<RollbackOutcome>, ServiceError> {
+        let key = format!("{}|{}|{}", trigger.key(), stage.cluster, service.name);
+        let notice = no_rollback_notice(stage, service.name.as_str(), trigger, &why);
+        self.notify_once(&key, &notice).await?;
+        Ok((
+            RollbackOutcome::Notified {
+                reason: why.to_string(),
+            },
+            None,
+        ))
+    }
+
+    async fn notify_rollback_if_unsent(&self, id: &DeploymentId) -> Result<(), ServiceError> {
+        if let Some(rollback) = self.records.get_deployment(id).await? {
+            self.notify_once(id.as_str(), &rollback_notice(&rollback)).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes unless a notice with this key went out before. Marked after publishing: a
+    /// crash in between sends it twice rather than never. The service lock keeps concurrent
+    /// duplicates apart.
+    async fn notify_once(&self, key: &str, notice: &Notice) -> Result<(), ServiceError> {
+        if self.records.notified(key).await? {
+            return Ok(());
+        }
+        self.notifier.publish(notice).await?;
+        self.records.mark_notified(key, Utc::now() + NOTICE_REMEMBERED).await?;
+        tracing::info!(subject = %notice.subject, "notice sent");
+        Ok(())
+    }
+}
+
+/// A REQUESTED rollback of `bad`. It carries `bad`'s image (the push it answers, which keeps
+/// the service's push order and names the digest to quarantine) and the target's definition.
+fn rollback_record(bad: &Deployment, id: DeploymentId, trigger: &Trigger, target: &RollbackTarget) -> Deployment {
+    let now = Utc::now();
+    Deployment {
+        id,
+        kind: Kind::Rollback {
+            of: bad.id.clone(),
+            cause: trigger.to_string(),
+        },
+        status: Status::Requested,
+        stage: bad.stage.clone(),
+        cluster: bad.cluster.clone(),
+        service: bad.service.clone(),
+        container: bad.container.clone(),
+        image: bad.image.clone(),
+        requested_at: now,
+        updated_at: now,
+        previous_task_definition: bad.task_definition.clone(),
+        task_definition: None,
+        ecs_deployment_id: None,
+        superseded_by: None,
+        definition: target.definition.clone(),
+        previous_definition: bad.definition.clone(),
+        completed_at: None,
+        ecs_reason: None,
+    }
+}

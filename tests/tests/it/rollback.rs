@@ -1,0 +1,306 @@
+//! Rollbacks against moto: an alarm (or a FAILED deployment) sends a service back to its last
+//! known good, once, and what happened is in ECS, the records and the notices.
+
+use crate::support::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use harness::event_file;
+use shared::domain::rollback::AlarmEvent;
+use shared::rollback_on_alarm::Response;
+use shared::rollbacks::RollbackOutcome;
+
+/// The sample alarm event `file`, its state changed at `hh:mm` on the sample day.
+fn alarm(file: &str, at: &str) -> AlarmEvent {
+    let mut event: serde_json::Value = serde_json::from_slice(&event_file("rollback-on-alarm", file)).unwrap();
+    event["detail"]["state"]["timestamp"] = format!("2026-11-22T{at}:00.000+0000").into();
+    serde_json::from_value(event).unwrap()
+}
+
+/// The ECS deployment-state event for a record's ECS deployment, ended at `hh:mm`.
+fn ecs_ended(file: &str, service: &str, ecs_deployment_id: &str, at: &str) -> shared::domain::ecs_event::EcsDeploymentEvent {
+    let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
+    event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
+    event["detail"]["deploymentId"] = ecs_deployment_id.into();
+    event["detail"]["updatedAt"] = format!("2026-11-22T{at}:00Z").into();
+    serde_json::from_value(event).unwrap()
+}
+
+/// Pushes `digest_byte` at `second`, and ECS completes it on every service at `hh:mm`.
+/// Returns each service's new task definition.
+async fn deploy_and_complete(env: &Env, digest_byte: u8, second: u32, at: &str) -> Vec<String> {
+    env.handler()
+        .handle_event(&push("latest", digest_byte, second), deadline())
+        .await
+        .unwrap();
+    let tracker = env.tracker();
+    let mut revisions = Vec::new();
+    for (service, _) in SERVICES {
+        let latest = env.records_for(DEV, service).await.pop().unwrap();
+        assert_eq!(latest["digest"], digest(digest_byte));
+        let completed = ecs_ended("completed.json", service, &latest["ecs_deployment_id"], at);
+        tracker.handle_event(&completed, deadline()).await.unwrap();
+        revisions.push(env.running(DEV, service).await);
+    }
+    revisions
+}
+
+fn rolled_back(response: &Response) -> usize {
+    let Response::Handled { services, .. } = response else {
+        return 0;
+    };
+    services
+        .iter()
+        .filter(|s| matches!(s.result, RollbackOutcome::RolledBack { .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_stays_out() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
+    let bad = deploy_and_complete(&env, 2, 10, "10:12").await;
+    assert_ne!(good, bad);
+
+    let response = env
+        .alarm_handler()
+        .handle_event(&alarm("metric-alarm.json", "10:20"), deadline())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+
+    let mut notices = env.notices().await;
+    notices.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    for (((service, _), good), (bad, notice)) in SERVICES.iter().zip(&good).zip(bad.iter().zip(&notices)) {
+        // ECS runs the known-good revision again, not a new one.
+        assert_eq!(&env.running(DEV, service).await, good);
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 3, "{records:?}");
+        let (first, second, rollback) = (&records[0], &records[1], &records[2]);
+        assert_eq!(first["status"], "SUCCEEDED");
+        assert_eq!(second["status"], "ROLLED_BACK");
+        assert_eq!(
+            (rollback["kind"].as_str(), rollback["status"].as_str()),
+            ("rollback", "DEPLOYING")
+        );
+        assert_eq!(rollback["rollback_of"], second["id"]);
+        assert_eq!(
+            (&rollback["previous_task_definition"], &rollback["task_definition"]),
+            (bad, good)
+        );
+        assert!(rollback["rollback_cause"].starts_with("alarm backend-dev-5xx went into ALARM"));
+        assert_eq!(env.quarantined(DEV, service).await, vec![digest(2)]);
+
+        let short = |arn: &str| arn.rsplit('/').next().unwrap().to_owned();
+        assert_eq!(
+            notice.subject,
+            format!("Rolled back dev/{service}: {} -> {}", short(bad), short(good))
+        );
+        assert!(notice.subject.len() < 100);
+        assert!(notice.message.contains(&format!("pipectl lift-quarantine dev {service} {}", digest(2))));
+    }
+
+    // The rollback completes like any deployment, and becomes the last known good.
+    let tracker = env.tracker();
+    for (service, _) in SERVICES {
+        let rollback = env.records_for(DEV, service).await.pop().unwrap();
+        let completed = ecs_ended("completed.json", service, &rollback["ecs_deployment_id"], "10:24");
+        tracker.handle_event(&completed, deadline()).await.unwrap();
+        let rollback = env.records_for(DEV, service).await.pop().unwrap();
+        assert_eq!(rollback["status"], "SUCCEEDED");
+        let state = env.state_item(DEV, service).await;
+        let known_good = state["last_known_good"].as_m().unwrap();
+        assert_eq!(known_good["id"].as_s().unwrap(), &rollback["id"]);
+        assert_eq!(
+            known_good["image"].as_s().unwrap(),
+            &format!("{REGISTRY}@{}", digest(1))
+        );
+    }
+
+    // The bad digest pushed again is skipped; a fix forward deploys.
+    let again = env
+        .handler()
+        .handle_event(&push("latest", 2, 40), deadline())
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&again).unwrap();
+    assert!(text.contains("quarantined"), "{text}");
+    assert_eq!(env.running(DEV, "backend-service").await, good[0]);
+    let fix = env
+        .handler()
+        .handle_event(&push("latest", 3, 50), deadline())
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&fix).unwrap();
+    assert!(text.contains("\"result\":\"deploying\""), "{text}");
+    let (fixed, _) = env.task_definition(&env.running(DEV, "backend-service").await).await;
+    assert!(fixed.container_definitions()[0].image().unwrap().ends_with(&digest(3)));
+}
+
+#[tokio::test]
+async fn duplicates_other_alarms_and_alarm_flapping_roll_back_exactly_once() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
+    deploy_and_complete(&env, 2, 10, "10:12").await;
+
+    // Five deliveries of the same event at once, then the stage's other alarms, then the
+    // first alarm again after it went back to OK.
+    let same = alarm("metric-alarm.json", "10:20");
+    let concurrent = futures_util::future::join_all((0..5).map(|_| {
+        let handler = env.alarm_handler();
+        let event = &same;
+        async move { handler.handle_event(event, deadline()).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(concurrent.iter().map(rolled_back).sum::<usize>(), 2, "{concurrent:?}");
+    for (file, at) in [
+        ("metric-math-alarm.json", "10:21"),
+        ("composite-alarm.json", "10:21"),
+        ("metric-alarm.json", "10:26"),
+    ] {
+        let response = env
+            .alarm_handler()
+            .handle_event(&alarm(file, at), deadline())
+            .await
+            .unwrap();
+        assert_eq!(rolled_back(&response), 0, "{file}: {response:?}");
+    }
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(env.records_for(DEV, service).await.len(), 3);
+        assert_eq!(&env.running(DEV, service).await, good);
+    }
+    assert_eq!(env.notices().await.len(), 2, "one notice per rolled-back service");
+}
+
+#[tokio::test]
+async fn after_the_window_an_alarm_only_notifies_once() {
+    let env = Env::new().await;
+    deploy_and_complete(&env, 1, 0, "10:05").await;
+    let bad = deploy_and_complete(&env, 2, 10, "10:12").await;
+    let before = env.records().await;
+
+    let late = alarm("metric-alarm.json", "10:40");
+    for _ in 0..2 {
+        let response = env.alarm_handler().handle_event(&late, deadline()).await.unwrap();
+        let Response::Handled { services, .. } = &response else {
+            panic!("{response:?}")
+        };
+        assert!(
+            services
+                .iter()
+                .all(|s| matches!(&s.result, RollbackOutcome::Notified { reason } if reason.contains("before the watch window"))),
+            "{response:?}"
+        );
+    }
+    assert_eq!(env.records().await, before);
+    for ((service, _), bad) in SERVICES.iter().zip(&bad) {
+        assert_eq!(&env.running(DEV, service).await, bad);
+        assert!(env.quarantined(DEV, service).await.is_empty());
+    }
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 2, "one per service, none for the redelivery: {notices:?}");
+    assert!(notices.iter().all(|n| n.subject.starts_with("No rollback of dev/")));
+}
+
+#[tokio::test]
+async fn a_deregistered_known_good_is_registered_again_from_its_stored_definition() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
+    deploy_and_complete(&env, 2, 10, "10:12").await;
+    for revision in &good {
+        env.ecs
+            .deregister_task_definition()
+            .task_definition(revision)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let response = env
+        .alarm_handler()
+        .handle_event(&alarm("metric-alarm.json", "10:20"), deadline())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        let running = env.running(DEV, service).await;
+        assert_ne!(&running, good, "an INACTIVE revision is not deployed");
+        let ((restored, restored_tags), (original, original_tags)) =
+            (env.task_definition(&running).await, env.task_definition(good).await);
+        assert_eq!(restored.status().unwrap().as_str(), "ACTIVE");
+        assert_eq!(restored.family(), original.family());
+        assert_eq!(restored.container_definitions(), original.container_definitions());
+        assert_eq!(restored.cpu(), original.cpu());
+        assert_eq!(restored_tags, original_tags);
+        let rollback = env.records_for(DEV, service).await.pop().unwrap();
+        assert_eq!(rollback["task_definition"], running);
+    }
+}
+
+#[tokio::test]
+async fn without_any_known_good_target_nothing_changes_and_people_are_told() {
+    let env = Env::new().await;
+    env.handler()
+        .handle_event(&push("latest", 1, 0), deadline())
+        .await
+        .unwrap();
+    // The revision the service ran before is gone, and its definition was never stored.
+    for (service, _) in SERVICES {
+        let record = env.records_for(DEV, service).await.pop().unwrap();
+        env.ddb
+            .update_item()
+            .table_name(&env.world.table)
+            .key("pk", AttributeValue::S(format!("DEP#{}", record["id"])))
+            .key("sk", AttributeValue::S("DEP".into()))
+            .update_expression("REMOVE previous_definition")
+            .send()
+            .await
+            .unwrap();
+        env.ecs
+            .deregister_task_definition()
+            .task_definition(env.initial(DEV, service))
+            .send()
+            .await
+            .unwrap();
+    }
+    let before = env.records().await;
+    let running: Vec<_> = futures_util::future::join_all(SERVICES.iter().map(|(s, _)| env.running(DEV, s))).await;
+
+    let response = env
+        .alarm_handler()
+        .handle_event(&alarm("metric-alarm.json", "10:03"), deadline())
+        .await
+        .unwrap();
+    let Response::Handled { services, .. } = &response else {
+        panic!("{response:?}")
+    };
+    assert!(
+        services
+            .iter()
+            .all(|s| matches!(&s.result, RollbackOutcome::Notified { reason } if reason.contains("never stored"))),
+        "{response:?}"
+    );
+    assert_eq!(env.records().await, before);
+    for ((service, _), running) in SERVICES.iter().zip(&running) {
+        assert_eq!(&env.running(DEV, service).await, running);
+        assert!(env.quarantined(DEV, service).await.is_empty());
+    }
+    assert_eq!(env.notices().await.len(), 2);
+}
+
+#[tokio::test]
+async fn other_transitions_and_unguarded_alarms_change_nothing() {
+    let env = Env::new().await;
+    deploy_and_complete(&env, 1, 0, "10:05").await;
+    deploy_and_complete(&env, 2, 10, "10:12").await;
+    let before = env.records().await;
+    for file in ["ok.json", "alarm-to-alarm.json", "unguarded.json"] {
+        let response = env
+            .alarm_handler()
+            .handle_event(&alarm(file, "10:20"), deadline())
+            .await
+            .unwrap();
+        assert!(matches!(response, Response::Ignored { .. }), "{file}: {response:?}");
+    }
+    assert_eq!(env.records().await, before);
+    assert!(env.notices().await.is_empty());
+}
