@@ -81,14 +81,16 @@ impl<R: Records, E: Ecs, N: Notifier> TrackDeployment<R, E, N> {
         };
         let record = records.by_ecs_deployment(&ended.ecs_deployment_id).await?;
         let next = match judge(&ended, record.as_ref()) {
-            // A redelivered FAILED still gets its rollback: the first delivery may have died
-            // between recording it and rolling back.
-            Verdict::Ignore(IgnoreWhy::AlreadyRecorded(Status::Failed)) => {
+            // A redelivered FAILED goes through the rollback again, which finishes what the
+            // first delivery may have left undone when it died, and does nothing otherwise.
+            Verdict::Ignore(IgnoreWhy::AlreadyRecorded(Status::Failed) | IgnoreWhy::NoLongerInFlight(Status::RolledBack))
+                if ended.ending == Ending::Failed =>
+            {
                 let failed = record.expect("judged a record");
                 let rollback = self.roll_back(&ended, &failed.id, deadline).await?;
                 return Ok(Response::Recorded {
                     deployment_id: failed.id.to_string(),
-                    status: Status::Failed.to_string(),
+                    status: failed.status.to_string(),
                     last_known_good: false,
                     rollback,
                 });

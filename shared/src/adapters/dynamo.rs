@@ -217,11 +217,14 @@ fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
 }
 
 fn pointer_value(p: &Pointer) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
+    let mut pointer = HashMap::from([
         ("id".to_owned(), s(p.id.as_str())),
-        ("digest".to_owned(), s(p.digest.as_str())),
         ("pushed_at".to_owned(), time(p.pushed_at)),
-    ]))
+    ]);
+    if let Some(digest) = &p.digest {
+        pointer.insert("digest".to_owned(), s(digest.as_str()));
+    }
+    AttributeValue::M(pointer)
 }
 
 fn pointer_from(item: &Item, key: &str) -> Result<Option<Pointer>, StoreError> {
@@ -231,7 +234,10 @@ fn pointer_from(item: &Item, key: &str) -> Result<Option<Pointer>, StoreError> {
     let r = Reader(map);
     Ok(Some(Pointer {
         id: DeploymentId::from_stored(r.req("id")?),
-        digest: r.parsed("digest", ImageDigest::parse)?,
+        digest: r
+            .opt("digest")
+            .map(|_| r.parsed("digest", ImageDigest::parse))
+            .transpose()?,
         pushed_at: r.time("pushed_at")?,
     }))
 }

@@ -210,7 +210,10 @@ impl Deployment {
     pub fn pointer(&self) -> Pointer {
         Pointer {
             id: self.id.clone(),
-            digest: self.image.digest.clone(),
+            digest: match self.kind {
+                Kind::Deploy => Some(self.image.digest.clone()),
+                Kind::Rollback { .. } => None,
+            },
             pushed_at: self.image.pushed_at,
         }
     }
@@ -220,7 +223,9 @@ impl Deployment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pointer {
     pub id: DeploymentId,
-    pub digest: ImageDigest,
+    /// The pushed digest it puts on the service; none for a rollback, which takes one off.
+    pub digest: Option<ImageDigest>,
+    /// When the push it answers was made: pushes older than this one are late.
     pub pushed_at: DateTime<Utc>,
 }
 
@@ -285,7 +290,7 @@ pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision
         return Decision::Skip(SkipReason::Quarantined);
     }
     if let Some(latest) = &state.latest
-        && latest.digest == image.digest
+        && latest.digest.as_ref() == Some(&image.digest)
     {
         return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
     }
@@ -294,7 +299,7 @@ pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision
         Mode::Approval => &state.awaiting_approval,
     };
     if let Some(waiting) = slot
-        && waiting.digest == image.digest
+        && waiting.digest.as_ref() == Some(&image.digest)
     {
         return Decision::Skip(SkipReason::AlreadyAwaitingApproval(waiting.id.clone()));
     }
@@ -336,7 +341,7 @@ mod tests {
         let img = image(n, second);
         Pointer {
             id: DeploymentId(format!("dep-{n}")),
-            digest: img.digest,
+            digest: Some(img.digest),
             pushed_at: img.pushed_at,
         }
     }
@@ -454,6 +459,22 @@ mod tests {
             decide(Mode::Automatic, &image(3, 40), &state),
             Decision::Proceed {
                 supersedes: Some(pointer(2, 5))
+            }
+        );
+        // Lifted, after a rollback took it off the service: it deploys again.
+        let rollback = Pointer {
+            digest: None,
+            ..pointer(9, 5)
+        };
+        let lifted = ServiceState {
+            latest: Some(rollback.clone()),
+            awaiting_approval: None,
+            quarantined: vec![],
+        };
+        assert_eq!(
+            decide(Mode::Automatic, &image(2, 40), &lifted),
+            Decision::Proceed {
+                supersedes: Some(rollback)
             }
         );
     }

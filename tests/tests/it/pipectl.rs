@@ -76,3 +76,51 @@ async fn errors_are_clear_and_fail_the_command() {
     let shipped = harness::repo_root().join("pipeline.toml");
     assert!(stdout(&pipectl(&env, &["validate", shipped.to_str().unwrap()])).contains("stages: dev → staging → prod"));
 }
+
+#[tokio::test]
+async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
+    let env = Env::new().await;
+    env.handler()
+        .handle_event(&push("latest", 1, 0), deadline())
+        .await
+        .unwrap();
+    // ECS fails the deploy: it is rolled back and its digest quarantined.
+    let tracker = env.tracker();
+    for (service, _) in SERVICES {
+        let record = env.records_for(DEV, service).await.pop().unwrap();
+        let mut failed: serde_json::Value =
+            serde_json::from_slice(&harness::event_file("track-deployment", "failed.json")).unwrap();
+        failed["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
+        failed["detail"]["deploymentId"] = record["ecs_deployment_id"].clone().into();
+        tracker
+            .handle_event(&serde_json::from_value(failed).unwrap(), deadline())
+            .await
+            .unwrap();
+    }
+    assert_eq!(env.quarantined(DEV, "backend-service").await, vec![digest(1)]);
+    let skipped = env
+        .handler()
+        .handle_event(&push("latest", 1, 30), deadline())
+        .await
+        .unwrap();
+    assert!(serde_json::to_string(&skipped).unwrap().contains("quarantined"));
+
+    let lifted = stdout(&pipectl(&env, &["lift-quarantine", "dev", "backend-service", &digest(1)]));
+    assert!(lifted.starts_with(&format!("lifted: {}", digest(1))), "{lifted}");
+    assert!(env.quarantined(DEV, "backend-service").await.is_empty());
+    assert_eq!(env.quarantined(DEV, "worker-service").await, vec![digest(1)]);
+    let again = pipectl(&env, &["lift-quarantine", "dev", "backend-service", &digest(1)]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        format!("pipectl: {} is not quarantined on dev/backend-service\n", digest(1))
+    );
+
+    let redeployed = env
+        .handler()
+        .handle_event(&push("latest", 1, 40), deadline())
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&redeployed).unwrap();
+    assert!(text.contains("\"service\":\"backend-service\",\"result\":\"deploying\""), "{text}");
+}
