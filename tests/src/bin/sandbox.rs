@@ -1,11 +1,13 @@
 //! The local sandbox: moto as AWS, the pipeline's clusters, services, table and topic created
-//! there, and the sample ECR pushes played through the real deploy-on-push binary under a
-//! Lambda Runtime API. Prints what each push changed. `--keep` leaves moto running to explore.
+//! there, and a story played through the real function binaries under a Lambda Runtime API:
+//! the sample ECR pushes, ECS completing them, a bad build, its alarm and the rollback, the bad
+//! digest refused, a fix forward. Prints what each step changed, then the records and the
+//! notices sent. `--keep` leaves moto running to explore.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::function::Function;
 use harness::moto::Moto;
-use harness::seed::seed;
+use harness::seed::{seed, take_notices};
 use harness::{ACCOUNT, REGION, built_binary, event_file, repo_root};
 use shared::domain::pipeline::Pipeline;
 
@@ -42,15 +44,105 @@ async fn main() {
 
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let mut function = Function::spawn(
-        &built_binary("deploy-on-push", "debug"),
-        &moto.endpoint,
-        &[("TABLE_NAME", world.table.as_str())],
-    )
-    .await;
+    let vars = [
+        ("TABLE_NAME", world.table.as_str()),
+        ("TOPIC_ARN", world.topic_arn.as_str()),
+    ];
+    let mut function = Function::spawn(&built_binary("deploy-on-push", "debug"), &moto.endpoint, &vars).await;
+    let mut tracker = Function::spawn(&built_binary("track-deployment", "debug"), &moto.endpoint, &vars).await;
+    let mut on_alarm = Function::spawn(&built_binary("rollback-on-alarm", "debug"), &moto.endpoint, &vars).await;
 
-    for (file, story) in STORY {
+    let samples = STORY.map(|(file, story)| {
         let event: serde_json::Value = serde_json::from_slice(&event_file("deploy-on-push", file)).unwrap();
+        (file.to_owned(), story, event)
+    });
+    for (file, story, event) in &samples {
+        push(&mut function, &ecs, &pipeline, &world.initial, file, story, event).await;
+    }
+    complete_in_flight(&mut tracker, &ddb, &world.table, "10:12").await;
+
+    // A bad build reaches dev and completes; minutes later its 5xx alarm fires.
+    let bad = with_image(&samples[0].2, "sha256:0bad", "10:30");
+    push(&mut function, &ecs, &pipeline, &world.initial, "(bad build)", "a bad `latest` build: dev deploys it", &bad).await;
+    complete_in_flight(&mut tracker, &ddb, &world.table, "10:34").await;
+
+    let mut alarm: serde_json::Value = serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
+    alarm["detail"]["state"]["timestamp"] = "2026-11-22T10:40:00.000+0000".into();
+    println!(
+        "\n━━ alarm {} goes OK → ALARM at 10:40, inside dev's 15-minute watch window (rollback-on-alarm)",
+        alarm["detail"]["alarmName"].as_str().unwrap_or("?")
+    );
+    let response = on_alarm.invoke(serde_json::to_vec(&alarm).unwrap()).await.response();
+    for service in response["services"].as_array().into_iter().flatten() {
+        let name = service["service"].as_str().unwrap_or("?");
+        match service["result"].as_str() {
+            Some("rolled_back") => println!(
+                "   dev      {name:<16} rolled back {} → {} (record {}, of {})",
+                short(service["from"].as_str().unwrap_or("?")),
+                short(service["to"].as_str().unwrap_or("?")),
+                service["rollback_id"].as_str().unwrap_or("?"),
+                service["rolled_back"].as_str().unwrap_or("?"),
+            ),
+            other => println!(
+                "   dev      {name:<16} {}: {}",
+                other.unwrap_or("?"),
+                service["reason"].as_str().unwrap_or("")
+            ),
+        }
+    }
+    println!("   delivered again:");
+    let again = on_alarm.invoke(serde_json::to_vec(&alarm).unwrap()).await.response();
+    for service in again["services"].as_array().into_iter().flatten() {
+        println!(
+            "   dev      {:<16} {}: {}",
+            service["service"].as_str().unwrap_or("?"),
+            service["result"].as_str().unwrap_or("?"),
+            service["reason"].as_str().unwrap_or("")
+        );
+    }
+    complete_in_flight(&mut tracker, &ddb, &world.table, "10:43").await;
+
+    let again = with_image(&samples[0].2, "sha256:0bad", "10:45");
+    push(&mut function, &ecs, &pipeline, &world.initial, "(bad build)", "the bad digest pushed again: quarantined", &again).await;
+    let fix = with_image(&samples[0].2, "sha256:0f1c", "10:50");
+    push(&mut function, &ecs, &pipeline, &world.initial, "(fix)", "a fix forward (a new digest) deploys", &fix).await;
+
+    print_records(&ddb, &world.table).await;
+    println!("\n━━ notices published to the SNS topic (read back through a subscribed SQS queue)");
+    for notice in take_notices(&config, &world.notices_queue_url).await {
+        println!("   subject: {}", notice.subject);
+        for line in notice.message.lines() {
+            println!("   │ {line}");
+        }
+    }
+
+    if keep {
+        println!(
+            "\nmoto keeps running at {0}; try:\n  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 --endpoint-url {0} ecs list-task-definitions\nCtrl-C to stop.",
+            moto.endpoint
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A copy of a push event with another digest (`prefix` padded to 64 hex digits) at `hh:mm`.
+fn with_image(event: &serde_json::Value, prefix: &str, at: &str) -> serde_json::Value {
+    let mut event = event.clone();
+    event["detail"]["image-digest"] = format!("{prefix:0<71}").into();
+    event["time"] = format!("2026-11-22T{at}:00Z").into();
+    event
+}
+
+async fn push(
+    function: &mut Function,
+    ecs: &aws_sdk_ecs::Client,
+    pipeline: &Pipeline,
+    initial: &std::collections::BTreeMap<(String, String), String>,
+    file: &str,
+    story: &str,
+    event: &serde_json::Value,
+) {
+    {
         let detail = &event["detail"];
         println!(
             "\n━━ {story}\n   event {file}: {} {}:{} ({})",
@@ -59,12 +151,12 @@ async fn main() {
             detail["image-tag"].as_str().unwrap_or("<untagged>"),
             &detail["image-digest"].as_str().unwrap_or("?")[..19],
         );
-        let before = running_all(&ecs, &world.initial).await;
-        let response = match function.invoke(event_file("deploy-on-push", file)).await {
+        let before = running_all(ecs, initial).await;
+        let response = match function.invoke(serde_json::to_vec(event).unwrap()).await {
             harness::runtime_api::Outcome::Response(value) => value,
             harness::runtime_api::Outcome::Error { error_type, message } => {
                 println!("   error {error_type}: {message}");
-                continue;
+                return;
             }
         };
         for target in response["targets"].as_array().into_iter().flatten() {
@@ -88,8 +180,8 @@ async fn main() {
                         "\n            task definition {} → {}\n            image {} → {}\n            record {} ECS deployment {}",
                         short(old),
                         short(new),
-                        image_of(&ecs, old).await,
-                        image_of(&ecs, new).await,
+                        image_of(ecs, old).await,
+                        image_of(ecs, new).await,
                         target["deployment_id"].as_str().unwrap_or_default(),
                         target["ecs_deployment_id"].as_str().unwrap_or_default(),
                     );
@@ -108,20 +200,19 @@ async fn main() {
         }
     }
 
-    println!("\n━━ ECS reports the deployments in flight completed (through track-deployment)");
-    let mut tracker = Function::spawn(
-        &built_binary("track-deployment", "debug"),
-        &moto.endpoint,
-        &[("TABLE_NAME", world.table.as_str())],
-    )
-    .await;
-    let items = scan(&ddb, &world.table).await;
+}
+
+/// ECS completes every deployment in flight at `hh:mm`, as track-deployment hears it.
+async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Client, table: &str, at: &str) {
+    println!("\n━━ ECS reports the deployments in flight completed at {at} (track-deployment)");
+    let items = scan(ddb, table).await;
     for item in items.iter().filter(|i| attr(i, "status") == "DEPLOYING") {
         let mut event: serde_json::Value =
             serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
         let (cluster, service) = (attr(item, "cluster"), attr(item, "service"));
         event["resources"][0] = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}").into();
         event["detail"]["deploymentId"] = attr(item, "ecs_deployment_id").into();
+        event["detail"]["updatedAt"] = format!("2026-11-22T{at}:00Z").into();
         let response = tracker.invoke(serde_json::to_vec(&event).unwrap()).await.response();
         println!(
             "   {:<8} {:<16} {} {} → {}{}",
@@ -140,33 +231,33 @@ async fn main() {
             },
         );
     }
+}
 
-    println!("\n━━ deployment records in `{}`", world.table);
+/// Every record, oldest first: the story's timeline.
+async fn print_records(ddb: &aws_sdk_dynamodb::Client, table: &str) {
+    println!("\n━━ deployment records in `{table}`, oldest first");
     println!(
-        "   {:<28} {:<8} {:<16} {:<14} {:<18} task definition",
-        "id", "stage", "service", "tag", "status"
+        "   {:<28} {:<8} {:<16} {:<14} {:<18} {:<24} task definition",
+        "id", "stage", "service", "tag", "status", "kind"
     );
-    let items = scan(&ddb, &world.table).await;
+    let items = scan(ddb, table).await;
     let mut records: Vec<_> = items.iter().filter(|i| attr(i, "sk") == "DEP").collect();
     records.sort_by_key(|i| attr(i, "requested_at"));
     for item in records {
+        let kind = match attr(item, "kind").as_str() {
+            "rollback" => format!("rollback of {}", &attr(item, "rollback_of")[..10]),
+            other => other.to_owned(),
+        };
         println!(
-            "   {:<28} {:<8} {:<16} {:<14} {:<18} {}",
+            "   {:<28} {:<8} {:<16} {:<14} {:<18} {:<24} {}",
             attr(item, "id"),
             attr(item, "stage"),
             attr(item, "service"),
             attr(item, "tag"),
             attr(item, "status"),
+            kind,
             short(&attr(item, "task_definition"))
         );
-    }
-
-    if keep {
-        println!(
-            "\nmoto keeps running at {0}; try:\n  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 --endpoint-url {0} ecs list-task-definitions\nCtrl-C to stop.",
-            moto.endpoint
-        );
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
