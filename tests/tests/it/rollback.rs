@@ -304,3 +304,55 @@ async fn other_transitions_and_unguarded_alarms_change_nothing() {
     assert_eq!(env.records().await, before);
     assert!(env.notices().await.is_empty());
 }
+
+#[tokio::test]
+async fn rollback_on_alarm_binary_handles_every_sample_event() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
+    deploy_and_complete(&env, 2, 10, "10:12").await;
+    let binary = harness::built_binary("rollback-on-alarm", "debug");
+    let mut function = harness::function::Function::spawn(&binary, &env.moto.endpoint, &env.function_vars()).await;
+    let file = |name| event_file("rollback-on-alarm", name);
+    let results = |response: &serde_json::Value| -> Vec<String> {
+        let services = response["services"].as_array().cloned().unwrap_or_default();
+        services.iter().map(|s| s["result"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let response = function.invoke(file("metric-alarm.json")).await.response();
+    assert_eq!(results(&response), ["rolled_back", "rolled_back"], "{response}");
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(&env.running(DEV, service).await, good);
+    }
+    for name in ["metric-math-alarm.json", "composite-alarm.json"] {
+        let response = function.invoke(file(name)).await.response();
+        assert_eq!(results(&response), ["nothing", "nothing"], "{name}: {response}");
+    }
+    // Staging never deployed anything: its daily alarm is reported, nothing to undo.
+    let response = function.invoke(file("daily-alarm.json")).await.response();
+    assert_eq!(response["stage"], "staging");
+    assert_eq!(results(&response), ["notified", "notified"], "{response}");
+    for name in ["ok.json", "alarm-to-alarm.json", "unguarded.json"] {
+        let response = function.invoke(file(name)).await.response();
+        assert_eq!(response["outcome"], "ignored", "{name}: {response}");
+    }
+    let (error_type, message) = function.invoke(file("malformed.json")).await.error();
+    assert_eq!(error_type, "BadEvent");
+    assert!(message.contains("missing field `alarmName`"), "{message}");
+    assert!(function.is_running());
+
+    let subjects: Vec<String> = env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert_eq!(
+        subjects.iter().filter(|s| s.starts_with("Rolled back dev/")).count(),
+        2
+    );
+    assert_eq!(
+        subjects.iter().filter(|s| s.starts_with("No rollback of staging/")).count(),
+        2
+    );
+    let logs = function.logs();
+    assert!(
+        logs.iter().any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rollback decided")),
+        "{logs:?}"
+    );
+}
