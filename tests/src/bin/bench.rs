@@ -1,8 +1,9 @@
-//! The benchmark: for each function (deploy-on-push, track-deployment) and a hello-world lambda_runtime binary built with the
-//! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
-//! init (process start → first `GET …/invocation/next`), first-event latency (process start →
-//! response to the sample push, handled against moto), peak RSS, zipped bootstrap size, and
-//! AWS calls per event. moto serves HTTPS with a throwaway CA, as AWS would, so the first
+//! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm) and a
+//! hello-world lambda_runtime binary built with the same release profile, in one run, each over
+//! fresh processes under a Lambda Runtime API: init (process start → first
+//! `GET …/invocation/next`), first-event latency (process start → response to an event that
+//! really acts against moto: a push that deploys, a completion, an alarm that rolls back), peak
+//! RSS, zipped bootstrap size, and AWS calls per push. moto serves HTTPS with a throwaway CA, as AWS would, so the first
 //! call's TLS handshake counts.
 
 use harness::fault_proxy::FaultProxy;
@@ -48,10 +49,16 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let hello = built_binary("hello-world", "release");
     let deploy = built_binary("deploy-on-push", "release");
     let track = built_binary("track-deployment", "release");
+    let on_alarm = built_binary("rollback-on-alarm", "release");
     let ca = ca.to_str().unwrap();
-    let env = [("TABLE_NAME", world.table.as_str()), ("SSL_CERT_FILE", ca)];
+    let env = [
+        ("TABLE_NAME", world.table.as_str()),
+        ("TOPIC_ARN", world.topic_arn.as_str()),
+        ("SSL_CERT_FILE", ca),
+    ];
 
-    let (mut hello_samples, mut deploy_samples, mut track_samples) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -67,13 +74,23 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
         let ecs_deployment_id = targets[0]["ecs_deployment_id"].as_str().unwrap();
         let service = targets[0]["service"].as_str().unwrap();
-        let (tracked, response) = sample(&track, &moto.endpoint, &env, completion(service, ecs_deployment_id)).await;
+        let (tracked, response) =
+            sample(&track, &moto.endpoint, &env, completion(run, service, ecs_deployment_id)).await;
         let response = response.response();
         assert_eq!(
             response["status"], "SUCCEEDED",
             "every run must really record: {response}"
         );
         track_samples.push(tracked);
+
+        let (rolled_back, response) = sample(&on_alarm, &moto.endpoint, &env, alarm(run)).await;
+        let response = response.response();
+        let services: Vec<_> = response["services"].as_array().into_iter().flatten().collect();
+        assert!(
+            services.len() == 2 && services.iter().all(|s| s["result"] == "rolled_back"),
+            "every run must really roll back: {response}"
+        );
+        alarm_samples.push(rolled_back);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -98,6 +115,10 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "track-deployment",
             row("track-deployment", &track_samples, zipped_size(&track, scratch)),
         ),
+        (
+            "rollback-on-alarm",
+            row("rollback-on-alarm", &alarm_samples, zipped_size(&on_alarm, scratch)),
+        ),
     ];
     println!("\nAWS calls for the sample push (2 services deployed): {calls}");
     let check = |ok: bool| if ok { "met" } else { "NOT met" };
@@ -114,12 +135,22 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     }
 }
 
-/// ECS reporting `ecs_deployment_id` of the dev service completed.
-fn completion(service: &str, ecs_deployment_id: &str) -> Vec<u8> {
+/// ECS reporting `ecs_deployment_id` of the dev service completed, 10 s after the run's push.
+fn completion(run: usize, service: &str, ecs_deployment_id: &str) -> Vec<u8> {
     let mut event: serde_json::Value =
         serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
     event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/{service}").into();
     event["detail"]["deploymentId"] = ecs_deployment_id.into();
+    event["detail"]["updatedAt"] = format!("2026-11-22T11:{:02}:10Z", run % 60).into();
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// dev's 5xx alarm firing 30 s after the run's push, inside the watch window: both services
+/// roll back.
+fn alarm(run: usize) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
+    event["detail"]["state"]["timestamp"] = format!("2026-11-22T11:{:02}:30.000+0000", run % 60).into();
     serde_json::to_vec(&event).unwrap()
 }
 
