@@ -8,9 +8,9 @@
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, Kind, Mode, Pointer, PushedImage, SkipReason, Status, decide,
 };
+use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
-use crate::domain::names::{ClusterName, ServiceName};
 use crate::ports::{Ecs, EcsError, Records, Running, Slot, StoreError};
 use crate::service_lock::{Locked, ServiceError, ServiceFailures, deadline_of, with_service_lock};
 use chrono::{DateTime, Utc};

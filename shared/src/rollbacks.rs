@@ -54,45 +54,51 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         trigger: &Trigger,
         deadline: DateTime<Utc>,
     ) -> Result<RollbackOutcome, ServiceError> {
-        let outcome = with_service_lock(&self.records, &stage.cluster, &service.name, deadline, |state| async move {
-            let current = match &state.latest {
-                Some(latest) => self.records.get_deployment(&latest.id).await?,
-                None => None,
-            };
-            let history = self.history_until_known_good(stage, service, current.as_ref()).await?;
-            match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
-                RollbackPlan::Rollback { target, .. } => {
-                    let bad = current.expect("only the current deployment is rolled back");
-                    self.roll_back(stage, service, trigger, bad, target).await
-                }
-                RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
-                RollbackPlan::Nothing(why) => {
-                    let unfinished = match (&why, current) {
-                        // An earlier attempt died between its steps: finish them.
-                        (Why::AlreadyRolledBack(_), Some(bad)) => {
-                            let id = DeploymentId::for_rollback(&bad.id);
-                            self.records.get_deployment(&id).await?.map(|rollback| (bad, rollback))
-                        }
-                        _ => None,
-                    };
-                    let moved = match unfinished {
-                        Some((bad, rollback)) if rollback.status != Status::Requested => {
-                            self.finish(&bad, &rollback).await?
-                        }
-                        _ => None,
-                    };
-                    if let (Why::RollbackInCharge(id), None) = (&why, &moved) {
-                        self.notify_rollback_if_unsent(id).await?;
+        let outcome = with_service_lock(
+            &self.records,
+            &stage.cluster,
+            &service.name,
+            deadline,
+            |state| async move {
+                let current = match &state.latest {
+                    Some(latest) => self.records.get_deployment(&latest.id).await?,
+                    None => None,
+                };
+                let history = self.history_until_known_good(stage, service, current.as_ref()).await?;
+                match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
+                    RollbackPlan::Rollback { target, .. } => {
+                        let bad = current.expect("only the current deployment is rolled back");
+                        self.roll_back(stage, service, trigger, bad, target).await
                     }
-                    Ok((
-                        RollbackOutcome::Nothing {
-                            reason: why.to_string(),
-                        },
-                        moved,
-                    ))
+                    RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
+                    RollbackPlan::Nothing(why) => {
+                        let unfinished = match (&why, current) {
+                            // An earlier attempt died between its steps: finish them.
+                            (Why::AlreadyRolledBack(_), Some(bad)) => {
+                                let id = DeploymentId::for_rollback(&bad.id);
+                                self.records.get_deployment(&id).await?.map(|rollback| (bad, rollback))
+                            }
+                            _ => None,
+                        };
+                        let moved = match unfinished {
+                            Some((bad, rollback)) if rollback.status != Status::Requested => {
+                                self.finish(&bad, &rollback).await?
+                            }
+                            _ => None,
+                        };
+                        if let (Why::RollbackInCharge(id), None) = (&why, &moved) {
+                            self.notify_rollback_if_unsent(id).await?;
+                        }
+                        Ok((
+                            RollbackOutcome::Nothing {
+                                reason: why.to_string(),
+                            },
+                            moved,
+                        ))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         tracing::info!(stage = %stage.name, service = %service.name, %trigger, ?outcome, "rollback decided");
         Ok(outcome)
@@ -231,7 +237,8 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         self.records
             .quarantine(&bad.cluster, &bad.service, &bad.image.digest)
             .await?;
-        self.notify_once(rollback.id.as_str(), &rollback_notice(rollback)).await?;
+        self.notify_once(rollback.id.as_str(), &rollback_notice(rollback))
+            .await?;
         Ok(Some((Slot::Latest, rollback.pointer())))
     }
 

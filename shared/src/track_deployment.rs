@@ -83,9 +83,9 @@ impl<R: Records, E: Ecs, N: Notifier> TrackDeployment<R, E, N> {
         let next = match judge(&ended, record.as_ref()) {
             // A redelivered FAILED goes through the rollback again, which finishes what the
             // first delivery may have left undone when it died, and does nothing otherwise.
-            Verdict::Ignore(IgnoreWhy::AlreadyRecorded(Status::Failed) | IgnoreWhy::NoLongerInFlight(Status::RolledBack))
-                if ended.ending == Ending::Failed =>
-            {
+            Verdict::Ignore(
+                IgnoreWhy::AlreadyRecorded(Status::Failed) | IgnoreWhy::NoLongerInFlight(Status::RolledBack),
+            ) if ended.ending == Ending::Failed => {
                 let failed = record.expect("judged a record");
                 let rollback = self.roll_back(&ended, &failed.id, deadline).await?;
                 return Ok(Response::Recorded {

@@ -39,7 +39,10 @@ fn deployment_key(id: &DeploymentId) -> Item {
 }
 
 fn notice_key(key: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(format!("NOTE#{key}"))), ("sk".to_owned(), s("NOTE"))])
+    HashMap::from([
+        ("pk".to_owned(), s(format!("NOTE#{key}"))),
+        ("sk".to_owned(), s("NOTE")),
+    ])
 }
 
 fn service_pk(cluster: &ClusterName, service: &ServiceName) -> String {
@@ -278,7 +281,9 @@ impl Records for DynamoRecords {
                 let quarantined = match item.get("quarantined").and_then(|v| v.as_ss().ok()) {
                     Some(digests) => digests
                         .iter()
-                        .map(|d| ImageDigest::parse(d.clone()).map_err(|e| StoreError(format!("stored `quarantined`: {e}"))))
+                        .map(|d| {
+                            ImageDigest::parse(d.clone()).map_err(|e| StoreError(format!("stored `quarantined`: {e}")))
+                        })
                         .collect::<Result<_, _>>()?,
                     None => vec![],
                 };

@@ -598,7 +598,11 @@ mod tests {
             "Rolled back dev/backend-service: backend-service:7 -> backend-service:5"
         );
         assert!(notice.message.contains("Why: alarm backend-dev-5xx went into ALARM"));
-        assert!(notice.message.contains("pipectl lift-quarantine dev backend-service sha256:0303"));
+        assert!(
+            notice
+                .message
+                .contains("pipectl lift-quarantine dev backend-service sha256:0303")
+        );
 
         let pipeline = pipeline();
         let why = Why::OutsideWatchWindow { completed_at: at(1) };

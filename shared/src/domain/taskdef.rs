@@ -166,7 +166,10 @@ mod registration_tests {
         let stored = json!({"taskDefinition": {"containerDefinitions": [
             {"name": "sidecar", "image": "envoy:1"}, {"name": "api", "image": "repo@sha256:abc"}]}});
         let api = ContainerName::parse("api").unwrap();
-        assert_eq!(container_image(&stored.to_string(), &api).as_deref(), Some("repo@sha256:abc"));
+        assert_eq!(
+            container_image(&stored.to_string(), &api).as_deref(),
+            Some("repo@sha256:abc")
+        );
         assert_eq!(container_image("{}", &api), None);
         assert_eq!(
             revision_name("arn:aws:ecs:us-east-1:123456789012:task-definition/api:7"),

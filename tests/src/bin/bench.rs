@@ -74,8 +74,13 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
         let ecs_deployment_id = targets[0]["ecs_deployment_id"].as_str().unwrap();
         let service = targets[0]["service"].as_str().unwrap();
-        let (tracked, response) =
-            sample(&track, &moto.endpoint, &env, completion(run, service, ecs_deployment_id)).await;
+        let (tracked, response) = sample(
+            &track,
+            &moto.endpoint,
+            &env,
+            completion(run, service, ecs_deployment_id),
+        )
+        .await;
         let response = response.response();
         assert_eq!(
             response["status"], "SUCCEEDED",

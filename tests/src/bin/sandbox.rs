@@ -63,10 +63,20 @@ async fn main() {
 
     // A bad build reaches dev and completes; minutes later its 5xx alarm fires.
     let bad = with_image(&samples[0].2, "sha256:0bad", "10:30");
-    push(&mut function, &ecs, &pipeline, &world.initial, "(bad build)", "a bad `latest` build: dev deploys it", &bad).await;
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(bad build)",
+        "a bad `latest` build: dev deploys it",
+        &bad,
+    )
+    .await;
     complete_in_flight(&mut tracker, &ddb, &world.table, "10:34").await;
 
-    let mut alarm: serde_json::Value = serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
+    let mut alarm: serde_json::Value =
+        serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
     alarm["detail"]["state"]["timestamp"] = "2026-11-22T10:40:00.000+0000".into();
     println!(
         "\n━━ alarm {} goes OK → ALARM at 10:40, inside dev's 15-minute watch window (rollback-on-alarm)",
@@ -103,9 +113,27 @@ async fn main() {
     complete_in_flight(&mut tracker, &ddb, &world.table, "10:43").await;
 
     let again = with_image(&samples[0].2, "sha256:0bad", "10:45");
-    push(&mut function, &ecs, &pipeline, &world.initial, "(bad build)", "the bad digest pushed again: quarantined", &again).await;
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(bad build)",
+        "the bad digest pushed again: quarantined",
+        &again,
+    )
+    .await;
     let fix = with_image(&samples[0].2, "sha256:0f1c", "10:50");
-    push(&mut function, &ecs, &pipeline, &world.initial, "(fix)", "a fix forward (a new digest) deploys", &fix).await;
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(fix)",
+        "a fix forward (a new digest) deploys",
+        &fix,
+    )
+    .await;
 
     print_records(&ddb, &world.table).await;
     println!("\n━━ notices published to the SNS topic (read back through a subscribed SQS queue)");
@@ -199,7 +227,6 @@ async fn push(
             println!("   ignored: {reason}");
         }
     }
-
 }
 
 /// ECS completes every deployment in flight at `hh:mm`, as track-deployment hears it.

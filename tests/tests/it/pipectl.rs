@@ -105,7 +105,10 @@ async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
         .unwrap();
     assert!(serde_json::to_string(&skipped).unwrap().contains("quarantined"));
 
-    let lifted = stdout(&pipectl(&env, &["lift-quarantine", "dev", "backend-service", &digest(1)]));
+    let lifted = stdout(&pipectl(
+        &env,
+        &["lift-quarantine", "dev", "backend-service", &digest(1)],
+    ));
     assert!(lifted.starts_with(&format!("lifted: {}", digest(1))), "{lifted}");
     assert!(env.quarantined(DEV, "backend-service").await.is_empty());
     assert_eq!(env.quarantined(DEV, "worker-service").await, vec![digest(1)]);
@@ -122,5 +125,8 @@ async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
         .await
         .unwrap();
     let text = serde_json::to_string(&redeployed).unwrap();
-    assert!(text.contains("\"service\":\"backend-service\",\"result\":\"deploying\""), "{text}");
+    assert!(
+        text.contains("\"service\":\"backend-service\",\"result\":\"deploying\""),
+        "{text}"
+    );
 }

@@ -16,7 +16,12 @@ fn alarm(file: &str, at: &str) -> AlarmEvent {
 }
 
 /// The ECS deployment-state event for a record's ECS deployment, ended at `hh:mm`.
-fn ecs_ended(file: &str, service: &str, ecs_deployment_id: &str, at: &str) -> shared::domain::ecs_event::EcsDeploymentEvent {
+fn ecs_ended(
+    file: &str,
+    service: &str,
+    ecs_deployment_id: &str,
+    at: &str,
+) -> shared::domain::ecs_event::EcsDeploymentEvent {
     let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
     event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
     event["detail"]["deploymentId"] = ecs_deployment_id.into();
@@ -96,7 +101,11 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
             format!("Rolled back dev/{service}: {} -> {}", short(bad), short(good))
         );
         assert!(notice.subject.len() < 100);
-        assert!(notice.message.contains(&format!("pipectl lift-quarantine dev {service} {}", digest(2))));
+        assert!(
+            notice
+                .message
+                .contains(&format!("pipectl lift-quarantine dev {service} {}", digest(2)))
+        );
     }
 
     // The rollback completes like any deployment, and becomes the last known good.
@@ -197,7 +206,11 @@ async fn after_the_window_an_alarm_only_notifies_once() {
         assert!(env.quarantined(DEV, service).await.is_empty());
     }
     let notices = env.notices().await;
-    assert_eq!(notices.len(), 2, "one per service, none for the redelivery: {notices:?}");
+    assert_eq!(
+        notices.len(),
+        2,
+        "one per service, none for the redelivery: {notices:?}"
+    );
     assert!(notices.iter().all(|n| n.subject.starts_with("No rollback of dev/")));
 }
 
@@ -315,7 +328,10 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
     let file = |name| event_file("rollback-on-alarm", name);
     let results = |response: &serde_json::Value| -> Vec<String> {
         let services = response["services"].as_array().cloned().unwrap_or_default();
-        services.iter().map(|s| s["result"].as_str().unwrap().to_owned()).collect()
+        services
+            .iter()
+            .map(|s| s["result"].as_str().unwrap().to_owned())
+            .collect()
     };
 
     let response = function.invoke(file("metric-alarm.json")).await.response();
@@ -342,17 +358,18 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
 
     let subjects: Vec<String> = env.notices().await.into_iter().map(|n| n.subject).collect();
     assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert_eq!(subjects.iter().filter(|s| s.starts_with("Rolled back dev/")).count(), 2);
     assert_eq!(
-        subjects.iter().filter(|s| s.starts_with("Rolled back dev/")).count(),
-        2
-    );
-    assert_eq!(
-        subjects.iter().filter(|s| s.starts_with("No rollback of staging/")).count(),
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("No rollback of staging/"))
+            .count(),
         2
     );
     let logs = function.logs();
     assert!(
-        logs.iter().any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rollback decided")),
+        logs.iter()
+            .any(|l| l.contains("\"level\":\"INFO\"") && l.contains("rollback decided")),
         "{logs:?}"
     );
 }

@@ -107,7 +107,13 @@ async fn a_failure_is_recorded_and_rolled_back_to_what_ran_before_once() {
     // A redelivery changes nothing and says nothing.
     let again = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
     assert!(
-        matches!(&again, Response::Recorded { rollback: Some(RollbackOutcome::Nothing { .. }), .. }),
+        matches!(
+            &again,
+            Response::Recorded {
+                rollback: Some(RollbackOutcome::Nothing { .. }),
+                ..
+            }
+        ),
         "{again:?}"
     );
     assert_eq!(env.records_for(DEV, service).await.len(), 2);
