@@ -156,9 +156,18 @@ pub enum RollbackPlan {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Why {
     NoDeployment,
+    /// The alarm fired before the current deployment started: something else is wrong.
+    AlarmBeforeDeployment {
+        requested_at: DateTime<Utc>,
+    },
     /// The deploy completed longer than the watch window before the alarm: not its fault.
     OutsideWatchWindow {
         completed_at: DateTime<Utc>,
+    },
+    /// The current deployment has been in flight for longer than any rollout takes: its
+    /// record lost track of it.
+    InFlightTooLong {
+        since: DateTime<Utc>,
     },
     NoKnownGood,
     /// The current deployment is itself a rollback: never roll back a rollback.
@@ -185,6 +194,14 @@ impl fmt::Display for Why {
                     "the current deployment completed at {completed_at}, before the watch window"
                 )
             }
+            Why::AlarmBeforeDeployment { requested_at } => write!(
+                f,
+                "the alarm fired before the current deployment started at {requested_at}"
+            ),
+            Why::InFlightTooLong { since } => write!(
+                f,
+                "the current deployment has been in flight since {since}, longer than any rollout takes; ECS never reported its end"
+            ),
             Why::NoKnownGood => f.write_str("no known-good revision to roll back to"),
             Why::RollbackInCharge(id) => write!(f, "the current deployment {id} is a rollback"),
             Why::AlreadyRolledBack(id) => write!(f, "{id} is already rolled back"),
@@ -197,6 +214,38 @@ impl fmt::Display for Why {
                 "the last known good revision {td} is gone from ECS and its definition was never stored"
             ),
         }
+    }
+}
+
+/// How long a deployment may stay in flight and still be blamed for an alarm: ECS rollouts
+/// (with their circuit breaker) end well within it, so a record still DEPLOYING later has
+/// lost its ECS event and says nothing about what runs now.
+pub const ROLLOUT_ALLOWANCE: TimeDelta = TimeDelta::hours(1);
+
+/// Whether the alarm is the current deployment's fault: it fired after the deployment started
+/// and while it was in flight or inside the watch window after it completed. ECS's own report
+/// that the deployment FAILED always is.
+fn blame(current: &Deployment, trigger: &Trigger, watch_window: TimeDelta) -> Result<(), Why> {
+    let Trigger::Alarm { at: fired_at, .. } = trigger else {
+        return Ok(());
+    };
+    let fired_at = *fired_at;
+    match current.status {
+        Status::Succeeded | Status::Deploying if fired_at < current.requested_at => Err(Why::AlarmBeforeDeployment {
+            requested_at: current.requested_at,
+        }),
+        Status::Succeeded => match current.completed_at {
+            Some(completed_at) if completed_at + watch_window < fired_at => {
+                Err(Why::OutsideWatchWindow { completed_at })
+            }
+            _ => Ok(()),
+        },
+        Status::Deploying if current.requested_at + ROLLOUT_ALLOWANCE + watch_window < fired_at => {
+            Err(Why::InFlightTooLong {
+                since: current.requested_at,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -217,28 +266,38 @@ pub fn plan_rollback(
         return RollbackPlan::Nothing(Why::NotCurrent(deployment.clone()));
     }
     if let Kind::Rollback { .. } = current.kind {
-        return match current.status {
-            Status::Failed => RollbackPlan::NotifyOnly(Why::RollbackFailed(current.id.clone())),
+        return match (current.status, blame(current, trigger, watch_window)) {
+            (Status::Failed, _) => RollbackPlan::NotifyOnly(Why::RollbackFailed(current.id.clone())),
+            // Long settled: a new alarm is news, but not the rollback's doing.
+            (_, Err(why @ (Why::OutsideWatchWindow { .. } | Why::InFlightTooLong { .. }))) => {
+                RollbackPlan::NotifyOnly(why)
+            }
             _ => RollbackPlan::Nothing(Why::RollbackInCharge(current.id.clone())),
         };
     }
-    let fired_at = trigger.at();
     match current.status {
         Status::RolledBack => return RollbackPlan::Nothing(Why::AlreadyRolledBack(current.id.clone())),
-        Status::Deploying | Status::Failed => {}
-        Status::Succeeded => match current.completed_at {
-            Some(completed_at) if completed_at + watch_window < fired_at => {
-                return RollbackPlan::NotifyOnly(Why::OutsideWatchWindow { completed_at });
+        Status::Deploying | Status::Failed | Status::Succeeded => {
+            if let Err(why) = blame(current, trigger, watch_window) {
+                return RollbackPlan::NotifyOnly(why);
             }
-            _ => {}
-        },
+        }
         other => return RollbackPlan::Nothing(Why::NotLive(other)),
     }
-    // Last known good: the newest other deployment that SUCCEEDED (a rolled-back one is
-    // ROLLED_BACK, so it never qualifies) — never blindly revision N-1.
+    // A deployment some rollback undid is never good again, even if ECS reported it
+    // COMPLETED after the rollback began.
+    let undone: Vec<&DeploymentId> = history
+        .iter()
+        .filter_map(|d| match &d.kind {
+            Kind::Rollback { of, .. } => Some(of),
+            Kind::Deploy => None,
+        })
+        .collect();
+    // Last known good: the newest other deployment that SUCCEEDED and was not rolled back —
+    // never blindly revision N-1.
     let known_good = history
         .iter()
-        .filter(|d| d.id != current.id && d.status == Status::Succeeded)
+        .filter(|d| d.id != current.id && d.status == Status::Succeeded && !undone.contains(&&d.id))
         .find_map(|d| {
             Some(RollbackTarget {
                 task_definition: d.task_definition.clone()?,
@@ -246,13 +305,15 @@ pub fn plan_rollback(
                 from: d.id.clone(),
             })
         });
-    // Else what the service ran before its first recorded deploy.
+    // Else what the service ran before its first deploy that reached ECS (a deploy that never
+    // did, e.g. one rejected at approval, knows no previous revision).
     let before_first = || {
-        let first = history.iter().rev().find(|d| d.kind == Kind::Deploy)?;
-        Some(RollbackTarget {
-            task_definition: first.previous_task_definition.clone()?,
-            definition: first.previous_definition.clone(),
-            from: first.id.clone(),
+        history.iter().rev().filter(|d| d.kind == Kind::Deploy).find_map(|first| {
+            Some(RollbackTarget {
+                task_definition: first.previous_task_definition.clone()?,
+                definition: first.previous_definition.clone(),
+                from: first.id.clone(),
+            })
         })
     };
     match known_good.or_else(before_first) {
@@ -576,6 +637,117 @@ mod tests {
             plan_rollback(&fired(5), Some(&same), &[same.clone(), good], WINDOW),
             RollbackPlan::Nothing(Why::AlreadyOnTarget)
         );
+    }
+
+    #[test]
+    fn an_alarm_from_before_the_deployment_started_is_not_its_fault() {
+        let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        let mut bad = dep(2, Kind::Deploy, Status::Deploying, None);
+        bad.requested_at = at(10);
+        let history = [bad.clone(), good];
+        assert_eq!(
+            plan_rollback(&fired(9), Some(&bad), &history, WINDOW),
+            RollbackPlan::NotifyOnly(Why::AlarmBeforeDeployment { requested_at: at(10) })
+        );
+        bad.status = Status::Succeeded;
+        bad.completed_at = Some(at(12));
+        assert_eq!(
+            plan_rollback(&fired(9), Some(&bad), &history, WINDOW),
+            RollbackPlan::NotifyOnly(Why::AlarmBeforeDeployment { requested_at: at(10) })
+        );
+        assert!(matches!(
+            plan_rollback(&fired(10), Some(&bad), &history, WINDOW),
+            RollbackPlan::Rollback { .. }
+        ));
+        // A deployment ECS reported FAILED goes back whenever the alarm fired.
+        bad.status = Status::Failed;
+        assert!(matches!(
+            plan_rollback(&fired(9), Some(&bad), &history, WINDOW),
+            RollbackPlan::Rollback { .. }
+        ));
+    }
+
+    #[test]
+    fn a_deployment_in_flight_for_longer_than_any_rollout_is_not_blamed() {
+        let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        let stuck = dep(2, Kind::Deploy, Status::Deploying, None);
+        let history = [stuck.clone(), good];
+        let alarm_after = |minutes| Trigger::Alarm {
+            alarm: AlarmName::parse("backend-dev-5xx").unwrap(),
+            at: stuck.requested_at + TimeDelta::minutes(minutes),
+        };
+        let limit = (ROLLOUT_ALLOWANCE + WINDOW).num_minutes();
+        assert!(matches!(
+            plan_rollback(&alarm_after(limit), Some(&stuck), &history, WINDOW),
+            RollbackPlan::Rollback { .. }
+        ));
+        assert_eq!(
+            plan_rollback(&alarm_after(limit + 1), Some(&stuck), &history, WINDOW),
+            RollbackPlan::NotifyOnly(Why::InFlightTooLong { since: at(0) })
+        );
+    }
+
+    #[test]
+    fn a_settled_rollback_is_not_in_charge_of_later_alarms() {
+        let mut rollback = dep(
+            3,
+            Kind::Rollback {
+                of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm".into(),
+            },
+            Status::Succeeded,
+            Some(4),
+        );
+        assert_eq!(
+            plan_rollback(&fired(10), Some(&rollback), &[], WINDOW),
+            RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
+        );
+        assert_eq!(
+            plan_rollback(&fired(30), Some(&rollback), &[], WINDOW),
+            RollbackPlan::NotifyOnly(Why::OutsideWatchWindow { completed_at: at(4) })
+        );
+        rollback.status = Status::Deploying;
+        rollback.completed_at = None;
+        assert_eq!(
+            plan_rollback(&fired(30), Some(&rollback), &[], WINDOW),
+            RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
+        );
+    }
+
+    #[test]
+    fn a_deployment_a_rollback_undid_is_never_known_good_even_if_it_completed() {
+        let good = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        // ECS's COMPLETED raced the rollback and won the record.
+        let undone = dep(2, Kind::Deploy, Status::Succeeded, Some(4));
+        let rollback = dep(
+            3,
+            Kind::Rollback {
+                of: undone.id.clone(),
+                cause: "alarm".into(),
+            },
+            Status::Superseded,
+            None,
+        );
+        let current = dep(4, Kind::Deploy, Status::Deploying, None);
+        let RollbackPlan::Rollback { target, .. } =
+            plan_rollback(&fired(20), Some(&current), &[current.clone(), rollback, undone, good], WINDOW)
+        else {
+            panic!("should roll back")
+        };
+        assert_eq!((target.task_definition.as_str(), target.from.as_str()), ("td:1", "dep-1"));
+    }
+
+    #[test]
+    fn before_the_first_deploy_means_the_first_that_reached_ecs() {
+        let mut rejected = dep(1, Kind::Deploy, Status::Rejected, None);
+        (rejected.previous_task_definition, rejected.task_definition) = (None, None);
+        let first = dep(2, Kind::Deploy, Status::Succeeded, Some(3));
+        let RollbackPlan::Rollback { target, .. } =
+            plan_rollback(&fired(5), Some(&first), &[first.clone(), rejected], WINDOW)
+        else {
+            panic!("should roll back")
+        };
+        assert_eq!((target.task_definition.as_str(), target.from.as_str()), ("td:1", "dep-2"));
     }
 
     #[test]
