@@ -12,7 +12,7 @@ use crate::deploy_on_push::point_service_at;
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
 use crate::domain::pipeline::{ServiceSpec, Stage};
 use crate::domain::rollback::{
-    Notice, RollbackPlan, RollbackTarget, Trigger, Why, no_rollback_notice, plan_rollback, rollback_notice,
+    Notice, RollbackPlan, RollbackTarget, Trigger, Why, known_good, no_rollback_notice, plan_rollback, rollback_notice,
 };
 use crate::ports::{Ecs, Notifier, Records, Slot, StoreError};
 use crate::service_lock::{Locked, ServiceError, with_service_lock};
@@ -111,6 +111,9 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         service: &ServiceSpec,
         current: Option<&Deployment>,
     ) -> Result<Vec<Deployment>, StoreError> {
+        let Some(current) = current else {
+            return Ok(Vec::new());
+        };
         let mut history = Vec::new();
         let mut after = None;
         loop {
@@ -118,11 +121,9 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                 .records
                 .history(&stage.cluster, &service.name, HISTORY_PAGE, after.as_deref())
                 .await?;
-            let found = page
-                .deployments
-                .iter()
-                .any(|d| d.status == Status::Succeeded && Some(&d.id) != current.map(|c| &c.id));
             history.extend(page.deployments);
+            // A rollback is newer than what it undid, so it is read first.
+            let found = known_good(&history, &current.id).is_some();
             match page.next {
                 Some(next) if !found => after = Some(next),
                 _ => return Ok(history),
@@ -153,21 +154,24 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                         record
                     }
                 };
-                match self.restore(&mut record, &target).await {
-                    Ok(Some(rollback)) => rollback,
+                let task_definition = match self.target_revision(&mut record, &target).await {
+                    Ok(Some(arn)) => arn,
                     Ok(None) => {
                         self.records.delete_requested(&record.id).await?;
                         let why = Why::TargetGone(target.task_definition);
                         return self.notify_only(stage, service, trigger, why).await;
                     }
                     Err(err) => {
-                        // The service was not pointed back: no record may say otherwise.
+                        // ECS was not asked to move the service: no record may say otherwise.
                         if let Err(store) = self.records.delete_requested(&record.id).await {
                             tracing::error!(rollback = %record.id, error = %store, "REQUESTED rollback left; a retry resumes it");
                         }
                         return Err(err);
                     }
-                }
+                };
+                // From here ECS may have moved the service even if the call failed: the
+                // REQUESTED record stays for a retry to resume and adopt what ECS did.
+                self.point_back(record, &task_definition).await?
             }
         };
         let moved = self.finish(&bad, &rollback).await?;
@@ -183,33 +187,37 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         ))
     }
 
-    /// Points the service at the target, registering it again first if ECS no longer has it.
-    /// `None` when it is gone and was never stored: there is nothing to roll back to.
-    async fn restore(
+    /// The revision to point the service at: the one an earlier attempt registered, the target
+    /// if ECS still has it, or the target registered again from its stored definition. `None`
+    /// when it is gone and was never stored: there is nothing to roll back to.
+    async fn target_revision(
         &self,
         record: &mut Deployment,
         target: &RollbackTarget,
-    ) -> Result<Option<Deployment>, ServiceError> {
-        let running = self.ecs.running_service(&record.cluster, &record.service).await?;
-        let task_definition = match &record.task_definition {
-            Some(registered) => registered.clone(),
-            None => {
-                let arn = if self.ecs.is_active(&target.task_definition).await? {
-                    target.task_definition.clone()
-                } else if let Some(definition) = &target.definition {
-                    let arn = self.ecs.register_stored(definition).await?;
-                    tracing::info!(gone = %target.task_definition, registered = %arn, "re-registered the last known good");
-                    arn
-                } else {
-                    return Ok(None);
-                };
-                record.task_definition = Some(arn.clone());
-                self.records.record_registration(record).await?;
-                arn
-            }
+    ) -> Result<Option<String>, ServiceError> {
+        if let Some(registered) = &record.task_definition {
+            return Ok(Some(registered.clone()));
+        }
+        let arn = if self.ecs.is_active(&target.task_definition).await? {
+            target.task_definition.clone()
+        } else if let Some(definition) = &target.definition {
+            let arn = self.ecs.register_stored(definition).await?;
+            tracing::info!(gone = %target.task_definition, registered = %arn, "re-registered the last known good");
+            arn
+        } else {
+            return Ok(None);
         };
+        record.task_definition = Some(arn.clone());
+        self.records.record_registration(record).await?;
+        Ok(Some(arn))
+    }
+
+    /// Points the service at `task_definition` (adopting a deployment ECS already runs there)
+    /// and records the rollback DEPLOYING.
+    async fn point_back(&self, record: Deployment, task_definition: &str) -> Result<Deployment, ServiceError> {
+        let running = self.ecs.running_service(&record.cluster, &record.service).await?;
         let ecs_deployment_id =
-            point_service_at(&self.ecs, &record.cluster, &record.service, &running, &task_definition).await?;
+            point_service_at(&self.ecs, &record.cluster, &record.service, &running, task_definition).await?;
         let deploying = Deployment {
             ecs_deployment_id: Some(ecs_deployment_id),
             ..record
@@ -219,7 +227,7 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         if !self.records.save_transition(&deploying, Status::Requested).await? {
             tracing::warn!(rollback = %deploying.id, "rollback record moved on meanwhile");
         }
-        Ok(Some(deploying))
+        Ok(deploying)
     }
 
     /// What follows a rollback that ECS accepted; each step is idempotent. Returns the pointer
@@ -229,17 +237,31 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         bad: &Deployment,
         rollback: &Deployment,
     ) -> Result<Option<(Slot, crate::domain::deployment::Pointer)>, ServiceError> {
-        if let Ok(rolled_back) = bad.transition(Status::RolledBack, Utc::now())
-            && !self.records.save_transition(&rolled_back, bad.status).await?
-        {
-            tracing::warn!(deployment = %bad.id, "bad deployment moved on before it was marked ROLLED_BACK");
-        }
+        self.mark_rolled_back(bad.clone()).await?;
         self.records
             .quarantine(&bad.cluster, &bad.service, &bad.image.digest)
             .await?;
         self.notify_once(rollback.id.as_str(), &rollback_notice(rollback))
             .await?;
         Ok(Some((Slot::Latest, rollback.pointer())))
+    }
+
+    /// ECS's COMPLETED or FAILED for the bad deployment may land between our read and this
+    /// write (track-deployment records it without the lock): then mark what it recorded.
+    async fn mark_rolled_back(&self, mut bad: Deployment) -> Result<(), ServiceError> {
+        for _ in 0..3 {
+            let Ok(rolled_back) = bad.transition(Status::RolledBack, Utc::now()) else {
+                return Ok(());
+            };
+            if self.records.save_transition(&rolled_back, bad.status).await? {
+                return Ok(());
+            }
+            match self.records.get_deployment(&bad.id).await? {
+                Some(fresh) => bad = fresh,
+                None => return Ok(()),
+            }
+        }
+        Err(StoreError(format!("{} kept changing while it was marked ROLLED_BACK", bad.id)).into())
     }
 
     async fn notify_only(

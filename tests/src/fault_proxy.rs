@@ -1,5 +1,6 @@
 //! A proxy in front of moto that answers chosen AWS calls with throttling or 5xx errors, the
-//! way the real services do, and counts the calls it forwards.
+//! way the real services do, holds chosen calls so a test can act while a handler is midway,
+//! and counts the calls it forwards.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,11 +34,15 @@ struct Fault {
 struct State {
     faults: Vec<Fault>,
     seen: Vec<String>,
+    /// Operations whose calls wait until `release`.
+    holds: Vec<String>,
+    waiting: usize,
 }
 
 pub struct FaultProxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
+    released: Arc<tokio::sync::watch::Sender<bool>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -48,13 +53,15 @@ impl FaultProxy {
         let state = Arc::new(Mutex::new(State::default()));
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let serving = state.clone();
+        let released = Arc::new(tokio::sync::watch::Sender::new(true));
+        let (serving, gate) = (state.clone(), released.clone());
         let server = crate::serve(listener, move |req| {
-            forward(req, serving.clone(), client.clone(), upstream.clone())
+            forward(req, serving.clone(), gate.subscribe(), client.clone(), upstream.clone())
         });
         FaultProxy {
             endpoint,
             state,
+            released,
             server,
         }
     }
@@ -66,6 +73,29 @@ impl FaultProxy {
             kind,
             pass_first,
         });
+    }
+
+    /// Every call whose target contains `operation` waits, unanswered, until `release`.
+    pub fn hold(&self, operation: &str) {
+        self.state.lock().unwrap().holds.push(operation.into());
+        self.released.send_replace(false);
+    }
+
+    /// Waits until `count` calls are held (at most 10 s).
+    pub async fn wait_held(&self, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.state.lock().unwrap().waiting < count {
+            assert!(std::time::Instant::now() < deadline, "{count} calls were never held");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Lets the held calls through, and stops holding.
+    pub fn release(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.holds.clear();
+        state.waiting = 0;
+        self.released.send_replace(true);
     }
 
     pub fn heal(&self) {
@@ -87,6 +117,7 @@ impl Drop for FaultProxy {
 async fn forward(
     req: Request<Incoming>,
     state: Arc<Mutex<State>>,
+    mut released: tokio::sync::watch::Receiver<bool>,
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -96,6 +127,15 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("query")
         .to_owned();
+    let held = {
+        let mut state = state.lock().unwrap();
+        let held = state.holds.iter().any(|h| target.contains(h.as_str()));
+        state.waiting += usize::from(held);
+        held
+    };
+    if held {
+        let _ = released.wait_for(|released| *released).await;
+    }
     let injected = {
         let mut state = state.lock().unwrap();
         state.seen.push(target.clone());

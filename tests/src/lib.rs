@@ -19,6 +19,30 @@ use std::path::PathBuf;
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
 
+/// Event times for stories played now, `minutes` after the first call in this process (on
+/// the minute). The handlers compare event times with the times they record (an alarm that
+/// fired before a deployment started is not its fault), so events carry times on that clock.
+pub fn story_time(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DurationRound;
+    static START: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        chrono::Utc::now()
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .expect("now is a representable time")
+    });
+    *start + chrono::TimeDelta::minutes(minutes)
+}
+
+/// How EventBridge events write a time (`time`, ECS's `updatedAt`).
+pub fn event_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// How CloudWatch writes an alarm's state timestamp.
+pub fn alarm_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -249,6 +249,29 @@ fn blame(current: &Deployment, trigger: &Trigger, watch_window: TimeDelta) -> Re
     }
 }
 
+/// The last known good in `history` (newest first): the newest deployment other than
+/// `current` that SUCCEEDED and was not rolled back — never blindly revision N-1. A deployment
+/// some rollback undid never counts, even if ECS reported it COMPLETED after the rollback began.
+pub fn known_good(history: &[Deployment], current: &DeploymentId) -> Option<RollbackTarget> {
+    let undone: Vec<&DeploymentId> = history
+        .iter()
+        .filter_map(|d| match &d.kind {
+            Kind::Rollback { of, .. } => Some(of),
+            Kind::Deploy => None,
+        })
+        .collect();
+    history
+        .iter()
+        .filter(|d| d.id != *current && d.status == Status::Succeeded && !undone.contains(&&d.id))
+        .find_map(|d| {
+            Some(RollbackTarget {
+                task_definition: d.task_definition.clone()?,
+                definition: d.definition.clone(),
+                from: d.id.clone(),
+            })
+        })
+}
+
 /// `current` is the deployment the service state points at; `history` is the service's
 /// deployments, newest first.
 pub fn plan_rollback(
@@ -284,37 +307,21 @@ pub fn plan_rollback(
         }
         other => return RollbackPlan::Nothing(Why::NotLive(other)),
     }
-    // A deployment some rollback undid is never good again, even if ECS reported it
-    // COMPLETED after the rollback began.
-    let undone: Vec<&DeploymentId> = history
-        .iter()
-        .filter_map(|d| match &d.kind {
-            Kind::Rollback { of, .. } => Some(of),
-            Kind::Deploy => None,
-        })
-        .collect();
-    // Last known good: the newest other deployment that SUCCEEDED and was not rolled back —
-    // never blindly revision N-1.
-    let known_good = history
-        .iter()
-        .filter(|d| d.id != current.id && d.status == Status::Succeeded && !undone.contains(&&d.id))
-        .find_map(|d| {
-            Some(RollbackTarget {
-                task_definition: d.task_definition.clone()?,
-                definition: d.definition.clone(),
-                from: d.id.clone(),
-            })
-        });
+    let known_good = known_good(history, &current.id);
     // Else what the service ran before its first deploy that reached ECS (a deploy that never
     // did, e.g. one rejected at approval, knows no previous revision).
     let before_first = || {
-        history.iter().rev().filter(|d| d.kind == Kind::Deploy).find_map(|first| {
-            Some(RollbackTarget {
-                task_definition: first.previous_task_definition.clone()?,
-                definition: first.previous_definition.clone(),
-                from: first.id.clone(),
+        history
+            .iter()
+            .rev()
+            .filter(|d| d.kind == Kind::Deploy)
+            .find_map(|first| {
+                Some(RollbackTarget {
+                    task_definition: first.previous_task_definition.clone()?,
+                    definition: first.previous_definition.clone(),
+                    from: first.id.clone(),
+                })
             })
-        })
     };
     match known_good.or_else(before_first) {
         Some(target) if Some(&target.task_definition) == current.task_definition.as_ref() => {
@@ -729,12 +736,18 @@ mod tests {
             None,
         );
         let current = dep(4, Kind::Deploy, Status::Deploying, None);
-        let RollbackPlan::Rollback { target, .. } =
-            plan_rollback(&fired(20), Some(&current), &[current.clone(), rollback, undone, good], WINDOW)
-        else {
+        let RollbackPlan::Rollback { target, .. } = plan_rollback(
+            &fired(20),
+            Some(&current),
+            &[current.clone(), rollback, undone, good],
+            WINDOW,
+        ) else {
             panic!("should roll back")
         };
-        assert_eq!((target.task_definition.as_str(), target.from.as_str()), ("td:1", "dep-1"));
+        assert_eq!(
+            (target.task_definition.as_str(), target.from.as_str()),
+            ("td:1", "dep-1")
+        );
     }
 
     #[test]
@@ -747,7 +760,10 @@ mod tests {
         else {
             panic!("should roll back")
         };
-        assert_eq!((target.task_definition.as_str(), target.from.as_str()), ("td:1", "dep-2"));
+        assert_eq!(
+            (target.task_definition.as_str(), target.from.as_str()),
+            ("td:1", "dep-2")
+        );
     }
 
     #[test]

@@ -3,35 +3,39 @@
 
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::event_file;
+use harness::fault_proxy::{FaultKind, FaultProxy};
+use harness::moto::sdk_config_for;
+use harness::{alarm_timestamp, event_file, event_time, story_time};
 use shared::domain::rollback::AlarmEvent;
 use shared::rollback_on_alarm::Response;
 use shared::rollbacks::RollbackOutcome;
 
-/// The sample alarm event `file`, its state changed at `hh:mm` on the sample day.
-fn alarm(file: &str, at: &str) -> AlarmEvent {
+/// The sample alarm event `file`, its state changed `minute` minutes into the story.
+fn alarm(file: &str, minute: i64) -> AlarmEvent {
     let mut event: serde_json::Value = serde_json::from_slice(&event_file("rollback-on-alarm", file)).unwrap();
-    event["detail"]["state"]["timestamp"] = format!("2026-11-22T{at}:00.000+0000").into();
+    event["detail"]["state"]["timestamp"] = alarm_timestamp(story_time(minute)).into();
     serde_json::from_value(event).unwrap()
 }
 
-/// The ECS deployment-state event for a record's ECS deployment, ended at `hh:mm`.
+/// The ECS deployment-state event for a record's ECS deployment, ended `minute` minutes into
+/// the story.
 fn ecs_ended(
     file: &str,
     service: &str,
     ecs_deployment_id: &str,
-    at: &str,
+    minute: i64,
 ) -> shared::domain::ecs_event::EcsDeploymentEvent {
     let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
     event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
     event["detail"]["deploymentId"] = ecs_deployment_id.into();
-    event["detail"]["updatedAt"] = format!("2026-11-22T{at}:00Z").into();
+    event["detail"]["updatedAt"] = event_time(story_time(minute)).into();
     serde_json::from_value(event).unwrap()
 }
 
-/// Pushes `digest_byte` at `second`, and ECS completes it on every service at `hh:mm`.
+/// Pushes `digest_byte` at `second`, and ECS completes it on every service `minute` minutes
+/// into the story.
 /// Returns each service's new task definition.
-async fn deploy_and_complete(env: &Env, digest_byte: u8, second: u32, at: &str) -> Vec<String> {
+async fn deploy_and_complete(env: &Env, digest_byte: u8, second: u32, minute: i64) -> Vec<String> {
     env.handler()
         .handle_event(&push("latest", digest_byte, second), deadline())
         .await
@@ -41,7 +45,7 @@ async fn deploy_and_complete(env: &Env, digest_byte: u8, second: u32, at: &str) 
     for (service, _) in SERVICES {
         let latest = env.records_for(DEV, service).await.pop().unwrap();
         assert_eq!(latest["digest"], digest(digest_byte));
-        let completed = ecs_ended("completed.json", service, &latest["ecs_deployment_id"], at);
+        let completed = ecs_ended("completed.json", service, &latest["ecs_deployment_id"], minute);
         tracker.handle_event(&completed, deadline()).await.unwrap();
         revisions.push(env.running(DEV, service).await);
     }
@@ -61,13 +65,13 @@ fn rolled_back(response: &Response) -> usize {
 #[tokio::test]
 async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_stays_out() {
     let env = Env::new().await;
-    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
-    let bad = deploy_and_complete(&env, 2, 10, "10:12").await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    let bad = deploy_and_complete(&env, 2, 10, 12).await;
     assert_ne!(good, bad);
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", "10:20"), deadline())
+        .handle_event(&alarm("metric-alarm.json", 20), deadline())
         .await
         .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
@@ -112,7 +116,7 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
     let tracker = env.tracker();
     for (service, _) in SERVICES {
         let rollback = env.records_for(DEV, service).await.pop().unwrap();
-        let completed = ecs_ended("completed.json", service, &rollback["ecs_deployment_id"], "10:24");
+        let completed = ecs_ended("completed.json", service, &rollback["ecs_deployment_id"], 24);
         tracker.handle_event(&completed, deadline()).await.unwrap();
         let rollback = env.records_for(DEV, service).await.pop().unwrap();
         assert_eq!(rollback["status"], "SUCCEEDED");
@@ -146,33 +150,32 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
 }
 
 #[tokio::test]
-async fn duplicates_other_alarms_and_alarm_flapping_roll_back_exactly_once() {
+async fn duplicates_concurrent_alarms_and_alarm_flapping_roll_back_exactly_once() {
     let env = Env::new().await;
-    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
-    deploy_and_complete(&env, 2, 10, "10:12").await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
 
-    // Five deliveries of the same event at once, then the stage's other alarms, then the
-    // first alarm again after it went back to OK.
-    let same = alarm("metric-alarm.json", "10:20");
-    let concurrent = futures_util::future::join_all((0..5).map(|_| {
+    // Three deliveries of the same event and the stage's other two alarms, all at once; then
+    // the first alarm again after it went back to OK.
+    let together = [
+        alarm("metric-alarm.json", 20),
+        alarm("metric-alarm.json", 20),
+        alarm("metric-alarm.json", 20),
+        alarm("metric-math-alarm.json", 20),
+        alarm("composite-alarm.json", 21),
+    ];
+    let concurrent = futures_util::future::join_all(together.iter().map(|event| {
         let handler = env.alarm_handler();
-        let event = &same;
         async move { handler.handle_event(event, deadline()).await.unwrap() }
     }))
     .await;
     assert_eq!(concurrent.iter().map(rolled_back).sum::<usize>(), 2, "{concurrent:?}");
-    for (file, at) in [
-        ("metric-math-alarm.json", "10:21"),
-        ("composite-alarm.json", "10:21"),
-        ("metric-alarm.json", "10:26"),
-    ] {
-        let response = env
-            .alarm_handler()
-            .handle_event(&alarm(file, at), deadline())
-            .await
-            .unwrap();
-        assert_eq!(rolled_back(&response), 0, "{file}: {response:?}");
-    }
+    let again = env
+        .alarm_handler()
+        .handle_event(&alarm("metric-alarm.json", 26), deadline())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back(&again), 0, "{again:?}");
     for ((service, _), good) in SERVICES.iter().zip(&good) {
         assert_eq!(env.records_for(DEV, service).await.len(), 3);
         assert_eq!(&env.running(DEV, service).await, good);
@@ -183,11 +186,11 @@ async fn duplicates_other_alarms_and_alarm_flapping_roll_back_exactly_once() {
 #[tokio::test]
 async fn after_the_window_an_alarm_only_notifies_once() {
     let env = Env::new().await;
-    deploy_and_complete(&env, 1, 0, "10:05").await;
-    let bad = deploy_and_complete(&env, 2, 10, "10:12").await;
+    deploy_and_complete(&env, 1, 0, 5).await;
+    let bad = deploy_and_complete(&env, 2, 10, 12).await;
     let before = env.records().await;
 
-    let late = alarm("metric-alarm.json", "10:40");
+    let late = alarm("metric-alarm.json", 40);
     for _ in 0..2 {
         let response = env.alarm_handler().handle_event(&late, deadline()).await.unwrap();
         let Response::Handled { services, .. } = &response else {
@@ -215,10 +218,185 @@ async fn after_the_window_an_alarm_only_notifies_once() {
 }
 
 #[tokio::test]
+async fn an_alarm_that_fired_before_the_deployment_started_only_notifies() {
+    let env = Env::new().await;
+    deploy_and_complete(&env, 1, 0, 5).await;
+    // Delivered late (say, retried): it fired before this test's deploy was even requested.
+    let stale = alarm("metric-alarm.json", -5);
+    let bad = deploy_and_complete(&env, 2, 10, 12).await;
+    let before = env.records().await;
+
+    let response = env.alarm_handler().handle_event(&stale, deadline()).await.unwrap();
+    let Response::Handled { services, .. } = &response else {
+        panic!("{response:?}")
+    };
+    assert!(
+        services.iter().all(|s| matches!(&s.result,
+            RollbackOutcome::Notified { reason } if reason.contains("fired before the current deployment started"))),
+        "{response:?}"
+    );
+    assert_eq!(env.records().await, before);
+    for ((service, _), bad) in SERVICES.iter().zip(&bad) {
+        assert_eq!(&env.running(DEV, service).await, bad);
+        assert!(env.quarantined(DEV, service).await.is_empty());
+    }
+    assert_eq!(env.notices().await.len(), 2);
+}
+
+#[tokio::test]
+async fn ecs_completing_the_bad_deployment_during_its_rollback_still_leaves_it_rolled_back() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    env.handler()
+        .handle_event(&push("latest", 2, 10), deadline())
+        .await
+        .unwrap();
+    let bad: Vec<_> = futures_util::future::join_all(SERVICES.iter().map(|(s, _)| env.records_for(DEV, s))).await;
+
+    // The rollback has read the bad deployment DEPLOYING and is pointing the services back
+    // when ECS reports that deployment COMPLETED (track-deployment takes no lock).
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    proxy.hold("UpdateService");
+    let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
+    let fired = alarm("metric-alarm.json", 20);
+    let rolling_back = tokio::spawn(async move { handler.handle_event(&fired, deadline()).await });
+    proxy.wait_held(SERVICES.len()).await;
+    for ((service, _), records) in SERVICES.iter().zip(&bad) {
+        let bad = records.last().unwrap();
+        let completed = ecs_ended("completed.json", service, &bad["ecs_deployment_id"], 14);
+        let response = env.tracker().handle_event(&completed, deadline()).await.unwrap();
+        assert!(
+            serde_json::to_string(&response).unwrap().contains("SUCCEEDED"),
+            "{response:?}"
+        );
+    }
+    proxy.release();
+    let response = rolling_back.await.unwrap().unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(&env.running(DEV, service).await, good);
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records[1]["status"], "ROLLED_BACK", "{records:?}");
+        assert_eq!(records[2]["rollback_of"], records[1]["id"]);
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_that_died_after_ecs_moved_the_service_is_resumed_by_the_retry() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
+    let revisions = env.revision_count().await;
+
+    // ECS takes both UpdateService calls; then every record write fails, as if the function
+    // died right after ECS acted.
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    proxy.hold("UpdateService");
+    let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
+    let fired = alarm("metric-alarm.json", 20);
+    let first = {
+        let fired = &fired;
+        let handler = &handler;
+        let attempt = async move { handler.handle_event(fired, deadline()).await };
+        let breaking = async {
+            proxy.wait_held(SERVICES.len()).await;
+            proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 0);
+            proxy.release();
+        };
+        tokio::join!(attempt, breaking).0
+    };
+    let err = first.unwrap_err();
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "RecordsUnavailable");
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(&env.running(DEV, service).await, good, "ECS moved");
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert_eq!(
+            (records[1]["status"].as_str(), records[2]["status"].as_str()),
+            ("SUCCEEDED", "REQUESTED"),
+            "the rollback record stays for the retry; nothing claims it finished"
+        );
+        assert!(
+            !env.state_item(DEV, service).await.contains_key("lock_owner"),
+            "lock released"
+        );
+    }
+    assert!(env.notices().await.is_empty());
+
+    proxy.heal();
+    let response = handler.handle_event(&fired, deadline()).await.unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(&env.running(DEV, service).await, good);
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 3, "the retry took over the REQUESTED rollback");
+        assert_eq!(
+            (records[1]["status"].as_str(), records[2]["status"].as_str()),
+            ("ROLLED_BACK", "DEPLOYING")
+        );
+        assert_eq!(
+            records[2]["ecs_deployment_id"],
+            env.primary_deployment_id(DEV, service).await,
+            "the deployment ECS started for the first attempt, adopted"
+        );
+        assert_eq!(env.quarantined(DEV, service).await, vec![digest(2)]);
+    }
+    assert_eq!(env.revision_count().await, revisions, "no revision registered");
+    assert_eq!(env.notices().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_reported_once_and_never_rolled_back_and_a_late_failure_changes_nothing() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
+    let response = env
+        .alarm_handler()
+        .handle_event(&alarm("metric-alarm.json", 20), deadline())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+    assert_eq!(env.notices().await.len(), 2);
+
+    let tracker = env.tracker();
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        let records = env.records_for(DEV, service).await;
+        let (bad, rollback) = (&records[1], &records[2]);
+        // ECS reporting the rolled-back deployment FAILED after all: it is no longer current.
+        let late = ecs_ended("failed.json", service, &bad["ecs_deployment_id"], 21);
+        let response = tracker.handle_event(&late, deadline()).await.unwrap();
+        let text = serde_json::to_string(&response).unwrap();
+        assert!(text.contains("no longer the service's current deployment"), "{text}");
+
+        // The rollback itself fails: people are told, once; nothing is rolled back again.
+        let failed = ecs_ended("failed.json", service, &rollback["ecs_deployment_id"], 22);
+        for _ in 0..2 {
+            let response = tracker.handle_event(&failed, deadline()).await.unwrap();
+            let text = serde_json::to_string(&response).unwrap();
+            assert!(text.contains("itself failed"), "{text}");
+        }
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert_eq!(
+            (records[1]["status"].as_str(), records[2]["status"].as_str()),
+            ("ROLLED_BACK", "FAILED")
+        );
+        assert_eq!(&env.running(DEV, service).await, good);
+    }
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(
+        notices.iter().all(|n| n.subject.starts_with("No rollback of dev/")),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_deregistered_known_good_is_registered_again_from_its_stored_definition() {
     let env = Env::new().await;
-    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
-    deploy_and_complete(&env, 2, 10, "10:12").await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
     for revision in &good {
         env.ecs
             .deregister_task_definition()
@@ -230,7 +408,7 @@ async fn a_deregistered_known_good_is_registered_again_from_its_stored_definitio
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", "10:20"), deadline())
+        .handle_event(&alarm("metric-alarm.json", 20), deadline())
         .await
         .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
@@ -280,7 +458,7 @@ async fn without_any_known_good_target_nothing_changes_and_people_are_told() {
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", "10:03"), deadline())
+        .handle_event(&alarm("metric-alarm.json", 3), deadline())
         .await
         .unwrap();
     let Response::Handled { services, .. } = &response else {
@@ -303,13 +481,13 @@ async fn without_any_known_good_target_nothing_changes_and_people_are_told() {
 #[tokio::test]
 async fn other_transitions_and_unguarded_alarms_change_nothing() {
     let env = Env::new().await;
-    deploy_and_complete(&env, 1, 0, "10:05").await;
-    deploy_and_complete(&env, 2, 10, "10:12").await;
+    deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
     let before = env.records().await;
     for file in ["ok.json", "alarm-to-alarm.json", "unguarded.json"] {
         let response = env
             .alarm_handler()
-            .handle_event(&alarm(file, "10:20"), deadline())
+            .handle_event(&alarm(file, 20), deadline())
             .await
             .unwrap();
         assert!(matches!(response, Response::Ignored { .. }), "{file}: {response:?}");
@@ -321,11 +499,13 @@ async fn other_transitions_and_unguarded_alarms_change_nothing() {
 #[tokio::test]
 async fn rollback_on_alarm_binary_handles_every_sample_event() {
     let env = Env::new().await;
-    let good = deploy_and_complete(&env, 1, 0, "10:05").await;
-    deploy_and_complete(&env, 2, 10, "10:12").await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
     let binary = harness::built_binary("rollback-on-alarm", "debug");
     let mut function = harness::function::Function::spawn(&binary, &env.moto.endpoint, &env.function_vars()).await;
     let file = |name| event_file("rollback-on-alarm", name);
+    // The firing samples, as they would arrive in this story: 20 minutes in.
+    let fired = |name| serde_json::to_vec(&alarm(name, 20)).unwrap();
     let results = |response: &serde_json::Value| -> Vec<String> {
         let services = response["services"].as_array().cloned().unwrap_or_default();
         services
@@ -334,13 +514,13 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
             .collect()
     };
 
-    let response = function.invoke(file("metric-alarm.json")).await.response();
+    let response = function.invoke(fired("metric-alarm.json")).await.response();
     assert_eq!(results(&response), ["rolled_back", "rolled_back"], "{response}");
     for ((service, _), good) in SERVICES.iter().zip(&good) {
         assert_eq!(&env.running(DEV, service).await, good);
     }
     for name in ["metric-math-alarm.json", "composite-alarm.json"] {
-        let response = function.invoke(file(name)).await.response();
+        let response = function.invoke(fired(name)).await.response();
         assert_eq!(results(&response), ["nothing", "nothing"], "{name}: {response}");
     }
     // Staging never deployed anything: its daily alarm is reported, nothing to undo.

@@ -65,25 +65,30 @@ impl Env {
         }
     }
 
-    fn rollbacks(&self) -> Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier> {
+    fn rollbacks(&self, config: &SdkConfig) -> Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier> {
         Rollbacks {
-            records: DynamoRecords::new(&self.config, &self.world.table),
-            ecs: EcsAdapter::new(&self.config),
-            notifier: SnsNotifier::new(&self.config, &self.world.topic_arn),
+            records: DynamoRecords::new(config, &self.world.table),
+            ecs: EcsAdapter::new(config),
+            notifier: SnsNotifier::new(config, &self.world.topic_arn),
         }
     }
 
     pub fn tracker(&self) -> Tracker {
         TrackDeployment {
             pipeline: shipped_pipeline(),
-            rollbacks: self.rollbacks(),
+            rollbacks: self.rollbacks(&self.config),
         }
     }
 
     pub fn alarm_handler(&self) -> AlarmHandler {
+        self.alarm_handler_with(&self.config)
+    }
+
+    /// An alarm handler with its own AWS config (e.g. through a fault proxy).
+    pub fn alarm_handler_with(&self, config: &SdkConfig) -> AlarmHandler {
         RollbackOnAlarm {
             pipeline: shipped_pipeline(),
-            rollbacks: self.rollbacks(),
+            rollbacks: self.rollbacks(config),
         }
     }
 
