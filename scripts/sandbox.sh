@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The local sandbox: no AWS account. Starts moto, creates what pipeline.toml names, plays the
-# sample ECR pushes through the real deploy-on-push binary, then ECS completions through
-# track-deployment, and prints what changed.
+# sample ECR pushes through the real deploy-on-push binary, ECS completions through
+# track-deployment, a bad build's alarm through rollback-on-alarm, and prints what changed.
 # `scripts/sandbox.sh --keep` leaves moto running afterwards to explore with the AWS CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
-cargo build --quiet -p deploy-on-push -p track-deployment -p harness
+cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p harness
 exec target/debug/sandbox "$@"

@@ -6,12 +6,13 @@
 //! RSS, zipped bootstrap size, and AWS calls per push. moto serves HTTPS with a throwaway CA, as AWS would, so the first
 //! call's TLS handshake counts.
 
+use chrono::{TimeDelta, Utc};
 use harness::fault_proxy::FaultProxy;
 use harness::function::Function;
 use harness::moto::Moto;
 use harness::runtime_api::Outcome;
 use harness::seed::seed;
-use harness::{built_binary, event_file, repo_root};
+use harness::{alarm_timestamp, built_binary, event_file, event_time, repo_root};
 use shared::domain::pipeline::Pipeline;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,13 +75,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
         let ecs_deployment_id = targets[0]["ecs_deployment_id"].as_str().unwrap();
         let service = targets[0]["service"].as_str().unwrap();
-        let (tracked, response) = sample(
-            &track,
-            &moto.endpoint,
-            &env,
-            completion(run, service, ecs_deployment_id),
-        )
-        .await;
+        let (tracked, response) = sample(&track, &moto.endpoint, &env, completion(service, ecs_deployment_id)).await;
         let response = response.response();
         assert_eq!(
             response["status"], "SUCCEEDED",
@@ -88,7 +83,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         );
         track_samples.push(tracked);
 
-        let (rolled_back, response) = sample(&on_alarm, &moto.endpoint, &env, alarm(run)).await;
+        let (rolled_back, response) = sample(&on_alarm, &moto.endpoint, &env, alarm()).await;
         let response = response.response();
         let services: Vec<_> = response["services"].as_array().into_iter().flatten().collect();
         assert!(
@@ -140,31 +135,31 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     }
 }
 
-/// ECS reporting `ecs_deployment_id` of the dev service completed, 10 s after the run's push.
-fn completion(run: usize, service: &str, ecs_deployment_id: &str) -> Vec<u8> {
+/// ECS reporting `ecs_deployment_id` of the dev service completed 10 s from now.
+fn completion(service: &str, ecs_deployment_id: &str) -> Vec<u8> {
     let mut event: serde_json::Value =
         serde_json::from_slice(&event_file("track-deployment", "completed.json")).unwrap();
     event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/{service}").into();
     event["detail"]["deploymentId"] = ecs_deployment_id.into();
-    event["detail"]["updatedAt"] = format!("2026-11-22T11:{:02}:10Z", run % 60).into();
+    event["detail"]["updatedAt"] = event_time(Utc::now() + TimeDelta::seconds(10)).into();
     serde_json::to_vec(&event).unwrap()
 }
 
-/// dev's 5xx alarm firing 30 s after the run's push, inside the watch window: both services
-/// roll back.
-fn alarm(run: usize) -> Vec<u8> {
+/// dev's 5xx alarm firing 30 s from now, after the run's push and inside the watch window:
+/// both services roll back.
+fn alarm() -> Vec<u8> {
     let mut event: serde_json::Value =
         serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
-    event["detail"]["state"]["timestamp"] = format!("2026-11-22T11:{:02}:30.000+0000", run % 60).into();
+    event["detail"]["state"]["timestamp"] = alarm_timestamp(Utc::now() + TimeDelta::seconds(30)).into();
     serde_json::to_vec(&event).unwrap()
 }
 
-/// A push no earlier run has deployed, each newer than the last, so every run really deploys.
+/// A push no earlier run has deployed, pushed now (after the last), so every run really deploys.
 fn fresh_push(run: usize) -> Vec<u8> {
     let mut event: serde_json::Value =
         serde_json::from_slice(&event_file("deploy-on-push", "push-latest.json")).unwrap();
     event["detail"]["image-digest"] = format!("sha256:{:064x}", run + 1).into();
-    event["time"] = format!("2026-11-22T11:{:02}:00Z", run % 60).into();
+    event["time"] = event_time(Utc::now()).into();
     serde_json::to_vec(&event).unwrap()
 }
 

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use harness::function::Function;
 use harness::moto::Moto;
 use harness::seed::{seed, take_notices};
-use harness::{ACCOUNT, REGION, built_binary, event_file, repo_root};
+use harness::{ACCOUNT, REGION, alarm_timestamp, built_binary, event_file, event_time, repo_root, story_time};
 use shared::domain::pipeline::Pipeline;
 
 const STORY: [(&str, &str); 4] = [
@@ -53,16 +53,17 @@ async fn main() {
     let mut on_alarm = Function::spawn(&built_binary("rollback-on-alarm", "debug"), &moto.endpoint, &vars).await;
 
     let samples = STORY.map(|(file, story)| {
-        let event: serde_json::Value = serde_json::from_slice(&event_file("deploy-on-push", file)).unwrap();
+        let mut event: serde_json::Value = serde_json::from_slice(&event_file("deploy-on-push", file)).unwrap();
+        on_story_clock(&mut event);
         (file.to_owned(), story, event)
     });
     for (file, story, event) in &samples {
         push(&mut function, &ecs, &pipeline, &world.initial, file, story, event).await;
     }
-    complete_in_flight(&mut tracker, &ddb, &world.table, "10:12").await;
+    complete_in_flight(&mut tracker, &ddb, &world.table, 12).await;
 
     // A bad build reaches dev and completes; minutes later its 5xx alarm fires.
-    let bad = with_image(&samples[0].2, "sha256:0bad", "10:30");
+    let bad = with_image(&samples[0].2, "sha256:0bad", 30);
     push(
         &mut function,
         &ecs,
@@ -73,14 +74,15 @@ async fn main() {
         &bad,
     )
     .await;
-    complete_in_flight(&mut tracker, &ddb, &world.table, "10:34").await;
+    complete_in_flight(&mut tracker, &ddb, &world.table, 34).await;
 
     let mut alarm: serde_json::Value =
         serde_json::from_slice(&event_file("rollback-on-alarm", "metric-alarm.json")).unwrap();
-    alarm["detail"]["state"]["timestamp"] = "2026-11-22T10:40:00.000+0000".into();
+    alarm["detail"]["state"]["timestamp"] = alarm_timestamp(story_time(40)).into();
     println!(
-        "\n━━ alarm {} goes OK → ALARM at 10:40, inside dev's 15-minute watch window (rollback-on-alarm)",
-        alarm["detail"]["alarmName"].as_str().unwrap_or("?")
+        "\n━━ alarm {} goes OK → ALARM at {}, inside dev's 15-minute watch window (rollback-on-alarm)",
+        alarm["detail"]["alarmName"].as_str().unwrap_or("?"),
+        clock(40),
     );
     let response = on_alarm.invoke(serde_json::to_vec(&alarm).unwrap()).await.response();
     for service in response["services"].as_array().into_iter().flatten() {
@@ -110,9 +112,9 @@ async fn main() {
             service["reason"].as_str().unwrap_or("")
         );
     }
-    complete_in_flight(&mut tracker, &ddb, &world.table, "10:43").await;
+    complete_in_flight(&mut tracker, &ddb, &world.table, 43).await;
 
-    let again = with_image(&samples[0].2, "sha256:0bad", "10:45");
+    let again = with_image(&samples[0].2, "sha256:0bad", 45);
     push(
         &mut function,
         &ecs,
@@ -123,7 +125,7 @@ async fn main() {
         &again,
     )
     .await;
-    let fix = with_image(&samples[0].2, "sha256:0f1c", "10:50");
+    let fix = with_image(&samples[0].2, "sha256:0f1c", 50);
     push(
         &mut function,
         &ecs,
@@ -153,11 +155,28 @@ async fn main() {
     }
 }
 
-/// A copy of a push event with another digest (`prefix` padded to 64 hex digits) at `hh:mm`.
-fn with_image(event: &serde_json::Value, prefix: &str, at: &str) -> serde_json::Value {
+/// The story plays now: the handlers compare event times with the times they record, so a
+/// sample's time moves to the same minutes after the story's start as after 10:00 in the file.
+fn on_story_clock(event: &mut serde_json::Value) {
+    let time: chrono::DateTime<chrono::Utc> = event["time"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("sample time");
+    let since_ten = time.signed_duration_since(time.date_naive().and_hms_opt(10, 0, 0).unwrap().and_utc());
+    event["time"] = event_time(story_time(since_ten.num_minutes())).into();
+}
+
+/// `minutes` into the story as a wall-clock label.
+fn clock(minutes: i64) -> String {
+    story_time(minutes).format("%H:%M").to_string()
+}
+
+/// A copy of a push event with another digest (`prefix` padded to 64 hex digits), `minutes`
+/// into the story.
+fn with_image(event: &serde_json::Value, prefix: &str, minutes: i64) -> serde_json::Value {
     let mut event = event.clone();
     event["detail"]["image-digest"] = format!("{prefix:0<71}").into();
-    event["time"] = format!("2026-11-22T{at}:00Z").into();
+    event["time"] = event_time(story_time(minutes)).into();
     event
 }
 
@@ -230,8 +249,11 @@ async fn push(
 }
 
 /// ECS completes every deployment in flight at `hh:mm`, as track-deployment hears it.
-async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Client, table: &str, at: &str) {
-    println!("\n━━ ECS reports the deployments in flight completed at {at} (track-deployment)");
+async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Client, table: &str, minutes: i64) {
+    println!(
+        "\n━━ ECS reports the deployments in flight completed at {} (track-deployment)",
+        clock(minutes)
+    );
     let items = scan(ddb, table).await;
     for item in items.iter().filter(|i| attr(i, "status") == "DEPLOYING") {
         let mut event: serde_json::Value =
@@ -239,7 +261,7 @@ async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Clie
         let (cluster, service) = (attr(item, "cluster"), attr(item, "service"));
         event["resources"][0] = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}").into();
         event["detail"]["deploymentId"] = attr(item, "ecs_deployment_id").into();
-        event["detail"]["updatedAt"] = format!("2026-11-22T{at}:00Z").into();
+        event["detail"]["updatedAt"] = event_time(story_time(minutes)).into();
         let response = tracker.invoke(serde_json::to_vec(&event).unwrap()).await.response();
         println!(
             "   {:<8} {:<16} {} {} → {}{}",
