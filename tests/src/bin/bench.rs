@@ -12,7 +12,7 @@ use harness::function::Function;
 use harness::moto::Moto;
 use harness::runtime_api::Outcome;
 use harness::seed::seed;
-use harness::{alarm_timestamp, built_binary, event_file, event_time, repo_root};
+use harness::{alarm_timestamp, built_binary, event_file, event_time, repo_root, story_time};
 use shared::domain::pipeline::Pipeline;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,12 +154,13 @@ fn alarm() -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-/// A push no earlier run has deployed, pushed now (after the last), so every run really deploys.
+/// A push no earlier run has deployed, a minute newer than the last (pushes carry whole
+/// seconds, and a tie keeps the one ahead), so every run really deploys.
 fn fresh_push(run: usize) -> Vec<u8> {
     let mut event: serde_json::Value =
         serde_json::from_slice(&event_file("deploy-on-push", "push-latest.json")).unwrap();
     event["detail"]["image-digest"] = format!("sha256:{:064x}", run + 1).into();
-    event["time"] = event_time(Utc::now()).into();
+    event["time"] = event_time(story_time(run as i64)).into();
     serde_json::to_vec(&event).unwrap()
 }
 
