@@ -62,6 +62,29 @@ fn rolled_back(response: &Response) -> usize {
         .count()
 }
 
+/// Every service of the response was only notified, for a reason mentioning `why`.
+fn assert_only_notified(response: &Response, why: &str) {
+    let Response::Handled { services, .. } = response else {
+        panic!("{response:?}")
+    };
+    assert!(
+        services
+            .iter()
+            .all(|s| matches!(&s.result, RollbackOutcome::Notified { reason } if reason.contains(why))),
+        "{response:?}"
+    );
+}
+
+/// Nothing changed in dev: the records are `before`, each service still runs its revision in
+/// `running`, and nothing is quarantined.
+async fn assert_dev_unchanged(env: &Env, before: &[std::collections::HashMap<String, String>], running: &[String]) {
+    assert_eq!(env.records().await, before);
+    for ((service, _), running) in SERVICES.iter().zip(running) {
+        assert_eq!(&env.running(DEV, service).await, running);
+        assert!(env.quarantined(DEV, service).await.is_empty());
+    }
+}
+
 #[tokio::test]
 async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_stays_out() {
     let env = Env::new().await;
@@ -193,21 +216,9 @@ async fn after_the_window_an_alarm_only_notifies_once() {
     let late = alarm("metric-alarm.json", 40);
     for _ in 0..2 {
         let response = env.alarm_handler().handle_event(&late, deadline()).await.unwrap();
-        let Response::Handled { services, .. } = &response else {
-            panic!("{response:?}")
-        };
-        assert!(
-            services
-                .iter()
-                .all(|s| matches!(&s.result, RollbackOutcome::Notified { reason } if reason.contains("before the watch window"))),
-            "{response:?}"
-        );
+        assert_only_notified(&response, "before the watch window");
     }
-    assert_eq!(env.records().await, before);
-    for ((service, _), bad) in SERVICES.iter().zip(&bad) {
-        assert_eq!(&env.running(DEV, service).await, bad);
-        assert!(env.quarantined(DEV, service).await.is_empty());
-    }
+    assert_dev_unchanged(&env, &before, &bad).await;
     let notices = env.notices().await;
     assert_eq!(
         notices.len(),
@@ -227,19 +238,8 @@ async fn an_alarm_that_fired_before_the_deployment_started_only_notifies() {
     let before = env.records().await;
 
     let response = env.alarm_handler().handle_event(&stale, deadline()).await.unwrap();
-    let Response::Handled { services, .. } = &response else {
-        panic!("{response:?}")
-    };
-    assert!(
-        services.iter().all(|s| matches!(&s.result,
-            RollbackOutcome::Notified { reason } if reason.contains("fired before the current deployment started"))),
-        "{response:?}"
-    );
-    assert_eq!(env.records().await, before);
-    for ((service, _), bad) in SERVICES.iter().zip(&bad) {
-        assert_eq!(&env.running(DEV, service).await, bad);
-        assert!(env.quarantined(DEV, service).await.is_empty());
-    }
+    assert_only_notified(&response, "fired before the current deployment started");
+    assert_dev_unchanged(&env, &before, &bad).await;
     assert_eq!(env.notices().await.len(), 2);
 }
 
@@ -461,20 +461,8 @@ async fn without_any_known_good_target_nothing_changes_and_people_are_told() {
         .handle_event(&alarm("metric-alarm.json", 3), deadline())
         .await
         .unwrap();
-    let Response::Handled { services, .. } = &response else {
-        panic!("{response:?}")
-    };
-    assert!(
-        services
-            .iter()
-            .all(|s| matches!(&s.result, RollbackOutcome::Notified { reason } if reason.contains("never stored"))),
-        "{response:?}"
-    );
-    assert_eq!(env.records().await, before);
-    for ((service, _), running) in SERVICES.iter().zip(&running) {
-        assert_eq!(&env.running(DEV, service).await, running);
-        assert!(env.quarantined(DEV, service).await.is_empty());
-    }
+    assert_only_notified(&response, "never stored");
+    assert_dev_unchanged(&env, &before, &running).await;
     assert_eq!(env.notices().await.len(), 2);
 }
 
