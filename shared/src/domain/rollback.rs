@@ -99,12 +99,6 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn at(&self) -> DateTime<Utc> {
-        match self {
-            Trigger::Alarm { at, .. } | Trigger::Failed { at, .. } => *at,
-        }
-    }
-
     /// The business key of this very event, whichever delivery brings it: alarm + state
     /// timestamp, or the failed deployment.
     pub fn key(&self) -> String {
