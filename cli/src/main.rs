@@ -1,41 +1,66 @@
-//! pipectl: operator commands over the shared crate.
-//!
-//!   pipectl validate [FILE]                           check a pipeline file (default ./pipeline.toml)
-//!   pipectl history STAGE SERVICE [--limit N] [--after CURSOR]
-//!                                                     a service's deployments, newest first
-//!   pipectl lift-quarantine STAGE SERVICE DIGEST      let a rolled-back digest deploy again
+//! pipectl: operator commands over the shared crate. `pipectl --help` lists them.
 //!
 //! `history` and `lift-quarantine` use the table named by TABLE_NAME with the SDK's usual
 //! configuration (profiles, SSO, environment, AWS_ENDPOINT_URL) and the pipeline file the
 //! functions use (PIPELINE_FILE or the shipped one).
 
+use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::names::{ImageDigest, ServiceName};
 use shared::domain::pipeline::{Pipeline, Stage};
-use shared::ports::Records;
-use shared::runtime;
+use shared::lambda::runtime;
+use shared::ports::{Deployments, ServiceStates};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: pipectl validate [FILE]
-       pipectl history STAGE SERVICE [--limit N] [--after CURSOR]
-       pipectl lift-quarantine STAGE SERVICE DIGEST";
+#[derive(Parser)]
+#[command(name = "pipectl", about = "Operate the ECS deployment pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a pipeline file, and that the template's alarm rule matches its alarms.
+    Validate {
+        #[arg(default_value = "pipeline.toml")]
+        file: PathBuf,
+        /// The SAM template whose GuardedAlarmNames must list the file's alarms.
+        #[arg(long)]
+        template: Option<PathBuf>,
+    },
+    /// A service's deployments, newest first.
+    History {
+        stage: String,
+        service: String,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..=100))]
+        limit: i32,
+        /// The cursor the previous page printed.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Let a rolled-back digest deploy to a service again.
+    LiftQuarantine {
+        stage: String,
+        service: String,
+        digest: String,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        ["validate"] => validate("pipeline.toml"),
-        ["validate", path] => validate(path),
-        ["history", stage, service, options @ ..] => history(stage, service, options),
-        ["lift-quarantine", stage, service, digest] => lift_quarantine(stage, service, digest),
-        _ => Err(USAGE.to_owned()),
+    let result = match Cli::parse().command {
+        Command::Validate { file, template } => validate(&file, template.as_deref()),
+        Command::History {
+            stage,
+            service,
+            limit,
+            after,
+        } => history(&stage, &service, limit, after),
+        Command::LiftQuarantine { stage, service, digest } => lift_quarantine(&stage, &service, &digest),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) if message == USAGE => {
-            eprintln!("{message}");
-            ExitCode::from(2)
-        }
         Err(message) => {
             eprintln!("pipectl: {message}");
             ExitCode::FAILURE
@@ -43,34 +68,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(path: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let pipeline = Pipeline::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+fn validate(path: &std::path::Path, template: Option<&std::path::Path>) -> Result<(), String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let pipeline = Pipeline::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+    if let Some(template) = template {
+        check_alarm_rule(&pipeline, template)?;
+    }
     let stages: Vec<&str> = pipeline.stages().iter().map(|s| s.name.as_str()).collect();
     println!(
-        "{path}: ok ({} application(s), stages: {})",
+        "{shown}: ok ({} application(s), stages: {})",
         pipeline.applications().len(),
         stages.join(" → ")
     );
     Ok(())
 }
 
-fn history(stage: &str, service: &str, options: &[&str]) -> Result<(), String> {
-    let (mut limit, mut after) = (20, None);
-    let mut options = options.iter();
-    while let Some(option) = options.next() {
-        match (*option, options.next()) {
-            ("--limit", Some(n)) => {
-                limit = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or("--limit takes 1 to 100")?
-            }
-            ("--after", Some(cursor)) => after = Some(cursor.to_string()),
-            _ => return Err(USAGE.to_owned()),
-        }
+/// The template's `GuardedAlarmNames` default (one line, comma-separated) must name exactly
+/// the pipeline file's alarms, in file order: the rule delivers only those.
+fn check_alarm_rule(pipeline: &Pipeline, template: &std::path::Path) -> Result<(), String> {
+    let shown = template.display();
+    let text = std::fs::read_to_string(template).map_err(|e| format!("{shown}: {e}"))?;
+    let default = text
+        .lines()
+        .skip_while(|line| line.trim() != "GuardedAlarmNames:")
+        .take_while(|line| !line.trim().is_empty())
+        .find_map(|line| line.trim().strip_prefix("Default: "))
+        .ok_or_else(|| format!("{shown}: no GuardedAlarmNames parameter with a one-line Default"))?;
+    let in_template: Vec<&str> = default.split(',').map(str::trim).collect();
+    let in_pipeline: Vec<&str> = pipeline.alarm_names().map(|a| a.as_str()).collect();
+    if in_template != in_pipeline {
+        return Err(format!(
+            "{shown}: GuardedAlarmNames is {}, but the pipeline file's alarms are {}",
+            in_template.join(","),
+            in_pipeline.join(",")
+        ));
     }
+    Ok(())
+}
+
+fn history(stage: &str, service: &str, limit: i32, after: Option<String>) -> Result<(), String> {
     let (pipeline, service) = (load_pipeline()?, parse_service(service)?);
     let stage = find_stage(&pipeline, stage)?;
     let (cluster, name) = (&stage.cluster, &service);

@@ -1,12 +1,18 @@
-//! The library every deployment handler shares: pure domain decisions (`domain`), the narrow
-//! interfaces they need (`ports`), their AWS implementations (`adapters`), and the handlers.
+//! The library every deployment handler shares:
+//! - `events`: the events the functions receive, as AWS sends them;
+//! - `domain`: pure decisions from data (no I/O, no clock, no SDK);
+//! - `ports`: the narrow interfaces the handlers need, one per capability;
+//! - `handlers`: one module per function, written against the ports;
+//! - `adapters`: the ports over the AWS SDK, each behind its SDK's cargo feature;
+//! - `fakes`: the ports in memory, for handler unit tests (feature `fakes`);
+//! - `lambda`: start-up, the per-service lock, and how errors reach Lambda.
 
+#[cfg(feature = "aws")]
 pub mod adapters;
-pub mod deploy_on_push;
 pub mod domain;
+pub mod events;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod handlers;
+pub mod lambda;
 pub mod ports;
-pub mod rollback_on_alarm;
-pub mod rollbacks;
-pub mod runtime;
-pub mod service_lock;
-pub mod track_deployment;

@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, EphemeralStorage, HostVolumeProperties, KeyValuePair, LogConfiguration,
     LogDriver, MountPoint, NetworkMode, PortMapping, RuntimePlatform, Secret, Tag, Volume,
 };
-use shared::adapters::dynamo::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};
+use shared::adapters::dynamo::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, HISTORY_ATTRIBUTES};
 use shared::domain::pipeline::Pipeline;
 use std::collections::BTreeMap;
 
@@ -151,7 +151,13 @@ pub async fn create_table(config: &SdkConfig, table: &str) {
             .build()
             .unwrap()
     };
-    let all = Projection::builder().projection_type(ProjectionType::All).build();
+    // As template.yaml has them: history rows without the stored definitions, keys only for
+    // the ECS deployment id.
+    let history = Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(HISTORY_ATTRIBUTES.iter().map(|a| a.to_string()).collect()))
+        .build();
+    let keys_only = Projection::builder().projection_type(ProjectionType::KeysOnly).build();
     ddb.create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -167,7 +173,7 @@ pub async fn create_table(config: &SdkConfig, table: &str) {
                 .index_name(BY_SERVICE_INDEX)
                 .key_schema(key("svc_pk", KeyType::Hash))
                 .key_schema(key("svc_sk", KeyType::Range))
-                .projection(all.clone())
+                .projection(history)
                 .build()
                 .unwrap(),
         )
@@ -175,7 +181,7 @@ pub async fn create_table(config: &SdkConfig, table: &str) {
             GlobalSecondaryIndex::builder()
                 .index_name(BY_ECS_DEPLOYMENT_INDEX)
                 .key_schema(key("ecs_deployment_id", KeyType::Hash))
-                .projection(all)
+                .projection(keys_only)
                 .build()
                 .unwrap(),
         )

@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter};
-use shared::deploy_on_push::DeployOnPush;
-use shared::runtime;
+use shared::handlers::deploy_on_push::DeployOnPush;
+use shared::lambda::runtime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -1,6 +1,6 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::runtime;
-use shared::track_deployment::TrackDeployment;
+use shared::handlers::track_deployment::TrackDeployment;
+use shared::lambda::runtime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = runtime::aws_config().await?;
     let handler = TrackDeployment {
         pipeline,
-        rollbacks: runtime::rollbacks(&aws)?,
+        restorer: shared::adapters::restorer(&aws)?,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler.handle(event)

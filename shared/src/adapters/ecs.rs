@@ -1,7 +1,11 @@
+//! ECS over the SDK. Task definitions travel as ECS's own JSON (captured from responses,
+//! sent as request bodies): what is registered is exactly what was described, field for field,
+//! and the SDK's types (which have no serde) never reach the domain.
+
+use super::describe_sdk_error;
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
-use crate::domain::taskdef::{is_reserved_tag_key, pin_container_image, registration_body};
+use crate::domain::taskdef::{PinError, pinned_registration_body, registration_body};
 use crate::ports::{Ecs, EcsError, Registered, Running};
-use crate::runtime::describe_sdk_error;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -78,23 +82,66 @@ impl EcsAdapter {
             client: aws_sdk_ecs::Client::new(config),
         }
     }
+
+    /// Registers RegisterTaskDefinition's JSON `body` as it is (the SDK cannot build a request
+    /// from JSON); `response` keeps ECS's answer. Returns the new revision's ARN.
+    async fn register_body(&self, body: serde_json::Value, response: RawResponse) -> Result<String, EcsError> {
+        let family = body["family"].as_str().unwrap_or_default().to_owned();
+        let registered = self
+            .client
+            .register_task_definition()
+            .family(family)
+            .customize()
+            .interceptor(ReplaceBody(body.to_string().into_bytes()))
+            .interceptor(response)
+            .send()
+            .await
+            .map_err(classify("RegisterTaskDefinition"))?;
+        registered
+            .task_definition()
+            .and_then(|td| td.task_definition_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
+    }
 }
 
+/// ECS's error codes, sorted by what a caller can do about them.
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     operation: &'static str,
 ) -> impl FnOnce(SdkError<E, R>) -> EcsError {
     move |err| {
         let message = describe_sdk_error(operation, &err);
-        match err.code() {
-            Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
-                EcsError::NotFound(message)
-            }
-            Some("ClientException" | "InvalidParameterException" | "AccessDeniedException") => {
-                EcsError::Rejected(message)
-            }
-            _ => EcsError::Transient(message),
-        }
+        error_class(err.code(), err.message(), message)
     }
+}
+
+fn error_class(code: Option<&str>, text: Option<&str>, message: String) -> EcsError {
+    match code {
+        Some("ClusterNotFoundException" | "ServiceNotFoundException" | "ServiceNotActiveException") => {
+            EcsError::NotFound(message)
+        }
+        // ECS answers a burst of RegisterTaskDefinition calls on one family with a
+        // ClientException "Too many concurrent attempts to create a new revision": a retry
+        // goes through.
+        Some("ClientException") if text.is_some_and(|t| t.contains("Too many concurrent attempts")) => {
+            EcsError::Transient(message)
+        }
+        Some(
+            "ClientException"
+            | "InvalidParameterException"
+            | "AccessDeniedException"
+            | "PlatformUnknownException"
+            | "PlatformTaskDefinitionIncompatibilityException"
+            | "UnsupportedFeatureException",
+        ) => EcsError::Rejected(message),
+        _ => EcsError::Transient(message),
+    }
+}
+
+/// What DescribeTaskDefinition answers for a revision ECS no longer has (deleted, or never
+/// registered): a ClientException with this message. Any other ClientException is an error.
+fn revision_gone(code: Option<&str>, text: Option<&str>) -> bool {
+    code == Some("ClientException") && text.is_some_and(|t| t.contains("Unable to describe task definition"))
 }
 
 impl Ecs for EcsAdapter {
@@ -133,9 +180,8 @@ impl Ecs for EcsAdapter {
         container: &ContainerName,
         image: &str,
     ) -> Result<Registered, EcsError> {
-        let (described, registered_raw) = (RawResponse::default(), RawResponse::default());
-        let mut out = self
-            .client
+        let (described, registered) = (RawResponse::default(), RawResponse::default());
+        self.client
             .describe_task_definition()
             .task_definition(task_definition)
             .include(TaskDefinitionField::Tags)
@@ -144,55 +190,17 @@ impl Ecs for EcsAdapter {
             .send()
             .await
             .map_err(classify("DescribeTaskDefinition"))?;
-        let def = out.task_definition.take().ok_or_else(|| {
-            EcsError::Transient(format!(
-                "DescribeTaskDefinition {task_definition} returned no definition"
-            ))
-        })?;
-        let containers = pin_container_image(task_definition, def.container_definitions(), container, image)?;
-        let tags: Vec<_> = out
-            .tags
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| !t.key().is_some_and(is_reserved_tag_key))
-            .collect();
-        let tags = Some(tags).filter(|tags| !tags.is_empty());
-        // Everything RegisterTaskDefinition accepts, copied as it was.
-        let registered = self
-            .client
-            .register_task_definition()
-            .set_family(def.family)
-            .set_task_role_arn(def.task_role_arn)
-            .set_execution_role_arn(def.execution_role_arn)
-            .set_network_mode(def.network_mode)
-            .set_container_definitions(Some(containers))
-            .set_volumes(def.volumes)
-            .set_placement_constraints(def.placement_constraints)
-            .set_requires_compatibilities(def.requires_compatibilities)
-            .set_cpu(def.cpu)
-            .set_memory(def.memory)
-            .set_tags(tags)
-            .set_pid_mode(def.pid_mode)
-            .set_ipc_mode(def.ipc_mode)
-            .set_proxy_configuration(def.proxy_configuration)
-            .set_ephemeral_storage(def.ephemeral_storage)
-            .set_runtime_platform(def.runtime_platform)
-            .set_enable_fault_injection(def.enable_fault_injection)
-            .customize()
-            .interceptor(registered_raw.clone())
-            .send()
-            .await
-            .map_err(classify("RegisterTaskDefinition"))?;
-        let arn = registered
-            .task_definition()
-            .and_then(|td| td.task_definition_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))?;
         let previous = described.json("DescribeTaskDefinition")?;
+        let body = pinned_registration_body(task_definition, &previous.to_string(), container, image).map_err(
+            |err| match err {
+                PinError::ContainerMissing(missing) => EcsError::ContainerMissing(missing),
+                PinError::Unusable(unusable) => EcsError::Rejected(format!("{task_definition}: {unusable}")),
+            },
+        )?;
+        let arn = self.register_body(body, registered.clone()).await?;
         // The new revision in DescribeTaskDefinition's shape: as registered, with the tags copied.
         let definition = serde_json::json!({
-            "taskDefinition": registered_raw.json("RegisterTaskDefinition")?["taskDefinition"],
+            "taskDefinition": registered.json("RegisterTaskDefinition")?["taskDefinition"],
             "tags": previous["tags"],
         });
         Ok(Registered {
@@ -204,22 +212,7 @@ impl Ecs for EcsAdapter {
 
     async fn register_stored(&self, definition: &str) -> Result<String, EcsError> {
         let body = registration_body(definition).map_err(|e| EcsError::Rejected(e.to_string()))?;
-        let family = body["family"].as_str().unwrap_or_default().to_owned();
-        // The SDK cannot build a request from JSON, and ECS's JSON is what was stored: send it.
-        let registered = self
-            .client
-            .register_task_definition()
-            .family(family)
-            .customize()
-            .interceptor(ReplaceBody(body.to_string().into_bytes()))
-            .send()
-            .await
-            .map_err(classify("RegisterTaskDefinition"))?;
-        registered
-            .task_definition()
-            .and_then(|td| td.task_definition_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
+        self.register_body(body, RawResponse::default()).await
     }
 
     async fn is_active(&self, task_definition: &str) -> Result<bool, EcsError> {
@@ -234,8 +227,7 @@ impl Ecs for EcsAdapter {
                 .task_definition()
                 .and_then(|td| td.status())
                 .is_some_and(|status| status.as_str() == "ACTIVE")),
-            // ECS's answer for a revision it no longer has: "Unable to describe task definition."
-            Err(err) if err.code() == Some("ClientException") => Ok(false),
+            Err(err) if revision_gone(err.code(), err.message()) => Ok(false),
             Err(err) => Err(classify("DescribeTaskDefinition")(err)),
         }
     }
@@ -262,5 +254,70 @@ impl Ecs for EcsAdapter {
             .and_then(|d| d.id())
             .map(str::to_owned)
             .ok_or_else(|| EcsError::Transient(format!("UpdateService on `{service}` returned no PRIMARY deployment")))
+    }
+
+    async fn deployment_revision(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        ecs_deployment_id: &str,
+    ) -> Result<Option<String>, EcsError> {
+        let out = self
+            .client
+            .describe_services()
+            .cluster(cluster.as_str())
+            .services(service.as_str())
+            .send()
+            .await
+            .map_err(classify("DescribeServices"))?;
+        Ok(out
+            .services()
+            .iter()
+            .flat_map(|s| s.deployments())
+            .find(|d| d.id() == Some(ecs_deployment_id))
+            .and_then(|d| d.task_definition())
+            .map(str::to_owned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecs_error_codes_are_sorted_by_what_a_retry_can_do() {
+        let class = |code: &str, text: &str| error_class(Some(code), Some(text), String::new()).error_type();
+        assert_eq!(class("ServiceNotFoundException", ""), "ServiceNotFound");
+        assert_eq!(class("ClusterNotFoundException", ""), "ServiceNotFound");
+        assert_eq!(class("ServiceNotActiveException", ""), "ServiceNotFound");
+        assert_eq!(
+            class(
+                "ClientException",
+                "Too many concurrent attempts to create a new revision of the specified family."
+            ),
+            "EcsUnavailable"
+        );
+        assert_eq!(
+            class("ClientException", "Container.image should not be null"),
+            "EcsRejected"
+        );
+        assert_eq!(class("InvalidParameterException", ""), "EcsRejected");
+        assert_eq!(class("AccessDeniedException", ""), "EcsRejected");
+        assert_eq!(class("ThrottlingException", "Rate exceeded"), "EcsUnavailable");
+        assert_eq!(class("ServerException", ""), "EcsUnavailable");
+        assert_eq!(error_class(None, None, String::new()).error_type(), "EcsUnavailable");
+    }
+
+    #[test]
+    fn only_ecs_unable_to_describe_means_the_revision_is_gone() {
+        assert!(revision_gone(
+            Some("ClientException"),
+            Some("Unable to describe task definition.")
+        ));
+        assert!(!revision_gone(Some("ClientException"), Some("User is not authorized")));
+        assert!(!revision_gone(
+            Some("ServerException"),
+            Some("Unable to describe task definition.")
+        ));
     }
 }

@@ -1,6 +1,6 @@
-use crate::domain::rollback::Notice;
+use super::describe_sdk_error;
+use crate::domain::notice::Notice;
 use crate::ports::{Notifier, NotifyError};
-use crate::runtime::describe_sdk_error;
 
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,

@@ -8,7 +8,8 @@ use std::fmt;
 /// `REQUESTED → (AWAITING_APPROVAL → APPROVED | REJECTED | EXPIRED | SUPERSEDED) →
 /// (SNAPSHOTTING →) DEPLOYING → SUCCEEDED | FAILED | ROLLED_BACK`; a deploy still in flight
 /// can also be SUPERSEDED by a newer image, or ROLLED_BACK before it completes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Requested,
     AwaitingApproval,
@@ -67,6 +68,8 @@ impl Status {
                 | (Approved, Snapshotting | Deploying)
                 | (Snapshotting, Deploying)
                 | (Deploying, Succeeded | Failed | Superseded | RolledBack)
+                // A deploy a newer push superseded still ran: how it ended is still news.
+                | (Superseded, Succeeded | Failed)
                 | (Succeeded | Failed, RolledBack)
         )
     }
@@ -207,8 +210,8 @@ impl Deployment {
         }
     }
 
-    pub fn pointer(&self) -> Pointer {
-        Pointer {
+    pub fn reference(&self) -> DeploymentRef {
+        DeploymentRef {
             id: self.id.clone(),
             digest: match self.kind {
                 Kind::Deploy => Some(self.image.digest.clone()),
@@ -221,7 +224,7 @@ impl Deployment {
 
 /// Enough of a deployment to decide about the next push without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pointer {
+pub struct DeploymentRef {
     pub id: DeploymentId,
     /// The pushed digest it puts on the service; none for a rollback, which takes one off.
     pub digest: Option<ImageDigest>,
@@ -229,13 +232,22 @@ pub struct Pointer {
     pub pushed_at: DateTime<Utc>,
 }
 
+/// The pointers of the service state a finished piece of work can move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceStateField {
+    /// The newest deployment started on the service (a rollback counts).
+    Latest,
+    /// The newest request waiting for an approver.
+    AwaitingApproval,
+}
+
 /// One item per service: what it last deployed, what awaits approval, what must not return.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceState {
     /// The newest deployment started on the service (a rollback counts).
-    pub latest: Option<Pointer>,
+    pub latest: Option<DeploymentRef>,
     /// The newest request waiting for an approver.
-    pub awaiting_approval: Option<Pointer>,
+    pub awaiting_approval: Option<DeploymentRef>,
     /// Digests rolled back on this service: never deployed here again until an operator
     /// lifts them.
     pub quarantined: Vec<ImageDigest>,
@@ -252,7 +264,7 @@ pub enum Decision {
     Skip(SkipReason),
     /// Go ahead; the pointer, if any, is the older request this one replaces.
     Proceed {
-        supersedes: Option<Pointer>,
+        supersedes: Option<DeploymentRef>,
     },
 }
 
@@ -284,13 +296,16 @@ impl fmt::Display for SkipReason {
     }
 }
 
-/// What a push should do to one service, from the service's state alone.
-pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision {
+/// What a push should do to one service, from the service's state; `latest_failed` says
+/// whether the service's latest deployment ended FAILED (and was not rolled back: there was
+/// nothing to go back to), in which case its digest may be tried again.
+pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState, latest_failed: bool) -> Decision {
     if state.quarantined.contains(&image.digest) {
         return Decision::Skip(SkipReason::Quarantined);
     }
     if let Some(latest) = &state.latest
         && latest.digest.as_ref() == Some(&image.digest)
+        && !latest_failed
     {
         return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
     }
@@ -300,6 +315,7 @@ pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState) -> Decision
     };
     if let Some(waiting) = slot
         && waiting.digest.as_ref() == Some(&image.digest)
+        && !(mode == Mode::Automatic && latest_failed)
     {
         return Decision::Skip(SkipReason::AlreadyAwaitingApproval(waiting.id.clone()));
     }
@@ -337,9 +353,9 @@ mod tests {
         }
     }
 
-    fn pointer(n: u8, second: u32) -> Pointer {
+    fn pointer(n: u8, second: u32) -> DeploymentRef {
         let img = image(n, second);
-        Pointer {
+        DeploymentRef {
             id: DeploymentId(format!("dep-{n}")),
             digest: Some(img.digest),
             pushed_at: img.pushed_at,
@@ -349,7 +365,7 @@ mod tests {
     #[test]
     fn first_push_proceeds() {
         assert_eq!(
-            decide(Mode::Automatic, &image(1, 0), &ServiceState::default()),
+            decide(Mode::Automatic, &image(1, 0), &ServiceState::default(), false),
             Decision::Proceed { supersedes: None }
         );
     }
@@ -362,7 +378,7 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(2, 5), &state),
+            decide(Mode::Automatic, &image(2, 5), &state, false),
             Decision::Proceed {
                 supersedes: Some(pointer(1, 0))
             }
@@ -378,10 +394,13 @@ mod tests {
         };
         let retagged = image(1, 30);
         assert_eq!(
-            decide(Mode::Automatic, &retagged, &state),
+            decide(Mode::Automatic, &retagged, &state, false),
             Decision::Skip(SkipReason::AlreadyDeployed(DeploymentId("dep-1".into())))
         );
-        assert!(matches!(decide(Mode::Approval, &retagged, &state), Decision::Skip(_)));
+        assert!(matches!(
+            decide(Mode::Approval, &retagged, &state, false),
+            Decision::Skip(_)
+        ));
     }
 
     #[test]
@@ -392,7 +411,7 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(1, 0), &state),
+            decide(Mode::Automatic, &image(1, 0), &state, false),
             Decision::Skip(SkipReason::NewerImageAhead(DeploymentId("dep-2".into())))
         );
     }
@@ -405,7 +424,7 @@ mod tests {
             quarantined: vec![],
         };
         assert!(matches!(
-            decide(Mode::Automatic, &image(2, 5), &state),
+            decide(Mode::Automatic, &image(2, 5), &state, false),
             Decision::Skip(SkipReason::NewerImageAhead(_))
         ));
     }
@@ -418,7 +437,7 @@ mod tests {
             quarantined: vec![],
         };
         assert!(matches!(
-            decide(Mode::Approval, &image(1, 10), &state),
+            decide(Mode::Approval, &image(1, 10), &state, false),
             Decision::Skip(SkipReason::NewerImageAhead(_))
         ));
     }
@@ -431,13 +450,13 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Approval, &image(3, 9), &state),
+            decide(Mode::Approval, &image(3, 9), &state, false),
             Decision::Proceed {
                 supersedes: Some(pointer(2, 5))
             }
         );
         assert!(matches!(
-            decide(Mode::Approval, &image(2, 5), &state),
+            decide(Mode::Approval, &image(2, 5), &state, false),
             Decision::Skip(SkipReason::AlreadyAwaitingApproval(_))
         ));
     }
@@ -451,18 +470,18 @@ mod tests {
         };
         for mode in [Mode::Automatic, Mode::Approval] {
             assert_eq!(
-                decide(mode, &image(2, 40), &state),
+                decide(mode, &image(2, 40), &state, false),
                 Decision::Skip(SkipReason::Quarantined)
             );
         }
         assert_eq!(
-            decide(Mode::Automatic, &image(3, 40), &state),
+            decide(Mode::Automatic, &image(3, 40), &state, false),
             Decision::Proceed {
                 supersedes: Some(pointer(2, 5))
             }
         );
         // Lifted, after a rollback took it off the service: it deploys again.
-        let rollback = Pointer {
+        let rollback = DeploymentRef {
             digest: None,
             ..pointer(9, 5)
         };
@@ -472,11 +491,31 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(2, 40), &lifted),
+            decide(Mode::Automatic, &image(2, 40), &lifted, false),
             Decision::Proceed {
                 supersedes: Some(rollback)
             }
         );
+    }
+
+    #[test]
+    fn a_digest_whose_deploy_failed_without_a_rollback_can_be_tried_again() {
+        let state = ServiceState {
+            latest: Some(pointer(1, 0)),
+            awaiting_approval: None,
+            quarantined: vec![],
+        };
+        let pushed_again = image(1, 30);
+        assert_eq!(
+            decide(Mode::Automatic, &pushed_again, &state, true),
+            Decision::Proceed {
+                supersedes: Some(pointer(1, 0))
+            }
+        );
+        assert!(matches!(
+            decide(Mode::Automatic, &pushed_again, &state, false),
+            Decision::Skip(SkipReason::AlreadyDeployed(_))
+        ));
     }
 
     #[test]
@@ -504,6 +543,10 @@ mod tests {
         );
         assert!(!Succeeded.can_become(Deploying));
         assert!(!Superseded.can_become(Deploying));
+        assert!(
+            Superseded.can_become(Succeeded),
+            "a superseded deploy ECS completed is still known good"
+        );
         assert!(!Requested.can_become(Succeeded));
         assert!(!RolledBack.can_become(Succeeded));
     }

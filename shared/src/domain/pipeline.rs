@@ -44,10 +44,18 @@ pub struct Stage {
     pub tags: TagRule,
     pub approval: bool,
     pub snapshot_before_deploy: Vec<DbInstanceId>,
-    /// CloudWatch alarms whose move into ALARM means this stage's latest deploy is bad.
-    pub alarms: Vec<AlarmName>,
+    /// CloudWatch alarms whose move into ALARM means the latest deploy of one application in
+    /// this stage is bad.
+    pub alarms: Vec<AlarmGuard>,
     /// How long after a deploy completes an alarm is still blamed on it.
     pub watch_window: chrono::TimeDelta,
+}
+
+/// An alarm and the application it guards: it rolls back only that application's services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmGuard {
+    pub alarm: AlarmName,
+    pub application: AppName,
 }
 
 /// The watch window when a stage names none: ARCHITECTURE's default.
@@ -85,9 +93,20 @@ impl Pipeline {
         self.applications.iter().flat_map(|app| &app.services)
     }
 
-    /// The stage an alarm guards, if any.
-    pub fn stage_guarded_by(&self, alarm: &AlarmName) -> Option<&Stage> {
-        self.stages.iter().find(|stage| stage.alarms.contains(alarm))
+    /// The stage and application the alarm named `alarm` guards, if any.
+    pub fn guarded_by(&self, alarm: &str) -> Option<(&Stage, &Application)> {
+        self.stages.iter().find_map(|stage| {
+            let guard = stage.alarms.iter().find(|guard| guard.alarm.as_str() == alarm)?;
+            let application = self.applications.iter().find(|app| app.name == guard.application)?;
+            Some((stage, application))
+        })
+    }
+
+    /// Every alarm the pipeline file names, in file order: what the alarm rule must match.
+    pub fn alarm_names(&self) -> impl Iterator<Item = &AlarmName> {
+        self.stages
+            .iter()
+            .flat_map(|stage| stage.alarms.iter().map(|guard| &guard.alarm))
     }
 
     pub fn applications(&self) -> &[Application] {
@@ -131,8 +150,9 @@ struct RawStage {
     approval: bool,
     #[serde(default)]
     snapshot_before_deploy: Vec<String>,
+    /// Application name → the alarms guarding it in this stage.
     #[serde(default)]
-    alarms: Vec<String>,
+    alarms: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     watch_window_minutes: Option<i64>,
 }
@@ -231,14 +251,26 @@ impl RawPipeline {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut alarms = Vec::new();
-            for (j, alarm) in raw.alarms.into_iter().enumerate() {
-                let path = format!("stage[{i}].alarms[{j}]");
-                let alarm = field(path.clone(), AlarmName::parse(alarm))?;
-                // One alarm, one stage: otherwise a single alarm would roll back two stages.
-                if !alarms_seen.insert(alarm.clone()) {
-                    return Err(duplicate(path, "alarm", alarm.as_str()));
+            for (app, names) in raw.alarms {
+                let application = field(at(&format!("alarms.{app}")), AppName::parse(app.clone()))?;
+                if !app_names.contains(&application) {
+                    return Err(PipelineError::Field {
+                        field: at(&format!("alarms.{app}")),
+                        message: format!("no application is named `{app}`"),
+                    });
                 }
-                alarms.push(alarm);
+                for (j, alarm) in names.into_iter().enumerate() {
+                    let path = at(&format!("alarms.{app}[{j}]"));
+                    let alarm = field(path.clone(), AlarmName::parse(alarm))?;
+                    // One alarm, one guard: otherwise a single alarm would roll back two stages.
+                    if !alarms_seen.insert(alarm.clone()) {
+                        return Err(duplicate(path, "alarm", alarm.as_str()));
+                    }
+                    alarms.push(AlarmGuard {
+                        alarm,
+                        application: application.clone(),
+                    });
+                }
             }
             let minutes = raw.watch_window_minutes.unwrap_or(DEFAULT_WATCH_WINDOW_MINUTES);
             if !(1..=1440).contains(&minutes) {
@@ -407,33 +439,49 @@ mod tests {
     }
 
     #[test]
-    fn alarms_guard_one_stage_each_with_a_watch_window() {
+    fn alarms_guard_an_application_in_one_stage_with_a_watch_window() {
         let pipeline = Pipeline::parse(SHIPPED).unwrap();
-        let alarm = |name: &str| AlarmName::parse(name).unwrap();
-        let dev = pipeline.stage_guarded_by(&alarm("backend-dev-error-rate")).unwrap();
-        assert_eq!(dev.name.as_str(), "dev");
+        let (dev, app) = pipeline.guarded_by("backend-dev-error-rate").unwrap();
+        assert_eq!((dev.name.as_str(), app.name.as_str()), ("dev", "backend"));
         assert_eq!(dev.alarms.len(), 3);
         assert_eq!(
             dev.watch_window,
             chrono::TimeDelta::minutes(DEFAULT_WATCH_WINDOW_MINUTES)
         );
-        let prod = pipeline.stage_guarded_by(&alarm("backend-prod-health")).unwrap();
+        let (prod, _) = pipeline.guarded_by("backend-prod-health").unwrap();
         assert_eq!(
             (prod.name.as_str(), prod.watch_window),
             ("prod", chrono::TimeDelta::minutes(30))
         );
-        assert!(pipeline.stage_guarded_by(&alarm("unrelated")).is_none());
+        assert!(pipeline.guarded_by("unrelated").is_none());
+        assert_eq!(pipeline.alarm_names().count(), 8);
     }
 
     #[test]
-    fn an_alarm_cannot_guard_two_stages() {
+    fn two_applications_in_one_stage_each_have_their_own_alarms() {
+        let text = MINIMAL.replace(
+            "[[stage]]",
+            "[[application]]\nname = \"frontend\"\nrepository = \"social-analytics/frontend\"\nservices = [{ name = \"web\", container = \"web\" }]\n\n[[stage]]",
+        ) + "alarms.frontend = [\"web-5xx\"]\nalarms.backend = [\"api-5xx\"]\n";
+        let pipeline = Pipeline::parse(&text).unwrap();
+        assert_eq!(pipeline.guarded_by("web-5xx").unwrap().1.name.as_str(), "frontend");
+        assert_eq!(pipeline.guarded_by("api-5xx").unwrap().1.name.as_str(), "backend");
+    }
+
+    #[test]
+    fn an_alarm_cannot_guard_twice_nor_an_unknown_application() {
         let text = format!(
-            "{}\n[[stage]]\nname = \"qa\"\ncluster = \"qa\"\ntags = \"*\"\nalarms = [\"shared-5xx\"]\n",
-            MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nalarms = [\"shared-5xx\"]")
+            "{}\n[[stage]]\nname = \"qa\"\ncluster = \"qa\"\ntags = \"*\"\nalarms.backend = [\"shared-5xx\"]\n",
+            MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nalarms.backend = [\"shared-5xx\"]")
         );
         assert_eq!(
             error_of(&text),
-            "pipeline file: stage[1].alarms[0]: duplicate alarm `shared-5xx`"
+            "pipeline file: stage[1].alarms.backend[0]: duplicate alarm `shared-5xx`"
+        );
+        let unknown = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\nalarms.frontend = [\"web-5xx\"]");
+        assert_eq!(
+            error_of(&unknown),
+            "pipeline file: stage[0].alarms.frontend: no application is named `frontend`"
         );
     }
 

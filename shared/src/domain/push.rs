@@ -4,30 +4,13 @@
 use super::deployment::{Mode, PushedImage};
 use super::names::{AccountId, ImageDigest, ImageRef, ImageTag, InvalidName, Region, RepositoryName};
 use super::pipeline::{Pipeline, ServiceSpec, Stage};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use serde::{Deserialize, Serialize};
+use crate::events::{EcrEvent, WrongKind, expect_kind};
 use std::fmt;
-
-/// `detail` of an ECR Image Action event. Only what is needed to tell a push from the rest is
-/// required; the rest is checked once we know it is a push we act on.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct EcrImageAction {
-    pub action_type: String,
-    pub result: String,
-    pub repository_name: String,
-    #[serde(default)]
-    pub image_digest: Option<String>,
-    #[serde(default)]
-    pub image_tag: Option<String>,
-}
-
-pub type EcrEvent = EventBridgeEvent<EcrImageAction>;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadEvent {
     #[error(transparent)]
-    WrongKind(#[from] super::WrongKind),
+    WrongKind(#[from] WrongKind),
     #[error("event field `{field}` is missing")]
     Missing { field: &'static str },
     #[error("event field `{field}`: {error}")]
@@ -65,7 +48,7 @@ pub struct Target<'a> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Plan<'a> {
+pub enum PushPlan<'a> {
     Ignore(IgnoreReason),
     Deploy {
         image: PushedImage,
@@ -81,17 +64,17 @@ fn required<'v>(field: &'static str, value: &'v Option<String>) -> Result<&'v st
     value.as_deref().ok_or(BadEvent::Missing { field })
 }
 
-pub fn plan<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<Plan<'a>, BadEvent> {
-    super::expect_kind(event, "aws.ecr", "ECR Image Action")?;
+pub fn plan_push<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<PushPlan<'a>, BadEvent> {
+    expect_kind(event, "aws.ecr", "ECR Image Action")?;
     let detail = &event.detail;
     if detail.action_type != "PUSH" {
-        return Ok(Plan::Ignore(IgnoreReason::NotAPush(detail.action_type.clone())));
+        return Ok(PushPlan::Ignore(IgnoreReason::NotAPush(detail.action_type.clone())));
     }
     if detail.result != "SUCCESS" {
-        return Ok(Plan::Ignore(IgnoreReason::PushFailed));
+        return Ok(PushPlan::Ignore(IgnoreReason::PushFailed));
     }
     let Some(tag) = detail.image_tag.as_deref().filter(|t| !t.is_empty()) else {
-        return Ok(Plan::Ignore(IgnoreReason::Untagged));
+        return Ok(PushPlan::Ignore(IgnoreReason::Untagged));
     };
     let tag = parsed("detail.image-tag", ImageTag::parse(tag))?;
     let repository = parsed(
@@ -99,11 +82,11 @@ pub fn plan<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<Plan<'a>, Ba
         RepositoryName::parse(detail.repository_name.clone()),
     )?;
     let Some(app) = pipeline.application_for(&repository) else {
-        return Ok(Plan::Ignore(IgnoreReason::UnknownRepository(repository)));
+        return Ok(PushPlan::Ignore(IgnoreReason::UnknownRepository(repository)));
     };
     let stages = pipeline.stages_for_tag(&tag);
     if stages.is_empty() {
-        return Ok(Plan::Ignore(IgnoreReason::NoStageMatches(tag)));
+        return Ok(PushPlan::Ignore(IgnoreReason::NoStageMatches(tag)));
     }
 
     let digest = parsed(
@@ -139,7 +122,7 @@ pub fn plan<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<Plan<'a>, Ba
             app.services.iter().map(move |service| Target { stage, service, mode })
         })
         .collect();
-    Ok(Plan::Deploy { image, targets })
+    Ok(PushPlan::Deploy { image, targets })
 }
 
 #[cfg(test)]
@@ -147,9 +130,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pipeline() -> Pipeline {
-        Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
-    }
+    use crate::domain::fixtures::shipped_pipeline as pipeline;
 
     fn digest() -> String {
         format!("sha256:{}", "ab".repeat(32))
@@ -180,20 +161,20 @@ mod tests {
         }))
     }
 
-    fn targets(plan: &Plan) -> Vec<(String, String, Mode)> {
+    fn targets(plan: &PushPlan) -> Vec<(String, String, Mode)> {
         match plan {
-            Plan::Deploy { targets, .. } => targets
+            PushPlan::Deploy { targets, .. } => targets
                 .iter()
                 .map(|t| (t.stage.name.to_string(), t.service.name.to_string(), t.mode))
                 .collect(),
-            Plan::Ignore(reason) => panic!("ignored: {reason}"),
+            PushPlan::Ignore(reason) => panic!("ignored: {reason}"),
         }
     }
 
     #[test]
     fn a_release_tag_goes_to_dev_automatically_and_to_prod_for_approval() {
         let pipeline = pipeline();
-        let plan = plan(&pipeline, &push("v1.4.0")).unwrap();
+        let plan = plan_push(&pipeline, &push("v1.4.0")).unwrap();
         assert_eq!(
             targets(&plan),
             [
@@ -203,7 +184,7 @@ mod tests {
                 ("prod".into(), "worker-service".into(), Mode::Approval),
             ]
         );
-        let Plan::Deploy { image, .. } = plan else {
+        let PushPlan::Deploy { image, .. } = plan else {
             unreachable!()
         };
         assert_eq!(
@@ -231,24 +212,24 @@ mod tests {
                 .unwrap();
 
         assert_eq!(
-            plan(&pipeline, &delete).unwrap(),
-            Plan::Ignore(IgnoreReason::NotAPush("DELETE".into()))
+            plan_push(&pipeline, &delete).unwrap(),
+            PushPlan::Ignore(IgnoreReason::NotAPush("DELETE".into()))
         );
         assert_eq!(
-            plan(&pipeline, &failed).unwrap(),
-            Plan::Ignore(IgnoreReason::PushFailed)
+            plan_push(&pipeline, &failed).unwrap(),
+            PushPlan::Ignore(IgnoreReason::PushFailed)
         );
         assert_eq!(
-            plan(&pipeline, &untagged).unwrap(),
-            Plan::Ignore(IgnoreReason::Untagged)
+            plan_push(&pipeline, &untagged).unwrap(),
+            PushPlan::Ignore(IgnoreReason::Untagged)
         );
         assert!(matches!(
-            plan(&pipeline, &other_repo).unwrap(),
-            Plan::Ignore(IgnoreReason::UnknownRepository(_))
+            plan_push(&pipeline, &other_repo).unwrap(),
+            PushPlan::Ignore(IgnoreReason::UnknownRepository(_))
         ));
         assert!(matches!(
-            plan(&pipeline_without_catch_all, &push("latest")).unwrap(),
-            Plan::Ignore(IgnoreReason::NoStageMatches(_))
+            plan_push(&pipeline_without_catch_all, &push("latest")).unwrap(),
+            PushPlan::Ignore(IgnoreReason::NoStageMatches(_))
         ));
     }
 
@@ -265,19 +246,19 @@ mod tests {
         wrong_kind.source = "aws.ecs".into();
 
         assert!(matches!(
-            plan(&pipeline, &bad_digest),
+            plan_push(&pipeline, &bad_digest),
             Err(BadEvent::Invalid {
                 field: "detail.image-digest",
                 ..
             })
         ));
         assert_eq!(
-            plan(&pipeline, &no_digest),
+            plan_push(&pipeline, &no_digest),
             Err(BadEvent::Missing {
                 field: "detail.image-digest"
             })
         );
-        assert_eq!(plan(&pipeline, &no_time), Err(BadEvent::Missing { field: "time" }));
-        assert!(matches!(plan(&pipeline, &wrong_kind), Err(BadEvent::WrongKind(_))));
+        assert_eq!(plan_push(&pipeline, &no_time), Err(BadEvent::Missing { field: "time" }));
+        assert!(matches!(plan_push(&pipeline, &wrong_kind), Err(BadEvent::WrongKind(_))));
     }
 }

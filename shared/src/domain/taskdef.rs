@@ -2,7 +2,6 @@
 //! by digest. Everything else is copied by the ECS adapter as it was.
 
 use super::names::ContainerName;
-use aws_sdk_ecs::types::ContainerDefinition;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("task definition {task_definition} has no container `{container}` (it has: {present})")]
@@ -12,64 +11,73 @@ pub struct ContainerMissing {
     pub present: String,
 }
 
-/// The container definitions with only `container`'s image replaced by `image`.
-pub fn pin_container_image(
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    #[error(transparent)]
+    ContainerMissing(#[from] ContainerMissing),
+    #[error(transparent)]
+    Unusable(#[from] UnusableDefinition),
+}
+
+/// RegisterTaskDefinition's JSON body for a new revision of `described` (DescribeTaskDefinition's
+/// response with tags, for the revision `task_definition`) identical but for `container`'s
+/// image, which becomes `image`.
+pub fn pinned_registration_body(
     task_definition: &str,
-    containers: &[ContainerDefinition],
+    described: &str,
     container: &ContainerName,
     image: &str,
-) -> Result<Vec<ContainerDefinition>, ContainerMissing> {
-    if !containers.iter().any(|c| c.name() == Some(container.as_str())) {
-        let present = containers
-            .iter()
-            .filter_map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ContainerMissing {
-            task_definition: task_definition.to_owned(),
-            container: container.clone(),
-            present,
-        });
-    }
-    Ok(containers
-        .iter()
-        .map(|c| {
-            let mut c = c.clone();
-            if c.name() == Some(container.as_str()) {
-                c.image = Some(image.to_owned());
+) -> Result<serde_json::Value, PinError> {
+    let mut body = registration_body(described)?;
+    let containers = body["containerDefinitions"]
+        .as_array_mut()
+        .expect("registration_body keeps a non-empty containerDefinitions");
+    match containers.iter_mut().find(|c| c["name"] == container.as_str()) {
+        Some(pinned) => pinned["image"] = image.into(),
+        None => {
+            let present: Vec<&str> = containers.iter().filter_map(|c| c["name"].as_str()).collect();
+            return Err(ContainerMissing {
+                task_definition: task_definition.to_owned(),
+                container: container.clone(),
+                present: present.join(", "),
             }
-            c
-        })
-        .collect())
+            .into());
+        }
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ecs::types::KeyValuePair;
+    use serde_json::json;
 
-    fn container(name: &str, image: &str) -> ContainerDefinition {
-        ContainerDefinition::builder()
-            .name(name)
-            .image(image)
-            .environment(KeyValuePair::builder().name("MODE").value(name).build())
-            .build()
+    fn described(containers: serde_json::Value) -> String {
+        json!({"taskDefinition": {"family": "api", "cpu": "256", "containerDefinitions": containers},
+               "tags": [{"key": "team", "value": "analytics"}]})
+        .to_string()
     }
 
     #[test]
     fn replaces_only_the_named_container_image() {
-        let before = [container("api", "repo:old"), container("sidecar", "envoy:1")];
-        let after =
-            pin_container_image("td:1", &before, &ContainerName::parse("api").unwrap(), "repo@sha256:x").unwrap();
-        assert_eq!(after[0].image(), Some("repo@sha256:x"));
-        assert_eq!(after[0].environment(), before[0].environment());
-        assert_eq!(after[1], before[1]);
+        let before = described(json!([
+            {"name": "api", "image": "repo:old", "environment": [{"name": "MODE", "value": "api"}]},
+            {"name": "sidecar", "image": "envoy:1"}
+        ]));
+        let api = ContainerName::parse("api").unwrap();
+        assert_eq!(
+            pinned_registration_body("td:1", &before, &api, "repo@sha256:x").unwrap(),
+            json!({"family": "api", "cpu": "256", "containerDefinitions": [
+                {"name": "api", "image": "repo@sha256:x", "environment": [{"name": "MODE", "value": "api"}]},
+                {"name": "sidecar", "image": "envoy:1"}
+            ], "tags": [{"key": "team", "value": "analytics"}]})
+        );
     }
 
     #[test]
     fn a_missing_container_is_an_error_naming_what_is_there() {
-        let before = [container("web", "repo:old")];
-        let err = pin_container_image("td:1", &before, &ContainerName::parse("api").unwrap(), "x").unwrap_err();
+        let before = described(json!([{"name": "web", "image": "repo:old"}]));
+        let err = pinned_registration_body("td:1", &before, &ContainerName::parse("api").unwrap(), "x").unwrap_err();
         assert_eq!(
             err.to_string(),
             "task definition td:1 has no container `api` (it has: web)"

@@ -273,7 +273,7 @@ async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Clie
                 .as_str()
                 .or(response["reason"].as_str())
                 .unwrap_or("?"),
-            if response["last_known_good"] == true {
+            if response["status"] == "SUCCEEDED" {
                 ", now the last known good"
             } else {
                 ""

@@ -3,9 +3,9 @@
 use crate::support::*;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::adapters::dynamo::DynamoRecords;
-use shared::deploy_on_push::{PushError, Response, TargetOutcome};
 use shared::domain::names::{ClusterName, ServiceName};
-use shared::ports::{Ecs, Records};
+use shared::handlers::deploy_on_push::{PushError, PushResponse as Response, TargetOutcome};
+use shared::ports::{Deployments, Ecs};
 use std::sync::Arc;
 
 fn outcomes(response: &Response) -> Vec<(String, String, &TargetOutcome)> {

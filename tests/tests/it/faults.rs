@@ -4,7 +4,7 @@
 use crate::support::*;
 use harness::fault_proxy::{FaultKind, FaultProxy};
 use harness::moto::sdk_config_for;
-use shared::deploy_on_push::TargetOutcome;
+use shared::handlers::deploy_on_push::TargetOutcome;
 
 #[tokio::test]
 async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
@@ -25,17 +25,23 @@ async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
             "lock released"
         );
     }
-    assert!(
-        env.records().await.is_empty(),
-        "no record for a deploy that did not happen"
-    );
+    // The revision is registered and kept on a REQUESTED record (never DEPLOYING): the retry
+    // deploys that same revision instead of registering another.
+    let mut registered = Vec::new();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["status"], "REQUESTED", "no record claims the deploy");
+        assert!(!records[0].contains_key("ecs_deployment_id"));
+        registered.push(records[0]["task_definition"].clone());
+    }
 
     proxy.heal();
     let response = handler
         .handle_event(&event("push-latest.json"), deadline())
         .await
         .unwrap();
-    let shared::deploy_on_push::Response::Handled { targets, .. } = response else {
+    let shared::handlers::deploy_on_push::PushResponse::Handled { targets, .. } = response else {
         panic!()
     };
     assert!(
@@ -43,10 +49,12 @@ async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
             .iter()
             .all(|t| matches!(t.result, TargetOutcome::Deploying { .. }))
     );
-    for (service, _) in SERVICES {
+    for ((service, _), registered) in SERVICES.iter().zip(registered) {
         let records = env.records_for(DEV, service).await;
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+        assert_eq!(records[0]["status"], "DEPLOYING");
+        assert_eq!(records[0]["task_definition"], registered, "one revision per deploy");
+        assert_eq!(env.running(DEV, service).await, registered);
     }
 }
 

@@ -75,6 +75,40 @@ async fn errors_are_clear_and_fail_the_command() {
     );
     let shipped = harness::repo_root().join("pipeline.toml");
     assert!(stdout(&pipectl(&env, &["validate", shipped.to_str().unwrap()])).contains("stages: dev → staging → prod"));
+
+    // The template's alarm rule must deliver exactly the pipeline file's alarms.
+    let template = harness::repo_root().join("template.yaml");
+    let (shipped, template) = (shipped.to_str().unwrap(), template.to_str().unwrap());
+    let checked = pipectl(&env, &["validate", shipped, "--template", template]);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let drifted = std::env::temp_dir().join(format!("pipectl-drift-{}.toml", std::process::id()));
+    std::fs::write(
+        &drifted,
+        std::fs::read_to_string(shipped)
+            .unwrap()
+            .replace("\"backend-dev-health\"", "\"backend-dev-latency\""),
+    )
+    .unwrap();
+    let drift = pipectl(&env, &["validate", drifted.to_str().unwrap(), "--template", template]);
+    assert_eq!(drift.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&drift.stderr)
+            .contains("GuardedAlarmNames is backend-dev-5xx,backend-dev-error-rate,backend-dev-health,"),
+        "{}",
+        String::from_utf8_lossy(&drift.stderr)
+    );
+}
+
+#[test]
+fn the_templates_history_index_copies_exactly_what_history_reads() {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let listed = template
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("NonKeyAttributes: ["))
+        .and_then(|rest| rest.strip_suffix(']'))
+        .expect("by-service lists its NonKeyAttributes on one line");
+    let listed: Vec<&str> = listed.split(',').map(str::trim).collect();
+    assert_eq!(listed, shared::adapters::dynamo::HISTORY_ATTRIBUTES);
 }
 
 #[tokio::test]

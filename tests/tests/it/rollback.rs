@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use harness::fault_proxy::{FaultKind, FaultProxy};
 use harness::moto::sdk_config_for;
 use harness::{alarm_timestamp, event_file, event_time, story_time};
-use shared::domain::rollback::AlarmEvent;
-use shared::rollback_on_alarm::Response;
-use shared::rollbacks::RollbackOutcome;
+use shared::events::AlarmEvent;
+use shared::handlers::restore::RestoreOutcome as RollbackOutcome;
+use shared::handlers::rollback_on_alarm::AlarmResponse as Response;
 
 /// The sample alarm event `file`, its state changed `minute` minutes into the story.
 fn alarm(file: &str, minute: i64) -> AlarmEvent {
@@ -19,12 +19,7 @@ fn alarm(file: &str, minute: i64) -> AlarmEvent {
 
 /// The ECS deployment-state event for a record's ECS deployment, ended `minute` minutes into
 /// the story.
-fn ecs_ended(
-    file: &str,
-    service: &str,
-    ecs_deployment_id: &str,
-    minute: i64,
-) -> shared::domain::ecs_event::EcsDeploymentEvent {
+fn ecs_ended(file: &str, service: &str, ecs_deployment_id: &str, minute: i64) -> shared::events::EcsDeploymentEvent {
     let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
     event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
     event["detail"]["deploymentId"] = ecs_deployment_id.into();
@@ -94,7 +89,11 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", 20), deadline())
+        .handle_event(
+            &alarm("metric-alarm.json", 20),
+            delivered(&alarm("metric-alarm.json", 20)),
+            deadline(),
+        )
         .await
         .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
@@ -143,13 +142,9 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
         tracker.handle_event(&completed, deadline()).await.unwrap();
         let rollback = env.records_for(DEV, service).await.pop().unwrap();
         assert_eq!(rollback["status"], "SUCCEEDED");
-        let state = env.state_item(DEV, service).await;
-        let known_good = state["last_known_good"].as_m().unwrap();
-        assert_eq!(known_good["id"].as_s().unwrap(), &rollback["id"]);
-        assert_eq!(
-            known_good["image"].as_s().unwrap(),
-            &format!("{REGISTRY}@{}", digest(1))
-        );
+        let known_good = env.known_good(DEV, service).await.expect("a known good");
+        assert_eq!(known_good.id.as_str(), rollback["id"]);
+        assert_eq!(known_good.image_running().unwrap(), format!("{REGISTRY}@{}", digest(1)));
     }
 
     // The bad digest pushed again is skipped; a fix forward deploys.
@@ -189,13 +184,17 @@ async fn duplicates_concurrent_alarms_and_alarm_flapping_roll_back_exactly_once(
     ];
     let concurrent = futures_util::future::join_all(together.iter().map(|event| {
         let handler = env.alarm_handler();
-        async move { handler.handle_event(event, deadline()).await.unwrap() }
+        async move { handler.handle_event(event, delivered(event), deadline()).await.unwrap() }
     }))
     .await;
     assert_eq!(concurrent.iter().map(rolled_back).sum::<usize>(), 2, "{concurrent:?}");
     let again = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", 26), deadline())
+        .handle_event(
+            &alarm("metric-alarm.json", 26),
+            delivered(&alarm("metric-alarm.json", 26)),
+            deadline(),
+        )
         .await
         .unwrap();
     assert_eq!(rolled_back(&again), 0, "{again:?}");
@@ -215,7 +214,11 @@ async fn after_the_window_an_alarm_only_notifies_once() {
 
     let late = alarm("metric-alarm.json", 40);
     for _ in 0..2 {
-        let response = env.alarm_handler().handle_event(&late, deadline()).await.unwrap();
+        let response = env
+            .alarm_handler()
+            .handle_event(&late, delivered(&late), deadline())
+            .await
+            .unwrap();
         assert_only_notified(&response, "before the watch window");
     }
     assert_dev_unchanged(&env, &before, &bad).await;
@@ -237,7 +240,11 @@ async fn an_alarm_that_fired_before_the_deployment_started_only_notifies() {
     let bad = deploy_and_complete(&env, 2, 10, 12).await;
     let before = env.records().await;
 
-    let response = env.alarm_handler().handle_event(&stale, deadline()).await.unwrap();
+    let response = env
+        .alarm_handler()
+        .handle_event(&stale, delivered(&stale), deadline())
+        .await
+        .unwrap();
     assert_only_notified(&response, "fired before the current deployment started");
     assert_dev_unchanged(&env, &before, &bad).await;
     assert_eq!(env.notices().await.len(), 2);
@@ -259,7 +266,7 @@ async fn ecs_completing_the_bad_deployment_during_its_rollback_still_leaves_it_r
     proxy.hold("UpdateService");
     let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
     let fired = alarm("metric-alarm.json", 20);
-    let rolling_back = tokio::spawn(async move { handler.handle_event(&fired, deadline()).await });
+    let rolling_back = tokio::spawn(async move { handler.handle_event(&fired, delivered(&fired), deadline()).await });
     proxy.wait_held(SERVICES.len()).await;
     for ((service, _), records) in SERVICES.iter().zip(&bad) {
         let bad = records.last().unwrap();
@@ -298,7 +305,7 @@ async fn a_rollback_that_died_after_ecs_moved_the_service_is_resumed_by_the_retr
     let first = {
         let fired = &fired;
         let handler = &handler;
-        let attempt = async move { handler.handle_event(fired, deadline()).await };
+        let attempt = async move { handler.handle_event(fired, delivered(fired), deadline()).await };
         let breaking = async {
             proxy.wait_held(SERVICES.len()).await;
             proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 0);
@@ -325,7 +332,10 @@ async fn a_rollback_that_died_after_ecs_moved_the_service_is_resumed_by_the_retr
     assert!(env.notices().await.is_empty());
 
     proxy.heal();
-    let response = handler.handle_event(&fired, deadline()).await.unwrap();
+    let response = handler
+        .handle_event(&fired, delivered(&fired), deadline())
+        .await
+        .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
     for ((service, _), good) in SERVICES.iter().zip(&good) {
         assert_eq!(&env.running(DEV, service).await, good);
@@ -353,7 +363,11 @@ async fn a_failed_rollback_is_reported_once_and_never_rolled_back_and_a_late_fai
     deploy_and_complete(&env, 2, 10, 12).await;
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", 20), deadline())
+        .handle_event(
+            &alarm("metric-alarm.json", 20),
+            delivered(&alarm("metric-alarm.json", 20)),
+            deadline(),
+        )
         .await
         .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
@@ -408,7 +422,11 @@ async fn a_deregistered_known_good_is_registered_again_from_its_stored_definitio
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", 20), deadline())
+        .handle_event(
+            &alarm("metric-alarm.json", 20),
+            delivered(&alarm("metric-alarm.json", 20)),
+            deadline(),
+        )
         .await
         .unwrap();
     assert_eq!(rolled_back(&response), 2, "{response:?}");
@@ -458,7 +476,11 @@ async fn without_any_known_good_target_nothing_changes_and_people_are_told() {
 
     let response = env
         .alarm_handler()
-        .handle_event(&alarm("metric-alarm.json", 3), deadline())
+        .handle_event(
+            &alarm("metric-alarm.json", 3),
+            delivered(&alarm("metric-alarm.json", 3)),
+            deadline(),
+        )
         .await
         .unwrap();
     assert_only_notified(&response, "never stored");
@@ -475,7 +497,7 @@ async fn other_transitions_and_unguarded_alarms_change_nothing() {
     for file in ["ok.json", "alarm-to-alarm.json", "unguarded.json"] {
         let response = env
             .alarm_handler()
-            .handle_event(&alarm(file, 20), deadline())
+            .handle_event(&alarm(file, 20), delivered(&alarm(file, 20)), deadline())
             .await
             .unwrap();
         assert!(matches!(response, Response::Ignored { .. }), "{file}: {response:?}");
@@ -512,13 +534,20 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
         assert_eq!(results(&response), ["nothing", "nothing"], "{name}: {response}");
     }
     // Staging never deployed anything: its daily alarm is reported, nothing to undo.
-    let response = function.invoke(file("daily-alarm.json")).await.response();
+    let response = function.invoke(fired("daily-alarm.json")).await.response();
     assert_eq!(response["stage"], "staging");
     assert_eq!(results(&response), ["notified", "notified"], "{response}");
     for name in ["ok.json", "alarm-to-alarm.json", "unguarded.json"] {
         let response = function.invoke(file(name)).await.response();
         assert_eq!(response["outcome"], "ignored", "{name}: {response}");
     }
+    // The sample as it is in events/ fired on 2026-11-22: a delivery that late is history.
+    let stale = function.invoke(file("metric-alarm.json")).await.response();
+    assert_eq!(stale["outcome"], "ignored", "{stale}");
+    assert!(
+        stale["reason"].as_str().unwrap().contains("more than 15 minutes ago"),
+        "{stale}"
+    );
     let (error_type, message) = function.invoke(file("malformed.json")).await.error();
     assert_eq!(error_type, "BadEvent");
     assert!(message.contains("missing field `alarmName`"), "{message}");

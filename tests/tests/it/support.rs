@@ -6,12 +6,12 @@ use harness::moto::Moto;
 use harness::seed::{Notice, World, seed, take_notices};
 use harness::{event_file, repo_root};
 use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
-use shared::deploy_on_push::DeployOnPush;
 use shared::domain::pipeline::Pipeline;
-use shared::domain::push::EcrEvent;
-use shared::rollback_on_alarm::RollbackOnAlarm;
-use shared::rollbacks::Rollbacks;
-use shared::track_deployment::TrackDeployment;
+use shared::events::EcrEvent;
+use shared::handlers::deploy_on_push::DeployOnPush;
+use shared::handlers::restore::Restorer;
+use shared::handlers::rollback_on_alarm::RollbackOnAlarm;
+use shared::handlers::track_deployment::TrackDeployment;
 use std::collections::HashMap;
 
 pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter>;
@@ -65,8 +65,8 @@ impl Env {
         }
     }
 
-    fn rollbacks(&self, config: &SdkConfig) -> Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier> {
-        Rollbacks {
+    fn restorer(&self, config: &SdkConfig) -> Restorer<DynamoRecords, EcsAdapter, SnsNotifier> {
+        Restorer {
             records: DynamoRecords::new(config, &self.world.table),
             ecs: EcsAdapter::new(config),
             notifier: SnsNotifier::new(config, &self.world.topic_arn),
@@ -76,7 +76,7 @@ impl Env {
     pub fn tracker(&self) -> Tracker {
         TrackDeployment {
             pipeline: shipped_pipeline(),
-            rollbacks: self.rollbacks(&self.config),
+            restorer: self.restorer(&self.config),
         }
     }
 
@@ -88,8 +88,23 @@ impl Env {
     pub fn alarm_handler_with(&self, config: &SdkConfig) -> AlarmHandler {
         RollbackOnAlarm {
             pipeline: shipped_pipeline(),
-            rollbacks: self.rollbacks(config),
+            restorer: self.restorer(config),
         }
+    }
+
+    /// The service's last known good as a rollback would find it: from its history (the one
+    /// source of truth), read through the adapter, as its full record.
+    pub async fn known_good(&self, cluster: &str, service: &str) -> Option<shared::domain::deployment::Deployment> {
+        use shared::ports::Deployments;
+        let records = DynamoRecords::new(&self.config, &self.world.table);
+        let (cluster, service) = (
+            shared::domain::names::ClusterName::parse(cluster).unwrap(),
+            shared::domain::names::ServiceName::parse(service).unwrap(),
+        );
+        let page = records.history(&cluster, &service, 100, None).await.unwrap();
+        let nothing_current = shared::domain::deployment::DeploymentId::from_stored(String::new());
+        let good = shared::domain::rollback_plan::known_good(&page.deployments, &nothing_current)?;
+        records.get_deployment(&good.from).await.unwrap()
     }
 
     /// The environment template.yaml gives the functions.
@@ -230,6 +245,18 @@ pub fn push(tag: &str, digest_byte: u8, second: u32) -> EcrEvent {
 
 pub fn digest(byte: u8) -> String {
     format!("sha256:{}", format!("{byte:02x}").repeat(32))
+}
+
+/// When EventBridge delivers an alarm event: seconds after its state changed.
+pub fn delivered(event: &shared::events::AlarmEvent) -> DateTime<Utc> {
+    let changed = event
+        .detail
+        .state
+        .timestamp
+        .as_deref()
+        .expect("sample alarms carry a state timestamp");
+    let changed = DateTime::parse_from_str(changed, "%Y-%m-%dT%H:%M:%S%.f%z").expect("CloudWatch's format");
+    changed.with_timezone(&Utc) + chrono::TimeDelta::seconds(5)
 }
 
 pub fn deadline() -> DateTime<Utc> {

@@ -3,9 +3,9 @@
 use crate::support::*;
 use harness::event_file;
 use harness::function::Function;
-use shared::domain::ecs_event::EcsDeploymentEvent;
-use shared::rollbacks::RollbackOutcome;
-use shared::track_deployment::Response;
+use shared::events::EcsDeploymentEvent;
+use shared::handlers::restore::RestoreOutcome as RollbackOutcome;
+use shared::handlers::track_deployment::TrackResponse as Response;
 
 /// The sample event `file`, about `cluster/service` and ECS deployment `id`.
 fn ecs_event(file: &str, cluster: &str, service: &str, id: &str) -> serde_json::Value {
@@ -40,28 +40,22 @@ async fn deployed(env: &Env) -> Vec<(&'static str, String)> {
 }
 
 #[tokio::test]
-async fn completion_records_success_once_and_sets_the_last_known_good() {
+async fn completion_records_success_once() {
     let env = Env::new().await;
     let tracker = tracker(&env);
     for (service, id) in deployed(&env).await {
         let completed = typed(ecs_event("completed.json", DEV, service, &id));
         let response = tracker.handle_event(&completed, deadline()).await.unwrap();
         assert!(
-            matches!(&response, Response::Recorded { status, last_known_good: true, .. } if status == "SUCCEEDED"),
+            matches!(&response, Response::Recorded { status, rollback: None, .. } if status == "SUCCEEDED"),
             "{response:?}"
         );
         let record = &env.records_for(DEV, service).await[0];
         assert_eq!(record["status"], "SUCCEEDED");
         assert_eq!(record["completed_at"], "2026-11-22T10:06:58.417Z");
 
-        let state = env.state_item(DEV, service).await;
-        let good = state["last_known_good"].as_m().unwrap();
-        assert_eq!(good["id"].as_s().unwrap(), &record["id"]);
-        assert_eq!(
-            good["task_definition"].as_s().unwrap(),
-            &env.running(DEV, service).await
-        );
-        assert_eq!(good["image"].as_s().unwrap(), &record["image"]);
+        // The history is the one source of truth for the last known good: no copy of it.
+        assert!(!env.state_item(DEV, service).await.contains_key("last_known_good"));
 
         let again = tracker.handle_event(&completed, deadline()).await.unwrap();
         assert_eq!(
@@ -80,7 +74,7 @@ async fn a_failure_is_recorded_and_rolled_back_to_what_ran_before_once() {
     let failed = typed(ecs_event("failed.json", DEV, service, &id));
     let response = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
     assert!(
-        matches!(&response, Response::Recorded { status, last_known_good: false, rollback: Some(RollbackOutcome::RolledBack { .. }), .. } if status == "FAILED"),
+        matches!(&response, Response::Recorded { status, rollback: Some(RollbackOutcome::RolledBack { .. }), .. } if status == "FAILED"),
         "{response:?}"
     );
     let records = env.records_for(DEV, service).await;

@@ -1,10 +1,9 @@
 //! What every function's `main` does before it serves events: logs, config, clients.
 
-use crate::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use crate::domain::pipeline::{Pipeline, PipelineError};
 
 /// The shipped pipeline file, built into the binary so a deploy is one artifact.
-pub const SHIPPED_PIPELINE: &str = include_str!("../../pipeline.toml");
+pub const SHIPPED_PIPELINE: &str = include_str!("../../../pipeline.toml");
 
 #[derive(thiserror::Error)]
 pub enum InitError {
@@ -45,20 +44,11 @@ pub fn env(name: &'static str) -> Result<String, InitError> {
     std::env::var(name).map_err(|_| InitError::MissingEnv(name))
 }
 
-/// The clients a rollback needs, from `TABLE_NAME` and `TOPIC_ARN`.
-pub fn rollbacks(
-    aws: &aws_config::SdkConfig,
-) -> Result<crate::rollbacks::Rollbacks<DynamoRecords, EcsAdapter, SnsNotifier>, InitError> {
-    Ok(crate::rollbacks::Rollbacks {
-        records: DynamoRecords::new(aws, env("TABLE_NAME")?),
-        ecs: EcsAdapter::new(aws),
-        notifier: SnsNotifier::new(aws, env("TOPIC_ARN")?),
-    })
-}
-
 /// The roots every AWS endpoint chains to.
-const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+#[cfg(feature = "aws")]
+const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../../certs/amazon-trust-services.pem");
 
+#[cfg(feature = "aws")]
 /// Region, credentials and `AWS_ENDPOINT_URL` from the environment, as Lambda provides them.
 ///
 /// Two things the SDK's defaults do at init that a Lambda function does not need, measured
@@ -99,6 +89,7 @@ pub async fn aws_config() -> Result<aws_config::SdkConfig, InitError> {
         .await)
 }
 
+#[cfg(feature = "aws")]
 /// The PEM file's bytes, once checked: the SDK panics on a certificate it cannot parse.
 fn read_certificates(path: &str) -> Result<Vec<u8>, InitError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -116,27 +107,7 @@ fn read_certificates(path: &str) -> Result<Vec<u8>, InitError> {
     Ok(pem)
 }
 
-/// A failed AWS call in one line: `Operation: Code: message`, or the whole error chain when
-/// the call never got an answer (timeout, connection refused).
-pub fn describe_sdk_error<E, R>(operation: &str, err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{operation}: {}: {}",
-            service.code().unwrap_or("UnknownError"),
-            service.message().unwrap_or("no message")
-        ),
-        None => format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(err)
-        ),
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "aws"))]
 mod tests {
     use super::*;
     use rustls_pki_types::{CertificateDer, pem::PemObject};

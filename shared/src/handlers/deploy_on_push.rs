@@ -5,28 +5,31 @@
 //! record (its id is the business key, so a duplicate delivery loses here), act on ECS, then
 //! record the outcome and release the lock in one write.
 
+use super::point_service_at;
 use crate::domain::deployment::{
-    Decision, Deployment, DeploymentId, Kind, Mode, Pointer, PushedImage, SkipReason, Status, decide,
+    Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
+    SkipReason, Status, decide,
 };
-use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::push::{BadEvent, EcrEvent, Plan, Target, plan};
-use crate::ports::{Ecs, EcsError, Records, Running, Slot, StoreError};
-use crate::service_lock::{Locked, ServiceError, ServiceFailures, deadline_of, with_service_lock};
+use crate::domain::push::{BadEvent, PushPlan, Target, plan_push};
+use crate::events::EcrEvent;
+use crate::lambda::errors::{ServiceError, ServiceFailures};
+use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
+use crate::ports::{Deployments, Ecs, Running, ServiceLocks, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 
-pub struct DeployOnPush<R, E> {
+pub struct DeployOnPush<S, E> {
     pub pipeline: Pipeline,
-    pub records: R,
+    pub records: S,
     pub ecs: E,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Response {
+pub enum PushResponse {
     Ignored { reason: String },
     Handled { image: String, targets: Vec<TargetResult> },
 }
@@ -83,56 +86,28 @@ impl From<BadEvent> for PushError {
     }
 }
 
-/// Points the service at `task_definition` and returns the ECS deployment id. A service already
-/// on it is adopted, not deployed again; a failed update is looked at before it counts as one
-/// (its answer may have been lost after ECS applied it).
-pub(crate) async fn point_service_at<E: Ecs>(
-    ecs: &E,
-    cluster: &ClusterName,
-    service: &ServiceName,
-    running: &Running,
-    task_definition: &str,
-) -> Result<String, EcsError> {
-    if running.task_definition == task_definition
-        && let Some(id) = &running.primary_deployment_id
-    {
-        return Ok(id.clone());
-    }
-    match ecs.update_service(cluster, service, task_definition).await {
-        Ok(id) => Ok(id),
-        Err(err) => match ecs.running_service(cluster, service).await {
-            Ok(Running {
-                task_definition: now,
-                primary_deployment_id: Some(id),
-            }) if now == task_definition => Ok(id),
-            _ => Err(err),
-        },
-    }
-}
-
-impl<R: Records, E: Ecs> DeployOnPush<R, E> {
+impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
     /// The Lambda entry point: the payload is read here so a malformed event becomes a
     /// `BadEvent` naming the field, not a panic.
-    pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<Response, PushError> {
+    pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<PushResponse, PushError> {
         let deadline = deadline_of(&event.context);
-        let parsed: EcrEvent = serde_path_to_error::deserialize(event.payload)
-            .map_err(|e| PushError::BadEvent(format!("{}: {}", e.path(), e.inner())))?;
+        let parsed: EcrEvent = crate::events::parse(event.payload).map_err(PushError::BadEvent)?;
         self.handle_event(&parsed, deadline).await
     }
 
-    pub async fn handle_event(&self, event: &EcrEvent, deadline: DateTime<Utc>) -> Result<Response, PushError> {
-        let (image, targets) = match plan(&self.pipeline, event) {
+    pub async fn handle_event(&self, event: &EcrEvent, deadline: DateTime<Utc>) -> Result<PushResponse, PushError> {
+        let (image, targets) = match plan_push(&self.pipeline, event) {
             Err(err) => {
                 tracing::warn!(error = %err, "rejected event");
                 return Err(err.into());
             }
-            Ok(Plan::Ignore(reason)) => {
+            Ok(PushPlan::Ignore(reason)) => {
                 tracing::info!(%reason, "ignored push");
-                return Ok(Response::Ignored {
+                return Ok(PushResponse::Ignored {
                     reason: reason.to_string(),
                 });
             }
-            Ok(Plan::Deploy { image, targets }) => (image, targets),
+            Ok(PushPlan::Deploy { image, targets }) => (image, targets),
         };
 
         // Targets are distinct (stage, service) pairs, each under its own lock: run them together.
@@ -160,7 +135,7 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         if !failures.is_empty() {
             return Err(PushError::Targets(ServiceFailures(failures)));
         }
-        Ok(Response::Handled {
+        Ok(PushResponse::Handled {
             image: image.uri,
             targets: results,
         })
@@ -174,25 +149,40 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     ) -> Result<TargetOutcome, ServiceError> {
         let (cluster, service) = (&target.stage.cluster, &target.service.name);
         with_service_lock(&self.records, cluster, service, deadline, |state| async move {
-            match decide(target.mode, image, &state) {
-                Decision::Skip(reason) => Ok((
-                    TargetOutcome::Skipped {
-                        reason: reason.to_string(),
-                    },
-                    None,
-                )),
-                Decision::Proceed { supersedes } => self.proceed(image, target, supersedes).await,
+            let latest_failed = self.latest_failed_with(&image.digest, &state).await?;
+            match decide(target.mode, image, &state, latest_failed) {
+                Decision::Skip(reason) => Ok(LockedWork::only(TargetOutcome::Skipped {
+                    reason: reason.to_string(),
+                })),
+                Decision::Proceed { supersedes } => self.start(image, target, supersedes, deadline).await,
             }
         })
         .await
     }
 
-    async fn proceed(
+    /// Whether the service's latest deployment put this very digest on it and FAILED (with
+    /// nothing to roll back to): then a new push of the digest may try again.
+    async fn latest_failed_with(
+        &self,
+        digest: &crate::domain::names::ImageDigest,
+        state: &ServiceState,
+    ) -> Result<bool, StoreError> {
+        let Some(latest) = state.latest.as_ref().filter(|l| l.digest.as_ref() == Some(digest)) else {
+            return Ok(false);
+        };
+        let record = self.records.get_deployment(&latest.id).await?;
+        Ok(record.is_some_and(|d| d.status == Status::Failed))
+    }
+
+    /// Creates the record and, for an automatic stage, deploys; for an approval stage the
+    /// record waits for an approver.
+    async fn start(
         &self,
         image: &PushedImage,
         target: &Target<'_>,
-        supersedes: Option<Pointer>,
-    ) -> Result<Locked<TargetOutcome>, ServiceError> {
+        supersedes: Option<DeploymentRef>,
+        deadline: DateTime<Utc>,
+    ) -> Result<LockedWork<TargetOutcome>, ServiceError> {
         let (stage, cluster, service) = (&target.stage.name, &target.stage.cluster, &target.service.name);
         let now = Utc::now();
         let mut record = Deployment {
@@ -216,14 +206,14 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
             ecs_reason: None,
         };
 
-        let (slot, outcome) = match target.mode {
+        let (field, outcome) = match target.mode {
             Mode::Approval => {
                 record.status = Status::AwaitingApproval;
                 if !self.records.create_deployment(&record).await? {
                     return self.duplicate(&record.id, supersedes).await;
                 }
                 (
-                    Slot::AwaitingApproval,
+                    ServiceStateField::AwaitingApproval,
                     TargetOutcome::AwaitingApproval {
                         deployment_id: record.id.to_string(),
                     },
@@ -244,34 +234,14 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
                         }
                     }
                 }
-                let ecs_deployment_id = match self.act(&mut record, &running).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        // The service was not updated: no record may say otherwise.
-                        if let Err(store) = self.records.delete_requested(&record.id).await {
-                            tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");
-                        }
-                        return Err(err);
-                    }
-                };
-                let deploying = Deployment {
-                    ecs_deployment_id: Some(ecs_deployment_id.clone()),
-                    ..record
-                        .transition(Status::Deploying, Utc::now())
-                        .expect("REQUESTED can become DEPLOYING")
-                };
-                if !self.records.save_transition(&deploying, Status::Requested).await? {
-                    // Only possible if our lock's lease ran out and another attempt took over.
-                    tracing::warn!(deployment = %deploying.id, "record left REQUESTED by another attempt");
-                }
-                record = deploying;
+                record = self.register_and_update(record, &running, deadline).await?;
                 (
-                    Slot::Latest,
+                    ServiceStateField::Latest,
                     TargetOutcome::Deploying {
                         deployment_id: record.id.to_string(),
                         previous_task_definition: record.previous_task_definition.clone().unwrap_or_default(),
                         task_definition: record.task_definition.clone().unwrap_or_default(),
-                        ecs_deployment_id,
+                        ecs_deployment_id: record.ecs_deployment_id.clone().unwrap_or_default(),
                     },
                 )
             }
@@ -280,34 +250,85 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
         if let Some(older) = supersedes {
             self.supersede(&older.id, &record.id).await?;
         }
-        Ok((outcome, Some((slot, record.pointer()))))
+        Ok(LockedWork {
+            outcome,
+            moves: Some(StateMove {
+                field,
+                to: record.reference(),
+            }),
+        })
     }
 
-    /// Registers the pinned revision (once: it is saved on the record before the service is
-    /// touched) and points the service at it; returns the ECS deployment id. A service already
-    /// on that revision is adopted, not deployed again.
-    async fn act(&self, record: &mut Deployment, running: &Running) -> Result<String, ServiceError> {
+    /// Registers the pinned revision (once: it is saved on the REQUESTED record before the
+    /// service is touched), points the service at it and records the deployment DEPLOYING.
+    ///
+    /// From the registration on, the record stays REQUESTED on any failure, and the retry
+    /// resumes it with the same revision, adopting whatever ECS did with it (one revision per
+    /// deploy; ECS may have applied an UpdateService whose answer was lost).
+    async fn register_and_update(
+        &self,
+        mut record: Deployment,
+        running: &Running,
+        deadline: DateTime<Utc>,
+    ) -> Result<Deployment, ServiceError> {
         let registered = match &record.task_definition {
             Some(arn) => arn.clone(),
-            None => {
-                let previous = record
-                    .previous_task_definition
-                    .as_deref()
-                    .unwrap_or(&running.task_definition);
-                let registered = self
-                    .ecs
-                    .register_pinned(previous, &record.container, &record.image.uri)
-                    .await?;
-                record.task_definition = Some(registered.arn.clone());
-                record.definition = Some(registered.definition);
-                record.previous_definition = Some(registered.previous_definition);
-                if !self.records.record_registration(record).await? {
-                    tracing::warn!(deployment = %record.id, "record left REQUESTED by another attempt");
+            None => self.register(&mut record, running).await?,
+        };
+        let ecs_deployment_id = point_service_at(
+            &self.ecs,
+            &record.cluster,
+            &record.service,
+            running,
+            &registered,
+            deadline,
+        )
+        .await?;
+        let deploying = Deployment {
+            ecs_deployment_id: Some(ecs_deployment_id),
+            ..record
+                .transition(Status::Deploying, Utc::now())
+                .expect("REQUESTED can become DEPLOYING")
+        };
+        if self.records.save_transition(&deploying, Status::Requested).await? {
+            return Ok(deploying);
+        }
+        // track-deployment may have recorded ECS's ending on it first (an ending that arrived
+        // before this retry): that record is the truer one.
+        match self.records.get_deployment(&deploying.id).await? {
+            Some(now) if now.ecs_deployment_id == deploying.ecs_deployment_id => Ok(now),
+            _ => Err(StoreError::retryable(format!("{} changed while it was deployed", deploying.id)).into()),
+        }
+    }
+
+    /// Registers the revision pinned to the pushed image and saves it on the record. If ECS
+    /// refuses, nothing happened and the record goes; once ECS registered, the record stays
+    /// (a lost answer from the table may hide that the revision was saved on it).
+    async fn register(&self, record: &mut Deployment, running: &Running) -> Result<String, ServiceError> {
+        let previous = record
+            .previous_task_definition
+            .as_deref()
+            .unwrap_or(&running.task_definition);
+        let registered = match self
+            .ecs
+            .register_pinned(previous, &record.container, &record.image.uri)
+            .await
+        {
+            Ok(registered) => registered,
+            Err(err) => {
+                if let Err(store) = self.records.delete_requested(&record.id).await {
+                    tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");
                 }
-                registered.arn
+                return Err(err.into());
             }
         };
-        Ok(point_service_at(&self.ecs, &record.cluster, &record.service, running, &registered).await?)
+        record.task_definition = Some(registered.arn.clone());
+        record.definition = Some(registered.definition);
+        record.previous_definition = Some(registered.previous_definition);
+        if !self.records.record_registration(record).await? {
+            return Err(StoreError::retryable(format!("{} is no longer REQUESTED", record.id)).into());
+        }
+        Ok(registered.arn)
     }
 
     /// The record exists beyond REQUESTED: this delivery was handled before. Finish what the
@@ -316,25 +337,29 @@ impl<R: Records, E: Ecs> DeployOnPush<R, E> {
     async fn duplicate(
         &self,
         id: &DeploymentId,
-        supersedes: Option<Pointer>,
-    ) -> Result<Locked<TargetOutcome>, ServiceError> {
+        supersedes: Option<DeploymentRef>,
+    ) -> Result<LockedWork<TargetOutcome>, ServiceError> {
         let existing = self.records.get_deployment(id).await?;
         let repair = existing.and_then(|d| match d.status {
-            Status::AwaitingApproval => Some((Slot::AwaitingApproval, d.pointer())),
-            Status::Deploying | Status::Succeeded | Status::Failed | Status::RolledBack => {
-                Some((Slot::Latest, d.pointer()))
-            }
+            Status::AwaitingApproval => Some(StateMove {
+                field: ServiceStateField::AwaitingApproval,
+                to: d.reference(),
+            }),
+            Status::Deploying | Status::Succeeded | Status::Failed | Status::RolledBack => Some(StateMove {
+                field: ServiceStateField::Latest,
+                to: d.reference(),
+            }),
             _ => None,
         });
         if let Some(older) = supersedes.filter(|older| &older.id != id) {
             self.supersede(&older.id, id).await?;
         }
-        Ok((
-            TargetOutcome::Skipped {
+        Ok(LockedWork {
+            outcome: TargetOutcome::Skipped {
                 reason: SkipReason::Duplicate(id.clone()).to_string(),
             },
-            repair,
-        ))
+            moves: repair,
+        })
     }
 
     async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId) -> Result<(), StoreError> {

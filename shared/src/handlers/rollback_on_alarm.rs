@@ -1,30 +1,35 @@
-//! rollback-on-alarm: an alarm guarding a stage went into ALARM; each service of the stage
-//! whose current deployment is to blame goes back to its last known good.
+//! rollback-on-alarm: an alarm guarding an application in a stage went into ALARM; each of
+//! that application's services whose current deployment is to blame goes back to its last
+//! known good. Other applications in the stage are not touched.
 
+use super::restore::{RestoreOutcome, Restorer};
+use crate::domain::alarm::{AlarmMeaning, read_alarm};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::rollback::{AlarmEvent, AlarmReading, Trigger, read_alarm};
-use crate::ports::{Ecs, Notifier, Records};
-use crate::rollbacks::{RollbackOutcome, Rollbacks};
-use crate::service_lock::{ServiceFailures, deadline_of};
+use crate::domain::rollback_plan::Trigger;
+use crate::events::AlarmEvent;
+use crate::lambda::errors::ServiceFailures;
+use crate::lambda::service_lock::deadline_of;
+use crate::ports::{Deployments, Ecs, Notifier, Outbox, ServiceLocks, ServiceStates};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 
-pub struct RollbackOnAlarm<R, E, N> {
+pub struct RollbackOnAlarm<S, E, N> {
     pub pipeline: Pipeline,
-    pub rollbacks: Rollbacks<R, E, N>,
+    pub restorer: Restorer<S, E, N>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Response {
+pub enum AlarmResponse {
     Ignored {
         reason: String,
     },
     Handled {
         alarm: String,
         stage: String,
+        application: String,
         services: Vec<ServiceResult>,
     },
 }
@@ -33,7 +38,7 @@ pub enum Response {
 pub struct ServiceResult {
     pub service: String,
     #[serde(flatten)]
-    pub result: RollbackOutcome,
+    pub result: RestoreOutcome,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,41 +62,56 @@ impl From<AlarmError> for Diagnostic {
     }
 }
 
-impl<R: Records, E: Ecs, N: Notifier> RollbackOnAlarm<R, E, N> {
-    pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<Response, AlarmError> {
+impl<S, E, N> RollbackOnAlarm<S, E, N>
+where
+    S: ServiceLocks + Deployments + ServiceStates + Outbox,
+    E: Ecs,
+    N: Notifier,
+{
+    pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<AlarmResponse, AlarmError> {
         let deadline = deadline_of(&event.context);
-        let parsed: AlarmEvent = serde_path_to_error::deserialize(event.payload)
-            .map_err(|e| AlarmError::BadEvent(format!("{}: {}", e.path(), e.inner())))?;
-        self.handle_event(&parsed, deadline).await
+        let parsed: AlarmEvent = crate::events::parse(event.payload).map_err(AlarmError::BadEvent)?;
+        self.handle_event(&parsed, Utc::now(), deadline).await
     }
 
-    pub async fn handle_event(&self, event: &AlarmEvent, deadline: DateTime<Utc>) -> Result<Response, AlarmError> {
-        let (alarm, stage, at) = match read_alarm(&self.pipeline, event) {
+    /// `now` is when the event is handled: an alarm that fired too long before is not acted on.
+    pub async fn handle_event(
+        &self,
+        event: &AlarmEvent,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<AlarmResponse, AlarmError> {
+        let (alarm, stage, application, at) = match read_alarm(&self.pipeline, event, now) {
             Err(err) => {
                 tracing::warn!(error = %err, "rejected event");
                 return Err(AlarmError::BadEvent(err.to_string()));
             }
-            Ok(AlarmReading::Ignore(reason)) => {
+            Ok(AlarmMeaning::Ignore(reason)) => {
                 tracing::info!(%reason, "ignored alarm");
-                return Ok(Response::Ignored { reason });
+                return Ok(AlarmResponse::Ignored { reason });
             }
-            Ok(AlarmReading::Fired { alarm, stage, at }) => (alarm, stage, at),
+            Ok(AlarmMeaning::Fired {
+                alarm,
+                stage,
+                application,
+                at,
+            }) => (alarm, stage, application, at),
         };
         let trigger = Trigger::Alarm {
             alarm: alarm.clone(),
             at,
         };
-        // Each service has its own lock: respond for all of them together.
-        let services: Vec<_> = self.pipeline.services().collect();
+        // Each service has its own lock: restore them together.
         let attempts = join_all(
-            services
+            application
+                .services
                 .iter()
-                .map(|service| self.rollbacks.respond(stage, service, &trigger, deadline)),
+                .map(|service| self.restorer.restore(stage, service, &trigger, deadline)),
         )
         .await;
         let mut results = Vec::new();
         let mut failures = Vec::new();
-        for (service, attempt) in services.iter().zip(attempts) {
+        for (service, attempt) in application.services.iter().zip(attempts) {
             match attempt {
                 Ok(result) => results.push(ServiceResult {
                     service: service.name.to_string(),
@@ -106,9 +126,10 @@ impl<R: Records, E: Ecs, N: Notifier> RollbackOnAlarm<R, E, N> {
         if !failures.is_empty() {
             return Err(AlarmError::Services(ServiceFailures(failures)));
         }
-        Ok(Response::Handled {
+        Ok(AlarmResponse::Handled {
             alarm: alarm.to_string(),
             stage: stage.name.to_string(),
+            application: application.name.to_string(),
             services: results,
         })
     }

@@ -1,89 +1,11 @@
-//! Whether an alarm rolls a service back, and to what. Pure: the handler brings the alarm, the
-//! service's current deployment and its history.
-//!
-//! The alarm's `configuration` is never read: metric alarms of any period, metric-math and
-//! composite alarms differ only there, and a typed reading of it rejects real events.
+//! Whether a trigger (an alarm, or ECS reporting a deployment FAILED) rolls a service back,
+//! and to what. Pure: the handler brings the trigger, the service's current deployment and its
+//! history.
 
 use super::deployment::{Deployment, DeploymentId, Kind, Status};
 use super::names::AlarmName;
-use super::pipeline::{Pipeline, Stage};
-use super::taskdef::revision_name;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 use std::fmt;
-
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AlarmStateChange {
-    pub alarm_name: String,
-    pub state: AlarmState,
-    pub previous_state: AlarmState,
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-pub struct AlarmState {
-    pub value: String,
-    #[serde(default)]
-    pub timestamp: Option<String>,
-}
-
-pub type AlarmEvent = EventBridgeEvent<AlarmStateChange>;
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BadAlarm {
-    #[error(transparent)]
-    WrongKind(#[from] super::WrongKind),
-    #[error("event field `detail.alarmName`: {0}")]
-    Invalid(super::names::InvalidName),
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum AlarmReading<'a> {
-    Ignore(String),
-    /// A guarding alarm moved into ALARM.
-    Fired {
-        alarm: AlarmName,
-        stage: &'a Stage,
-        at: DateTime<Utc>,
-    },
-}
-
-/// CloudWatch writes `2026-11-22T10:20:00.000+0000`; the event's own `time` is the fallback.
-fn state_time(event: &AlarmEvent) -> DateTime<Utc> {
-    event
-        .detail
-        .state
-        .timestamp
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
-        .map(|t| t.with_timezone(&Utc))
-        .or(event.time)
-        .unwrap_or_else(Utc::now)
-}
-
-pub fn read_alarm<'a>(pipeline: &'a Pipeline, event: &AlarmEvent) -> Result<AlarmReading<'a>, BadAlarm> {
-    super::expect_kind(event, "aws.cloudwatch", "CloudWatch Alarm State Change")?;
-    let alarm = AlarmName::parse(event.detail.alarm_name.clone()).map_err(BadAlarm::Invalid)?;
-    let Some(stage) = pipeline.stage_guarded_by(&alarm) else {
-        return Ok(AlarmReading::Ignore(format!("alarm `{alarm}` guards no stage")));
-    };
-    let (now, before) = (
-        event.detail.state.value.as_str(),
-        event.detail.previous_state.value.as_str(),
-    );
-    if now != "ALARM" {
-        return Ok(AlarmReading::Ignore(format!("alarm `{alarm}` went {before} → {now}")));
-    }
-    if !matches!(before, "OK" | "INSUFFICIENT_DATA") {
-        return Ok(AlarmReading::Ignore(format!("alarm `{alarm}` was already in {before}")));
-    }
-    Ok(AlarmReading::Fired {
-        alarm,
-        stage,
-        at: state_time(event),
-    })
-}
 
 /// What may roll a service back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,13 +64,13 @@ pub enum RollbackPlan {
         target: RollbackTarget,
     },
     /// Tell people, change nothing.
-    NotifyOnly(Why),
+    NotifyOnly(NoRollback),
     /// Nothing to do (a duplicate, or a rollback already in charge).
-    Nothing(Why),
+    Nothing(NoRollback),
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Why {
+pub enum NoRollback {
     NoDeployment,
     /// The alarm fired before the current deployment started: something else is wrong.
     AlarmBeforeDeployment {
@@ -178,32 +100,32 @@ pub enum Why {
     TargetGone(String),
 }
 
-impl fmt::Display for Why {
+impl fmt::Display for NoRollback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Why::NoDeployment => f.write_str("no deployment of this service is recorded"),
-            Why::OutsideWatchWindow { completed_at } => {
+            NoRollback::NoDeployment => f.write_str("no deployment of this service is recorded"),
+            NoRollback::OutsideWatchWindow { completed_at } => {
                 write!(
                     f,
                     "the current deployment completed at {completed_at}, before the watch window"
                 )
             }
-            Why::AlarmBeforeDeployment { requested_at } => write!(
+            NoRollback::AlarmBeforeDeployment { requested_at } => write!(
                 f,
                 "the alarm fired before the current deployment started at {requested_at}"
             ),
-            Why::InFlightTooLong { since } => write!(
+            NoRollback::InFlightTooLong { since } => write!(
                 f,
                 "the current deployment has been in flight since {since}, longer than any rollout takes; ECS never reported its end"
             ),
-            Why::NoKnownGood => f.write_str("no known-good revision to roll back to"),
-            Why::RollbackInCharge(id) => write!(f, "the current deployment {id} is a rollback"),
-            Why::AlreadyRolledBack(id) => write!(f, "{id} is already rolled back"),
-            Why::NotLive(status) => write!(f, "the current deployment is {status}"),
-            Why::NotCurrent(id) => write!(f, "{id} is no longer the service's current deployment"),
-            Why::RollbackFailed(id) => write!(f, "the rollback {id} itself failed; nothing more is automatic"),
-            Why::AlreadyOnTarget => f.write_str("the service already runs its last known good revision"),
-            Why::TargetGone(td) => write!(
+            NoRollback::NoKnownGood => f.write_str("no known-good revision to roll back to"),
+            NoRollback::RollbackInCharge(id) => write!(f, "the current deployment {id} is a rollback"),
+            NoRollback::AlreadyRolledBack(id) => write!(f, "{id} is already rolled back"),
+            NoRollback::NotLive(status) => write!(f, "the current deployment is {status}"),
+            NoRollback::NotCurrent(id) => write!(f, "{id} is no longer the service's current deployment"),
+            NoRollback::RollbackFailed(id) => write!(f, "the rollback {id} itself failed; nothing more is automatic"),
+            NoRollback::AlreadyOnTarget => f.write_str("the service already runs its last known good revision"),
+            NoRollback::TargetGone(td) => write!(
                 f,
                 "the last known good revision {td} is gone from ECS and its definition was never stored"
             ),
@@ -219,23 +141,25 @@ pub const ROLLOUT_ALLOWANCE: TimeDelta = TimeDelta::hours(1);
 /// Whether the alarm is the current deployment's fault: it fired after the deployment started
 /// and while it was in flight or inside the watch window after it completed. ECS's own report
 /// that the deployment FAILED always is.
-fn blame(current: &Deployment, trigger: &Trigger, watch_window: TimeDelta) -> Result<(), Why> {
+fn blame(current: &Deployment, trigger: &Trigger, watch_window: TimeDelta) -> Result<(), NoRollback> {
     let Trigger::Alarm { at: fired_at, .. } = trigger else {
         return Ok(());
     };
     let fired_at = *fired_at;
     match current.status {
-        Status::Succeeded | Status::Deploying if fired_at < current.requested_at => Err(Why::AlarmBeforeDeployment {
-            requested_at: current.requested_at,
-        }),
+        Status::Succeeded | Status::Deploying if fired_at < current.requested_at => {
+            Err(NoRollback::AlarmBeforeDeployment {
+                requested_at: current.requested_at,
+            })
+        }
         Status::Succeeded => match current.completed_at {
             Some(completed_at) if completed_at + watch_window < fired_at => {
-                Err(Why::OutsideWatchWindow { completed_at })
+                Err(NoRollback::OutsideWatchWindow { completed_at })
             }
             _ => Ok(()),
         },
         Status::Deploying if current.requested_at + ROLLOUT_ALLOWANCE + watch_window < fired_at => {
-            Err(Why::InFlightTooLong {
+            Err(NoRollback::InFlightTooLong {
                 since: current.requested_at,
             })
         }
@@ -275,31 +199,31 @@ pub fn plan_rollback(
     watch_window: TimeDelta,
 ) -> RollbackPlan {
     let Some(current) = current else {
-        return RollbackPlan::NotifyOnly(Why::NoDeployment);
+        return RollbackPlan::NotifyOnly(NoRollback::NoDeployment);
     };
     if let Trigger::Failed { deployment, .. } = trigger
         && *deployment != current.id
     {
-        return RollbackPlan::Nothing(Why::NotCurrent(deployment.clone()));
+        return RollbackPlan::Nothing(NoRollback::NotCurrent(deployment.clone()));
     }
     if let Kind::Rollback { .. } = current.kind {
         return match (current.status, blame(current, trigger, watch_window)) {
-            (Status::Failed, _) => RollbackPlan::NotifyOnly(Why::RollbackFailed(current.id.clone())),
+            (Status::Failed, _) => RollbackPlan::NotifyOnly(NoRollback::RollbackFailed(current.id.clone())),
             // Long settled: a new alarm is news, but not the rollback's doing.
-            (_, Err(why @ (Why::OutsideWatchWindow { .. } | Why::InFlightTooLong { .. }))) => {
+            (_, Err(why @ (NoRollback::OutsideWatchWindow { .. } | NoRollback::InFlightTooLong { .. }))) => {
                 RollbackPlan::NotifyOnly(why)
             }
-            _ => RollbackPlan::Nothing(Why::RollbackInCharge(current.id.clone())),
+            _ => RollbackPlan::Nothing(NoRollback::RollbackInCharge(current.id.clone())),
         };
     }
     match current.status {
-        Status::RolledBack => return RollbackPlan::Nothing(Why::AlreadyRolledBack(current.id.clone())),
+        Status::RolledBack => return RollbackPlan::Nothing(NoRollback::AlreadyRolledBack(current.id.clone())),
         Status::Deploying | Status::Failed | Status::Succeeded => {
             if let Err(why) = blame(current, trigger, watch_window) {
                 return RollbackPlan::NotifyOnly(why);
             }
         }
-        other => return RollbackPlan::Nothing(Why::NotLive(other)),
+        other => return RollbackPlan::Nothing(NoRollback::NotLive(other)),
     }
     let known_good = known_good(history, &current.id);
     // Else what the service ran before its first deploy that reached ECS (a deploy that never
@@ -319,193 +243,20 @@ pub fn plan_rollback(
     };
     match known_good.or_else(before_first) {
         Some(target) if Some(&target.task_definition) == current.task_definition.as_ref() => {
-            RollbackPlan::Nothing(Why::AlreadyOnTarget)
+            RollbackPlan::Nothing(NoRollback::AlreadyOnTarget)
         }
         Some(target) => RollbackPlan::Rollback {
             bad: current.id.clone(),
             target,
         },
-        None => RollbackPlan::NotifyOnly(Why::NoKnownGood),
-    }
-}
-
-/// An SNS message. SNS wants the subject ASCII, one line, under 100 characters.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Notice {
-    pub subject: String,
-    pub message: String,
-}
-
-fn subject(text: String) -> String {
-    let ascii: String = text
-        .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
-        .collect();
-    ascii.chars().take(99).collect()
-}
-
-/// What a rollback record tells the team: stage, service, from → to, why, and what is blocked.
-pub fn rollback_notice(rollback: &Deployment) -> Notice {
-    let (from, to) = (
-        rollback.previous_task_definition.as_deref().unwrap_or("?"),
-        rollback.task_definition.as_deref().unwrap_or("?"),
-    );
-    let (of, cause) = match &rollback.kind {
-        Kind::Rollback { of, cause } => (of.as_str(), cause.as_str()),
-        Kind::Deploy => ("?", "?"),
-    };
-    let (stage, service) = (&rollback.stage, &rollback.service);
-    Notice {
-        subject: subject(format!(
-            "Rolled back {stage}/{service}: {} -> {}",
-            revision_name(from),
-            revision_name(to)
-        )),
-        message: format!(
-            "{service} in stage {stage} (cluster {cluster}) was rolled back.\n\n\
-             Why: {cause}\n\
-             Rolled back: deployment {of}, image {image}\n\
-             From: {from}\n\
-             To (last known good): {to}\n\
-             Rollback deployment: {id}\n\n\
-             The digest {digest} is quarantined on this service: auto-deploys skip it. Push a fix \
-             (a new digest deploys as usual), or lift it with\n  \
-             pipectl lift-quarantine {stage} {service} {digest}\n",
-            cluster = rollback.cluster,
-            image = rollback.image.uri,
-            id = rollback.id,
-            digest = rollback.image.digest,
-        ),
-    }
-}
-
-/// An alarm or failure that changed nothing, and why.
-pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: &Why) -> Notice {
-    Notice {
-        subject: subject(format!("No rollback of {}/{service}: {why}", stage.name)),
-        message: format!(
-            "{service} in stage {stage} (cluster {cluster}) was not rolled back.\n\n\
-             Event: {trigger}\n\
-             Why not: {why}\n",
-            stage = stage.name,
-            cluster = stage.cluster,
-        ),
+        None => RollbackPlan::NotifyOnly(NoRollback::NoKnownGood),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::deployment::PushedImage;
-    use crate::domain::names::{
-        ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName,
-    };
-    use chrono::TimeZone;
-    use serde_json::json;
-
-    fn at(minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, 0).unwrap()
-    }
-
-    fn pipeline() -> Pipeline {
-        Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
-    }
-
-    fn alarm(name: &str, before: &str, now: &str, configuration: serde_json::Value) -> AlarmEvent {
-        serde_json::from_value(json!({
-            "version": "0",
-            "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-            "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch",
-            "account": "123456789012",
-            "time": "2026-11-22T10:20:05Z",
-            "region": "us-east-1",
-            "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")],
-            "detail": {
-                "alarmName": name,
-                "state": { "value": now, "reason": "Threshold Crossed", "timestamp": "2026-11-22T10:20:00.000+0000" },
-                "previousState": { "value": before, "reason": "", "timestamp": "2026-11-22T09:00:00.000+0000" },
-                "configuration": configuration
-            }
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_move_into_alarm_fires_for_metric_math_daily_and_composite_alarms() {
-        let pipeline = pipeline();
-        let configurations = [
-            json!({"metrics": [{"id": "e1", "expression": "m1/m2*100", "returnData": true},
-                               {"id": "m1", "metricStat": {"metric": {"namespace": "AWS/ApplicationELB", "name": "HTTPCode_Target_5XX_Count"}, "period": 60, "stat": "Sum"}, "returnData": false}]}),
-            json!({"metrics": [{"id": "m1", "metricStat": {"metric": {"namespace": "AWS/ECS", "name": "CPUUtilization"}, "period": 86400, "stat": "Average"}, "returnData": true}]}),
-            json!({"alarmRule": "ALARM(backend-dev-5xx) OR ALARM(backend-dev-error-rate)", "actionsSuppressor": null}),
-        ];
-        for (name, configuration) in ["backend-dev-error-rate", "backend-dev-5xx", "backend-dev-health"]
-            .iter()
-            .zip(configurations)
-        {
-            for before in ["OK", "INSUFFICIENT_DATA"] {
-                match read_alarm(&pipeline, &alarm(name, before, "ALARM", configuration.clone())).unwrap() {
-                    AlarmReading::Fired {
-                        alarm,
-                        stage,
-                        at: fired,
-                    } => {
-                        assert_eq!((alarm.as_str(), stage.name.as_str()), (*name, "dev"));
-                        assert_eq!(fired, at(20));
-                    }
-                    other => panic!("{name}: {other:?}"),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn other_transitions_and_unguarded_alarms_are_ignored() {
-        let pipeline = pipeline();
-        for (before, now) in [("ALARM", "OK"), ("OK", "INSUFFICIENT_DATA"), ("ALARM", "ALARM")] {
-            assert!(matches!(
-                read_alarm(&pipeline, &alarm("backend-dev-5xx", before, now, json!({}))).unwrap(),
-                AlarmReading::Ignore(_)
-            ));
-        }
-        assert_eq!(
-            read_alarm(&pipeline, &alarm("billing", "OK", "ALARM", json!({}))).unwrap(),
-            AlarmReading::Ignore("alarm `billing` guards no stage".into())
-        );
-        let mut wrong = alarm("backend-dev-5xx", "OK", "ALARM", json!({}));
-        wrong.source = "aws.ecs".into();
-        assert!(matches!(read_alarm(&pipeline, &wrong), Err(BadAlarm::WrongKind(_))));
-    }
-
-    fn dep(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> Deployment {
-        Deployment {
-            id: DeploymentId::from_stored(format!("dep-{n}")),
-            kind,
-            status,
-            stage: StageName::parse("dev").unwrap(),
-            cluster: ClusterName::parse("social-analytics-dev").unwrap(),
-            service: ServiceName::parse("backend-service").unwrap(),
-            container: ContainerName::parse("api").unwrap(),
-            image: PushedImage {
-                repository: RepositoryName::parse("social-analytics/backend").unwrap(),
-                tag: ImageTag::parse("latest").unwrap(),
-                digest: ImageDigest::parse(format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap(),
-                uri: String::new(),
-                pushed_at: at(0),
-            },
-            requested_at: at(0),
-            updated_at: at(0),
-            previous_task_definition: Some(format!("td:{}", n - 1)),
-            task_definition: Some(format!("td:{n}")),
-            ecs_deployment_id: None,
-            superseded_by: None,
-            definition: Some(format!("{{\"def\": {n}}}")),
-            previous_definition: Some(format!("{{\"def\": {}}}", n - 1)),
-            completed_at: completed.map(at),
-            ecs_reason: None,
-        }
-    }
+    use crate::domain::fixtures::{at, deployment as dep};
 
     const WINDOW: TimeDelta = TimeDelta::minutes(15);
 
@@ -552,7 +303,7 @@ mod tests {
         let history = [bad.clone(), dep(1, Kind::Deploy, Status::Succeeded, Some(1))];
         assert_eq!(
             plan_rollback(&fired(20), Some(&bad), &history, WINDOW),
-            RollbackPlan::NotifyOnly(Why::OutsideWatchWindow { completed_at: at(4) })
+            RollbackPlan::NotifyOnly(NoRollback::OutsideWatchWindow { completed_at: at(4) })
         );
     }
 
@@ -572,7 +323,7 @@ mod tests {
         untracked.previous_task_definition = None;
         assert_eq!(
             plan_rollback(&fired(5), Some(&untracked), std::slice::from_ref(&untracked), WINDOW),
-            RollbackPlan::NotifyOnly(Why::NoKnownGood)
+            RollbackPlan::NotifyOnly(NoRollback::NoKnownGood)
         );
     }
 
@@ -589,22 +340,22 @@ mod tests {
         );
         assert_eq!(
             plan_rollback(&fired(5), Some(&rollback), &[], WINDOW),
-            RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
+            RollbackPlan::Nothing(NoRollback::RollbackInCharge(rollback.id.clone()))
         );
         let done = dep(2, Kind::Deploy, Status::RolledBack, Some(1));
         assert_eq!(
             plan_rollback(&fired(5), Some(&done), &[], WINDOW),
-            RollbackPlan::Nothing(Why::AlreadyRolledBack(done.id.clone()))
+            RollbackPlan::Nothing(NoRollback::AlreadyRolledBack(done.id.clone()))
         );
         assert_eq!(
             plan_rollback(&fired(5), None, &[], WINDOW),
-            RollbackPlan::NotifyOnly(Why::NoDeployment)
+            RollbackPlan::NotifyOnly(NoRollback::NoDeployment)
         );
         let mut failed_rollback = rollback.clone();
         failed_rollback.status = Status::Failed;
         assert_eq!(
             plan_rollback(&fired(5), Some(&failed_rollback), &[], WINDOW),
-            RollbackPlan::NotifyOnly(Why::RollbackFailed(rollback.id.clone()))
+            RollbackPlan::NotifyOnly(NoRollback::RollbackFailed(rollback.id.clone()))
         );
     }
 
@@ -625,7 +376,7 @@ mod tests {
         let older = DeploymentId::from_stored("dep-0".into());
         assert_eq!(
             plan_rollback(&failure(&older), Some(&failed), &history, WINDOW),
-            RollbackPlan::Nothing(Why::NotCurrent(older))
+            RollbackPlan::Nothing(NoRollback::NotCurrent(older))
         );
     }
 
@@ -636,7 +387,7 @@ mod tests {
         same.task_definition = good.task_definition.clone();
         assert_eq!(
             plan_rollback(&fired(5), Some(&same), &[same.clone(), good], WINDOW),
-            RollbackPlan::Nothing(Why::AlreadyOnTarget)
+            RollbackPlan::Nothing(NoRollback::AlreadyOnTarget)
         );
     }
 
@@ -648,13 +399,13 @@ mod tests {
         let history = [bad.clone(), good];
         assert_eq!(
             plan_rollback(&fired(9), Some(&bad), &history, WINDOW),
-            RollbackPlan::NotifyOnly(Why::AlarmBeforeDeployment { requested_at: at(10) })
+            RollbackPlan::NotifyOnly(NoRollback::AlarmBeforeDeployment { requested_at: at(10) })
         );
         bad.status = Status::Succeeded;
         bad.completed_at = Some(at(12));
         assert_eq!(
             plan_rollback(&fired(9), Some(&bad), &history, WINDOW),
-            RollbackPlan::NotifyOnly(Why::AlarmBeforeDeployment { requested_at: at(10) })
+            RollbackPlan::NotifyOnly(NoRollback::AlarmBeforeDeployment { requested_at: at(10) })
         );
         assert!(matches!(
             plan_rollback(&fired(10), Some(&bad), &history, WINDOW),
@@ -684,7 +435,7 @@ mod tests {
         ));
         assert_eq!(
             plan_rollback(&alarm_after(limit + 1), Some(&stuck), &history, WINDOW),
-            RollbackPlan::NotifyOnly(Why::InFlightTooLong { since: at(0) })
+            RollbackPlan::NotifyOnly(NoRollback::InFlightTooLong { since: at(0) })
         );
     }
 
@@ -701,17 +452,17 @@ mod tests {
         );
         assert_eq!(
             plan_rollback(&fired(10), Some(&rollback), &[], WINDOW),
-            RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
+            RollbackPlan::Nothing(NoRollback::RollbackInCharge(rollback.id.clone()))
         );
         assert_eq!(
             plan_rollback(&fired(30), Some(&rollback), &[], WINDOW),
-            RollbackPlan::NotifyOnly(Why::OutsideWatchWindow { completed_at: at(4) })
+            RollbackPlan::NotifyOnly(NoRollback::OutsideWatchWindow { completed_at: at(4) })
         );
         rollback.status = Status::Deploying;
         rollback.completed_at = None;
         assert_eq!(
             plan_rollback(&fired(30), Some(&rollback), &[], WINDOW),
-            RollbackPlan::Nothing(Why::RollbackInCharge(rollback.id.clone()))
+            RollbackPlan::Nothing(NoRollback::RollbackInCharge(rollback.id.clone()))
         );
     }
 
@@ -758,38 +509,5 @@ mod tests {
             (target.task_definition.as_str(), target.from.as_str()),
             ("td:1", "dep-2")
         );
-    }
-
-    #[test]
-    fn notices_name_stage_service_and_revisions_in_an_ascii_subject_under_100_chars() {
-        let mut rollback = dep(
-            3,
-            Kind::Rollback {
-                of: DeploymentId::from_stored("dep-2".into()),
-                cause: "alarm backend-dev-5xx went into ALARM".into(),
-            },
-            Status::Deploying,
-            None,
-        );
-        rollback.previous_task_definition =
-            Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:7".into());
-        rollback.task_definition = Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:5".into());
-        let notice = rollback_notice(&rollback);
-        assert_eq!(
-            notice.subject,
-            "Rolled back dev/backend-service: backend-service:7 -> backend-service:5"
-        );
-        assert!(notice.message.contains("Why: alarm backend-dev-5xx went into ALARM"));
-        assert!(
-            notice
-                .message
-                .contains("pipectl lift-quarantine dev backend-service sha256:0303")
-        );
-
-        let pipeline = pipeline();
-        let why = Why::OutsideWatchWindow { completed_at: at(1) };
-        let long = no_rollback_notice(&pipeline.stages()[0], &"ü".repeat(120), &fired(20), &why);
-        assert!(long.subject.len() < 100 && long.subject.is_ascii(), "{}", long.subject);
-        assert!(long.message.contains("Why not: the current deployment completed at"));
     }
 }

@@ -2,9 +2,10 @@
 //! under its lock, so two events cannot interleave their ECS calls, and what it decided is
 //! recorded in the same write that releases the lock.
 
-use crate::domain::deployment::{Pointer, ServiceState};
+use super::errors::ServiceError;
+use crate::domain::deployment::ServiceState;
 use crate::domain::names::{ClusterName, ServiceName};
-use crate::ports::{EcsError, NotifyError, Records, Slot, StoreError};
+use crate::ports::{ServiceLocks, StateMove};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -20,76 +21,57 @@ pub const TIME_TO_ACT: TimeDelta = TimeDelta::seconds(15);
 /// may still act.
 const LOCK_MARGIN: TimeDelta = TimeDelta::seconds(5);
 
-/// Why one service's work failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Ecs(#[from] EcsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Notify(#[from] NotifyError),
-    #[error("another handler held this service's lock for {}s; retry later", LOCK_WAIT.num_seconds())]
-    Busy,
-}
-
-impl ServiceError {
-    /// Short, stable names for the Lambda error type, which alarms and DLQ readers filter on.
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            ServiceError::Ecs(EcsError::NotFound(_)) => "ServiceNotFound",
-            ServiceError::Ecs(EcsError::ContainerMissing(_)) => "ContainerMissing",
-            ServiceError::Ecs(EcsError::Rejected(_)) => "EcsRejected",
-            ServiceError::Ecs(EcsError::Transient(_)) => "EcsUnavailable",
-            ServiceError::Store(_) => "RecordsUnavailable",
-            ServiceError::Notify(_) => "NotifyFailed",
-            ServiceError::Busy => "ServiceBusy",
-        }
-    }
-}
-
-/// Every service of an event was attempted; these failed (the others are done and stay done).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(|(stage, service, err)| format!("{stage}/{service}: {err}")).collect::<Vec<_>>().join("; "))]
-pub struct ServiceFailures(pub Vec<(String, String, ServiceError)>);
-
-impl ServiceFailures {
-    /// The failures' common error type, or `fallback` when they differ.
-    pub fn error_type(&self, fallback: &'static str) -> &'static str {
-        let mut kinds = self.0.iter().map(|(_, _, err)| err.error_type());
-        let first = kinds.next().unwrap_or(fallback);
-        if kinds.all(|k| k == first) { first } else { fallback }
-    }
-}
-
 fn lock_owner() -> String {
     format!("{:016x}", RandomState::new().hash_one(Utc::now().timestamp_nanos_opt()))
 }
 
+/// The least time left to start an irreversible step (UpdateService) and still record it
+/// before the invocation ends; with less, the step waits for the retry.
+pub const TIME_TO_RECORD: TimeDelta = TimeDelta::seconds(5);
+
 /// Work done under the lock: its outcome, and the state pointer to move on release.
-pub type Locked<T> = (T, Option<(Slot, Pointer)>);
+#[derive(Debug)]
+pub struct LockedWork<T> {
+    pub outcome: T,
+    pub moves: Option<StateMove>,
+}
+
+impl<T> LockedWork<T> {
+    /// An outcome that moves no pointer.
+    pub fn only(outcome: T) -> Self {
+        LockedWork { outcome, moves: None }
+    }
+}
+
+/// Whether `deadline` leaves time to start an irreversible step at `now` and record it.
+pub fn time_to_record(deadline: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    if deadline - now < TIME_TO_RECORD {
+        return Err(ServiceError::OutOfTime);
+    }
+    Ok(())
+}
 
 /// Runs `work` with the service's state while holding its lock, then releases the lock and
 /// moves the pointer `work` returned in the same write.
-pub async fn with_service_lock<R, T, F, Fut>(
-    records: &R,
+pub async fn with_service_lock<L, T, F, Fut>(
+    locks: &L,
     cluster: &ClusterName,
     service: &ServiceName,
     deadline: DateTime<Utc>,
     work: F,
 ) -> Result<T, ServiceError>
 where
-    R: Records,
+    L: ServiceLocks,
     T: std::fmt::Debug,
     F: FnOnce(ServiceState) -> Fut,
-    Fut: Future<Output = Result<Locked<T>, ServiceError>>,
+    Fut: Future<Output = Result<LockedWork<T>, ServiceError>>,
 {
     let owner = lock_owner();
     let give_up = (Utc::now() + LOCK_WAIT).min(deadline - TIME_TO_ACT);
     let mut pause = Duration::from_millis(50);
     let state = loop {
         let now = Utc::now();
-        if let Some(state) = records
+        if let Some(state) = locks
             .lock_service(cluster, service, &owner, deadline + LOCK_MARGIN, now)
             .await?
         {
@@ -103,11 +85,8 @@ where
     };
 
     let outcome = work(state).await;
-    let moved = match &outcome {
-        Ok((_, Some((slot, pointer)))) => Some((*slot, pointer)),
-        _ => None,
-    };
-    let released = records.release_service(cluster, service, &owner, moved).await;
+    let moved = outcome.as_ref().ok().and_then(|work| work.moves.as_ref());
+    let released = locks.release_service(cluster, service, &owner, moved).await;
     match (&outcome, released) {
         (_, Ok(true)) => {}
         (_, Ok(false)) => tracing::warn!(%cluster, %service, "service lock expired before release"),
@@ -116,12 +95,12 @@ where
             tracing::error!(%cluster, %service, error = %release, "releasing the service lock failed");
             tracing::error!(%cluster, %service, error = %original, "work under the lock failed");
         }
-        (Ok((result, _)), Err(release)) => {
-            tracing::error!(%cluster, %service, ?result, "work done, but releasing the lock failed");
+        (Ok(work), Err(release)) => {
+            tracing::error!(%cluster, %service, result = ?work.outcome, "work done, but releasing the lock failed");
             return Err(release.into());
         }
     }
-    outcome.map(|(outcome, _)| outcome)
+    outcome.map(|work| work.outcome)
 }
 
 /// The deadline Lambda gives (milliseconds since the epoch); without one (a hand-made

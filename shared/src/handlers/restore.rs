@@ -1,38 +1,41 @@
-//! Rolling one service back to its last known good: what rollback-on-alarm does for each
-//! service of a stage, and track-deployment for a deployment ECS reports FAILED.
+//! Restoring one service to its last known good: what rollback-on-alarm does for each
+//! service of the application an alarm guards, and track-deployment for a deployment ECS
+//! reports FAILED.
 //!
 //! Under the service's lock: read the current deployment and enough history, ask
 //! `plan_rollback`, then create the rollback record (its id comes from the bad deployment, so
 //! every duplicate and every second alarm lands on it), point the service at the target,
-//! mark the bad deployment ROLLED_BACK, quarantine its digest, notify, and move the service's
-//! pointer to the rollback in the write that releases the lock. Each step is safe to repeat,
-//! and a retry after any of them finishes the rest.
+//! mark the bad deployment ROLLED_BACK, quarantine its digest, keep the notice in the outbox,
+//! and move the service's pointer to the rollback in the write that releases the lock. The
+//! notice is published after the lock is released: a failed publish fails the invocation
+//! (so Lambda retries it) but never holds up the records. Each step is safe to repeat, and a
+//! retry after any of them finishes the rest.
 
-use crate::deploy_on_push::point_service_at;
-use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
+use super::point_service_at;
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
+use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
 use crate::domain::pipeline::{ServiceSpec, Stage};
-use crate::domain::rollback::{
-    Notice, RollbackPlan, RollbackTarget, Trigger, Why, known_good, no_rollback_notice, plan_rollback, rollback_notice,
-};
-use crate::ports::{Ecs, Notifier, Records, Slot, StoreError};
-use crate::service_lock::{Locked, ServiceError, with_service_lock};
+use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
+use crate::lambda::errors::ServiceError;
+use crate::lambda::service_lock::{LockedWork, with_service_lock};
+use crate::ports::{Deployments, Ecs, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 /// History is read a page at a time until a known-good deployment shows up.
 const HISTORY_PAGE: i32 = 25;
-/// How long a sent notice is remembered, so a redelivered event does not send it again.
-const NOTICE_REMEMBERED: TimeDelta = TimeDelta::days(14);
+/// How long a notice is kept in the outbox, so a redelivered event does not send it again.
+const NOTICE_KEPT: TimeDelta = TimeDelta::days(14);
 
-pub struct Rollbacks<R, E, N> {
-    pub records: R,
+pub struct Restorer<S, E, N> {
+    pub records: S,
     pub ecs: E,
     pub notifier: N,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum RollbackOutcome {
+pub enum RestoreOutcome {
     RolledBack {
         rollback_id: String,
         rolled_back: String,
@@ -46,15 +49,23 @@ pub enum RollbackOutcome {
     Nothing { reason: String },
 }
 
-impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
-    pub async fn respond(
+/// What the work under the lock decided, and the outbox key of the notice it kept, if any.
+type Decided = (RestoreOutcome, Option<String>);
+
+impl<S, E, N> Restorer<S, E, N>
+where
+    S: ServiceLocks + Deployments + ServiceStates + Outbox,
+    E: Ecs,
+    N: Notifier,
+{
+    pub async fn restore(
         &self,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
         deadline: DateTime<Utc>,
-    ) -> Result<RollbackOutcome, ServiceError> {
-        let outcome = with_service_lock(
+    ) -> Result<RestoreOutcome, ServiceError> {
+        let (outcome, notice) = with_service_lock(
             &self.records,
             &stage.cluster,
             &service.name,
@@ -68,40 +79,54 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                 match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
                     RollbackPlan::Rollback { target, .. } => {
                         let bad = current.expect("only the current deployment is rolled back");
-                        self.roll_back(stage, service, trigger, bad, target).await
+                        self.roll_back(stage, service, trigger, bad, target, deadline).await
                     }
                     RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
-                    RollbackPlan::Nothing(why) => {
-                        let unfinished = match (&why, current) {
-                            // An earlier attempt died between its steps: finish them.
-                            (Why::AlreadyRolledBack(_), Some(bad)) => {
-                                let id = DeploymentId::for_rollback(&bad.id);
-                                self.records.get_deployment(&id).await?.map(|rollback| (bad, rollback))
-                            }
-                            _ => None,
-                        };
-                        let moved = match unfinished {
-                            Some((bad, rollback)) if rollback.status != Status::Requested => {
-                                self.finish(&bad, &rollback).await?
-                            }
-                            _ => None,
-                        };
-                        if let (Why::RollbackInCharge(id), None) = (&why, &moved) {
-                            self.notify_rollback_if_unsent(id).await?;
-                        }
-                        Ok((
-                            RollbackOutcome::Nothing {
-                                reason: why.to_string(),
-                            },
-                            moved,
-                        ))
-                    }
+                    RollbackPlan::Nothing(why) => self.nothing_to_do(why, current).await,
                 }
             },
         )
         .await?;
         tracing::info!(stage = %stage.name, service = %service.name, %trigger, ?outcome, "rollback decided");
+        if let Some(key) = notice {
+            self.deliver(&key).await?;
+        }
         Ok(outcome)
+    }
+
+    /// Nothing to decide; but an earlier attempt may have died between its steps: finish them,
+    /// and make sure the rollback's notice went out.
+    async fn nothing_to_do(
+        &self,
+        why: NoRollback,
+        current: Option<Deployment>,
+    ) -> Result<LockedWork<Decided>, ServiceError> {
+        let outcome = RestoreOutcome::Nothing {
+            reason: why.to_string(),
+        };
+        match (&why, current) {
+            (NoRollback::AlreadyRolledBack(_), Some(bad)) => {
+                let id = DeploymentId::for_rollback(&bad.id);
+                match self.records.get_deployment(&id).await? {
+                    Some(rollback) if rollback.status != Status::Requested => {
+                        let moves = self.complete_rollback(&bad, &rollback).await?;
+                        Ok(LockedWork {
+                            outcome: (outcome, Some(rollback.id.to_string())),
+                            moves: Some(moves),
+                        })
+                    }
+                    _ => Ok(LockedWork::only((outcome, None))),
+                }
+            }
+            (NoRollback::RollbackInCharge(id), _) => {
+                let key = match self.records.get_deployment(id).await? {
+                    Some(rollback) => Some(self.keep_notice(id.as_str(), &rollback_notice(&rollback)).await?),
+                    None => None,
+                };
+                Ok(LockedWork::only((outcome, key)))
+            }
+            _ => Ok(LockedWork::only((outcome, None))),
+        }
     }
 
     /// The service's history, newest first, as far back as the newest known good (or all of it).
@@ -138,7 +163,8 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         trigger: &Trigger,
         bad: Deployment,
         target: RollbackTarget,
-    ) -> Result<Locked<RollbackOutcome>, ServiceError> {
+        deadline: DateTime<Utc>,
+    ) -> Result<LockedWork<Decided>, ServiceError> {
         let id = DeploymentId::for_rollback(&bad.id);
         let rollback = match self.records.get_deployment(&id).await? {
             // Started by an earlier delivery that died before it finished.
@@ -147,9 +173,12 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                 let mut record = match earlier {
                     Some(requested) => requested,
                     None => {
+                        let target = self.with_stored_definition(target.clone()).await?;
                         let record = rollback_record(&bad, id, trigger, &target);
                         if !self.records.create_deployment(&record).await? {
-                            return Err(StoreError(format!("rollback {} was created meanwhile", record.id)).into());
+                            return Err(
+                                StoreError::retryable(format!("rollback {} was created meanwhile", record.id)).into(),
+                            );
                         }
                         record
                     }
@@ -158,7 +187,7 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                     Ok(Some(arn)) => arn,
                     Ok(None) => {
                         self.records.delete_requested(&record.id).await?;
-                        let why = Why::TargetGone(target.task_definition);
+                        let why = NoRollback::TargetGone(target.task_definition);
                         return self.notify_only(stage, service, trigger, why).await;
                     }
                     Err(err) => {
@@ -171,20 +200,38 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                 };
                 // From here ECS may have moved the service even if the call failed: the
                 // REQUESTED record stays for a retry to resume and adopt what ECS did.
-                self.point_back(record, &task_definition).await?
+                self.point_back(record, &task_definition, deadline).await?
             }
         };
-        let moved = self.finish(&bad, &rollback).await?;
-        Ok((
-            RollbackOutcome::RolledBack {
-                rollback_id: rollback.id.to_string(),
-                rolled_back: bad.id.to_string(),
-                from: rollback.previous_task_definition.clone().unwrap_or_default(),
-                to: rollback.task_definition.clone().unwrap_or_default(),
-                ecs_deployment_id: rollback.ecs_deployment_id.clone().unwrap_or_default(),
-            },
-            moved,
-        ))
+        let moves = self.complete_rollback(&bad, &rollback).await?;
+        Ok(LockedWork {
+            outcome: (
+                RestoreOutcome::RolledBack {
+                    rollback_id: rollback.id.to_string(),
+                    rolled_back: bad.id.to_string(),
+                    from: rollback.previous_task_definition.clone().unwrap_or_default(),
+                    to: rollback.task_definition.clone().unwrap_or_default(),
+                    ecs_deployment_id: rollback.ecs_deployment_id.clone().unwrap_or_default(),
+                },
+                Some(rollback.id.to_string()),
+            ),
+            moves: Some(moves),
+        })
+    }
+
+    /// History rows carry no stored definitions: the target's comes from its full record.
+    async fn with_stored_definition(&self, mut target: RollbackTarget) -> Result<RollbackTarget, StoreError> {
+        if target.definition.is_some() {
+            return Ok(target);
+        }
+        if let Some(from) = self.records.get_deployment(&target.from).await? {
+            target.definition = if from.task_definition.as_ref() == Some(&target.task_definition) {
+                from.definition
+            } else {
+                from.previous_definition
+            };
+        }
+        Ok(target)
     }
 
     /// The revision to point the service at: the one an earlier attempt registered, the target
@@ -200,7 +247,7 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         }
         let arn = if self.ecs.is_active(&target.task_definition).await? {
             target.task_definition.clone()
-        } else if let Some(definition) = &target.definition {
+        } else if let Some(definition) = &record.definition {
             let arn = self.ecs.register_stored(definition).await?;
             tracing::info!(gone = %target.task_definition, registered = %arn, "re-registered the last known good");
             arn
@@ -214,10 +261,22 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
 
     /// Points the service at `task_definition` (adopting a deployment ECS already runs there)
     /// and records the rollback DEPLOYING.
-    async fn point_back(&self, record: Deployment, task_definition: &str) -> Result<Deployment, ServiceError> {
+    async fn point_back(
+        &self,
+        record: Deployment,
+        task_definition: &str,
+        deadline: DateTime<Utc>,
+    ) -> Result<Deployment, ServiceError> {
         let running = self.ecs.running_service(&record.cluster, &record.service).await?;
-        let ecs_deployment_id =
-            point_service_at(&self.ecs, &record.cluster, &record.service, &running, task_definition).await?;
+        let ecs_deployment_id = point_service_at(
+            &self.ecs,
+            &record.cluster,
+            &record.service,
+            &running,
+            task_definition,
+            deadline,
+        )
+        .await?;
         let deploying = Deployment {
             ecs_deployment_id: Some(ecs_deployment_id),
             ..record
@@ -232,18 +291,17 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
 
     /// What follows a rollback that ECS accepted; each step is idempotent. Returns the pointer
     /// move that makes the rollback the service's current deployment.
-    async fn finish(
-        &self,
-        bad: &Deployment,
-        rollback: &Deployment,
-    ) -> Result<Option<(Slot, crate::domain::deployment::Pointer)>, ServiceError> {
+    async fn complete_rollback(&self, bad: &Deployment, rollback: &Deployment) -> Result<StateMove, ServiceError> {
         self.mark_rolled_back(bad.clone()).await?;
         self.records
             .quarantine(&bad.cluster, &bad.service, &bad.image.digest)
             .await?;
-        self.notify_once(rollback.id.as_str(), &rollback_notice(rollback))
+        self.keep_notice(rollback.id.as_str(), &rollback_notice(rollback))
             .await?;
-        Ok(Some((Slot::Latest, rollback.pointer())))
+        Ok(StateMove {
+            field: ServiceStateField::Latest,
+            to: rollback.reference(),
+        })
     }
 
     /// ECS's COMPLETED or FAILED for the bad deployment may land between our read and this
@@ -261,7 +319,7 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
                 None => return Ok(()),
             }
         }
-        Err(StoreError(format!("{} kept changing while it was marked ROLLED_BACK", bad.id)).into())
+        Err(StoreError::retryable(format!("{} kept changing while it was marked ROLLED_BACK", bad.id)).into())
     }
 
     async fn notify_only(
@@ -269,37 +327,29 @@ impl<R: Records, E: Ecs, N: Notifier> Rollbacks<R, E, N> {
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
-        why: Why,
-    ) -> Result<Locked<RollbackOutcome>, ServiceError> {
+        why: NoRollback,
+    ) -> Result<LockedWork<Decided>, ServiceError> {
         let key = format!("{}|{}|{}", trigger.key(), stage.cluster, service.name);
         let notice = no_rollback_notice(stage, service.name.as_str(), trigger, &why);
-        self.notify_once(&key, &notice).await?;
-        Ok((
-            RollbackOutcome::Notified {
+        let key = self.keep_notice(&key, &notice).await?;
+        Ok(LockedWork::only((
+            RestoreOutcome::Notified {
                 reason: why.to_string(),
             },
-            None,
-        ))
+            Some(key),
+        )))
     }
 
-    async fn notify_rollback_if_unsent(&self, id: &DeploymentId) -> Result<(), ServiceError> {
-        if let Some(rollback) = self.records.get_deployment(id).await? {
-            self.notify_once(id.as_str(), &rollback_notice(&rollback)).await?;
-        }
-        Ok(())
+    /// Keeps the notice in the outbox (once per key); returns the key to deliver.
+    async fn keep_notice(&self, key: &str, notice: &Notice) -> Result<String, StoreError> {
+        self.records.enqueue(key, notice, Utc::now() + NOTICE_KEPT).await?;
+        Ok(key.to_owned())
     }
 
-    /// Publishes unless a notice with this key went out before. Marked after publishing: a
-    /// crash in between sends it twice rather than never. The service lock keeps concurrent
-    /// duplicates apart.
-    async fn notify_once(&self, key: &str, notice: &Notice) -> Result<(), ServiceError> {
-        if self.records.notified(key).await? {
-            return Ok(());
-        }
-        self.notifier.publish(notice).await?;
-        self.records.mark_notified(key, Utc::now() + NOTICE_REMEMBERED).await?;
-        tracing::info!(subject = %notice.subject, "notice sent");
-        Ok(())
+    /// Publishes the outbox entry unless it went out before. Marked after publishing: a crash
+    /// in between sends it twice rather than never.
+    async fn deliver(&self, key: &str) -> Result<(), ServiceError> {
+        super::deliver_notice(&self.records, &self.notifier, key).await
     }
 }
 

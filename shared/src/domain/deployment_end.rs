@@ -1,37 +1,25 @@
-//! An ECS "Deployment State Change" event, read into what it means for our records.
+//! An ECS "Deployment State Change" event, read into how a deployment ended, and what that
+//! ending means for the record we made when we started it.
 
 use super::deployment::{Deployment, Status};
 use super::names::{ClusterName, InvalidName, ServiceName};
 use super::pipeline::Pipeline;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use crate::events::{EcsDeploymentEvent, WrongKind, expect_kind};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::fmt;
-
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentStateChange {
-    pub event_type: String,
-    pub event_name: String,
-    pub deployment_id: String,
-    #[serde(default)]
-    pub updated_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-pub type EcsDeploymentEvent = EventBridgeEvent<DeploymentStateChange>;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadStateChange {
     #[error(transparent)]
-    WrongKind(#[from] super::WrongKind),
+    WrongKind(#[from] WrongKind),
     #[error("event field `resources` holds no ECS service ARN")]
     NoServiceArn,
     #[error("event field `resources`: `{0}` is not an ECS service ARN")]
     NotAServiceArn(String),
     #[error("event field `resources`: {0}")]
     Invalid(InvalidName),
+    #[error("event has no time: neither `detail.updatedAt` nor `time` is readable")]
+    NoTime,
 }
 
 /// How an ECS deployment ended.
@@ -53,7 +41,7 @@ pub struct Ended {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Reading {
+pub enum EcsEventMeaning {
     Ignore(String),
     Ended(Ended),
 }
@@ -76,12 +64,16 @@ fn service_of(arn: &str) -> Result<(ClusterName, ServiceName), BadStateChange> {
     }
 }
 
-pub fn read(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<Reading, BadStateChange> {
-    super::expect_kind(event, "aws.ecs", "ECS Deployment State Change")?;
+pub fn read_ending(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<EcsEventMeaning, BadStateChange> {
+    expect_kind(event, "aws.ecs", "ECS Deployment State Change")?;
     let ending = match event.detail.event_name.as_str() {
         "SERVICE_DEPLOYMENT_COMPLETED" => Ending::Completed,
         "SERVICE_DEPLOYMENT_FAILED" => Ending::Failed,
-        other => return Ok(Reading::Ignore(format!("`{other}` is not the end of a deployment"))),
+        other => {
+            return Ok(EcsEventMeaning::Ignore(format!(
+                "`{other}` is not the end of a deployment"
+            )));
+        }
     };
     let arn = event
         .resources
@@ -90,12 +82,12 @@ pub fn read(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<Reading, 
         .ok_or(BadStateChange::NoServiceArn)?;
     let (cluster, service) = service_of(arn)?;
     if !pipeline.runs(&cluster, &service) {
-        return Ok(Reading::Ignore(format!(
+        return Ok(EcsEventMeaning::Ignore(format!(
             "service `{cluster}/{service}` is not in the pipeline file"
         )));
     }
-    let at = event.detail.updated_at.or(event.time).unwrap_or_else(Utc::now);
-    Ok(Reading::Ended(Ended {
+    let at = event.detail.updated_at.or(event.time).ok_or(BadStateChange::NoTime)?;
+    Ok(EcsEventMeaning::Ended(Ended {
         cluster,
         service,
         ecs_deployment_id: event.detail.deployment_id.clone(),
@@ -106,51 +98,52 @@ pub fn read(pipeline: &Pipeline, event: &EcsDeploymentEvent) -> Result<Reading, 
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Write this record (from DEPLOYING).
+pub enum EndingUpdate {
+    /// Write this record (from the status the record had: DEPLOYING, or SUPERSEDED for a
+    /// deploy a newer push replaced after ECS had started it).
     Record(Box<Deployment>),
-    Ignore(IgnoreWhy),
+    Ignore(NotRecorded),
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum IgnoreWhy {
+pub enum NotRecorded {
     /// Started outside this pipeline (console, CloudFormation) or before it was installed.
     NotOurs,
     /// The record already says how it ended: a redelivery.
     AlreadyRecorded(Status),
-    /// A newer deploy replaced it before ECS finished.
+    /// It ended already another way (rolled back).
     NoLongerInFlight(Status),
 }
 
-impl fmt::Display for IgnoreWhy {
+impl fmt::Display for NotRecorded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IgnoreWhy::NotOurs => f.write_str("a deployment this pipeline did not start"),
-            IgnoreWhy::AlreadyRecorded(status) => write!(f, "already recorded as {status}"),
-            IgnoreWhy::NoLongerInFlight(status) => write!(f, "the deployment is {status}, no longer in flight"),
+            NotRecorded::NotOurs => f.write_str("a deployment this pipeline did not start"),
+            NotRecorded::AlreadyRecorded(status) => write!(f, "already recorded as {status}"),
+            NotRecorded::NoLongerInFlight(status) => write!(f, "the deployment is {status}, no longer in flight"),
         }
     }
 }
 
 /// What an ending means for the record ECS's deployment id points to, if any.
-pub fn judge(ended: &Ended, record: Option<&Deployment>) -> Verdict {
+pub fn update_for_ending(ended: &Ended, record: Option<&Deployment>) -> EndingUpdate {
     let Some(record) = record.filter(|r| r.cluster == ended.cluster && r.service == ended.service) else {
-        return Verdict::Ignore(IgnoreWhy::NotOurs);
+        return EndingUpdate::Ignore(NotRecorded::NotOurs);
     };
     let to = match ended.ending {
         Ending::Completed => Status::Succeeded,
         Ending::Failed => Status::Failed,
     };
     if record.status == to {
-        return Verdict::Ignore(IgnoreWhy::AlreadyRecorded(to));
+        return EndingUpdate::Ignore(NotRecorded::AlreadyRecorded(to));
     }
     match record.transition(to, ended.at) {
         Ok(mut next) => {
             next.completed_at = Some(ended.at);
             next.ecs_reason = ended.reason.clone();
-            Verdict::Record(Box::new(next))
+            EndingUpdate::Record(Box::new(next))
         }
-        Err(_) => Verdict::Ignore(IgnoreWhy::NoLongerInFlight(record.status)),
+        Err(_) => EndingUpdate::Ignore(NotRecorded::NoLongerInFlight(record.status)),
     }
 }
 
@@ -220,15 +213,17 @@ mod tests {
     }
 
     fn ended(ending: Ending) -> Ended {
-        match read(&pipeline(), &event("SERVICE_DEPLOYMENT_COMPLETED", DEV_BACKEND)).unwrap() {
-            Reading::Ended(ended) => Ended { ending, ..ended },
+        match read_ending(&pipeline(), &event("SERVICE_DEPLOYMENT_COMPLETED", DEV_BACKEND)).unwrap() {
+            EcsEventMeaning::Ended(ended) => Ended { ending, ..ended },
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn completed_and_failed_are_endings_of_a_pipeline_service() {
-        let Reading::Ended(ended) = read(&pipeline(), &event("SERVICE_DEPLOYMENT_FAILED", DEV_BACKEND)).unwrap() else {
+        let EcsEventMeaning::Ended(ended) =
+            read_ending(&pipeline(), &event("SERVICE_DEPLOYMENT_FAILED", DEV_BACKEND)).unwrap()
+        else {
             panic!("should be an ending")
         };
         assert_eq!(ended.ending, Ending::Failed);
@@ -244,13 +239,13 @@ mod tests {
     fn in_progress_and_foreign_services_are_ignored() {
         let pipeline = pipeline();
         assert!(matches!(
-            read(&pipeline, &event("SERVICE_DEPLOYMENT_IN_PROGRESS", DEV_BACKEND)).unwrap(),
-            Reading::Ignore(_)
+            read_ending(&pipeline, &event("SERVICE_DEPLOYMENT_IN_PROGRESS", DEV_BACKEND)).unwrap(),
+            EcsEventMeaning::Ignore(_)
         ));
         let other = "arn:aws:ecs:us-east-1:123456789012:service/another-cluster/backend-service";
         assert_eq!(
-            read(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", other)).unwrap(),
-            Reading::Ignore("service `another-cluster/backend-service` is not in the pipeline file".into())
+            read_ending(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", other)).unwrap(),
+            EcsEventMeaning::Ignore("service `another-cluster/backend-service` is not in the pipeline file".into())
         );
     }
 
@@ -259,13 +254,13 @@ mod tests {
         let pipeline = pipeline();
         let mut none = event("SERVICE_DEPLOYMENT_COMPLETED", DEV_BACKEND);
         none.resources = Some(vec![]);
-        assert_eq!(read(&pipeline, &none), Err(BadStateChange::NoServiceArn));
+        assert_eq!(read_ending(&pipeline, &none), Err(BadStateChange::NoServiceArn));
         for arn in [
             "arn:aws:ecs:us-east-1:123456789012:cluster/social-analytics-dev",
             "not-an-arn",
         ] {
             assert!(matches!(
-                read(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", arn)),
+                read_ending(&pipeline, &event("SERVICE_DEPLOYMENT_COMPLETED", arn)),
                 Err(BadStateChange::NotAServiceArn(_))
             ));
         }
@@ -273,7 +268,8 @@ mod tests {
 
     #[test]
     fn an_ending_moves_a_deploying_record_once() {
-        let Verdict::Record(done) = judge(&ended(Ending::Completed), Some(&record(Status::Deploying))) else {
+        let EndingUpdate::Record(done) = update_for_ending(&ended(Ending::Completed), Some(&record(Status::Deploying)))
+        else {
             panic!("should record")
         };
         assert_eq!(done.status, Status::Succeeded);
@@ -282,10 +278,11 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2026, 11, 22, 10, 6, 59).unwrap())
         );
         assert_eq!(
-            judge(&ended(Ending::Completed), Some(&record(Status::Succeeded))),
-            Verdict::Ignore(IgnoreWhy::AlreadyRecorded(Status::Succeeded))
+            update_for_ending(&ended(Ending::Completed), Some(&record(Status::Succeeded))),
+            EndingUpdate::Ignore(NotRecorded::AlreadyRecorded(Status::Succeeded))
         );
-        let Verdict::Record(failed) = judge(&ended(Ending::Failed), Some(&record(Status::Deploying))) else {
+        let EndingUpdate::Record(failed) = update_for_ending(&ended(Ending::Failed), Some(&record(Status::Deploying)))
+        else {
             panic!("should record")
         };
         assert_eq!(failed.status, Status::Failed);
@@ -294,18 +291,30 @@ mod tests {
     #[test]
     fn endings_of_deployments_not_ours_or_no_longer_in_flight_are_ignored() {
         assert_eq!(
-            judge(&ended(Ending::Completed), None),
-            Verdict::Ignore(IgnoreWhy::NotOurs)
+            update_for_ending(&ended(Ending::Completed), None),
+            EndingUpdate::Ignore(NotRecorded::NotOurs)
         );
         let mut elsewhere = record(Status::Deploying);
         elsewhere.service = ServiceName::parse("worker-service").unwrap();
         assert_eq!(
-            judge(&ended(Ending::Completed), Some(&elsewhere)),
-            Verdict::Ignore(IgnoreWhy::NotOurs)
+            update_for_ending(&ended(Ending::Completed), Some(&elsewhere)),
+            EndingUpdate::Ignore(NotRecorded::NotOurs)
         );
         assert_eq!(
-            judge(&ended(Ending::Completed), Some(&record(Status::Superseded))),
-            Verdict::Ignore(IgnoreWhy::NoLongerInFlight(Status::Superseded))
+            update_for_ending(&ended(Ending::Completed), Some(&record(Status::RolledBack))),
+            EndingUpdate::Ignore(NotRecorded::NoLongerInFlight(Status::RolledBack))
         );
+    }
+
+    #[test]
+    fn a_superseded_deployment_that_ecs_completed_still_becomes_known_good() {
+        let mut superseded = record(Status::Superseded);
+        superseded.superseded_by = Some(DeploymentId::from_stored("dep-2".into()));
+        let EndingUpdate::Record(next) = update_for_ending(&ended(Ending::Completed), Some(&superseded)) else {
+            panic!("a superseded deploy that ran is recorded")
+        };
+        assert_eq!(next.status, Status::Succeeded);
+        assert_eq!(next.superseded_by, superseded.superseded_by);
+        assert!(next.completed_at.is_some());
     }
 }

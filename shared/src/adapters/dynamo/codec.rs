@@ -1,0 +1,328 @@
+//! The stored shape of each item, read and written by `serde_dynamo`. Names are parsed on
+//! the way in, so a record read back cannot hold a value its type forbids.
+
+use super::keys::{Item, deployment_pk, service_pk};
+use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
+use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
+use crate::domain::notice::Notice;
+use crate::ports::StoreError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the `by-service` index copies of a deployment: everything but the two stored task
+/// definitions, which can be large and are read from the record itself when needed. The
+/// template's `NonKeyAttributes` must list exactly these (a test checks it).
+pub const HISTORY_ATTRIBUTES: [&str; 22] = [
+    "id",
+    "kind",
+    "rollback_of",
+    "rollback_cause",
+    "status",
+    "stage",
+    "cluster",
+    "service",
+    "container",
+    "repository",
+    "tag",
+    "digest",
+    "image",
+    "pushed_at",
+    "requested_at",
+    "updated_at",
+    "previous_task_definition",
+    "task_definition",
+    "ecs_deployment_id",
+    "superseded_by",
+    "completed_at",
+    "ecs_reason",
+];
+
+/// Times are stored as RFC 3339 with milliseconds and `Z`, the form `svc_sk` sorts by.
+mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(from)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, to: S) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, to),
+                None => to.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            super::deserialize(from).map(Some)
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeploymentItem {
+    pk: String,
+    sk: String,
+    svc_pk: String,
+    /// `<requested_at, millisecond RFC 3339>#<id>`: history sorts by it.
+    svc_sk: String,
+    id: String,
+    /// `deploy` or `rollback`.
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback_cause: Option<String>,
+    status: Status,
+    stage: StageName,
+    cluster: ClusterName,
+    service: ServiceName,
+    container: ContainerName,
+    repository: RepositoryName,
+    tag: ImageTag,
+    digest: ImageDigest,
+    image: String,
+    #[serde(with = "millis")]
+    pushed_at: DateTime<Utc>,
+    #[serde(with = "millis")]
+    requested_at: DateTime<Utc>,
+    #[serde(with = "millis")]
+    updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_task_definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task_definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ecs_deployment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    superseded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "millis::option")]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ecs_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_definition: Option<String>,
+}
+
+pub fn deployment_item(d: &Deployment) -> Item {
+    let (kind, rollback_of, rollback_cause) = match &d.kind {
+        Kind::Deploy => ("deploy", None, None),
+        Kind::Rollback { of, cause } => ("rollback", Some(of.to_string()), Some(cause.clone())),
+    };
+    let item = DeploymentItem {
+        pk: deployment_pk(&d.id),
+        sk: "DEP".into(),
+        svc_pk: service_pk(&d.cluster, &d.service),
+        svc_sk: format!(
+            "{}#{}",
+            d.requested_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            d.id
+        ),
+        id: d.id.to_string(),
+        kind: kind.into(),
+        rollback_of,
+        rollback_cause,
+        status: d.status,
+        stage: d.stage.clone(),
+        cluster: d.cluster.clone(),
+        service: d.service.clone(),
+        container: d.container.clone(),
+        repository: d.image.repository.clone(),
+        tag: d.image.tag.clone(),
+        digest: d.image.digest.clone(),
+        image: d.image.uri.clone(),
+        pushed_at: d.image.pushed_at,
+        requested_at: d.requested_at,
+        updated_at: d.updated_at,
+        previous_task_definition: d.previous_task_definition.clone(),
+        task_definition: d.task_definition.clone(),
+        ecs_deployment_id: d.ecs_deployment_id.clone(),
+        superseded_by: d.superseded_by.as_ref().map(ToString::to_string),
+        completed_at: d.completed_at,
+        ecs_reason: d.ecs_reason.clone(),
+        definition: d.definition.clone(),
+        previous_definition: d.previous_definition.clone(),
+    };
+    serde_dynamo::to_item(item).expect("a deployment always serializes")
+}
+
+pub fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
+    let stored: DeploymentItem = serde_dynamo::from_item(item.clone())
+        .map_err(|e| StoreError::permanent(format!("stored deployment is unreadable: {e}")))?;
+    let kind = match (stored.kind.as_str(), stored.rollback_of) {
+        ("deploy", _) => Kind::Deploy,
+        ("rollback", Some(of)) => Kind::Rollback {
+            of: DeploymentId::from_stored(of),
+            cause: stored.rollback_cause.unwrap_or_default(),
+        },
+        (other, _) => {
+            return Err(StoreError::permanent(format!(
+                "stored deployment {}: kind `{other}` is unknown or lacks rollback_of",
+                stored.id
+            )));
+        }
+    };
+    Ok(Deployment {
+        id: DeploymentId::from_stored(stored.id),
+        kind,
+        status: stored.status,
+        stage: stored.stage,
+        cluster: stored.cluster,
+        service: stored.service,
+        container: stored.container,
+        image: PushedImage {
+            repository: stored.repository,
+            tag: stored.tag,
+            digest: stored.digest,
+            uri: stored.image,
+            pushed_at: stored.pushed_at,
+        },
+        requested_at: stored.requested_at,
+        updated_at: stored.updated_at,
+        previous_task_definition: stored.previous_task_definition,
+        task_definition: stored.task_definition,
+        ecs_deployment_id: stored.ecs_deployment_id,
+        superseded_by: stored.superseded_by.map(DeploymentId::from_stored),
+        completed_at: stored.completed_at,
+        ecs_reason: stored.ecs_reason,
+        definition: stored.definition,
+        previous_definition: stored.previous_definition,
+    })
+}
+
+/// A pointer of the service state, as a map inside the STATE item.
+#[derive(Serialize, Deserialize)]
+pub struct RefItem {
+    id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<ImageDigest>,
+    #[serde(with = "millis")]
+    pushed_at: DateTime<Utc>,
+}
+
+impl From<&DeploymentRef> for RefItem {
+    fn from(r: &DeploymentRef) -> Self {
+        RefItem {
+            id: r.id.to_string(),
+            digest: r.digest.clone(),
+            pushed_at: r.pushed_at,
+        }
+    }
+}
+
+impl From<RefItem> for DeploymentRef {
+    fn from(r: RefItem) -> Self {
+        DeploymentRef {
+            id: DeploymentId::from_stored(r.id),
+            digest: r.digest,
+            pushed_at: r.pushed_at,
+        }
+    }
+}
+
+/// The STATE item's pointers; its lock and quarantine are read and written by expressions.
+#[derive(Deserialize)]
+pub struct StateItem {
+    #[serde(default)]
+    pub latest: Option<RefItem>,
+    #[serde(default)]
+    pub awaiting_approval: Option<RefItem>,
+}
+
+/// A notice kept in the outbox until it is published.
+#[derive(Serialize, Deserialize)]
+pub struct NoticeItem {
+    pub pk: String,
+    pub sk: String,
+    pub subject: String,
+    pub message: String,
+    pub sent: bool,
+    /// Seconds since the epoch: DynamoDB's TTL removes the item after it.
+    pub expires_at: i64,
+}
+
+impl NoticeItem {
+    pub fn notice(&self) -> Notice {
+        Notice {
+            subject: self.subject.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::deployment;
+
+    #[test]
+    fn a_deployment_round_trips_through_its_item() {
+        let mut rollback = deployment(
+            3,
+            Kind::Rollback {
+                of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm".into(),
+            },
+            Status::Deploying,
+            Some(4),
+        );
+        rollback.ecs_deployment_id = Some("ecs-svc/1".into());
+        for d in [deployment(1, Kind::Deploy, Status::Requested, None), rollback] {
+            assert_eq!(deployment_from(&deployment_item(&d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn absent_values_are_left_out_not_stored_as_null() {
+        let mut d = deployment(1, Kind::Deploy, Status::Requested, None);
+        d.ecs_deployment_id = None;
+        let item = deployment_item(&d);
+        // `ecs_deployment_id` keys an index: a NULL there would be refused by DynamoDB.
+        assert!(!item.contains_key("ecs_deployment_id"));
+        assert!(!item.contains_key("completed_at"));
+        assert_eq!(item["status"].as_s().unwrap(), "REQUESTED");
+        assert!(
+            item["svc_sk"]
+                .as_s()
+                .unwrap()
+                .starts_with("2026-11-22T10:00:00.000Z#dep-1")
+        );
+    }
+
+    #[test]
+    fn history_rows_hold_everything_but_the_stored_definitions() {
+        let item = deployment_item(&deployment(1, Kind::Deploy, Status::Succeeded, Some(2)));
+        let mut stored: Vec<&str> = item
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["pk", "sk", "svc_pk", "svc_sk"].contains(k))
+            .collect();
+        stored.sort();
+        let mut projected: Vec<&str> = HISTORY_ATTRIBUTES
+            .iter()
+            .copied()
+            .chain(["definition", "previous_definition"])
+            .filter(|a| item.contains_key(*a))
+            .collect();
+        projected.sort();
+        assert_eq!(stored, projected);
+        let row: Item = item
+            .into_iter()
+            .filter(|(k, _)| k != "definition" && k != "previous_definition")
+            .collect();
+        assert_eq!(deployment_from(&row).unwrap().definition, None);
+    }
+}

@@ -1,0 +1,44 @@
+//! Where each item lives:
+//! - deployment:  pk `DEP#<id>`, sk `DEP`; GSI `by-service` (svc_pk `SVC#<cluster>#<service>`,
+//!   svc_sk `<requested_at>#<id>`) for history; GSI `by-ecs-deployment` (ecs_deployment_id).
+//! - service state: pk `SVC#<cluster>#<service>`, sk `STATE` (lock, latest, awaiting_approval,
+//!   quarantined).
+//! - outbox notice: pk `NOTE#<key>`, sk `NOTE`, expiring (TTL `expires_at`).
+
+use crate::domain::deployment::DeploymentId;
+use crate::domain::names::{ClusterName, ServiceName};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub const BY_SERVICE_INDEX: &str = "by-service";
+pub const BY_ECS_DEPLOYMENT_INDEX: &str = "by-ecs-deployment";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn deployment_pk(id: &DeploymentId) -> String {
+    format!("DEP#{id}")
+}
+
+pub fn deployment_key(id: &DeploymentId) -> Item {
+    key(deployment_pk(id), "DEP")
+}
+
+pub fn service_pk(cluster: &ClusterName, service: &ServiceName) -> String {
+    format!("SVC#{cluster}#{service}")
+}
+
+pub fn state_key(cluster: &ClusterName, service: &ServiceName) -> Item {
+    key(service_pk(cluster, service), "STATE")
+}
+
+pub fn notice_key(notice: &str) -> Item {
+    key(format!("NOTE#{notice}"), "NOTE")
+}

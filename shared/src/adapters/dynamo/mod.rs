@@ -1,0 +1,104 @@
+//! The one table, over the SDK: keys (`keys`), the stored shape of each item (`codec`), and
+//! one module per port it implements. Schema: README, "Records".
+
+mod codec;
+mod deployments;
+mod keys;
+mod locks;
+mod outbox;
+mod service_state;
+
+pub use codec::HISTORY_ATTRIBUTES;
+pub use keys::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};
+
+use super::describe_sdk_error;
+use crate::ports::StoreError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+pub struct DynamoRecords {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoRecords {
+    pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+        }
+    }
+}
+
+/// Throttling, 5xx and network trouble are worth a retry; a request the table refuses
+/// (validation, access, a missing table) is not.
+fn store_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |err| {
+        let message = describe_sdk_error(operation, &err);
+        match err.code() {
+            Some(
+                "ValidationException"
+                | "ResourceNotFoundException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "ItemCollectionSizeLimitExceededException",
+            ) => StoreError::permanent(message),
+            _ => StoreError::retryable(message),
+        }
+    }
+}
+
+/// A conditional write's answer: `true` written, `false` its condition did not hold (the write
+/// lost a race, or found its work done), an error otherwise.
+fn conditional<O, E, R>(operation: &'static str, result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(err) => Err(store_error(operation)(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: &str) -> SdkError<PutItemError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message("m").build();
+        SdkError::service_error(
+            PutItemError::generic(meta),
+            HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn refused_requests_are_permanent_and_the_rest_retryable() {
+        for code in [
+            "ValidationException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+        ] {
+            assert!(!store_error("PutItem")(service_error(code)).retryable, "{code}");
+        }
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "InternalServerError",
+            "RequestLimitExceeded",
+        ] {
+            assert!(store_error("PutItem")(service_error(code)).retryable, "{code}");
+        }
+        assert!(!conditional::<(), _, _>("PutItem", Err(service_error("ConditionalCheckFailedException"))).unwrap());
+    }
+}

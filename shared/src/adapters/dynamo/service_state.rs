@@ -1,0 +1,45 @@
+use super::keys::{s, state_key};
+use super::{DynamoRecords, conditional, store_error};
+use crate::domain::names::{ClusterName, ImageDigest, ServiceName};
+use crate::ports::{ServiceStates, StoreError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+impl ServiceStates for DynamoRecords {
+    async fn quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .update_expression("ADD quarantined :digest")
+            .expression_attribute_values(":digest", AttributeValue::Ss(vec![digest.to_string()]))
+            .send()
+            .await
+            .map_err(store_error("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn lift_quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .update_expression("DELETE quarantined :digests")
+            .condition_expression("contains(quarantined, :digest)")
+            .expression_attribute_values(":digests", AttributeValue::Ss(vec![digest.to_string()]))
+            .expression_attribute_values(":digest", s(digest.as_str()))
+            .send()
+            .await;
+        conditional("UpdateItem", result)
+    }
+}

@@ -1,0 +1,118 @@
+//! What people are told, over SNS: plain text, an ASCII one-line subject under 100 characters.
+
+use super::deployment::{Deployment, Kind};
+use super::pipeline::Stage;
+use super::rollback_plan::{NoRollback, Trigger};
+use super::taskdef::revision_name;
+
+/// An SNS message. SNS wants the subject ASCII, one line, under 100 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub subject: String,
+    pub message: String,
+}
+
+fn subject(text: String) -> String {
+    let ascii: String = text
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .collect();
+    ascii.chars().take(99).collect()
+}
+
+/// What a rollback record tells the team: stage, service, from → to, why, and what is blocked.
+pub fn rollback_notice(rollback: &Deployment) -> Notice {
+    let (from, to) = (
+        rollback.previous_task_definition.as_deref().unwrap_or("?"),
+        rollback.task_definition.as_deref().unwrap_or("?"),
+    );
+    let (of, cause) = match &rollback.kind {
+        Kind::Rollback { of, cause } => (of.as_str(), cause.as_str()),
+        Kind::Deploy => ("?", "?"),
+    };
+    let (stage, service) = (&rollback.stage, &rollback.service);
+    Notice {
+        subject: subject(format!(
+            "Rolled back {stage}/{service}: {} -> {}",
+            revision_name(from),
+            revision_name(to)
+        )),
+        message: format!(
+            "{service} in stage {stage} (cluster {cluster}) was rolled back.\n\n\
+             Why: {cause}\n\
+             Rolled back: deployment {of}, image {image}\n\
+             From: {from}\n\
+             To (last known good): {to}\n\
+             Rollback deployment: {id}\n\n\
+             The digest {digest} is quarantined on this service: auto-deploys skip it. Push a fix \
+             (a new digest deploys as usual), or lift it with\n  \
+             pipectl lift-quarantine {stage} {service} {digest}\n",
+            cluster = rollback.cluster,
+            image = rollback.image.uri,
+            id = rollback.id,
+            digest = rollback.image.digest,
+        ),
+    }
+}
+
+/// An alarm or failure that changed nothing, and why.
+pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: &NoRollback) -> Notice {
+    Notice {
+        subject: subject(format!("No rollback of {}/{service}: {why}", stage.name)),
+        message: format!(
+            "{service} in stage {stage} (cluster {cluster}) was not rolled back.\n\n\
+             Event: {trigger}\n\
+             Why not: {why}\n",
+            stage = stage.name,
+            cluster = stage.cluster,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::deployment::{DeploymentId, Status};
+    use crate::domain::fixtures::{at, deployment as dep, shipped_pipeline as pipeline};
+    use crate::domain::names::AlarmName;
+
+    fn fired(minute: u32) -> Trigger {
+        Trigger::Alarm {
+            alarm: AlarmName::parse("backend-dev-5xx").unwrap(),
+            at: at(minute),
+        }
+    }
+
+    #[test]
+    fn notices_name_stage_service_and_revisions_in_an_ascii_subject_under_100_chars() {
+        let mut rollback = dep(
+            3,
+            Kind::Rollback {
+                of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm backend-dev-5xx went into ALARM".into(),
+            },
+            Status::Deploying,
+            None,
+        );
+        rollback.previous_task_definition =
+            Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:7".into());
+        rollback.task_definition = Some("arn:aws:ecs:us-east-1:123456789012:task-definition/backend-service:5".into());
+        let notice = rollback_notice(&rollback);
+        assert_eq!(
+            notice.subject,
+            "Rolled back dev/backend-service: backend-service:7 -> backend-service:5"
+        );
+        assert!(notice.message.contains("Why: alarm backend-dev-5xx went into ALARM"));
+        assert!(
+            notice
+                .message
+                .contains("pipectl lift-quarantine dev backend-service sha256:0303")
+        );
+
+        let pipeline = pipeline();
+        let why = NoRollback::OutsideWatchWindow { completed_at: at(1) };
+        let long = no_rollback_notice(&pipeline.stages()[0], &"ü".repeat(120), &fired(20), &why);
+        assert!(long.subject.len() < 100 && long.subject.is_ascii(), "{}", long.subject);
+        assert!(long.message.contains("Why not: the current deployment completed at"));
+    }
+}

@@ -1,0 +1,432 @@
+//! The ports in memory, for fast unit tests of handler logic (the moto tests stay the
+//! integration layer). They keep the contracts the adapters keep: conditional writes lose
+//! cleanly, history is newest first, a lock is held until released or expired.
+
+use crate::domain::deployment::{Deployment, DeploymentId, ServiceState, ServiceStateField, Status};
+use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ServiceName};
+use crate::domain::notice::Notice;
+use crate::ports::{
+    Deployments, Ecs, EcsError, HistoryPage, Notifier, NotifyError, Outbox, OutboxEntry, Registered, Running,
+    ServiceLocks, ServiceStates, StateMove, StoreError,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+type ServiceKey = (String, String);
+
+fn service_key(cluster: &ClusterName, service: &ServiceName) -> ServiceKey {
+    (cluster.to_string(), service.to_string())
+}
+
+#[derive(Default)]
+struct Tables {
+    deployments: BTreeMap<String, Deployment>,
+    states: HashMap<ServiceKey, ServiceState>,
+    locks: HashMap<ServiceKey, (String, DateTime<Utc>)>,
+    outbox: BTreeMap<String, OutboxEntry>,
+}
+
+/// The records table in memory.
+#[derive(Default)]
+pub struct MemoryRecords {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryRecords {
+    pub fn deployments(&self) -> Vec<Deployment> {
+        self.tables.lock().unwrap().deployments.values().cloned().collect()
+    }
+
+    pub fn state(&self, cluster: &ClusterName, service: &ServiceName) -> ServiceState {
+        let tables = self.tables.lock().unwrap();
+        tables
+            .states
+            .get(&service_key(cluster, service))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn outbox(&self) -> Vec<(String, OutboxEntry)> {
+        let tables = self.tables.lock().unwrap();
+        tables.outbox.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Puts a record as it is, bypassing every condition: a test's starting point.
+    pub fn insert(&self, deployment: Deployment) {
+        self.tables
+            .lock()
+            .unwrap()
+            .deployments
+            .insert(deployment.id.to_string(), deployment);
+    }
+
+    pub fn set_state(&self, cluster: &ClusterName, service: &ServiceName, state: ServiceState) {
+        self.tables
+            .lock()
+            .unwrap()
+            .states
+            .insert(service_key(cluster, service), state);
+    }
+}
+
+impl ServiceLocks for MemoryRecords {
+    async fn lock_service(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ServiceState>, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let key = service_key(cluster, service);
+        match tables.locks.get(&key) {
+            Some((holder, held_until)) if holder != owner && *held_until >= now => Ok(None),
+            _ => {
+                tables.locks.insert(key.clone(), (owner.to_owned(), until));
+                Ok(Some(tables.states.get(&key).cloned().unwrap_or_default()))
+            }
+        }
+    }
+
+    async fn release_service(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        owner: &str,
+        moved: Option<&StateMove>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let key = service_key(cluster, service);
+        if tables.locks.get(&key).is_none_or(|(holder, _)| holder != owner) {
+            return Ok(false);
+        }
+        tables.locks.remove(&key);
+        if let Some(moved) = moved {
+            let state = tables.states.entry(key).or_default();
+            match moved.field {
+                ServiceStateField::Latest => state.latest = Some(moved.to.clone()),
+                ServiceStateField::AwaitingApproval => state.awaiting_approval = Some(moved.to.clone()),
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Deployments for MemoryRecords {
+    async fn create_deployment(&self, deployment: &Deployment) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let id = deployment.id.to_string();
+        if tables
+            .deployments
+            .get(&id)
+            .is_some_and(|d| d.status != Status::Requested)
+        {
+            return Ok(false);
+        }
+        tables.deployments.insert(id, deployment.clone());
+        Ok(true)
+    }
+
+    async fn save_transition(&self, deployment: &Deployment, from: Status) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        match tables.deployments.get_mut(deployment.id.as_str()) {
+            Some(stored) if stored.status == from => {
+                *stored = deployment.clone();
+                Ok(true)
+            }
+            Some(stored) => Ok(stored == deployment),
+            None => Ok(false),
+        }
+    }
+
+    async fn record_registration(&self, deployment: &Deployment) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        match tables.deployments.get_mut(deployment.id.as_str()) {
+            Some(stored) if stored.status == Status::Requested => {
+                stored.task_definition = deployment.task_definition.clone();
+                stored.definition = deployment.definition.clone();
+                stored.previous_definition = deployment.previous_definition.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_requested(&self, id: &DeploymentId) -> Result<(), StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        if tables
+            .deployments
+            .get(id.as_str())
+            .is_some_and(|d| d.status == Status::Requested)
+        {
+            tables.deployments.remove(id.as_str());
+        }
+        Ok(())
+    }
+
+    async fn get_deployment(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
+        Ok(self.tables.lock().unwrap().deployments.get(id.as_str()).cloned())
+    }
+
+    async fn by_ecs_deployment(&self, ecs_deployment_id: &str) -> Result<Option<Deployment>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables
+            .deployments
+            .values()
+            .find(|d| d.ecs_deployment_id.as_deref() == Some(ecs_deployment_id))
+            .cloned())
+    }
+
+    /// Pages are cut by position; the cursor is the index of the next row. Rows come without
+    /// their stored definitions, as the table's index gives them.
+    async fn history(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        let mut rows: Vec<Deployment> = tables
+            .deployments
+            .values()
+            .filter(|d| &d.cluster == cluster && &d.service == service)
+            .cloned()
+            .map(|d| Deployment {
+                definition: None,
+                previous_definition: None,
+                ..d
+            })
+            .collect();
+        rows.sort_by(|a, b| (b.requested_at, b.id.as_str()).cmp(&(a.requested_at, a.id.as_str())));
+        let start: usize = after.map_or(0, |cursor| cursor.parse().expect("a cursor this fake made"));
+        let end = (start + limit as usize).min(rows.len());
+        Ok(HistoryPage {
+            deployments: rows[start..end].to_vec(),
+            next: (end < rows.len()).then(|| end.to_string()),
+        })
+    }
+}
+
+impl ServiceStates for MemoryRecords {
+    async fn quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let state = tables.states.entry(service_key(cluster, service)).or_default();
+        if !state.quarantined.contains(digest) {
+            state.quarantined.push(digest.clone());
+        }
+        Ok(())
+    }
+
+    async fn lift_quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let state = tables.states.entry(service_key(cluster, service)).or_default();
+        let before = state.quarantined.len();
+        state.quarantined.retain(|d| d != digest);
+        Ok(state.quarantined.len() < before)
+    }
+}
+
+impl Outbox for MemoryRecords {
+    async fn enqueue(&self, key: &str, notice: &Notice, _expires: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        if tables.outbox.contains_key(key) {
+            return Ok(false);
+        }
+        let entry = OutboxEntry {
+            notice: notice.clone(),
+            sent: false,
+        };
+        tables.outbox.insert(key.to_owned(), entry);
+        Ok(true)
+    }
+
+    async fn entry(&self, key: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        Ok(self.tables.lock().unwrap().outbox.get(key).cloned())
+    }
+
+    async fn mark_sent(&self, key: &str) -> Result<(), StoreError> {
+        if let Some(entry) = self.tables.lock().unwrap().outbox.get_mut(key) {
+            entry.sent = true;
+        }
+        Ok(())
+    }
+}
+
+/// One service's worth of ECS: revisions `td:N`, deployments `ecs-svc/N`, and a switch that
+/// makes UpdateService fail after (or before) it applies.
+#[derive(Default)]
+pub struct FakeEcs {
+    state: Mutex<EcsState>,
+}
+
+#[derive(Default)]
+struct EcsState {
+    /// Service → (task definition, its deployments as (id, revision), newest last).
+    services: HashMap<ServiceKey, (String, Vec<(String, String)>)>,
+    revisions: Vec<String>,
+    deployments: usize,
+    update_fails: Option<UpdateFailure>,
+}
+
+/// How a failing UpdateService fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateFailure {
+    /// Refused: the service is not moved.
+    Refused,
+    /// Applied by ECS, but the answer is lost (and so is the check after it).
+    AnswerLost,
+}
+
+impl FakeEcs {
+    pub fn with_service(cluster: &ClusterName, service: &ServiceName, task_definition: &str) -> Self {
+        let ecs = FakeEcs::default();
+        ecs.state.lock().unwrap().services.insert(
+            service_key(cluster, service),
+            (
+                task_definition.to_owned(),
+                vec![("ecs-svc/0".into(), task_definition.to_owned())],
+            ),
+        );
+        ecs
+    }
+
+    pub fn fail_updates(&self, failure: Option<UpdateFailure>) {
+        self.state.lock().unwrap().update_fails = failure;
+    }
+
+    pub fn running(&self, cluster: &ClusterName, service: &ServiceName) -> String {
+        self.state.lock().unwrap().services[&service_key(cluster, service)]
+            .0
+            .clone()
+    }
+
+    pub fn revisions(&self) -> Vec<String> {
+        self.state.lock().unwrap().revisions.clone()
+    }
+}
+
+impl Ecs for FakeEcs {
+    async fn running_service(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Running, EcsError> {
+        let state = self.state.lock().unwrap();
+        if state.update_fails == Some(UpdateFailure::AnswerLost) {
+            return Err(EcsError::Transient("DescribeServices: connection reset".into()));
+        }
+        let (task_definition, deployments) = state
+            .services
+            .get(&service_key(cluster, service))
+            .ok_or_else(|| EcsError::NotFound(format!("service `{service}` not found in cluster `{cluster}`")))?;
+        Ok(Running {
+            task_definition: task_definition.clone(),
+            primary_deployment_id: deployments.last().map(|(id, _)| id.clone()),
+        })
+    }
+
+    async fn register_pinned(
+        &self,
+        task_definition: &str,
+        _: &ContainerName,
+        image: &str,
+    ) -> Result<Registered, EcsError> {
+        let mut state = self.state.lock().unwrap();
+        let arn = format!("td:{}", 100 + state.revisions.len());
+        state.revisions.push(arn.clone());
+        Ok(Registered {
+            arn: arn.clone(),
+            definition: format!("{{\"of\": \"{arn}\", \"image\": \"{image}\"}}"),
+            previous_definition: format!("{{\"of\": \"{task_definition}\"}}"),
+        })
+    }
+
+    async fn register_stored(&self, _definition: &str) -> Result<String, EcsError> {
+        let mut state = self.state.lock().unwrap();
+        let arn = format!("td:{}", 100 + state.revisions.len());
+        state.revisions.push(arn.clone());
+        Ok(arn)
+    }
+
+    async fn is_active(&self, _task_definition: &str) -> Result<bool, EcsError> {
+        Ok(true)
+    }
+
+    async fn deployment_revision(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        ecs_deployment_id: &str,
+    ) -> Result<Option<String>, EcsError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .services
+            .get(&service_key(cluster, service))
+            .and_then(|(_, deployments)| {
+                deployments
+                    .iter()
+                    .find(|(id, _)| id == ecs_deployment_id)
+                    .map(|(_, revision)| revision.clone())
+            }))
+    }
+
+    async fn update_service(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        task_definition: &str,
+    ) -> Result<String, EcsError> {
+        let mut state = self.state.lock().unwrap();
+        if state.update_fails == Some(UpdateFailure::Refused) {
+            return Err(EcsError::Transient("UpdateService: ThrottlingException".into()));
+        }
+        state.deployments += 1;
+        let id = format!("ecs-svc/{}", state.deployments);
+        let entry = state
+            .services
+            .get_mut(&service_key(cluster, service))
+            .ok_or_else(|| EcsError::NotFound(format!("service `{service}` not found")))?;
+        entry.0 = task_definition.to_owned();
+        entry.1.push((id.clone(), task_definition.to_owned()));
+        if state.update_fails == Some(UpdateFailure::AnswerLost) {
+            return Err(EcsError::Transient("UpdateService: operation timeout".into()));
+        }
+        Ok(id)
+    }
+}
+
+/// Keeps what was published; can be told to fail.
+#[derive(Default)]
+pub struct FakeNotifier {
+    published: Mutex<Vec<Notice>>,
+    failing: Mutex<bool>,
+}
+
+impl FakeNotifier {
+    pub fn published(&self) -> Vec<Notice> {
+        self.published.lock().unwrap().clone()
+    }
+
+    pub fn fail(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
+    }
+}
+
+impl Notifier for FakeNotifier {
+    async fn publish(&self, notice: &Notice) -> Result<(), NotifyError> {
+        if *self.failing.lock().unwrap() {
+            return Err(NotifyError("Publish: InternalError".into()));
+        }
+        self.published.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}

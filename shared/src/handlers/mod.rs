@@ -1,0 +1,62 @@
+//! One module per function, each written against the ports it needs: `main.rs` builds the
+//! adapters and hands them in; unit tests hand in the fakes.
+
+pub mod deploy_on_push;
+pub mod restore;
+pub mod rollback_on_alarm;
+pub mod track_deployment;
+
+use crate::domain::names::{ClusterName, ServiceName};
+use crate::lambda::errors::ServiceError;
+use crate::lambda::service_lock::time_to_record;
+use crate::ports::{Ecs, Notifier, Outbox, Running};
+use chrono::{DateTime, Utc};
+
+/// Points the service at `task_definition` and returns the ECS deployment id. A service already
+/// on it is adopted, not deployed again; a failed update is looked at before it counts as one
+/// (its answer may have been lost after ECS applied it). UpdateService is irreversible: it is
+/// not started without the time to record it.
+pub(crate) async fn point_service_at<E: Ecs>(
+    ecs: &E,
+    cluster: &ClusterName,
+    service: &ServiceName,
+    running: &Running,
+    task_definition: &str,
+    deadline: DateTime<Utc>,
+) -> Result<String, ServiceError> {
+    if running.task_definition == task_definition
+        && let Some(id) = &running.primary_deployment_id
+    {
+        return Ok(id.clone());
+    }
+    time_to_record(deadline, Utc::now())?;
+    match ecs.update_service(cluster, service, task_definition).await {
+        Ok(id) => Ok(id),
+        Err(err) => match ecs.running_service(cluster, service).await {
+            Ok(Running {
+                task_definition: now,
+                primary_deployment_id: Some(id),
+            }) if now == task_definition => Ok(id),
+            _ => Err(err.into()),
+        },
+    }
+}
+
+/// Publishes the outbox entry `key` unless it went out before, then marks it sent. Marked
+/// after publishing: a crash in between sends it twice rather than never.
+pub(crate) async fn deliver_notice<O: Outbox, N: Notifier>(
+    outbox: &O,
+    notifier: &N,
+    key: &str,
+) -> Result<(), ServiceError> {
+    let Some(entry) = outbox.entry(key).await? else {
+        return Ok(());
+    };
+    if entry.sent {
+        return Ok(());
+    }
+    notifier.publish(&entry.notice).await?;
+    outbox.mark_sent(key).await?;
+    tracing::info!(subject = %entry.notice.subject, "notice sent");
+    Ok(())
+}

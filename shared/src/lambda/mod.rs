@@ -1,0 +1,6 @@
+//! What every function shares around its handler: start-up (logs, pipeline file, AWS
+//! config), the per-service lock, and how errors reach Lambda.
+
+pub mod errors;
+pub mod runtime;
+pub mod service_lock;

@@ -1,0 +1,51 @@
+//! The narrow interfaces the handlers need from the outside world, one per capability, so a
+//! handler names exactly what it uses. Adapters implement them over the AWS SDK (`adapters`),
+//! in-memory fakes for fast unit tests (`fakes`); the handlers never see an SDK client.
+
+pub mod deployments;
+pub mod ecs;
+pub mod locks;
+pub mod notifier;
+pub mod outbox;
+pub mod service_state;
+
+pub use deployments::{Deployments, HistoryPage};
+pub use ecs::{Ecs, EcsError, Registered, Running};
+pub use locks::{ServiceLocks, StateMove};
+pub use notifier::{Notifier, NotifyError};
+pub use outbox::{Outbox, OutboxEntry};
+pub use service_state::ServiceStates;
+
+/// A records call failed. `retryable` tells throttling, 5xx and network trouble (worth a
+/// Lambda retry) from a request the table refuses (a missing table, access denied, a
+/// malformed item), which a retry will not fix.
+#[derive(Debug, thiserror::Error)]
+#[error("records: {message}")]
+pub struct StoreError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl StoreError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        if self.retryable {
+            "RecordsUnavailable"
+        } else {
+            "RecordsRejected"
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Telling people: one plain-text message to the team's topic.
+
+use crate::domain::notice::Notice;
+use std::future::Future;
+
+/// Publishing failed (throttling, 5xx, network, or a wrong topic): worth a retry.
+#[derive(Debug, thiserror::Error)]
+#[error("notify: {0}")]
+pub struct NotifyError(pub String);
+
+pub trait Notifier: Send + Sync {
+    fn publish(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}

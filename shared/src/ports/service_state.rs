@@ -1,0 +1,23 @@
+//! The per-service state besides its pointers: digests that must not return.
+
+use super::StoreError;
+use crate::domain::names::{ClusterName, ImageDigest, ServiceName};
+use std::future::Future;
+
+pub trait ServiceStates: Send + Sync {
+    /// Adds the digest to the service's quarantine (idempotent).
+    fn quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the digest out of the quarantine; `false` if it was not in it.
+    fn lift_quarantine(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        digest: &ImageDigest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
