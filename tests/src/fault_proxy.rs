@@ -13,12 +13,15 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
     /// HTTP 400 `ThrottlingException`, which the SDK retries and then surfaces.
     Throttling,
     /// HTTP 500 `InternalFailure`.
     ServerError,
+    /// The request reaches the emulator and takes effect; the caller gets HTTP 500
+    /// `InternalFailure` instead of the answer (a reply lost on the way back).
+    AnswerLost,
 }
 
 #[derive(Clone, Debug)]
@@ -28,6 +31,8 @@ struct Fault {
     kind: FaultKind,
     /// How many matching calls go through before the faults start.
     pass_first: usize,
+    /// Only the first call after those fails; the rest go through again.
+    once: bool,
 }
 
 #[derive(Default)]
@@ -72,6 +77,18 @@ impl FaultProxy {
             operation: operation.into(),
             kind,
             pass_first,
+            once: false,
+        });
+    }
+
+    /// Only the call after the first `pass_first` matching ones fails with `kind`: an SDK retry
+    /// of it goes through.
+    pub fn fail_once(&self, operation: &str, kind: FaultKind, pass_first: usize) {
+        self.state.lock().unwrap().faults.push(Fault {
+            operation: operation.into(),
+            kind,
+            pass_first,
+            once: true,
         });
     }
 
@@ -143,13 +160,25 @@ async fn forward(
         state
             .faults
             .iter()
-            .find(|f| target.contains(&f.operation) && seen_before >= f.pass_first)
+            .find(|f| {
+                target.contains(&f.operation)
+                    && (seen_before == f.pass_first || (!f.once && seen_before > f.pass_first))
+            })
             .map(|f| f.kind)
     };
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    parts.uri = format!("{upstream}{path}").parse().expect("upstream URI");
+    let request = Request::from_parts(parts, Full::new(body));
     if let Some(kind) = injected {
         let (status, code) = match kind {
             FaultKind::Throttling => (StatusCode::BAD_REQUEST, "ThrottlingException"),
             FaultKind::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+            FaultKind::AnswerLost => {
+                let _ = client.request(request).await;
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure")
+            }
         };
         let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -161,11 +190,7 @@ async fn forward(
         return Ok(response);
     }
 
-    let (mut parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    parts.uri = format!("{upstream}{path}").parse().expect("upstream URI");
-    match client.request(Request::from_parts(parts, Full::new(body))).await {
+    match client.request(request).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();

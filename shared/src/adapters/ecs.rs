@@ -3,8 +3,9 @@
 //! and the SDK's types (which have no serde) never reach the domain.
 
 use super::describe_sdk_error;
+use crate::domain::deployment::DeploymentId;
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
-use crate::domain::taskdef::{PinError, pinned_registration_body, registration_body};
+use crate::domain::taskdef::{PinError, pinned_registration_body, registered_by, registration_body};
 use crate::ports::{Ecs, EcsError, Registered, Running};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
@@ -83,6 +84,22 @@ impl EcsAdapter {
         }
     }
 
+    /// DescribeTaskDefinition's response with tags, as ECS's JSON: the revision `task_definition`
+    /// (an ARN, `family:revision`, or a family for its newest ACTIVE revision).
+    async fn describe(&self, task_definition: &str) -> Result<serde_json::Value, EcsError> {
+        let described = RawResponse::default();
+        self.client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .include(TaskDefinitionField::Tags)
+            .customize()
+            .interceptor(described.clone())
+            .send()
+            .await
+            .map_err(classify("DescribeTaskDefinition"))?;
+        described.json("DescribeTaskDefinition")
+    }
+
     /// Registers RegisterTaskDefinition's JSON `body` as it is (the SDK cannot build a request
     /// from JSON); `response` keeps ECS's answer. Returns the new revision's ARN.
     async fn register_body(&self, body: serde_json::Value, response: RawResponse) -> Result<String, EcsError> {
@@ -92,6 +109,7 @@ impl EcsAdapter {
             .register_task_definition()
             .family(family)
             .customize()
+            .config_override(not_retried())
             .interceptor(ReplaceBody(body.to_string().into_bytes()))
             .interceptor(response)
             .send()
@@ -103,6 +121,13 @@ impl EcsAdapter {
             .map(str::to_owned)
             .ok_or_else(|| EcsError::Transient("RegisterTaskDefinition returned no ARN".into()))
     }
+}
+
+/// RegisterTaskDefinition and UpdateService are not idempotent: an SDK retry after a lost
+/// answer registers a second revision or starts a second deployment. They are tried once;
+/// the handlers check what ECS did before they try again.
+fn not_retried() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
 }
 
 /// ECS's error codes, sorted by what a caller can do about them.
@@ -179,29 +204,42 @@ impl Ecs for EcsAdapter {
         task_definition: &str,
         container: &ContainerName,
         image: &str,
+        deployment: &DeploymentId,
+        resuming: bool,
     ) -> Result<Registered, EcsError> {
-        let (described, registered) = (RawResponse::default(), RawResponse::default());
-        self.client
-            .describe_task_definition()
-            .task_definition(task_definition)
-            .include(TaskDefinitionField::Tags)
-            .customize()
-            .interceptor(described.clone())
-            .send()
-            .await
-            .map_err(classify("DescribeTaskDefinition"))?;
-        let previous = described.json("DescribeTaskDefinition")?;
-        let body = pinned_registration_body(task_definition, &previous.to_string(), container, image).map_err(
-            |err| match err {
-                PinError::ContainerMissing(missing) => EcsError::ContainerMissing(missing),
-                PinError::Unusable(unusable) => EcsError::Rejected(format!("{task_definition}: {unusable}")),
-            },
-        )?;
+        let previous = self.describe(task_definition).await?;
+        if resuming {
+            let family = previous["taskDefinition"]["family"].as_str().unwrap_or(task_definition);
+            let newest = self.describe(family).await?;
+            if registered_by(&newest, deployment.as_str())
+                && let Some(arn) = newest["taskDefinition"]["taskDefinitionArn"].as_str()
+            {
+                tracing::info!(%deployment, %arn, "adopted the revision an earlier attempt registered");
+                return Ok(Registered {
+                    arn: arn.to_owned(),
+                    definition: newest.to_string(),
+                    previous_definition: previous.to_string(),
+                });
+            }
+        }
+        let body = pinned_registration_body(
+            task_definition,
+            &previous.to_string(),
+            container,
+            image,
+            deployment.as_str(),
+        )
+        .map_err(|err| match err {
+            PinError::ContainerMissing(missing) => EcsError::ContainerMissing(missing),
+            PinError::Unusable(unusable) => EcsError::Rejected(format!("{task_definition}: {unusable}")),
+        })?;
+        let tags = body["tags"].clone();
+        let registered = RawResponse::default();
         let arn = self.register_body(body, registered.clone()).await?;
-        // The new revision in DescribeTaskDefinition's shape: as registered, with the tags copied.
+        // The new revision in DescribeTaskDefinition's shape: as registered, with its tags.
         let definition = serde_json::json!({
             "taskDefinition": registered.json("RegisterTaskDefinition")?["taskDefinition"],
-            "tags": previous["tags"],
+            "tags": tags,
         });
         Ok(Registered {
             arn,
@@ -246,6 +284,8 @@ impl Ecs for EcsAdapter {
             .task_definition(task_definition)
             // Always start a deployment with a fresh id, also when the ARN is unchanged.
             .force_new_deployment(true)
+            .customize()
+            .config_override(not_retried())
             .send()
             .await
             .map_err(classify("UpdateService"))?;

@@ -23,6 +23,13 @@ impl Notifier for SnsNotifier {
             .topic_arn(&self.topic_arn)
             .subject(&notice.subject)
             .message(&notice.message)
+            // Not idempotent: an SDK retry after a lost answer sends the notice again. A
+            // failure goes back to Lambda, whose retry publishes from the outbox.
+            .customize()
+            .config_override(
+                aws_sdk_sns::config::Builder::default()
+                    .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|err| NotifyError(describe_sdk_error("Publish", &err)))?;

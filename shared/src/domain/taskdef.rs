@@ -11,6 +11,11 @@ pub struct ContainerMissing {
     pub present: String,
 }
 
+/// The tag every revision a deploy registers carries: the deployment's id. A retry that
+/// cannot know whether its registration went through (the answer was lost) finds the
+/// revision by it instead of registering another. Never copied onto other revisions.
+pub const DEPLOYMENT_TAG: &str = "ecs-deploy:deployment";
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PinError {
     #[error(transparent)]
@@ -21,14 +26,20 @@ pub enum PinError {
 
 /// RegisterTaskDefinition's JSON body for a new revision of `described` (DescribeTaskDefinition's
 /// response with tags, for the revision `task_definition`) identical but for `container`'s
-/// image, which becomes `image`.
+/// image, which becomes `image`, and tagged with the deployment that registers it.
 pub fn pinned_registration_body(
     task_definition: &str,
     described: &str,
     container: &ContainerName,
     image: &str,
+    deployment: &str,
 ) -> Result<serde_json::Value, PinError> {
     let mut body = registration_body(described)?;
+    let tag = serde_json::json!({"key": DEPLOYMENT_TAG, "value": deployment});
+    match body["tags"].as_array_mut() {
+        Some(tags) => tags.push(tag),
+        None => body["tags"] = serde_json::json!([tag]),
+    }
     let containers = body["containerDefinitions"]
         .as_array_mut()
         .expect("registration_body keeps a non-empty containerDefinitions");
@@ -66,18 +77,30 @@ mod tests {
         ]));
         let api = ContainerName::parse("api").unwrap();
         assert_eq!(
-            pinned_registration_body("td:1", &before, &api, "repo@sha256:x").unwrap(),
+            pinned_registration_body("td:1", &before, &api, "repo@sha256:x", "dep-1").unwrap(),
             json!({"family": "api", "cpu": "256", "containerDefinitions": [
                 {"name": "api", "image": "repo@sha256:x", "environment": [{"name": "MODE", "value": "api"}]},
                 {"name": "sidecar", "image": "envoy:1"}
-            ], "tags": [{"key": "team", "value": "analytics"}]})
+            ], "tags": [{"key": "team", "value": "analytics"}, {"key": DEPLOYMENT_TAG, "value": "dep-1"}]})
         );
+    }
+
+    #[test]
+    fn a_revision_is_known_by_the_deployment_that_registered_it_and_the_tag_is_never_copied() {
+        let api = ContainerName::parse("api").unwrap();
+        let body = pinned_registration_body("td:1", &described(json!([{"name": "api"}])), &api, "x", "dep-1").unwrap();
+        let registered = json!({"taskDefinition": body, "tags": body["tags"]});
+        assert!(registered_by(&registered, "dep-1"));
+        assert!(!registered_by(&registered, "dep-2"));
+        let copied = registration_body(&registered.to_string()).unwrap();
+        assert_eq!(copied["tags"], json!([{"key": "team", "value": "analytics"}]));
     }
 
     #[test]
     fn a_missing_container_is_an_error_naming_what_is_there() {
         let before = described(json!([{"name": "web", "image": "repo:old"}]));
-        let err = pinned_registration_body("td:1", &before, &ContainerName::parse("api").unwrap(), "x").unwrap_err();
+        let err =
+            pinned_registration_body("td:1", &before, &ContainerName::parse("api").unwrap(), "x", "dep-1").unwrap_err();
         assert_eq!(
             err.to_string(),
             "task definition td:1 has no container `api` (it has: web)"
@@ -139,13 +162,26 @@ pub fn registration_body(stored: &str) -> Result<serde_json::Value, UnusableDefi
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|tag| !tag["key"].as_str().is_some_and(is_reserved_tag_key))
+        .filter(|tag| {
+            !tag["key"]
+                .as_str()
+                .is_some_and(|key| is_reserved_tag_key(key) || key == DEPLOYMENT_TAG)
+        })
         .cloned()
         .collect();
     if !tags.is_empty() {
         body.insert("tags".into(), tags.into());
     }
     Ok(body.into())
+}
+
+/// Whether a described revision (DescribeTaskDefinition's response with tags) was registered
+/// by `deployment`.
+pub fn registered_by(described: &serde_json::Value, deployment: &str) -> bool {
+    described["tags"].as_array().is_some_and(|tags| {
+        tags.iter()
+            .any(|t| t["key"] == DEPLOYMENT_TAG && t["value"] == deployment)
+    })
 }
 
 /// The image `container` runs in a stored definition (see `registration_body`).

@@ -339,6 +339,8 @@ impl Ecs for FakeEcs {
         task_definition: &str,
         _: &ContainerName,
         image: &str,
+        _: &DeploymentId,
+        _: bool,
     ) -> Result<Registered, EcsError> {
         let mut state = self.state.lock().unwrap();
         let arn = format!("td:{}", 100 + state.revisions.len());

@@ -15,7 +15,7 @@ use crate::domain::push::{BadEvent, PushPlan, Target, plan_push};
 use crate::events::EcrEvent;
 use crate::lambda::errors::{ServiceError, ServiceFailures};
 use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
-use crate::ports::{Deployments, Ecs, Running, ServiceLocks, StateMove, StoreError};
+use crate::ports::{Deployments, Ecs, EcsError, Running, ServiceLocks, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -222,19 +222,23 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
             Mode::Automatic => {
                 // Read-only first: an unknown service fails here and leaves no record behind.
                 let running = self.ecs.running_service(cluster, service).await?;
-                match self.records.get_deployment(&record.id).await? {
+                let resuming = match self.records.get_deployment(&record.id).await? {
                     // An earlier attempt died midway: resume it, keeping what it registered and
                     // what the service ran before it.
-                    Some(earlier) if earlier.status == Status::Requested => record = earlier,
+                    Some(earlier) if earlier.status == Status::Requested => {
+                        record = earlier;
+                        true
+                    }
                     Some(_) => return self.duplicate(&record.id, supersedes).await,
                     None => {
                         record.previous_task_definition = Some(running.task_definition.clone());
                         if !self.records.create_deployment(&record).await? {
                             return self.duplicate(&record.id, supersedes).await;
                         }
+                        false
                     }
-                }
-                record = self.register_and_update(record, &running, deadline).await?;
+                };
+                record = self.register_and_update(record, &running, resuming, deadline).await?;
                 (
                     ServiceStateField::Latest,
                     TargetOutcome::Deploying {
@@ -269,11 +273,12 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
         &self,
         mut record: Deployment,
         running: &Running,
+        resuming: bool,
         deadline: DateTime<Utc>,
     ) -> Result<Deployment, ServiceError> {
         let registered = match &record.task_definition {
             Some(arn) => arn.clone(),
-            None => self.register(&mut record, running).await?,
+            None => self.register(&mut record, running, resuming).await?,
         };
         let ecs_deployment_id = point_service_at(
             &self.ecs,
@@ -302,19 +307,26 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
     }
 
     /// Registers the revision pinned to the pushed image and saves it on the record. If ECS
-    /// refuses, nothing happened and the record goes; once ECS registered, the record stays
-    /// (a lost answer from the table may hide that the revision was saved on it).
-    async fn register(&self, record: &mut Deployment, running: &Running) -> Result<String, ServiceError> {
+    /// refuses the request, nothing happened and the record goes. On any other failure the
+    /// record stays: the revision may exist (a lost answer), and the retry, resuming, finds
+    /// it by its deployment tag instead of registering another.
+    async fn register(
+        &self,
+        record: &mut Deployment,
+        running: &Running,
+        resuming: bool,
+    ) -> Result<String, ServiceError> {
         let previous = record
             .previous_task_definition
             .as_deref()
             .unwrap_or(&running.task_definition);
         let registered = match self
             .ecs
-            .register_pinned(previous, &record.container, &record.image.uri)
+            .register_pinned(previous, &record.container, &record.image.uri, &record.id, resuming)
             .await
         {
             Ok(registered) => registered,
+            Err(err @ EcsError::Transient(_)) => return Err(err.into()),
             Err(err) => {
                 if let Err(store) = self.records.delete_requested(&record.id).await {
                     tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");

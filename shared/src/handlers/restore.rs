@@ -94,8 +94,9 @@ where
         Ok(outcome)
     }
 
-    /// Nothing to decide; but an earlier attempt may have died between its steps: finish them,
-    /// and make sure the rollback's notice went out.
+    /// Nothing to decide; but an earlier attempt at this rollback may have died between its
+    /// steps (marking, quarantine, the notice): finish them, all idempotent. The pointer moves
+    /// only while the rolled-back deployment is still the service's current one.
     async fn nothing_to_do(
         &self,
         why: NoRollback,
@@ -104,29 +105,30 @@ where
         let outcome = RestoreOutcome::Nothing {
             reason: why.to_string(),
         };
-        match (&why, current) {
-            (NoRollback::AlreadyRolledBack(_), Some(bad)) => {
-                let id = DeploymentId::for_rollback(&bad.id);
-                match self.records.get_deployment(&id).await? {
-                    Some(rollback) if rollback.status != Status::Requested => {
-                        let moves = self.complete_rollback(&bad, &rollback).await?;
-                        Ok(LockedWork {
-                            outcome: (outcome, Some(rollback.id.to_string())),
-                            moves: Some(moves),
-                        })
-                    }
-                    _ => Ok(LockedWork::only((outcome, None))),
-                }
-            }
-            (NoRollback::RollbackInCharge(id), _) => {
-                let key = match self.records.get_deployment(id).await? {
-                    Some(rollback) => Some(self.keep_notice(id.as_str(), &rollback_notice(&rollback)).await?),
-                    None => None,
-                };
-                Ok(LockedWork::only((outcome, key)))
-            }
-            _ => Ok(LockedWork::only((outcome, None))),
-        }
+        let bad = match (&why, &current) {
+            (NoRollback::AlreadyRolledBack(id) | NoRollback::NotCurrent(id), _) => id.clone(),
+            (
+                NoRollback::RollbackInCharge(_),
+                Some(Deployment {
+                    kind: Kind::Rollback { of, .. },
+                    ..
+                }),
+            ) => of.clone(),
+            _ => return Ok(LockedWork::only((outcome, None))),
+        };
+        let rollback = self.records.get_deployment(&DeploymentId::for_rollback(&bad)).await?;
+        let (Some(rollback), Some(bad)) = (
+            rollback.filter(|r| r.status != Status::Requested),
+            self.records.get_deployment(&bad).await?,
+        ) else {
+            return Ok(LockedWork::only((outcome, None)));
+        };
+        let moves = self.complete_rollback(&bad, &rollback).await?;
+        let still_current = matches!(why, NoRollback::AlreadyRolledBack(_));
+        Ok(LockedWork {
+            outcome: (outcome, Some(rollback.id.to_string())),
+            moves: still_current.then_some(moves),
+        })
     }
 
     /// The service's history, newest first, as far back as the newest known good (or all of it).

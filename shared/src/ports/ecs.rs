@@ -1,5 +1,6 @@
 //! What the handlers need from ECS.
 
+use crate::domain::deployment::DeploymentId;
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
 use crate::domain::taskdef::ContainerMissing;
 use std::future::Future;
@@ -56,12 +57,16 @@ pub trait Ecs: Send + Sync {
         service: &ServiceName,
     ) -> impl Future<Output = Result<Running, EcsError>> + Send;
 
-    /// Registers a new revision of `task_definition` identical but for `container`'s image.
+    /// Registers a new revision of `task_definition` identical but for `container`'s image,
+    /// tagged with `deployment`. With `resuming` (an earlier attempt may have registered it
+    /// and lost the answer), the family's newest revision is adopted if `deployment` made it.
     fn register_pinned(
         &self,
         task_definition: &str,
         container: &ContainerName,
         image: &str,
+        deployment: &DeploymentId,
+        resuming: bool,
     ) -> impl Future<Output = Result<Registered, EcsError>> + Send;
 
     /// Registers a stored definition (`Registered::definition`'s JSON) as a new revision:

@@ -4,6 +4,7 @@ use crate::support::*;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::names::{ClusterName, ServiceName};
+use shared::domain::taskdef::DEPLOYMENT_TAG;
 use shared::handlers::deploy_on_push::{PushError, PushResponse as Response, TargetOutcome};
 use shared::ports::{Deployments, Ecs};
 use std::sync::Arc;
@@ -75,11 +76,18 @@ async fn push_deploys_each_service_of_matching_stages_pinned_by_digest_changing_
             .cloned()
             .collect();
         assert!(own.len() >= 2 && own.len() < before_tags.len(), "{before_tags:?}");
-        assert_eq!(after_tags, own);
-
         let records = env.records_for(DEV, service).await;
         assert_eq!(records.len(), 1);
         let record = &records[0];
+        // …and the revision names the deployment that registered it.
+        let (copied, ours) = after_tags.split_at(own.len());
+        assert_eq!(copied, own);
+        assert_eq!(
+            ours.iter()
+                .map(|t| (t.key().unwrap(), t.value().unwrap()))
+                .collect::<Vec<_>>(),
+            [(DEPLOYMENT_TAG, record["id"].as_str())]
+        );
         assert_eq!(record["status"], "DEPLOYING");
         assert_eq!(record["stage"], "dev");
         assert_eq!(record["container"], container);
@@ -107,14 +115,27 @@ async fn push_deploys_each_service_of_matching_stages_pinned_by_digest_changing_
             stored["taskDefinition"]["executionRoleArn"],
             after.execution_role_arn().unwrap()
         );
+        let stored_tags: Vec<(&str, &str)> = stored["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["key"].as_str().unwrap(), t["value"].as_str().unwrap()))
+            .collect();
+        let registered_tags: Vec<(&str, &str)> = after_tags
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
         assert_eq!(
-            stored["tags"].as_array().unwrap().len(),
-            before_tags.len(),
-            "stored as ECS described it"
+            stored_tags, registered_tags,
+            "stored with the tags it was registered with"
         );
         let previous: serde_json::Value = serde_json::from_str(&record["previous_definition"]).unwrap();
         assert_eq!(previous["taskDefinition"]["taskDefinitionArn"], initial.as_str());
-        assert_eq!(previous["tags"], stored["tags"]);
+        assert_eq!(
+            previous["tags"].as_array().unwrap().len(),
+            before_tags.len(),
+            "the previous revision stored as ECS described it"
+        );
     }
     for cluster in [STAGING, PROD] {
         for (service, _) in SERVICES {
@@ -483,7 +504,11 @@ async fn a_deregistered_revision_can_be_registered_again_from_its_record() {
     assert_eq!(restored.volumes(), original.volumes());
     assert_eq!(restored.ephemeral_storage(), original.ephemeral_storage());
     assert_eq!(restored.runtime_platform(), original.runtime_platform());
-    assert_eq!(restored_tags, original_tags, "AWS's own tags dropped again");
+    assert_eq!(
+        restored_tags,
+        without_deployment_tag(original_tags),
+        "AWS's own tags dropped again, and the deployment's: the copy is not its revision"
+    );
 
     let unusable = ecs.register_stored("{}").await.unwrap_err();
     assert!(matches!(unusable, shared::ports::EcsError::Rejected(_)), "{unusable:?}");

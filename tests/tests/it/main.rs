@@ -2,6 +2,7 @@
 
 mod binaries;
 mod deploy_on_push;
+mod fault_matrix;
 mod faults;
 mod pipectl;
 mod rollback;

@@ -74,10 +74,57 @@ impl Env {
     }
 
     pub fn tracker(&self) -> Tracker {
+        self.tracker_with(&self.config)
+    }
+
+    /// A tracker with its own AWS config (e.g. through a fault proxy).
+    pub fn tracker_with(&self, config: &SdkConfig) -> Tracker {
         TrackDeployment {
             pipeline: shipped_pipeline(),
-            restorer: self.restorer(&self.config),
+            restorer: self.restorer(config),
         }
+    }
+
+    /// Service locks still held, and until when (ms since the epoch).
+    pub async fn held_locks(&self) -> Vec<(String, i64)> {
+        let out = self.ddb.scan().table_name(&self.world.table).send().await.unwrap();
+        out.items()
+            .iter()
+            .filter_map(|item| {
+                let until = item.get("lock_until")?.as_n().ok()?.parse().ok()?;
+                Some((item["pk"].as_s().unwrap().clone(), until))
+            })
+            .collect()
+    }
+
+    /// What Lambda's retry finds once a held lock's lease ran out: the lease ended.
+    pub async fn let_leases_run_out(&self) {
+        for (pk, _) in self.held_locks().await {
+            self.ddb
+                .update_item()
+                .table_name(&self.world.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S("STATE".into()))
+                .update_expression("SET lock_until = :past")
+                .expression_attribute_values(":past", AttributeValue::N("0".into()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The outbox entries: (key, sent).
+    pub async fn outbox(&self) -> Vec<(String, bool)> {
+        let out = self.ddb.scan().table_name(&self.world.table).send().await.unwrap();
+        out.items()
+            .iter()
+            .filter(|item| {
+                item.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk == "NOTE")
+            })
+            .map(|item| (item["pk"].as_s().unwrap().clone(), *item["sent"].as_bool().unwrap()))
+            .collect()
     }
 
     pub fn alarm_handler(&self) -> AlarmHandler {
@@ -261,4 +308,11 @@ pub fn delivered(event: &shared::events::AlarmEvent) -> DateTime<Utc> {
 
 pub fn deadline() -> DateTime<Utc> {
     Utc::now() + chrono::TimeDelta::seconds(30)
+}
+
+/// Task-definition tags but the one naming the deployment that registered the revision.
+pub fn without_deployment_tag(tags: Vec<aws_sdk_ecs::types::Tag>) -> Vec<aws_sdk_ecs::types::Tag> {
+    tags.into_iter()
+        .filter(|t| t.key() != Some(shared::domain::taskdef::DEPLOYMENT_TAG))
+        .collect()
 }

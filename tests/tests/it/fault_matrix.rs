@@ -1,0 +1,283 @@
+//! Every AWS call of every handler, failing in both ways a call fails: refused before it
+//! reaches the service (5xx), and applied by the service with the answer lost on the way
+//! back. Each call site fails from its n-th call on, for the whole first delivery; then the
+//! fault heals and Lambda's retry delivers the event again. After the retry: one revision
+//! per deploy, no record that lies about ECS, nothing dropped (every notice sent).
+
+use crate::support::*;
+use harness::fault_proxy::{FaultKind, FaultProxy};
+use harness::moto::sdk_config_for;
+use std::collections::BTreeMap;
+
+/// How a call fails: refused, or applied with the answer lost, from its n-th call on for the
+/// whole delivery (`persistent`), or only once (the SDK's own retry then goes through).
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    kind: FaultKind,
+    persistent: bool,
+}
+
+const MODES: [Mode; 3] = [
+    Mode {
+        kind: FaultKind::ServerError,
+        persistent: true,
+    },
+    Mode {
+        kind: FaultKind::AnswerLost,
+        persistent: true,
+    },
+    Mode {
+        kind: FaultKind::AnswerLost,
+        persistent: false,
+    },
+];
+
+impl Mode {
+    fn inject(self, proxy: &FaultProxy, operation: &str, pass_first: usize) {
+        if self.persistent {
+            proxy.fail(operation, self.kind, pass_first);
+        } else {
+            proxy.fail_once(operation, self.kind, pass_first);
+        }
+    }
+
+    /// A single lost answer from DynamoDB is absorbed by the SDK's retry: the conditional
+    /// write finds its own earlier commit and counts it as written, and the delivery goes on.
+    fn absorbed(self, operation: &str) -> bool {
+        !self.persistent && operation.starts_with("DynamoDB")
+    }
+}
+
+/// How often each operation is called by one clean delivery of `deliver`.
+async fn calls_per_operation<F, Fut>(deliver: F) -> BTreeMap<String, usize>
+where
+    F: FnOnce(Env, FaultProxy) -> Fut,
+    Fut: std::future::Future<Output = FaultProxy>,
+{
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let proxy = deliver(env, proxy).await;
+    let mut counts = BTreeMap::new();
+    for call in proxy.calls() {
+        *counts.entry(call).or_default() += 1;
+    }
+    counts
+}
+
+/// After an attempt, a lock may be left held only as a lease that runs out; Lambda's retry
+/// comes after that.
+async fn retry_after_leases(env: &Env) {
+    let lease_ends = (deadline() + chrono::TimeDelta::seconds(6)).timestamp_millis();
+    for (pk, until) in env.held_locks().await {
+        assert!(until <= lease_ends, "{pk}: a lock held beyond its lease");
+    }
+    env.let_leases_run_out().await;
+}
+
+async fn deploy_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let revisions = env.revision_count().await;
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let first = handler.handle_event(&event("push-latest.json"), deadline()).await;
+    assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
+    proxy.heal();
+    retry_after_leases(&env).await;
+    handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
+
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1, "{case}: {records:?}");
+        let record = &records[0];
+        assert_eq!(record["status"], "DEPLOYING", "{case}");
+        assert_eq!(record["task_definition"], env.running(DEV, service).await, "{case}");
+        assert_eq!(
+            record["ecs_deployment_id"],
+            env.primary_deployment_id(DEV, service).await,
+            "{case}"
+        );
+        assert_eq!(record["previous_task_definition"], env.initial(DEV, service), "{case}");
+        let state = env.state_item(DEV, service).await;
+        assert_eq!(
+            state["latest"].as_m().unwrap()["id"].as_s().unwrap(),
+            &record["id"],
+            "{case}"
+        );
+    }
+    assert!(env.held_locks().await.is_empty(), "{case}");
+    // A revision whose registration answer was lost is found by its deployment tag.
+    assert_eq!(
+        env.revision_count().await,
+        revisions + SERVICES.len(),
+        "{case}: one revision per deploy"
+    );
+}
+
+async fn deploy_matrix(operation: &str) {
+    let counts = calls_per_operation(|env, proxy| async move {
+        let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+        handler
+            .handle_event(&event("push-latest.json"), deadline())
+            .await
+            .unwrap();
+        proxy
+    })
+    .await;
+    let (target, calls) = counts
+        .iter()
+        .find(|(target, _)| target.ends_with(operation))
+        .unwrap_or_else(|| panic!("a deploy never calls {operation}: {counts:?}"));
+    for mode in MODES {
+        for pass_first in 0..*calls {
+            deploy_case(target, mode, pass_first).await;
+        }
+    }
+}
+
+/// A dev deploy of push-latest that ECS reports FAILED for backend-service: the rollback path.
+async fn failed_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::new().await;
+    env.handler()
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    let service = "backend-service";
+    let deployed = env.records_for(DEV, service).await.remove(0);
+    let failed = ecs_failed(service, &deployed["ecs_deployment_id"]);
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let tracker = env.tracker_with(&sdk_config_for(&proxy.endpoint).await);
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let first = tracker.handle_event(&failed, deadline()).await;
+    assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
+    proxy.heal();
+    retry_after_leases(&env).await;
+    tracker
+        .handle_event(&failed, deadline())
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
+
+    let records = env.records_for(DEV, service).await;
+    assert_eq!(records.len(), 2, "{case}: {records:?}");
+    let (deploy, rollback) = (&records[0], &records[1]);
+    assert_eq!(deploy["status"], "ROLLED_BACK", "{case}");
+    assert_eq!(rollback["kind"], "rollback", "{case}");
+    assert_eq!(rollback["status"], "DEPLOYING", "{case}");
+    assert_eq!(rollback["task_definition"], env.running(DEV, service).await, "{case}");
+    assert_eq!(env.running(DEV, service).await, env.initial(DEV, service), "{case}");
+    assert_eq!(
+        env.quarantined(DEV, service).await,
+        vec![deploy["digest"].clone()],
+        "{case}"
+    );
+    assert!(env.held_locks().await.is_empty(), "{case}");
+    // Nothing dropped: the notice went out; twice at most, when a Publish whose answer was
+    // lost, or whose sending could not be recorded, was retried (at least once, never lost).
+    let notices = env.notices().await;
+    assert!((1..=2).contains(&notices.len()), "{case}: {notices:?}");
+    assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
+}
+
+fn ecs_failed(service: &str, ecs_deployment_id: &str) -> shared::events::EcsDeploymentEvent {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&harness::event_file("track-deployment", "failed.json")).unwrap();
+    event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
+    event["detail"]["deploymentId"] = ecs_deployment_id.into();
+    serde_json::from_value(event).unwrap()
+}
+
+async fn failed_matrix(operation: &str) {
+    let counts = calls_per_operation(|env, proxy| async move {
+        env.handler()
+            .handle_event(&event("push-latest.json"), deadline())
+            .await
+            .unwrap();
+        let deployed = env.records_for(DEV, "backend-service").await.remove(0);
+        let failed = ecs_failed("backend-service", &deployed["ecs_deployment_id"]);
+        let tracker = env.tracker_with(&sdk_config_for(&proxy.endpoint).await);
+        tracker.handle_event(&failed, deadline()).await.unwrap();
+        proxy
+    })
+    .await;
+    let (target, calls) = counts
+        .iter()
+        .find(|(target, _)| target.ends_with(operation))
+        .unwrap_or_else(|| panic!("a FAILED rollback never calls {operation}: {counts:?}"));
+    for mode in MODES {
+        for pass_first in 0..*calls {
+            failed_case(target, mode, pass_first).await;
+        }
+    }
+}
+
+macro_rules! matrix {
+    ($($name:ident: $run:ident($operation:literal);)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $run($operation).await;
+            }
+        )*
+    };
+}
+
+matrix! {
+    deploy_survives_faults_in_update_item: deploy_matrix("UpdateItem");
+    deploy_survives_faults_in_get_item: deploy_matrix("GetItem");
+    deploy_survives_faults_in_put_item: deploy_matrix("PutItem");
+    deploy_survives_faults_in_describe_services: deploy_matrix("DescribeServices");
+    deploy_survives_faults_in_describe_task_definition: deploy_matrix("DescribeTaskDefinition");
+    deploy_survives_faults_in_register_task_definition: deploy_matrix("RegisterTaskDefinition");
+    deploy_survives_faults_in_update_service: deploy_matrix("UpdateService");
+    failed_rollback_survives_faults_in_query: failed_matrix("Query");
+    failed_rollback_survives_faults_in_get_item: failed_matrix("GetItem");
+    failed_rollback_survives_faults_in_put_item: failed_matrix("PutItem");
+    failed_rollback_survives_faults_in_update_item: failed_matrix("UpdateItem");
+    failed_rollback_survives_faults_in_describe_services: failed_matrix("DescribeServices");
+    failed_rollback_survives_faults_in_describe_task_definition: failed_matrix("DescribeTaskDefinition");
+    failed_rollback_survives_faults_in_update_service: failed_matrix("UpdateService");
+    failed_rollback_survives_faults_in_publish: failed_matrix("query");
+}
+
+/// The case the review found: UpdateService applied with its answer lost, and the check
+/// after it failing too. The record stays REQUESTED and the retry adopts what ECS did.
+#[tokio::test]
+async fn update_applied_answer_lost_and_check_failed_keeps_the_record_for_the_retry() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let revisions = env.revision_count().await;
+    proxy.fail("UpdateService", FaultKind::AnswerLost, 0);
+    // DescribeServices: the first call of each target reads the service; the checks fail.
+    proxy.fail("DescribeServices", FaultKind::ServerError, 2);
+    handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap_err();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1, "kept, not deleted: ECS did move");
+        assert_eq!(records[0]["status"], "REQUESTED");
+        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+    }
+    proxy.heal();
+    retry_after_leases(&env).await;
+    handler
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records[0]["status"], "DEPLOYING");
+        assert_eq!(
+            records[0]["ecs_deployment_id"],
+            env.primary_deployment_id(DEV, service).await
+        );
+    }
+    assert_eq!(env.revision_count().await, revisions + 2, "one revision per deploy");
+}
