@@ -11,7 +11,7 @@ use crate::ports::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 type ServiceKey = (String, String);
 
@@ -27,13 +27,38 @@ struct Tables {
     outbox: BTreeMap<String, OutboxEntry>,
 }
 
-/// The records table in memory.
-#[derive(Default)]
+/// The records table in memory. Clones share it, as handlers share one table.
+#[derive(Clone, Default)]
 pub struct MemoryRecords {
-    tables: Mutex<Tables>,
+    tables: Arc<Mutex<Tables>>,
+    failing_releases: Arc<Mutex<bool>>,
 }
 
 impl MemoryRecords {
+    /// Makes every lock release fail (as a throttled UpdateItem would), or succeed again.
+    pub fn fail_releases(&self, failing: bool) {
+        *self.failing_releases.lock().unwrap() = failing;
+    }
+
+    /// The lock on a service, as (owner, until), if one is held.
+    pub fn lock(&self, cluster: &ClusterName, service: &ServiceName) -> Option<(String, DateTime<Utc>)> {
+        self.tables
+            .lock()
+            .unwrap()
+            .locks
+            .get(&service_key(cluster, service))
+            .cloned()
+    }
+
+    /// Holds a service's lock for another handler until `until`.
+    pub fn hold_lock(&self, cluster: &ClusterName, service: &ServiceName, until: DateTime<Utc>) {
+        self.tables
+            .lock()
+            .unwrap()
+            .locks
+            .insert(service_key(cluster, service), ("another-handler".into(), until));
+    }
+
     pub fn deployments(&self) -> Vec<Deployment> {
         self.tables.lock().unwrap().deployments.values().cloned().collect()
     }
@@ -97,6 +122,9 @@ impl ServiceLocks for MemoryRecords {
         owner: &str,
         moved: Option<&StateMove>,
     ) -> Result<bool, StoreError> {
+        if *self.failing_releases.lock().unwrap() {
+            return Err(StoreError::retryable("UpdateItem: ThrottlingException"));
+        }
         let mut tables = self.tables.lock().unwrap();
         let key = service_key(cluster, service);
         if tables.locks.get(&key).is_none_or(|(holder, _)| holder != owner) {
@@ -265,11 +293,11 @@ impl Outbox for MemoryRecords {
     }
 }
 
-/// One service's worth of ECS: revisions `td:N`, deployments `ecs-svc/N`, and a switch that
-/// makes UpdateService fail after (or before) it applies.
-#[derive(Default)]
+/// ECS for a few services: revisions `td:N`, deployments `ecs-svc/N`, and a switch that
+/// makes UpdateService fail before or after it applies. Clones share it.
+#[derive(Clone, Default)]
 pub struct FakeEcs {
-    state: Mutex<EcsState>,
+    state: Arc<Mutex<EcsState>>,
 }
 
 #[derive(Default)]
@@ -279,6 +307,8 @@ struct EcsState {
     revisions: Vec<String>,
     deployments: usize,
     update_fails: Option<UpdateFailure>,
+    /// An update was applied and its answer lost: the check after it fails too.
+    answer_lost: bool,
 }
 
 /// How a failing UpdateService fails.
@@ -286,25 +316,30 @@ struct EcsState {
 pub enum UpdateFailure {
     /// Refused: the service is not moved.
     Refused,
-    /// Applied by ECS, but the answer is lost (and so is the check after it).
+    /// Applied by ECS, but the answer is lost (and so is the DescribeServices check after it).
     AnswerLost,
 }
 
 impl FakeEcs {
-    pub fn with_service(cluster: &ClusterName, service: &ServiceName, task_definition: &str) -> Self {
+    /// ECS running each (cluster, service) on its task definition.
+    pub fn with_services(services: &[(&ClusterName, &ServiceName, &str)]) -> Self {
         let ecs = FakeEcs::default();
-        ecs.state.lock().unwrap().services.insert(
-            service_key(cluster, service),
-            (
-                task_definition.to_owned(),
-                vec![("ecs-svc/0".into(), task_definition.to_owned())],
-            ),
-        );
+        for (cluster, service, task_definition) in services {
+            ecs.state.lock().unwrap().services.insert(
+                service_key(cluster, service),
+                (
+                    task_definition.to_string(),
+                    vec![(format!("ecs-svc/{service}-0"), task_definition.to_string())],
+                ),
+            );
+        }
         ecs
     }
 
     pub fn fail_updates(&self, failure: Option<UpdateFailure>) {
-        self.state.lock().unwrap().update_fails = failure;
+        let mut state = self.state.lock().unwrap();
+        state.update_fails = failure;
+        state.answer_lost = false;
     }
 
     pub fn running(&self, cluster: &ClusterName, service: &ServiceName) -> String {
@@ -321,7 +356,7 @@ impl FakeEcs {
 impl Ecs for FakeEcs {
     async fn running_service(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Running, EcsError> {
         let state = self.state.lock().unwrap();
-        if state.update_fails == Some(UpdateFailure::AnswerLost) {
+        if state.update_fails == Some(UpdateFailure::AnswerLost) && state.answer_lost {
             return Err(EcsError::Transient("DescribeServices: connection reset".into()));
         }
         let (task_definition, deployments) = state
@@ -400,17 +435,18 @@ impl Ecs for FakeEcs {
         entry.0 = task_definition.to_owned();
         entry.1.push((id.clone(), task_definition.to_owned()));
         if state.update_fails == Some(UpdateFailure::AnswerLost) {
+            state.answer_lost = true;
             return Err(EcsError::Transient("UpdateService: operation timeout".into()));
         }
         Ok(id)
     }
 }
 
-/// Keeps what was published; can be told to fail.
-#[derive(Default)]
+/// Keeps what was published; can be told to fail. Clones share it.
+#[derive(Clone, Default)]
 pub struct FakeNotifier {
-    published: Mutex<Vec<Notice>>,
-    failing: Mutex<bool>,
+    published: Arc<Mutex<Vec<Notice>>>,
+    failing: Arc<Mutex<bool>>,
 }
 
 impl FakeNotifier {

@@ -60,3 +60,6 @@ pub(crate) async fn deliver_notice<O: Outbox, N: Notifier>(
     tracing::info!(subject = %entry.notice.subject, "notice sent");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

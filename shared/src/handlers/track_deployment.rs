@@ -9,7 +9,7 @@ use crate::domain::deployment_end::{
     EcsEventMeaning, Ended, Ending, EndingUpdate, NotRecorded, read_ending, update_for_ending,
 };
 use crate::domain::pipeline::Pipeline;
-use crate::domain::rollback_plan::Trigger;
+use crate::domain::rollback_plan::{ROLLOUT_ALLOWANCE, Trigger};
 use crate::events::EcsDeploymentEvent;
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::deadline_of;
@@ -145,11 +145,12 @@ where
         let page = records
             .history(&ended.cluster, &ended.service, UNSAVED_SEARCH, None)
             .await?;
-        let Some(requested) = page
-            .deployments
-            .into_iter()
-            .find(|d| d.status == Status::Requested && d.task_definition.is_some())
-        else {
+        // Only a deploy that could still be rolling out: older ones are not this ending's.
+        let Some(requested) = page.deployments.into_iter().find(|d| {
+            d.status == Status::Requested
+                && d.task_definition.is_some()
+                && ended.at - d.requested_at <= ROLLOUT_ALLOWANCE
+        }) else {
             return Ok(None);
         };
         let ran = self
