@@ -570,3 +570,120 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
         "{logs:?}"
     );
 }
+
+/// Two applications in one stage, each with its own alarm: the frontend's alarm rolls back
+/// the frontend and never touches the backend.
+#[tokio::test]
+async fn an_alarm_rolls_back_only_the_application_it_guards() {
+    let shipped = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
+    let two_apps = shipped
+        .replacen(
+            "[[stage]]",
+            "[[application]]\nname = \"frontend\"\nrepository = \"social-analytics/frontend\"\nservices = [{ name = \"web-service\", container = \"web\" }]\n\n[[stage]]",
+            1,
+        )
+        .replacen(
+            "alarms.backend = [\"backend-dev-5xx\"",
+            "alarms.frontend = [\"frontend-dev-5xx\"]\nalarms.backend = [\"backend-dev-5xx\"",
+            1,
+        );
+    let env = Env::with_pipeline(shared::domain::pipeline::Pipeline::parse(&two_apps).unwrap()).await;
+    let frontend_push = |digest_byte: u8, second: u32| {
+        let mut event = push("latest", digest_byte, second);
+        event.detail.repository_name = "social-analytics/frontend".into();
+        event
+    };
+    // Each application: a good deploy, then a bad one, both completed.
+    for (second, minute) in [(0, 5), (10, 12)] {
+        let byte = second as u8 + 1;
+        for event in [push("latest", byte, second), frontend_push(byte + 100, second)] {
+            env.handler().handle_event(&event, deadline()).await.unwrap();
+        }
+        for service in ["backend-service", "worker-service", "web-service"] {
+            let latest = env.records_for(DEV, service).await.pop().unwrap();
+            let completed = ecs_ended("completed.json", service, &latest["ecs_deployment_id"], minute);
+            env.tracker().handle_event(&completed, deadline()).await.unwrap();
+        }
+    }
+    let backend_before: Vec<_> = [
+        env.running(DEV, "backend-service").await,
+        env.running(DEV, "worker-service").await,
+    ]
+    .into();
+    let web_good = env.records_for(DEV, "web-service").await[0]["task_definition"].clone();
+
+    let mut fired = alarm("metric-alarm.json", 20);
+    fired.detail.alarm_name = "frontend-dev-5xx".into();
+    let response = env
+        .alarm_handler()
+        .handle_event(&fired, delivered(&fired), deadline())
+        .await
+        .unwrap();
+    let Response::Handled {
+        application, services, ..
+    } = &response
+    else {
+        panic!("{response:?}")
+    };
+    assert_eq!(application, "frontend");
+    assert_eq!(
+        services.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(),
+        ["web-service"]
+    );
+    assert_eq!(rolled_back(&response), 1);
+    assert_eq!(env.running(DEV, "web-service").await, web_good);
+    assert_eq!(
+        vec![
+            env.running(DEV, "backend-service").await,
+            env.running(DEV, "worker-service").await
+        ],
+        backend_before,
+        "the backend is untouched"
+    );
+    for service in ["backend-service", "worker-service"] {
+        let records = env.records_for(DEV, service).await;
+        assert!(
+            records
+                .iter()
+                .all(|r| r["kind"] == "deploy" && r["status"] == "SUCCEEDED"),
+            "{records:?}"
+        );
+        assert!(env.quarantined(DEV, service).await.is_empty());
+    }
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].subject.starts_with("Rolled back dev/web-service"));
+}
+
+/// One history row nobody can read (a hand edit, a record from a future version) is skipped
+/// and logged: the service still rolls back to the known good behind it.
+#[tokio::test]
+async fn an_unreadable_history_row_does_not_disable_rollback() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
+    for (service, _) in SERVICES {
+        let svc_sk = format!("{}#dep-garbled-{service}", event_time(story_time(8)));
+        env.ddb
+            .put_item()
+            .table_name(&env.world.table)
+            .item("pk", AttributeValue::S(format!("DEP#dep-garbled-{service}")))
+            .item("sk", AttributeValue::S("DEP".into()))
+            .item("svc_pk", AttributeValue::S(format!("SVC#{DEV}#{service}")))
+            .item("svc_sk", AttributeValue::S(svc_sk))
+            .item("status", AttributeValue::S("HALF_DONE".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let fired = alarm("metric-alarm.json", 20);
+    let response = env
+        .alarm_handler()
+        .handle_event(&fired, delivered(&fired), deadline())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back(&response), 2, "{response:?}");
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        assert_eq!(&env.running(DEV, service).await, good);
+    }
+}

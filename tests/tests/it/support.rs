@@ -30,6 +30,7 @@ pub struct Env {
     pub world: World,
     pub ecs: aws_sdk_ecs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
+    pub pipeline: Pipeline,
 }
 
 pub fn shipped_pipeline() -> Pipeline {
@@ -38,9 +39,14 @@ pub fn shipped_pipeline() -> Pipeline {
 
 impl Env {
     pub async fn new() -> Self {
+        Self::with_pipeline(shipped_pipeline()).await
+    }
+
+    /// An emulator seeded with what `pipeline` names; the handlers read that pipeline.
+    pub async fn with_pipeline(pipeline: Pipeline) -> Self {
         let moto = Moto::start();
         let config = moto.sdk_config().await;
-        let world = seed(&config, &shipped_pipeline()).await;
+        let world = seed(&config, &pipeline).await;
         let ecs = aws_sdk_ecs::Client::new(&config);
         let ddb = aws_sdk_dynamodb::Client::new(&config);
         Env {
@@ -49,11 +55,12 @@ impl Env {
             world,
             ecs,
             ddb,
+            pipeline,
         }
     }
 
     pub fn handler(&self) -> Handler {
-        self.handler_with(shipped_pipeline(), &self.config)
+        self.handler_with(self.pipeline.clone(), &self.config)
     }
 
     /// A handler with its own pipeline and AWS config (e.g. through a fault proxy).
@@ -80,7 +87,7 @@ impl Env {
     /// A tracker with its own AWS config (e.g. through a fault proxy).
     pub fn tracker_with(&self, config: &SdkConfig) -> Tracker {
         TrackDeployment {
-            pipeline: shipped_pipeline(),
+            pipeline: self.pipeline.clone(),
             restorer: self.restorer(config),
         }
     }
@@ -134,7 +141,7 @@ impl Env {
     /// An alarm handler with its own AWS config (e.g. through a fault proxy).
     pub fn alarm_handler_with(&self, config: &SdkConfig) -> AlarmHandler {
         RollbackOnAlarm {
-            pipeline: shipped_pipeline(),
+            pipeline: self.pipeline.clone(),
             restorer: self.restorer(config),
         }
     }
