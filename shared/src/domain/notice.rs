@@ -1,6 +1,6 @@
 //! What people are told, over SNS: plain text, an ASCII one-line subject under 100 characters.
 
-use super::deployment::{Deployment, Kind};
+use super::deployment::{Deployment, Kind, Status};
 use super::pipeline::Stage;
 use super::rollback_plan::{NoRollback, Trigger};
 use super::taskdef::revision_name;
@@ -18,6 +18,44 @@ fn subject(text: String) -> String {
         .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
         .collect();
     ascii.chars().take(99).collect()
+}
+
+/// A deployment ECS reported ended: every FAILED one, and a SUCCEEDED one where the stage
+/// asks for it.
+pub fn deployment_ended_notice(ended: &Deployment) -> Notice {
+    let (stage, service) = (&ended.stage, &ended.service);
+    let revision = ended.task_definition.as_deref().unwrap_or("?");
+    let what = match ended.kind {
+        Kind::Deploy => format!("{} ({})", ended.image.tag, revision_name(revision)),
+        Kind::Rollback { .. } => format!("rollback to {}", revision_name(revision)),
+    };
+    let headline = match ended.status {
+        Status::Failed => format!("Deploy FAILED {stage}/{service}: {what}"),
+        _ => format!("Deployed {stage}/{service}: {what}"),
+    };
+    let completed = ended.completed_at.map(|at| at.to_rfc3339()).unwrap_or_default();
+    Notice {
+        subject: subject(headline),
+        message: format!(
+            "{service} in stage {stage} (cluster {cluster}): deployment {id} {status}.\n\n\
+             Image: {image} (tag {tag})\n\
+             Task definition: {revision}\n\
+             Replaced: {previous}\n\
+             ECS deployment: {ecs}\n\
+             ECS says: {reason}\n\
+             Requested at: {requested}\n\
+             Ended at: {completed}\n",
+            cluster = ended.cluster,
+            id = ended.id,
+            status = ended.status,
+            image = ended.image.uri,
+            tag = ended.image.tag,
+            previous = ended.previous_task_definition.as_deref().unwrap_or("?"),
+            ecs = ended.ecs_deployment_id.as_deref().unwrap_or("?"),
+            reason = ended.ecs_reason.as_deref().unwrap_or("-"),
+            requested = ended.requested_at.to_rfc3339(),
+        ),
+    }
 }
 
 /// What a rollback record tells the team: stage, service, from → to, why, and what is blocked.
@@ -72,7 +110,7 @@ pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::deployment::{DeploymentId, Status};
+    use crate::domain::deployment::DeploymentId;
     use crate::domain::fixtures::{at, deployment as dep, shipped_pipeline as pipeline};
     use crate::domain::names::AlarmName;
 
@@ -114,5 +152,19 @@ mod tests {
         let long = no_rollback_notice(&pipeline.stages()[0], &"ü".repeat(120), &fired(20), &why);
         assert!(long.subject.len() < 100 && long.subject.is_ascii(), "{}", long.subject);
         assert!(long.message.contains("Why not: the current deployment completed at"));
+    }
+
+    #[test]
+    fn an_ended_deployment_names_stage_service_tag_and_revision() {
+        let mut failed = dep(2, Kind::Deploy, Status::Failed, Some(9));
+        failed.ecs_reason = Some("ECS deployment circuit breaker: tasks failed to start.".into());
+        let notice = deployment_ended_notice(&failed);
+        assert_eq!(notice.subject, "Deploy FAILED dev/backend-service: latest (td:2)");
+        assert!(notice.message.contains("ECS says: ECS deployment circuit breaker"));
+        let succeeded = dep(3, Kind::Deploy, Status::Succeeded, Some(9));
+        assert_eq!(
+            deployment_ended_notice(&succeeded).subject,
+            "Deployed dev/backend-service: latest (td:3)"
+        );
     }
 }

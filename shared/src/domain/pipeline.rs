@@ -49,6 +49,9 @@ pub struct Stage {
     pub alarms: Vec<AlarmGuard>,
     /// How long after a deploy completes an alarm is still blamed on it.
     pub watch_window: chrono::TimeDelta,
+    /// Whether a deploy that SUCCEEDED here is announced (a FAILED one always is). Defaults
+    /// to the last stage in promotion order: production.
+    pub notify_success: bool,
 }
 
 /// An alarm and the application it guards: it rolls back only that application's services.
@@ -155,6 +158,8 @@ struct RawStage {
     alarms: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     watch_window_minutes: Option<i64>,
+    #[serde(default)]
+    notify_success: Option<bool>,
 }
 
 fn field<T>(path: String, parsed: Result<T, InvalidName>) -> Result<T, PipelineError> {
@@ -224,6 +229,7 @@ impl RawPipeline {
             });
         }
 
+        let last_stage = self.stage.len() - 1;
         let mut stages = Vec::new();
         let mut stage_names = HashSet::new();
         let mut clusters = HashSet::new();
@@ -287,6 +293,7 @@ impl RawPipeline {
                 snapshot_before_deploy,
                 alarms,
                 watch_window: chrono::TimeDelta::minutes(minutes),
+                notify_success: raw.notify_success.unwrap_or(i == last_stage),
             });
         }
         Ok(Pipeline { applications, stages })
@@ -482,6 +489,24 @@ mod tests {
         assert_eq!(
             error_of(&unknown),
             "pipeline file: stage[0].alarms.frontend: no application is named `frontend`"
+        );
+    }
+
+    #[test]
+    fn success_is_announced_for_production_unless_a_stage_says_otherwise() {
+        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let announced: Vec<_> = pipeline.stages().iter().map(|s| s.notify_success).collect();
+        assert_eq!(announced, [false, false, true]);
+        let quiet = SHIPPED.replace(
+            "watch_window_minutes = 30",
+            "watch_window_minutes = 30\nnotify_success = false",
+        );
+        assert!(
+            Pipeline::parse(&quiet)
+                .unwrap()
+                .stages()
+                .iter()
+                .all(|s| !s.notify_success)
         );
     }
 

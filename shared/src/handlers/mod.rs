@@ -42,6 +42,9 @@ pub(crate) async fn point_service_at<E: Ecs>(
     }
 }
 
+/// How long a notice is kept in the outbox, so a redelivered event does not send it again.
+pub(crate) const NOTICE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(14);
+
 /// Publishes the outbox entry `key` unless it went out before, then marks it sent. Marked
 /// after publishing: a crash in between sends it twice rather than never.
 pub(crate) async fn deliver_notice<O: Outbox, N: Notifier>(

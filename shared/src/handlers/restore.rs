@@ -19,13 +19,11 @@ use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Tri
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{Deployments, Ecs, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// History is read a page at a time until a known-good deployment shows up.
 const HISTORY_PAGE: i32 = 25;
-/// How long a notice is kept in the outbox, so a redelivered event does not send it again.
-const NOTICE_KEPT: TimeDelta = TimeDelta::days(14);
 
 pub struct Restorer<S, E, N> {
     pub records: S,
@@ -344,7 +342,9 @@ where
 
     /// Keeps the notice in the outbox (once per key); returns the key to deliver.
     async fn keep_notice(&self, key: &str, notice: &Notice) -> Result<String, StoreError> {
-        self.records.enqueue(key, notice, Utc::now() + NOTICE_KEPT).await?;
+        self.records
+            .enqueue(key, notice, Utc::now() + super::NOTICE_KEPT)
+            .await?;
         Ok(key.to_owned())
     }
 

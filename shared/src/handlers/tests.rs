@@ -97,10 +97,14 @@ fn push(second: u32) -> EcrEvent {
 }
 
 fn ecs_ended(name: &str, service: &str, ecs_deployment_id: &str) -> EcsDeploymentEvent {
+    ecs_ended_in("social-analytics-dev", name, service, ecs_deployment_id)
+}
+
+fn ecs_ended_in(cluster: &str, name: &str, service: &str, ecs_deployment_id: &str) -> EcsDeploymentEvent {
     serde_json::from_value(json!({
         "version": "0", "id": "2", "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
         "account": "123456789012", "time": stamp(Utc::now()), "region": "us-east-1",
-        "resources": [format!("arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/{service}")],
+        "resources": [format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}")],
         "detail": {"eventType": "INFO", "eventName": name, "deploymentId": ecs_deployment_id,
                    "updatedAt": stamp(Utc::now()), "reason": "circuit breaker"}
     }))
@@ -326,19 +330,24 @@ async fn a_failed_publish_never_holds_up_the_records_and_the_retry_sends_the_not
     let state = world.records.state(&dev(), &svc("backend-service"));
     assert_eq!(state.latest.unwrap().id, rollback.id, "the pointer moved");
     assert_eq!(state.quarantined.len(), 1);
-    let [(_, pending)] = world.records.outbox().try_into().unwrap();
-    assert!(!pending.sent);
+    let outbox = world.records.outbox();
+    assert_eq!(outbox.len(), 2, "the failure and the rollback, kept: {outbox:?}");
+    assert!(outbox.iter().all(|(_, e)| !e.sent));
 
     world.notifier.fail(false);
     world.tracker().handle_event(&failed, deadline()).await.unwrap();
-    let [notice] = world.notifier.published().try_into().unwrap();
-    assert!(
-        notice.subject.starts_with("Rolled back dev/backend-service"),
-        "{notice:?}"
+    let mut subjects: Vec<String> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Deploy FAILED dev/backend-service: latest (td:100)",
+            "Rolled back dev/backend-service: td:100 -> td:1"
+        ]
     );
     assert!(world.records.outbox().iter().all(|(_, e)| e.sent));
     world.tracker().handle_event(&failed, deadline()).await.unwrap();
-    assert_eq!(world.notifier.published().len(), 1, "sent once");
+    assert_eq!(world.notifier.published().len(), 2, "each sent once");
 }
 
 #[tokio::test]
@@ -473,4 +482,39 @@ async fn the_last_known_good_is_found_on_a_later_history_page() {
         matches!(&backend.result, RestoreOutcome::RolledBack { to, .. } if to == "td:1"),
         "{response:?}"
     );
+}
+
+#[tokio::test]
+async fn a_success_is_announced_where_the_stage_asks_and_a_failure_everywhere() {
+    let world = World::new();
+    for (n, stage, cluster) in [(1, "dev", "social-analytics-dev"), (2, "prod", "social-analytics-prod")] {
+        let mut d = deployment(n, Kind::Deploy, Status::Deploying, None);
+        d.stage = crate::domain::names::StageName::parse(stage).unwrap();
+        d.cluster = ClusterName::parse(cluster).unwrap();
+        d.requested_at = Utc::now();
+        d.ecs_deployment_id = Some(format!("ecs-svc/{stage}"));
+        world.records.insert(d);
+        let completed = ecs_ended_in(
+            cluster,
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "backend-service",
+            &format!("ecs-svc/{stage}"),
+        );
+        world.tracker().handle_event(&completed, deadline()).await.unwrap();
+    }
+    let subjects: Vec<String> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(
+        subjects,
+        ["Deployed prod/backend-service: latest (td:2)"],
+        "dev's success is not announced"
+    );
+    // A redelivered COMPLETED announces nothing twice.
+    let again = ecs_ended_in(
+        "social-analytics-prod",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "backend-service",
+        "ecs-svc/prod",
+    );
+    world.tracker().handle_event(&again, deadline()).await.unwrap();
+    assert_eq!(world.notifier.published().len(), 1);
 }

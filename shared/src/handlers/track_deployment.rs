@@ -4,10 +4,11 @@
 //! back (see `restore`).
 
 use super::restore::{RestoreOutcome, Restorer};
-use crate::domain::deployment::{Deployment, DeploymentId, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
 use crate::domain::deployment_end::{
     EcsEventMeaning, Ended, Ending, EndingUpdate, NotRecorded, read_ending, update_for_ending,
 };
+use crate::domain::notice::deployment_ended_notice;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::rollback_plan::{ROLLOUT_ALLOWANCE, Trigger};
 use crate::events::EcsDeploymentEvent;
@@ -53,8 +54,9 @@ pub enum TrackError {
     /// says which revision this deployment ran: the retry of the deploy saves it.
     #[error("{0}: the deploy it belongs to has not recorded its ECS deployment id yet; retry later")]
     RecordPending(String),
-    #[error("rolling back: {0}")]
-    Rollback(#[from] ServiceError),
+    /// Rolling back, or sending a notice, failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl From<TrackError> for Diagnostic {
@@ -64,7 +66,7 @@ impl From<TrackError> for Diagnostic {
             TrackError::Store(err) => err.error_type(),
             TrackError::Ecs(err) => err.error_type(),
             TrackError::RecordPending(_) => "RecordPending",
-            TrackError::Rollback(err) => err.error_type(),
+            TrackError::Service(err) => err.error_type(),
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -110,14 +112,26 @@ where
                 NotRecorded::AlreadyRecorded(Status::Failed) | NotRecorded::NoLongerInFlight(Status::RolledBack),
             ) if ended.ending == Ending::Failed => {
                 let failed = record.expect("an update was found for a record");
+                // Its notice, if the first delivery died before keeping it; a deployment
+                // rolled back meanwhile has had its news told.
+                if failed.status == Status::Failed {
+                    self.keep_ending_notice(&failed).await?;
+                }
                 let rollback = self.roll_back(&ended, &failed.id, deadline).await?;
+                self.deliver(Some(ending_notice_key(&failed.id))).await?;
                 return Ok(TrackResponse::Recorded {
                     deployment_id: failed.id.to_string(),
                     status: failed.status.to_string(),
                     rollback,
                 });
             }
-            EndingUpdate::Ignore(why) => return Ok(ignored(format!("{}: {why}", ended.ecs_deployment_id))),
+            EndingUpdate::Ignore(why) => {
+                // A redelivery may be all that is left to send the ending's notice.
+                if let (NotRecorded::AlreadyRecorded(_), Some(recorded)) = (&why, &record) {
+                    self.deliver(Some(ending_notice_key(&recorded.id))).await?;
+                }
+                return Ok(ignored(format!("{}: {why}", ended.ecs_deployment_id)));
+            }
             EndingUpdate::Record(next) => next,
         };
         let from = record.expect("an update was found for a record").status;
@@ -126,10 +140,12 @@ where
             return Ok(ignored(format!("{}: recorded meanwhile by another delivery", next.id)));
         }
         tracing::info!(deployment = %next.id, status = %next.status, "deployment ended");
+        let notice = self.keep_ending_notice(&next).await?;
         let rollback = match ended.ending {
             Ending::Failed => self.roll_back(&ended, &next.id, deadline).await?,
             Ending::Completed => None,
         };
+        self.deliver(notice).await?;
         Ok(TrackResponse::Recorded {
             deployment_id: next.id.to_string(),
             status: next.status.to_string(),
@@ -180,6 +196,35 @@ where
         Ok(records.get_deployment(&requested.id).await?)
     }
 
+    /// Keeps the notice of how a deploy ended in the outbox if people hear of it: every FAILED
+    /// one, and a SUCCEEDED one where its stage asks. (How a rollback ends is told by the
+    /// rollback: a failed one cannot be rolled back, and says so.) Returns the key to deliver.
+    async fn keep_ending_notice(&self, ended: &Deployment) -> Result<Option<String>, StoreError> {
+        let announced = ended.status == Status::Failed
+            || self
+                .pipeline
+                .stages()
+                .iter()
+                .any(|stage| stage.name == ended.stage && stage.notify_success);
+        if ended.kind != Kind::Deploy || !announced {
+            return Ok(None);
+        }
+        let key = ending_notice_key(&ended.id);
+        let notice = deployment_ended_notice(ended);
+        self.restorer
+            .records
+            .enqueue(&key, &notice, Utc::now() + super::NOTICE_KEPT)
+            .await?;
+        Ok(Some(key))
+    }
+
+    async fn deliver(&self, key: Option<String>) -> Result<(), TrackError> {
+        if let Some(key) = key {
+            super::deliver_notice(&self.restorer.records, &self.restorer.notifier, &key).await?;
+        }
+        Ok(())
+    }
+
     async fn roll_back(
         &self,
         ended: &Ended,
@@ -196,6 +241,10 @@ where
         };
         Ok(Some(self.restorer.restore(stage, service, &trigger, deadline).await?))
     }
+}
+
+fn ending_notice_key(id: &DeploymentId) -> String {
+    format!("ended|{id}")
 }
 
 fn ignored(reason: String) -> TrackResponse {

@@ -176,10 +176,17 @@ async fn failed_case(operation: &str, mode: Mode, pass_first: usize) {
         "{case}"
     );
     assert!(env.held_locks().await.is_empty(), "{case}");
-    // Nothing dropped: the notice went out; twice at most, when a Publish whose answer was
-    // lost, or whose sending could not be recorded, was retried (at least once, never lost).
+    // Nothing dropped: both notices (the failure, the rollback) went out; each twice at most,
+    // when a Publish whose answer was lost, or whose sending could not be recorded, was
+    // retried (at least once, never lost).
     let notices = env.notices().await;
-    assert!((1..=2).contains(&notices.len()), "{case}: {notices:?}");
+    for told in [
+        format!("Deploy FAILED dev/{service}"),
+        format!("Rolled back dev/{service}"),
+    ] {
+        let copies = notices.iter().filter(|n| n.subject.starts_with(&told)).count();
+        assert!((1..=2).contains(&copies), "{case}: {told}: {notices:?}");
+    }
     assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
 }
 

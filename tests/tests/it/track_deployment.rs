@@ -94,9 +94,17 @@ async fn a_failure_is_recorded_and_rolled_back_to_what_ran_before_once() {
     assert_eq!(env.running(DEV, service).await, env.initial(DEV, service));
     assert!(!env.state_item(DEV, service).await.contains_key("last_known_good"));
     assert_eq!(env.quarantined(DEV, service).await, vec![records[0]["digest"].clone()]);
-    let notices = env.notices().await;
-    assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].subject.starts_with(&format!("Rolled back dev/{service}: ")));
+    let mut subjects: Vec<String> = env.notices().await.into_iter().map(|n| n.subject).collect();
+    subjects.sort();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].starts_with(&format!("Deploy FAILED dev/{service}: latest (")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects[1].starts_with(&format!("Rolled back dev/{service}: ")),
+        "{subjects:?}"
+    );
 
     // A redelivery changes nothing and says nothing.
     let again = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
