@@ -4,6 +4,8 @@
 //! configuration (profiles, SSO, environment, AWS_ENDPOINT_URL) and the pipeline file the
 //! functions use (PIPELINE_FILE or the shipped one).
 
+mod redrive;
+
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::names::{ImageDigest, ServiceName};
@@ -46,6 +48,26 @@ enum Command {
         service: String,
         digest: String,
     },
+    /// Send the failed-events queue's events back through the functions that failed them.
+    Redrive {
+        /// The failed-events queue (the stack's `FailedEventsQueueUrl` output).
+        #[arg(long)]
+        queue_url: String,
+        /// The stack name: functions are `<stack>-deploy-on-push` and so on.
+        #[arg(long)]
+        stack: String,
+        /// Redrive at most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
+    /// of it would (through the stack's deploy-on-push function).
+    Redeploy {
+        stage: String,
+        service: String,
+        #[arg(long)]
+        stack: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +80,12 @@ fn main() -> ExitCode {
             after,
         } => history(&stage, &service, limit, after),
         Command::LiftQuarantine { stage, service, digest } => lift_quarantine(&stage, &service, &digest),
+        Command::Redrive {
+            queue_url,
+            stack,
+            limit,
+        } => with_aws(|aws| redrive(aws, queue_url, stack, limit)),
+        Command::Redeploy { stage, service, stack } => redeploy(&stage, &service, &stack),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,6 +187,104 @@ fn lift_quarantine(stage: &str, service: &str, digest: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Invokes `function` asynchronously with `event`, as EventBridge would: its retries and
+/// failed-events queue apply again.
+async fn invoke(lambda: &aws_sdk_lambda::Client, function: &str, event: &serde_json::Value) -> Result<(), String> {
+    lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .map_err(|e| shared::adapters::describe_sdk_error("Invoke", &e))?;
+    Ok(())
+}
+
+async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: String, limit: usize) -> Result<(), String> {
+    let (sqs, lambda) = (aws_sdk_sqs::Client::new(&aws), aws_sdk_lambda::Client::new(&aws));
+    let (mut redriven, mut kept) = (0, 0);
+    while redriven + kept < limit {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            // Long enough to invoke and delete; a message left behind returns after it.
+            .visibility_timeout(60)
+            .send()
+            .await
+            .map_err(|e| shared::adapters::describe_sdk_error("ReceiveMessage", &e))?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages.into_iter().take(limit - redriven - kept) {
+            let id = message.message_id().unwrap_or("?").to_owned();
+            let outcome = match redrive::route(message.body().unwrap_or_default(), &stack) {
+                Ok(route) => invoke(&lambda, &route.function, &route.event)
+                    .await
+                    .map(|()| route.function),
+                Err(why) => Err(why),
+            };
+            match outcome {
+                Ok(function) => {
+                    sqs.delete_message()
+                        .queue_url(&queue_url)
+                        .receipt_handle(message.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(|e| shared::adapters::describe_sdk_error("DeleteMessage", &e))?;
+                    println!("redriven {id} → {function}");
+                    redriven += 1;
+                }
+                Err(why) => {
+                    println!("kept {id}: {why}");
+                    kept += 1;
+                }
+            }
+        }
+    }
+    println!("{redriven} redriven, {kept} kept in the queue");
+    if kept > 0 {
+        return Err(format!("{kept} event(s) could not be redriven and stay in the queue"));
+    }
+    Ok(())
+}
+
+fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
+    let (pipeline, service) = (load_pipeline()?, parse_service(service)?);
+    let stage = find_stage(&pipeline, stage)?;
+    let (cluster, name) = (stage.cluster.clone(), service.clone());
+    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    let function = format!("{stack}-deploy-on-push");
+    with_aws(|aws| async move {
+        let records = DynamoRecords::new(&aws, table);
+        let page = records
+            .history(&cluster, &name, 20, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let latest = page
+            .deployments
+            .into_iter()
+            .find(|d| d.kind == shared::domain::deployment::Kind::Deploy)
+            .ok_or_else(|| format!("no deploy of {cluster}/{name} is recorded"))?;
+        if latest.status != shared::domain::deployment::Status::Failed {
+            return Err(format!(
+                "the latest deploy of {cluster}/{name}, {}, is {}: only a FAILED one is deployed again",
+                latest.id, latest.status
+            ));
+        }
+        let event = shared::events::push_of(&latest.image, chrono::Utc::now())
+            .ok_or_else(|| format!("{}: its image {} is not an ECR image", latest.id, latest.image.uri))?;
+        invoke(&aws_sdk_lambda::Client::new(&aws), &function, &event).await?;
+        println!(
+            "pushed again: {} ({}) through {function}",
+            latest.image.tag, latest.image.digest
+        );
+        Ok(())
+    })
+}
+
 fn load_pipeline() -> Result<Pipeline, String> {
     runtime::load_pipeline().map_err(|e| e.to_string())
 }
@@ -175,6 +301,23 @@ fn parse_service(name: &str) -> Result<ServiceName, String> {
     ServiceName::parse(name).map_err(|e| e.to_string())
 }
 
+/// Runs `work` with the AWS configuration of an operator's terminal: profiles, SSO and the
+/// rest of the SDK's default chain.
+fn with_aws<T, F, Fut>(work: F) -> Result<T, String>
+where
+    F: FnOnce(aws_config::SdkConfig) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    tokio.block_on(async {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        work(aws).await
+    })
+}
+
 /// Runs `work` against the table TABLE_NAME names.
 fn with_records<T, F, Fut>(work: F) -> Result<T, String>
 where
@@ -182,13 +325,5 @@ where
     Fut: std::future::Future<Output = Result<T, shared::ports::StoreError>>,
 {
     let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    tokio.block_on(async {
-        // An operator's terminal: profiles, SSO and the rest of the SDK's default chain.
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        work(DynamoRecords::new(&aws, table)).await.map_err(|e| e.to_string())
-    })
+    with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await.map_err(|e| e.to_string()) })
 }

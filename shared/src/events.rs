@@ -86,3 +86,45 @@ where
 pub fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(payload).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
+
+/// The function that handles each kind of event (source, detail-type), by its name in the
+/// template (`<stack>-<name>`): where a redriven event goes.
+pub const HANDLED_BY: [(&str, &str, &str); 3] = [
+    ("aws.ecr", "ECR Image Action", "deploy-on-push"),
+    ("aws.ecs", "ECS Deployment State Change", "track-deployment"),
+    ("aws.cloudwatch", "CloudWatch Alarm State Change", "rollback-on-alarm"),
+];
+
+/// The function for an event (any JSON with `source` and `detail-type`), if one handles it.
+pub fn handled_by(event: &serde_json::Value) -> Option<&'static str> {
+    HANDLED_BY
+        .iter()
+        .find(|(source, detail_type, _)| event["source"] == *source && event["detail-type"] == *detail_type)
+        .map(|(_, _, function)| *function)
+}
+
+/// The ECR push event that would bring `image` anew, pushed at `at`: how an operator deploys
+/// a digest again without pushing it. `None` if the image is not in an ECR registry.
+pub fn push_of(image: &crate::domain::deployment::PushedImage, at: DateTime<Utc>) -> Option<serde_json::Value> {
+    // <account>.dkr.ecr.<region>.amazonaws.com/<repository>@<digest>
+    let registry = image.uri.split('/').next()?;
+    let mut parts = registry.split('.');
+    let (account, _, _, region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some(serde_json::json!({
+        "version": "0",
+        "id": format!("pipectl-redeploy-{}", at.timestamp_millis()),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": account,
+        "time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": image.repository.as_str(),
+            "image-digest": image.digest.as_str(),
+            "action-type": "PUSH",
+            "image-tag": image.tag.as_str(),
+        }
+    }))
+}

@@ -164,3 +164,177 @@ async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
         "{text}"
     );
 }
+
+/// The three functions, built, behind Lambda's Invoke API.
+async fn functions(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
+    let mut functions = std::collections::HashMap::new();
+    for name in ["deploy-on-push", "track-deployment", "rollback-on-alarm"] {
+        let binary = built_binary(name, "debug");
+        let function = harness::function::Function::spawn(&binary, &env.moto.endpoint, &env.function_vars()).await;
+        functions.insert(name.to_owned(), function);
+    }
+    harness::lambda_invoke::LambdaInvoke::start(functions).await
+}
+
+/// pipectl, run without blocking the test's runtime, which serves the functions it invokes.
+async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(built_binary("pipectl", "debug"))
+        .args(args)
+        .env_clear()
+        .env("TABLE_NAME", &env.world.table)
+        .env("AWS_REGION", harness::REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", &env.moto.endpoint)
+        .env("AWS_ENDPOINT_URL_LAMBDA", lambda)
+        .output()
+        .await
+        .expect("pipectl runs")
+}
+
+#[tokio::test]
+async fn redrive_sends_both_shapes_the_queue_holds_back_through_their_functions() {
+    let env = Env::new().await;
+    let lambda = functions(&env).await;
+    let sqs = aws_sdk_sqs::Client::new(&env.config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("failed-events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    // A rule's dead letter: the raw push. Lambda's on-failure record: an ECS event.
+    let push = String::from_utf8(harness::event_file("deploy-on-push", "push-latest.json")).unwrap();
+    let in_progress: serde_json::Value =
+        serde_json::from_slice(&harness::event_file("track-deployment", "in-progress.json")).unwrap();
+    let on_failure = serde_json::json!({
+        "version": "1.0",
+        "requestContext": {
+            "requestId": "c8b1b7e0-0000-4000-8000-000000000001",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:sandbox-track-deployment:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": in_progress,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "RecordsUnavailable", "errorMessage": "records: throttled"}
+    });
+    for body in [push, on_failure.to_string(), "garbled".to_owned()] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let output = pipectl_with_lambda(
+        &env,
+        &lambda.endpoint,
+        &["redrive", "--queue-url", &queue_url, "--stack", "sandbox"],
+    )
+    .await;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "one event could not be redriven: {printed}"
+    );
+    assert!(printed.contains("2 redriven, 1 kept in the queue"), "{printed}");
+    assert!(printed.contains("kept ") && printed.contains("not JSON"), "{printed}");
+
+    let invoked = lambda.invoked();
+    let mut functions: Vec<&str> = invoked.iter().map(|i| i.function.as_str()).collect();
+    functions.sort();
+    assert_eq!(
+        functions,
+        [
+            "arn:aws:lambda:us-east-1:123456789012:function:sandbox-track-deployment",
+            "sandbox-deploy-on-push"
+        ]
+    );
+    assert!(invoked.iter().all(|i| i.invocation_type == "Event"));
+    // The redriven push really deployed, through the deploy-on-push binary.
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["status"], "DEPLOYING");
+    }
+    // Only the garbled message is left (invisible for its timeout, then back).
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name| attributes[&name].parse::<u32>().unwrap();
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1
+    );
+}
+
+#[tokio::test]
+async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
+    let env = Env::new().await;
+    let lambda = functions(&env).await;
+    env.handler()
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    let refused = pipectl_with_lambda(
+        &env,
+        &lambda.endpoint,
+        &["redeploy", "dev", "backend-service", "--stack", "sandbox"],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is DEPLOYING: only a FAILED one is deployed again"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // ECS failed it and nothing could be rolled back: the record says FAILED.
+    let failed = env.records_for(DEV, "backend-service").await.remove(0);
+    env.ddb
+        .update_item()
+        .table_name(&env.world.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("DEP#{}", failed["id"])),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("DEP".into()))
+        .update_expression("SET #status = :failed")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":failed", aws_sdk_dynamodb::types::AttributeValue::S("FAILED".into()))
+        .send()
+        .await
+        .unwrap();
+    let output = pipectl_with_lambda(
+        &env,
+        &lambda.endpoint,
+        &["redeploy", "dev", "backend-service", "--stack", "sandbox"],
+    )
+    .await;
+    assert!(
+        stdout(&output).starts_with("pushed again: latest (sha256:4f2a9c1e"),
+        "{output:?}"
+    );
+    let records = env.records_for(DEV, "backend-service").await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        (records[0]["status"].as_str(), records[1]["status"].as_str()),
+        ("FAILED", "DEPLOYING")
+    );
+    assert_eq!(records[1]["digest"], failed["digest"]);
+    assert_eq!(records[1]["task_definition"], env.running(DEV, "backend-service").await);
+    // The worker's deploy of that digest did not fail: it is left alone.
+    assert_eq!(env.records_for(DEV, "worker-service").await.len(), 1);
+}
