@@ -55,13 +55,25 @@ async fn deploy_on_push_binary_handles_every_sample_event() {
     );
 
     let response = function.invoke(file("push-main.json")).await.response();
-    assert!(
-        response["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["stage"] == "staging" && t["result"] == "deploying")
-    );
+    let mut results: Vec<(String, String, String)> = response["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let field = |k: &str| t[k].as_str().unwrap().to_owned();
+            (field("stage"), field("service"), field("result"))
+        })
+        .collect();
+    results.sort();
+    // main-* goes to dev and staging; dev already runs the newer push-latest image.
+    let expected = [
+        ("dev", "backend-service", "skipped"),
+        ("dev", "worker-service", "skipped"),
+        ("staging", "backend-service", "deploying"),
+        ("staging", "worker-service", "deploying"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(results, expected, "{response}");
 
     for ignored in ["delete.json", "push-failed.json", "push-untagged.json"] {
         let response = function.invoke(file(ignored)).await.response();
@@ -93,8 +105,18 @@ async fn deploy_on_push_binary_handles_every_sample_event() {
     for line in &logs {
         let parsed: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
-        assert!(parsed.get("level").is_some(), "{line}");
+        // Lambda's JSON log shape: level, message and target, the handler's fields.
+        assert!(
+            ["INFO", "WARN", "ERROR"].contains(&parsed["level"].as_str().unwrap_or_default()),
+            "{line}"
+        );
+        assert!(parsed["fields"]["message"].is_string(), "{line}");
     }
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("\"target handled\"") && l.contains("\"stage\":\"staging\"")),
+        "each target's outcome is logged with its stage: {logs:?}"
+    );
 }
 
 #[tokio::test]

@@ -450,15 +450,64 @@ async fn history_is_newest_first_and_paginated() {
         .unwrap();
     let digests: Vec<_> = second.deployments.iter().map(|d| d.image.digest.to_string()).collect();
     assert_eq!(digests, [digest(1)]);
+    // DynamoDB may hand back a cursor on a page that happens to end the history; past it
+    // there is nothing.
+    if let Some(cursor) = second.next.as_deref() {
+        let third = records.history(&cluster, &service, 2, Some(cursor)).await.unwrap();
+        assert!(third.deployments.is_empty() && third.next.is_none(), "{third:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_digest_pushed_with_several_tags_in_the_same_second_deploys_once() {
+    let env = Env::new().await;
+    let handler = env.handler();
+    // `docker push` of one image under two tags: two events, same digest, same second.
+    let tagged = |tag: &str| {
+        let mut event = push(tag, 7, 30);
+        event.detail.image_tag = Some(tag.into());
+        event
+    };
+    let (first, second) = (tagged("latest"), tagged("main-7a7a7a7"));
+    handler.handle_event(&first, deadline()).await.unwrap();
+    let response = handler.handle_event(&second, deadline()).await.unwrap();
+    let Response::Handled { targets, .. } = &response else {
+        panic!("{response:?}")
+    };
+    for target in targets {
+        let expected = if target.stage == "dev" { "skipped" } else { "deploying" };
+        let text = serde_json::to_value(target).unwrap();
+        assert_eq!(text["result"], expected, "{response:?}");
+    }
+    for (service, _) in SERVICES {
+        assert_eq!(env.records_for(DEV, service).await.len(), 1, "dev got the digest once");
+        assert_eq!(env.records_for(STAGING, service).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn of_two_digests_pushed_in_the_same_second_the_first_handled_stays() {
+    let env = Env::new().await;
+    let handler = env.handler();
+    handler.handle_event(&push("latest", 1, 30), deadline()).await.unwrap();
+    let response = handler.handle_event(&push("latest", 2, 30), deadline()).await.unwrap();
+    // Which was pushed first is unknown at a tie: the one already ahead stays, and the other
+    // is skipped rather than deployed over it.
+    let Response::Handled { targets, .. } = &response else {
+        panic!("{response:?}")
+    };
     assert!(
-        second.next.is_none()
-            || records
-                .history(&cluster, &service, 2, second.next.as_deref())
-                .await
-                .unwrap()
-                .deployments
-                .is_empty()
+        targets
+            .iter()
+            .all(|t| matches!(&t.result, TargetOutcome::Skipped { reason } if reason.contains("a newer image is already ahead"))),
+        "{response:?}"
     );
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["digest"], digest(1));
+        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+    }
 }
 
 #[tokio::test]

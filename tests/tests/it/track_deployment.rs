@@ -71,10 +71,12 @@ async fn completion_records_success_once() {
 async fn a_failure_is_recorded_and_rolled_back_to_what_ran_before_once() {
     let env = Env::new().await;
     let (service, id) = deployed(&env).await.remove(0);
+    let deployed_id = env.records_for(DEV, service).await[0]["id"].clone();
     let failed = typed(ecs_event("failed.json", DEV, service, &id));
     let response = tracker(&env).handle_event(&failed, deadline()).await.unwrap();
     assert!(
-        matches!(&response, Response::Recorded { status, rollback: Some(RollbackOutcome::RolledBack { .. }), .. } if status == "FAILED"),
+        matches!(&response, Response::Recorded { status, rollback: Some(RollbackOutcome::RolledBack { to, rolled_back, .. }), .. }
+            if status == "FAILED" && *to == env.initial(DEV, service) && *rolled_back == deployed_id),
         "{response:?}"
     );
     let records = env.records_for(DEV, service).await;
