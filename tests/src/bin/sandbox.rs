@@ -274,7 +274,7 @@ async fn complete_in_flight(tracker: &mut Function, ddb: &aws_sdk_dynamodb::Clie
                 .or(response["reason"].as_str())
                 .unwrap_or("?"),
             if response["status"] == "SUCCEEDED" {
-                ", now the last known good"
+                ", known good from now on"
             } else {
                 ""
             },
