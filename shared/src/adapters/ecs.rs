@@ -5,7 +5,7 @@
 use super::describe_sdk_error;
 use crate::domain::deployment::DeploymentId;
 use crate::domain::names::{ClusterName, ContainerName, ServiceName};
-use crate::domain::taskdef::{PinError, pinned_registration_body, registered_by, registration_body};
+use crate::domain::taskdef::{PinError, pinned_registration_body, registered_by, registration_body_for};
 use crate::ports::{Ecs, EcsError, Registered, Running};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::TaskDefinitionField;
@@ -81,6 +81,31 @@ impl EcsAdapter {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             client: aws_sdk_ecs::Client::new(config),
+        }
+    }
+
+    /// The newest revision of `described`'s family (ARN and ECS's JSON), if `deployment`
+    /// registered it: an earlier attempt's registration whose answer was lost.
+    async fn registered_before(
+        &self,
+        described: &serde_json::Value,
+        deployment: &DeploymentId,
+    ) -> Result<Option<(String, serde_json::Value)>, EcsError> {
+        let Some(family) = described["taskDefinition"]["family"].as_str() else {
+            return Ok(None);
+        };
+        let newest = match self.describe(family).await {
+            Ok(newest) => newest,
+            // No ACTIVE revision of the family left: nothing registered to adopt.
+            Err(EcsError::Rejected(_)) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        match newest["taskDefinition"]["taskDefinitionArn"].as_str() {
+            Some(arn) if registered_by(&newest, deployment.as_str()) => {
+                tracing::info!(%deployment, %arn, "adopted the revision an earlier attempt registered");
+                Ok(Some((arn.to_owned(), newest)))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -208,19 +233,12 @@ impl Ecs for EcsAdapter {
         resuming: bool,
     ) -> Result<Registered, EcsError> {
         let previous = self.describe(task_definition).await?;
-        if resuming {
-            let family = previous["taskDefinition"]["family"].as_str().unwrap_or(task_definition);
-            let newest = self.describe(family).await?;
-            if registered_by(&newest, deployment.as_str())
-                && let Some(arn) = newest["taskDefinition"]["taskDefinitionArn"].as_str()
-            {
-                tracing::info!(%deployment, %arn, "adopted the revision an earlier attempt registered");
-                return Ok(Registered {
-                    arn: arn.to_owned(),
-                    definition: newest.to_string(),
-                    previous_definition: previous.to_string(),
-                });
-            }
+        if resuming && let Some(newest) = self.registered_before(&previous, deployment).await? {
+            return Ok(Registered {
+                arn: newest.0,
+                definition: newest.1.to_string(),
+                previous_definition: previous.to_string(),
+            });
         }
         let body = pinned_registration_body(
             task_definition,
@@ -248,8 +266,19 @@ impl Ecs for EcsAdapter {
         })
     }
 
-    async fn register_stored(&self, definition: &str) -> Result<String, EcsError> {
-        let body = registration_body(definition).map_err(|e| EcsError::Rejected(e.to_string()))?;
+    async fn register_stored(
+        &self,
+        definition: &str,
+        deployment: &DeploymentId,
+        resuming: bool,
+    ) -> Result<String, EcsError> {
+        let stored: serde_json::Value =
+            serde_json::from_str(definition).map_err(|e| EcsError::Rejected(format!("stored definition: {e}")))?;
+        if resuming && let Some((arn, _)) = self.registered_before(&stored, deployment).await? {
+            return Ok(arn);
+        }
+        let body =
+            registration_body_for(definition, deployment.as_str()).map_err(|e| EcsError::Rejected(e.to_string()))?;
         self.register_body(body, RawResponse::default()).await
     }
 

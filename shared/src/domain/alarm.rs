@@ -10,8 +10,9 @@ use crate::events::{AlarmEvent, WrongKind, expect_kind};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// An alarm event older than this is history, not news: EventBridge delivers within
-/// seconds, so a delivery this late (a redrive, a retry after an outage) must not roll back
-/// what has been deployed since.
+/// seconds, so a delivery this late (a redrive, a retry after an outage) must not start a
+/// rollback of what has been deployed since. It still finishes what an earlier delivery of
+/// it started (a rollback under way, a notice kept but not sent).
 pub const ALARM_FRESHNESS: TimeDelta = TimeDelta::minutes(15);
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -27,12 +28,14 @@ pub enum BadAlarm {
 #[derive(Debug, PartialEq, Eq)]
 pub enum AlarmMeaning<'a> {
     Ignore(String),
-    /// An alarm guarding `application` in `stage` moved into ALARM at `at`.
+    /// An alarm guarding `application` in `stage` moved into ALARM at `at`; `late` when that
+    /// was more than `ALARM_FRESHNESS` before it is handled.
     Fired {
         alarm: AlarmName,
         stage: &'a Stage,
         application: &'a Application,
         at: DateTime<Utc>,
+        late: bool,
     },
 }
 
@@ -74,17 +77,12 @@ pub fn read_alarm<'a>(
         return Ok(AlarmMeaning::Ignore(format!("alarm `{alarm}` was already in {before}")));
     }
     let at = state_time(event).ok_or(BadAlarm::NoTime)?;
-    if now - at > ALARM_FRESHNESS {
-        return Ok(AlarmMeaning::Ignore(format!(
-            "alarm `{alarm}` went into ALARM at {at}, more than {} minutes ago",
-            ALARM_FRESHNESS.num_minutes()
-        )));
-    }
     Ok(AlarmMeaning::Fired {
         alarm,
         stage,
         application,
         at,
+        late: now - at > ALARM_FRESHNESS,
     })
 }
 
@@ -142,6 +140,7 @@ mod tests {
                         stage,
                         application,
                         at: fired,
+                        late: false,
                     } => {
                         assert_eq!(
                             (alarm.as_str(), stage.name.as_str(), application.name.as_str()),
@@ -196,16 +195,16 @@ mod tests {
     }
 
     #[test]
-    fn an_alarm_delivered_long_after_it_fired_is_not_acted_on() {
+    fn an_alarm_delivered_long_after_it_fired_is_late() {
         let pipeline = pipeline();
         let event = alarm("backend-dev-5xx", "OK", "ALARM", json!({}));
         assert!(matches!(
             read_alarm(&pipeline, &event, at(20) + ALARM_FRESHNESS).unwrap(),
-            AlarmMeaning::Fired { .. }
+            AlarmMeaning::Fired { late: false, .. }
         ));
         assert!(matches!(
             read_alarm(&pipeline, &event, at(21) + ALARM_FRESHNESS).unwrap(),
-            AlarmMeaning::Ignore(reason) if reason.contains("more than 15 minutes ago")
+            AlarmMeaning::Fired { late: true, .. }
         ));
     }
 }

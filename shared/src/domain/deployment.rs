@@ -64,6 +64,8 @@ impl Status {
         matches!(
             (self, next),
             (Requested, AwaitingApproval | Deploying)
+                // An attempt that died midway, overtaken by a newer push before its retry.
+                | (Requested, Superseded)
                 | (AwaitingApproval, Approved | Rejected | Expired | Superseded)
                 | (Approved, Snapshotting | Deploying)
                 | (Snapshotting, Deploying)
@@ -313,9 +315,9 @@ pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState, latest_fail
         Mode::Automatic => &state.latest,
         Mode::Approval => &state.awaiting_approval,
     };
-    if let Some(waiting) = slot
+    if mode == Mode::Approval
+        && let Some(waiting) = slot
         && waiting.digest.as_ref() == Some(&image.digest)
-        && !(mode == Mode::Automatic && latest_failed)
     {
         return Decision::Skip(SkipReason::AlreadyAwaitingApproval(waiting.id.clone()));
     }

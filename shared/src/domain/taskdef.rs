@@ -34,12 +34,7 @@ pub fn pinned_registration_body(
     image: &str,
     deployment: &str,
 ) -> Result<serde_json::Value, PinError> {
-    let mut body = registration_body(described)?;
-    let tag = serde_json::json!({"key": DEPLOYMENT_TAG, "value": deployment});
-    match body["tags"].as_array_mut() {
-        Some(tags) => tags.push(tag),
-        None => body["tags"] = serde_json::json!([tag]),
-    }
+    let mut body = registration_body_for(described, deployment)?;
     let containers = body["containerDefinitions"]
         .as_array_mut()
         .expect("registration_body keeps a non-empty containerDefinitions");
@@ -182,6 +177,17 @@ pub fn registered_by(described: &serde_json::Value, deployment: &str) -> bool {
         tags.iter()
             .any(|t| t["key"] == DEPLOYMENT_TAG && t["value"] == deployment)
     })
+}
+
+/// `registration_body`, tagged with the deployment that registers it.
+pub fn registration_body_for(stored: &str, deployment: &str) -> Result<serde_json::Value, UnusableDefinition> {
+    let mut body = registration_body(stored)?;
+    let tag = serde_json::json!({"key": DEPLOYMENT_TAG, "value": deployment});
+    match body["tags"].as_array_mut() {
+        Some(tags) => tags.push(tag),
+        None => body["tags"] = serde_json::json!([tag]),
+    }
+    Ok(body)
 }
 
 /// The image `container` runs in a stored definition (see `registration_body`).

@@ -32,12 +32,18 @@ struct Tables {
 pub struct MemoryRecords {
     tables: Arc<Mutex<Tables>>,
     failing_releases: Arc<Mutex<bool>>,
+    failing_outbox: Arc<Mutex<bool>>,
 }
 
 impl MemoryRecords {
     /// Makes every lock release fail (as a throttled UpdateItem would), or succeed again.
     pub fn fail_releases(&self, failing: bool) {
         *self.failing_releases.lock().unwrap() = failing;
+    }
+
+    /// Makes keeping a notice in the outbox fail (as a throttled PutItem would), or succeed.
+    pub fn fail_outbox(&self, failing: bool) {
+        *self.failing_outbox.lock().unwrap() = failing;
     }
 
     /// The lock on a service, as (owner, until), if one is held.
@@ -269,6 +275,9 @@ impl ServiceStates for MemoryRecords {
 
 impl Outbox for MemoryRecords {
     async fn enqueue(&self, key: &str, notice: &Notice, _expires: DateTime<Utc>) -> Result<bool, StoreError> {
+        if *self.failing_outbox.lock().unwrap() {
+            return Err(StoreError::retryable("PutItem: ProvisionedThroughputExceededException"));
+        }
         let mut tables = self.tables.lock().unwrap();
         if tables.outbox.contains_key(key) {
             return Ok(false);
@@ -387,7 +396,7 @@ impl Ecs for FakeEcs {
         })
     }
 
-    async fn register_stored(&self, _definition: &str) -> Result<String, EcsError> {
+    async fn register_stored(&self, _definition: &str, _: &DeploymentId, _: bool) -> Result<String, EcsError> {
         let mut state = self.state.lock().unwrap();
         let arn = format!("td:{}", 100 + state.revisions.len());
         state.revisions.push(arn.clone());

@@ -5,7 +5,7 @@
 //! record (its id is the business key, so a duplicate delivery loses here), act on ECS, then
 //! record the outcome and release the lock in one write.
 
-use super::point_service_at;
+use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
     SkipReason, Status, decide,
@@ -151,9 +151,14 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
         with_service_lock(&self.records, cluster, service, deadline, |state| async move {
             let latest_failed = self.latest_failed_with(&image.digest, &state).await?;
             match decide(target.mode, image, &state, latest_failed) {
-                Decision::Skip(reason) => Ok(LockedWork::only(TargetOutcome::Skipped {
-                    reason: reason.to_string(),
-                })),
+                Decision::Skip(reason) => {
+                    if let SkipReason::NewerImageAhead(ahead) = &reason {
+                        self.supersede_leftover(image, target, ahead).await?;
+                    }
+                    Ok(LockedWork::only(TargetOutcome::Skipped {
+                        reason: reason.to_string(),
+                    }))
+                }
                 Decision::Proceed { supersedes } => self.start(image, target, supersedes, deadline).await,
             }
         })
@@ -289,21 +294,7 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
             deadline,
         )
         .await?;
-        let deploying = Deployment {
-            ecs_deployment_id: Some(ecs_deployment_id),
-            ..record
-                .transition(Status::Deploying, Utc::now())
-                .expect("REQUESTED can become DEPLOYING")
-        };
-        if self.records.save_transition(&deploying, Status::Requested).await? {
-            return Ok(deploying);
-        }
-        // track-deployment may have recorded ECS's ending on it first (an ending that arrived
-        // before this retry): that record is the truer one.
-        match self.records.get_deployment(&deploying.id).await? {
-            Some(now) if now.ecs_deployment_id == deploying.ecs_deployment_id => Ok(now),
-            _ => Err(StoreError::retryable(format!("{} changed while it was deployed", deploying.id)).into()),
-        }
+        record_deploying(&self.records, record, ecs_deployment_id, Utc::now()).await
     }
 
     /// Registers the revision pinned to the pushed image and saves it on the record. If ECS
@@ -372,6 +363,22 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
             },
             moves: repair,
         })
+    }
+
+    /// An earlier attempt at this push may have died after registering (its record still
+    /// REQUESTED) and a newer push got ahead before the retry: that attempt will never go on,
+    /// and its record says so.
+    async fn supersede_leftover(
+        &self,
+        image: &PushedImage,
+        target: &Target<'_>,
+        ahead: &DeploymentId,
+    ) -> Result<(), StoreError> {
+        let id = DeploymentId::for_push(image, &target.stage.name, &target.stage.cluster, &target.service.name);
+        match self.records.get_deployment(&id).await? {
+            Some(leftover) if leftover.status == Status::Requested => self.supersede(&id, ahead).await,
+            _ => Ok(()),
+        }
     }
 
     async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId) -> Result<(), StoreError> {

@@ -6,10 +6,11 @@ pub mod restore;
 pub mod rollback_on_alarm;
 pub mod track_deployment;
 
+use crate::domain::deployment::{Deployment, Status};
 use crate::domain::names::{ClusterName, ServiceName};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::time_to_record;
-use crate::ports::{Ecs, Notifier, Outbox, Running};
+use crate::ports::{Deployments, Ecs, Notifier, Outbox, Running, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Points the service at `task_definition` and returns the ECS deployment id. A service already
@@ -39,6 +40,31 @@ pub(crate) async fn point_service_at<E: Ecs>(
             }) if now == task_definition => Ok(id),
             _ => Err(err.into()),
         },
+    }
+}
+
+/// Records a REQUESTED deployment DEPLOYING with the ECS deployment started for it. If the
+/// conditional write loses, the record moved on meanwhile: read back, it is kept when it names
+/// the same ECS deployment (track-deployment recorded ECS's ending on it first); anything else
+/// is an error, for the retry to look again.
+pub(crate) async fn record_deploying<D: Deployments>(
+    records: &D,
+    requested: Deployment,
+    ecs_deployment_id: String,
+    at: DateTime<Utc>,
+) -> Result<Deployment, ServiceError> {
+    let deploying = Deployment {
+        ecs_deployment_id: Some(ecs_deployment_id),
+        ..requested
+            .transition(Status::Deploying, at)
+            .map_err(|e| StoreError::retryable(e.to_string()))?
+    };
+    if records.save_transition(&deploying, Status::Requested).await? {
+        return Ok(deploying);
+    }
+    match records.get_deployment(&deploying.id).await? {
+        Some(now) if now.ecs_deployment_id == deploying.ecs_deployment_id => Ok(now),
+        _ => Err(StoreError::retryable(format!("{} changed while it was deployed", deploying.id)).into()),
     }
 }
 

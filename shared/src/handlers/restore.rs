@@ -11,14 +11,14 @@
 //! (so Lambda retries it) but never holds up the records. Each step is safe to repeat, and a
 //! retry after any of them finishes the rest.
 
-use super::point_service_at;
+use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
 use crate::domain::pipeline::{ServiceSpec, Stage};
 use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
-use crate::ports::{Deployments, Ecs, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
+use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -56,11 +56,15 @@ where
     E: Ecs,
     N: Notifier,
 {
+    /// Restores `service` if `trigger` blames its current deployment. Without `may_start` (an
+    /// event delivered too late to act on) only what an earlier delivery started is finished:
+    /// a rollback under way, a notice kept but not sent.
     pub async fn restore(
         &self,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
+        may_start: bool,
         deadline: DateTime<Utc>,
     ) -> Result<RestoreOutcome, ServiceError> {
         let (outcome, notice) = with_service_lock(
@@ -77,8 +81,20 @@ where
                 match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
                     RollbackPlan::Rollback { target, .. } => {
                         let bad = current.expect("only the current deployment is rolled back");
+                        let started = DeploymentId::for_rollback(&bad.id);
+                        if !may_start && self.records.get_deployment(&started).await?.is_none() {
+                            let reason = format!("{trigger}: too late to start a rollback of {}", bad.id);
+                            return Ok(LockedWork::only((RestoreOutcome::Nothing { reason }, None)));
+                        }
                         self.roll_back(stage, service, trigger, bad, target, deadline).await
                     }
+                    // Too late to tell anything new; a notice an earlier delivery kept still goes.
+                    RollbackPlan::NotifyOnly(why) if !may_start => Ok(LockedWork::only((
+                        RestoreOutcome::Nothing {
+                            reason: why.to_string(),
+                        },
+                        Some(notify_only_key(trigger, stage, service)),
+                    ))),
                     RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
                     RollbackPlan::Nothing(why) => self.nothing_to_do(why, current).await,
                 }
@@ -170,6 +186,7 @@ where
             // Started by an earlier delivery that died before it finished.
             Some(rollback) if rollback.status != Status::Requested => rollback,
             earlier => {
+                let resuming = earlier.is_some();
                 let mut record = match earlier {
                     Some(requested) => requested,
                     None => {
@@ -183,15 +200,19 @@ where
                         record
                     }
                 };
-                let task_definition = match self.target_revision(&mut record, &target).await {
+                let task_definition = match self.target_revision(&mut record, &target, resuming).await {
                     Ok(Some(arn)) => arn,
                     Ok(None) => {
                         self.records.delete_requested(&record.id).await?;
                         let why = NoRollback::TargetGone(target.task_definition);
                         return self.notify_only(stage, service, trigger, why).await;
                     }
+                    // A transient failure may hide a registration that went through: the
+                    // REQUESTED record stays, and the retry adopts it by its tag.
+                    Err(err @ ServiceError::Ecs(EcsError::Transient(_))) => return Err(err),
                     Err(err) => {
-                        // ECS was not asked to move the service: no record may say otherwise.
+                        // ECS refused: it was not asked to move the service, and no record
+                        // may say otherwise.
                         if let Err(store) = self.records.delete_requested(&record.id).await {
                             tracing::error!(rollback = %record.id, error = %store, "REQUESTED rollback left; a retry resumes it");
                         }
@@ -235,12 +256,14 @@ where
     }
 
     /// The revision to point the service at: the one an earlier attempt registered, the target
-    /// if ECS still has it, or the target registered again from its stored definition. `None`
-    /// when it is gone and was never stored: there is nothing to roll back to.
+    /// if ECS still has it, or the target registered again from its stored definition (tagged
+    /// with the rollback's id, so a resumed attempt adopts a registration whose answer was
+    /// lost). `None` when it is gone and was never stored: there is nothing to roll back to.
     async fn target_revision(
         &self,
         record: &mut Deployment,
         target: &RollbackTarget,
+        resuming: bool,
     ) -> Result<Option<String>, ServiceError> {
         if let Some(registered) = &record.task_definition {
             return Ok(Some(registered.clone()));
@@ -248,14 +271,16 @@ where
         let arn = if self.ecs.is_active(&target.task_definition).await? {
             target.task_definition.clone()
         } else if let Some(definition) = &record.definition {
-            let arn = self.ecs.register_stored(definition).await?;
+            let arn = self.ecs.register_stored(definition, &record.id, resuming).await?;
             tracing::info!(gone = %target.task_definition, registered = %arn, "re-registered the last known good");
             arn
         } else {
             return Ok(None);
         };
         record.task_definition = Some(arn.clone());
-        self.records.record_registration(record).await?;
+        if !self.records.record_registration(record).await? {
+            return Err(StoreError::retryable(format!("{} is no longer REQUESTED", record.id)).into());
+        }
         Ok(Some(arn))
     }
 
@@ -277,16 +302,7 @@ where
             deadline,
         )
         .await?;
-        let deploying = Deployment {
-            ecs_deployment_id: Some(ecs_deployment_id),
-            ..record
-                .transition(Status::Deploying, Utc::now())
-                .expect("REQUESTED can become DEPLOYING")
-        };
-        if !self.records.save_transition(&deploying, Status::Requested).await? {
-            tracing::warn!(rollback = %deploying.id, "rollback record moved on meanwhile");
-        }
-        Ok(deploying)
+        record_deploying(&self.records, record, ecs_deployment_id, Utc::now()).await
     }
 
     /// What follows a rollback that ECS accepted; each step is idempotent. Returns the pointer
@@ -329,9 +345,10 @@ where
         trigger: &Trigger,
         why: NoRollback,
     ) -> Result<LockedWork<Decided>, ServiceError> {
-        let key = format!("{}|{}|{}", trigger.key(), stage.cluster, service.name);
         let notice = no_rollback_notice(stage, service.name.as_str(), trigger, &why);
-        let key = self.keep_notice(&key, &notice).await?;
+        let key = self
+            .keep_notice(&notify_only_key(trigger, stage, service), &notice)
+            .await?;
         Ok(LockedWork::only((
             RestoreOutcome::Notified {
                 reason: why.to_string(),
@@ -353,6 +370,12 @@ where
     async fn deliver(&self, key: &str) -> Result<(), ServiceError> {
         super::deliver_notice(&self.records, &self.notifier, key).await
     }
+}
+
+/// The outbox key of a notice that `trigger` changed nothing on `service`: one per event and
+/// service, whichever delivery brings it.
+fn notify_only_key(trigger: &Trigger, stage: &Stage, service: &ServiceSpec) -> String {
+    format!("{}|{}|{}", trigger.key(), stage.cluster, service.name)
 }
 
 /// A REQUESTED rollback of `bad`. It carries `bad`'s image (the push it answers, which keeps

@@ -81,7 +81,7 @@ where
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<AlarmResponse, AlarmError> {
-        let (alarm, stage, application, at) = match read_alarm(&self.pipeline, event, now) {
+        let (alarm, stage, application, at, late) = match read_alarm(&self.pipeline, event, now) {
             Err(err) => {
                 tracing::warn!(error = %err, "rejected event");
                 return Err(AlarmError::BadEvent(err.to_string()));
@@ -95,8 +95,12 @@ where
                 stage,
                 application,
                 at,
-            }) => (alarm, stage, application, at),
+                late,
+            }) => (alarm, stage, application, at, late),
         };
+        if late {
+            tracing::warn!(%alarm, %at, "late alarm: only work an earlier delivery started is finished");
+        }
         let trigger = Trigger::Alarm {
             alarm: alarm.clone(),
             at,
@@ -106,7 +110,7 @@ where
             application
                 .services
                 .iter()
-                .map(|service| self.restorer.restore(stage, service, &trigger, deadline)),
+                .map(|service| self.restorer.restore(stage, service, &trigger, !late, deadline)),
         )
         .await;
         let mut results = Vec::new();

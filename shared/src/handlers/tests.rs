@@ -178,7 +178,12 @@ async fn a_lock_whose_lease_ran_out_is_taken_over() {
 async fn a_failed_lock_release_fails_the_event_but_what_was_done_stays_done() {
     let world = World::new();
     world.records.fail_releases(true);
-    let err = world.deployer().handle_event(&push(0), deadline()).await.unwrap_err();
+    let first_deadline = deadline();
+    let err = world
+        .deployer()
+        .handle_event(&push(0), first_deadline)
+        .await
+        .unwrap_err();
     assert_eq!(error_type(err), "RecordsUnavailable");
     for service in ["backend-service", "worker-service"] {
         let [record] = world.deployments_of(service).try_into().unwrap();
@@ -186,7 +191,10 @@ async fn a_failed_lock_release_fails_the_event_but_what_was_done_stays_done() {
         // The lock stays until its lease runs out; then the retry takes it and repairs the
         // pointer the failed release did not move.
         let (_, until) = world.records.lock(&dev(), &svc(service)).unwrap();
-        assert!(until <= deadline() + TimeDelta::seconds(5));
+        assert!(
+            until <= first_deadline + TimeDelta::seconds(5),
+            "a lease, not a lock held for good"
+        );
         world
             .records
             .hold_lock(&dev(), &svc(service), Utc::now() - TimeDelta::seconds(1));
@@ -517,4 +525,156 @@ async fn a_success_is_announced_where_the_stage_asks_and_a_failure_everywhere() 
     );
     world.tracker().handle_event(&again, deadline()).await.unwrap();
     assert_eq!(world.notifier.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_ending_that_arrives_before_the_deploys_retry_still_rolls_back() {
+    let world = World::new();
+    world.ecs.fail_updates(Some(UpdateFailure::AnswerLost));
+    world.deployer().handle_event(&push(0), deadline()).await.unwrap_err();
+    world.ecs.fail_updates(None);
+    let requested = world.deployments_of("backend-service").remove(0);
+
+    let failed = ecs_ended("SERVICE_DEPLOYMENT_FAILED", "backend-service", "ecs-svc/1");
+    let response = world.tracker().handle_event(&failed, deadline()).await.unwrap();
+    assert!(
+        matches!(&response, TrackResponse::Recorded { rollback: Some(RestoreOutcome::RolledBack { rolled_back, to, .. }), .. }
+            if *rolled_back == requested.id.to_string() && to == "td:1"),
+        "{response:?}"
+    );
+    assert_eq!(world.ecs.running(&dev(), &svc("backend-service")), "td:1");
+    let [deploy, rollback] = world.deployments_of("backend-service").try_into().unwrap();
+    assert_eq!(
+        (deploy.status, rollback.status),
+        (Status::RolledBack, Status::Deploying)
+    );
+
+    // The deploy's retry then finds it handled and leaves the service on the rollback.
+    world.deployer().handle_event(&push(0), deadline()).await.unwrap();
+    assert_eq!(world.ecs.running(&dev(), &svc("backend-service")), "td:1");
+    let latest = world.records.state(&dev(), &svc("backend-service")).latest.unwrap();
+    assert_eq!(latest.id, rollback.id);
+}
+
+#[tokio::test]
+async fn a_success_notice_that_could_not_be_kept_is_kept_and_sent_by_the_redelivery() {
+    let world = World::new();
+    let mut d = deployment(2, Kind::Deploy, Status::Deploying, None);
+    d.stage = crate::domain::names::StageName::parse("prod").unwrap();
+    d.cluster = ClusterName::parse("social-analytics-prod").unwrap();
+    d.ecs_deployment_id = Some("ecs-svc/prod".into());
+    world.records.insert(d);
+    let completed = ecs_ended_in(
+        "social-analytics-prod",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "backend-service",
+        "ecs-svc/prod",
+    );
+    world.records.fail_outbox(true);
+    let err = world.tracker().handle_event(&completed, deadline()).await.unwrap_err();
+    assert_eq!(error_type(err), "RecordsUnavailable");
+    assert_eq!(
+        world.records.deployments()[0].status,
+        Status::Succeeded,
+        "recorded first"
+    );
+
+    world.records.fail_outbox(false);
+    world.tracker().handle_event(&completed, deadline()).await.unwrap();
+    let subjects: Vec<String> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects, ["Deployed prod/backend-service: latest (td:2)"]);
+}
+
+#[tokio::test]
+async fn a_late_alarm_starts_nothing_but_finishes_a_rollback_an_earlier_delivery_began() {
+    let (dev, backend, worker) = (dev(), svc("backend-service"), svc("worker-service"));
+    let world = World {
+        ecs: FakeEcs::with_services(&[(&dev, &backend, "td:2"), (&dev, &worker, "td:2")]),
+        ..World::new()
+    };
+    let earlier = Utc::now() - TimeDelta::minutes(40);
+    world.records.insert(completed(1, "backend-service", earlier));
+    let bad = completed(2, "backend-service", earlier + TimeDelta::minutes(5));
+    world.records.insert(bad.clone());
+    current(&world, &bad);
+    let fired = Utc::now() - TimeDelta::minutes(20);
+    let late = alarm("backend-dev-5xx", fired);
+
+    // Nothing was started for it: too late to start now.
+    let response = world
+        .alarms(shipped_pipeline())
+        .handle_event(&late, Utc::now(), deadline())
+        .await
+        .unwrap();
+    let AlarmResponse::Handled { services, .. } = &response else {
+        panic!("{response:?}")
+    };
+    assert!(
+        services.iter().all(
+            |s| matches!(&s.result, RestoreOutcome::Nothing { reason } if reason.contains("too late to start"))
+                || s.service == "worker-service"
+        ),
+        "{response:?}"
+    );
+    assert_eq!(world.deployments_of("backend-service").len(), 2);
+
+    // Its first delivery, in time, died after ECS moved the service (the answer was lost).
+    world.ecs.fail_updates(Some(UpdateFailure::AnswerLost));
+    world
+        .alarms(shipped_pipeline())
+        .handle_event(&late, fired + TimeDelta::seconds(5), deadline())
+        .await
+        .unwrap_err();
+    world.ecs.fail_updates(None);
+    let rollback = world.deployments_of("backend-service").pop().unwrap();
+    assert_eq!(
+        (rollback.kind.clone(), rollback.status),
+        (rollback.kind.clone(), Status::Requested)
+    );
+    // The redrive, late, finishes it.
+    let response = world
+        .alarms(shipped_pipeline())
+        .handle_event(&late, Utc::now(), deadline())
+        .await
+        .unwrap();
+    let AlarmResponse::Handled { services, .. } = &response else {
+        panic!("{response:?}")
+    };
+    let backend = services.iter().find(|s| s.service == "backend-service").unwrap();
+    assert!(
+        matches!(&backend.result, RestoreOutcome::RolledBack { to, .. } if to == "td:1"),
+        "{response:?}"
+    );
+    let [_, bad, rollback] = world.deployments_of("backend-service").try_into().unwrap();
+    assert_eq!((bad.status, rollback.status), (Status::RolledBack, Status::Deploying));
+    let told: Vec<String> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(
+        told.iter()
+            .filter(|s| s.starts_with("Rolled back dev/backend-service"))
+            .count(),
+        1,
+        "its notice sent: {told:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_overtaken_by_a_newer_push_before_its_retry_is_marked_superseded() {
+    let world = World::new();
+    world
+        .deployer()
+        .handle_event(&push(0), Utc::now() + TimeDelta::seconds(4))
+        .await
+        .unwrap_err();
+    let leftover = world.deployments_of("backend-service").remove(0);
+    assert_eq!(leftover.status, Status::Requested);
+    let mut newer = push(30);
+    newer.detail.image_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+    world.deployer().handle_event(&newer, deadline()).await.unwrap();
+    // The first push's retry: skipped, and its record no longer waits for anything.
+    world.deployer().handle_event(&push(0), deadline()).await.unwrap();
+    let [first, second] = world.deployments_of("backend-service").try_into().unwrap();
+    assert_eq!(first.id, leftover.id);
+    assert_eq!(first.status, Status::Superseded);
+    assert_eq!(first.superseded_by, Some(second.id.clone()));
+    assert_eq!(second.status, Status::Deploying);
 }

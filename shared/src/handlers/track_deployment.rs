@@ -3,8 +3,9 @@
 //! the one source of truth for that); a failure of the service's current deployment rolls it
 //! back (see `restore`).
 
+use super::record_deploying;
 use super::restore::{RestoreOutcome, Restorer};
-use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
 use crate::domain::deployment_end::{
     EcsEventMeaning, Ended, Ending, EndingUpdate, NotRecorded, read_ending, update_for_ending,
 };
@@ -13,8 +14,8 @@ use crate::domain::pipeline::Pipeline;
 use crate::domain::rollback_plan::{ROLLOUT_ALLOWANCE, Trigger};
 use crate::events::EcsDeploymentEvent;
 use crate::lambda::errors::ServiceError;
-use crate::lambda::service_lock::deadline_of;
-use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, ServiceLocks, ServiceStates, StoreError};
+use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
+use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -103,7 +104,7 @@ where
         };
         let record = match records.by_ecs_deployment(&ended.ecs_deployment_id).await? {
             Some(record) => Some(record),
-            None => self.unsaved_deploy(&ended).await?,
+            None => self.unsaved_deploy(&ended, deadline).await?,
         };
         let next = match update_for_ending(&ended, record.as_ref()) {
             // A redelivered FAILED goes through the rollback again, which finishes what the
@@ -126,9 +127,10 @@ where
                 });
             }
             EndingUpdate::Ignore(why) => {
-                // A redelivery may be all that is left to send the ending's notice.
+                // A redelivery may be all that is left to keep and send the ending's notice.
                 if let (NotRecorded::AlreadyRecorded(_), Some(recorded)) = (&why, &record) {
-                    self.deliver(Some(ending_notice_key(&recorded.id))).await?;
+                    let notice = self.keep_ending_notice(recorded).await?;
+                    self.deliver(notice).await?;
                 }
                 return Ok(ignored(format!("{}: {why}", ended.ecs_deployment_id)));
             }
@@ -155,8 +157,10 @@ where
 
     /// A deploy of ours whose handler died right after UpdateService has a REQUESTED record
     /// with its revision but no ECS deployment id yet. If ECS says this deployment runs that
-    /// revision, the id is saved here (as the deploy's retry would) and the ending lands on it.
-    async fn unsaved_deploy(&self, ended: &Ended) -> Result<Option<Deployment>, TrackError> {
+    /// revision, it is recorded DEPLOYING with the id, under the service's lock, and made the
+    /// service's latest deployment, as the deploy's own retry would have: the ending then lands
+    /// on it, and a FAILED rolls it back like any current deployment.
+    async fn unsaved_deploy(&self, ended: &Ended, deadline: DateTime<Utc>) -> Result<Option<Deployment>, TrackError> {
         let records = &self.restorer.records;
         let page = records
             .history(&ended.cluster, &ended.service, UNSAVED_SEARCH, None)
@@ -179,21 +183,33 @@ where
             Some(_) => return Ok(None),
             None => return Err(TrackError::RecordPending(ended.ecs_deployment_id.clone())),
         }
-        let Some(full) = records.get_deployment(&requested.id).await? else {
-            return Ok(None);
-        };
-        let deploying = Deployment {
-            ecs_deployment_id: Some(ended.ecs_deployment_id.clone()),
-            ..full
-                .transition(Status::Deploying, ended.at)
-                .expect("REQUESTED can become DEPLOYING")
-        };
-        if records.save_transition(&deploying, Status::Requested).await? {
+        let adopted = with_service_lock(records, &ended.cluster, &ended.service, deadline, |state| async move {
+            let Some(fresh) = records.get_deployment(&requested.id).await? else {
+                return Ok(LockedWork::only(None));
+            };
+            // The deploy's retry recorded it meanwhile.
+            if fresh.status != Status::Requested {
+                return Ok(LockedWork::only(Some(fresh)));
+            }
+            let deploying = record_deploying(records, fresh, ended.ecs_deployment_id.clone(), ended.at).await?;
             tracing::info!(deployment = %deploying.id, ecs_deployment = %ended.ecs_deployment_id, "saved the ECS deployment id a deploy did not");
-            return Ok(Some(deploying));
-        }
-        // The deploy's retry saved it meanwhile.
-        Ok(records.get_deployment(&requested.id).await?)
+            // decide() let this push through: it is the service's latest unless a newer one
+            // got ahead since.
+            let overtaken = state
+                .latest
+                .as_ref()
+                .is_some_and(|latest| latest.id != deploying.id && latest.pushed_at >= deploying.image.pushed_at);
+            let moves = (!overtaken).then(|| StateMove {
+                field: ServiceStateField::Latest,
+                to: deploying.reference(),
+            });
+            Ok(LockedWork {
+                outcome: Some(deploying),
+                moves,
+            })
+        })
+        .await?;
+        Ok(adopted)
     }
 
     /// Keeps the notice of how a deploy ended in the outbox if people hear of it: every FAILED
@@ -239,7 +255,9 @@ where
             at: ended.at,
             reason: ended.reason.clone(),
         };
-        Ok(Some(self.restorer.restore(stage, service, &trigger, deadline).await?))
+        Ok(Some(
+            self.restorer.restore(stage, service, &trigger, true, deadline).await?,
+        ))
     }
 }
 

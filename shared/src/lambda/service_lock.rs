@@ -5,7 +5,7 @@
 use super::errors::ServiceError;
 use crate::domain::deployment::ServiceState;
 use crate::domain::names::{ClusterName, ServiceName};
-use crate::ports::{ServiceLocks, StateMove};
+use crate::ports::{ServiceLocks, StateMove, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -89,6 +89,15 @@ where
     let released = locks.release_service(cluster, service, &owner, moved).await;
     match (&outcome, released) {
         (_, Ok(true)) => {}
+        // The lease ran out and another handler may have moved on: the pointer this work
+        // meant to move was not moved, and the retry (a duplicate by then) repairs it.
+        (Ok(work), Ok(false)) if work.moves.is_some() => {
+            tracing::error!(%cluster, %service, result = ?work.outcome, "service lock expired before its release");
+            return Err(StoreError::retryable(format!(
+                "the lock on {cluster}/{service} expired before its release; the retry records the outcome"
+            ))
+            .into());
+        }
         (_, Ok(false)) => tracing::warn!(%cluster, %service, "service lock expired before release"),
         (Err(original), Err(release)) => {
             // Both failed: return the first error, and log both so neither is lost.

@@ -69,9 +69,16 @@ pub trait Ecs: Send + Sync {
         resuming: bool,
     ) -> impl Future<Output = Result<Registered, EcsError>> + Send;
 
-    /// Registers a stored definition (`Registered::definition`'s JSON) as a new revision:
-    /// how a rollback gets back a revision ECS deregistered or deleted. Returns its ARN.
-    fn register_stored(&self, definition: &str) -> impl Future<Output = Result<String, EcsError>> + Send;
+    /// Registers a stored definition (`Registered::definition`'s JSON) as a new revision,
+    /// tagged with `deployment`: how a rollback gets back a revision ECS deregistered or
+    /// deleted. With `resuming`, the family's newest revision is adopted if `deployment` made
+    /// it. Returns its ARN.
+    fn register_stored(
+        &self,
+        definition: &str,
+        deployment: &DeploymentId,
+        resuming: bool,
+    ) -> impl Future<Output = Result<String, EcsError>> + Send;
 
     /// Whether ECS can still run this revision (not deregistered, not deleted).
     fn is_active(&self, task_definition: &str) -> impl Future<Output = Result<bool, EcsError>> + Send;

@@ -3,6 +3,7 @@
 use crate::support::*;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::deployment::DeploymentId;
 use shared::domain::names::{ClusterName, ServiceName};
 use shared::domain::taskdef::DEPLOYMENT_TAG;
 use shared::handlers::deploy_on_push::{PushError, PushResponse as Response, TargetOutcome};
@@ -533,7 +534,14 @@ async fn a_deregistered_revision_can_be_registered_again_from_its_record() {
     );
 
     let ecs = shared::adapters::ecs::EcsAdapter::new(&env.config);
-    let again = ecs.register_stored(&record["definition"]).await.unwrap();
+    let again = ecs
+        .register_stored(
+            &record["definition"],
+            &DeploymentId::from_stored("rbk-test".into()),
+            false,
+        )
+        .await
+        .unwrap();
     assert_ne!(again, lost);
     let (restored, restored_tags) = env.task_definition(&again).await;
     assert_eq!(restored.status().map(|s| s.as_str()), Some("ACTIVE"));
@@ -553,12 +561,16 @@ async fn a_deregistered_revision_can_be_registered_again_from_its_record() {
     assert_eq!(restored.volumes(), original.volumes());
     assert_eq!(restored.ephemeral_storage(), original.ephemeral_storage());
     assert_eq!(restored.runtime_platform(), original.runtime_platform());
+    let mut expected = without_deployment_tag(original_tags);
+    expected.push(deployment_tag("rbk-test"));
     assert_eq!(
-        restored_tags,
-        without_deployment_tag(original_tags),
-        "AWS's own tags dropped again, and the deployment's: the copy is not its revision"
+        restored_tags, expected,
+        "AWS's own tags dropped again, and the deploy's: the copy is the registering rollback's"
     );
 
-    let unusable = ecs.register_stored("{}").await.unwrap_err();
+    let unusable = ecs
+        .register_stored("{}", &DeploymentId::from_stored("rbk-test".into()), false)
+        .await
+        .unwrap_err();
     assert!(matches!(unusable, shared::ports::EcsError::Rejected(_)), "{unusable:?}");
 }

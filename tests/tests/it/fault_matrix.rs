@@ -1,9 +1,15 @@
-//! Every AWS call of every handler, failing in both ways a call fails: refused before it
-//! reaches the service (5xx), and applied by the service with the answer lost on the way
-//! back. Each call site fails from its n-th call on, for the whole first delivery; then the
-//! fault heals and Lambda's retry delivers the event again. After the retry: one revision
-//! per deploy, no record that lies about ECS, nothing dropped (every notice sent).
+//! Every AWS call of deploy-on-push's automatic deploy, of track-deployment's FAILED →
+//! rollback and of rollback-on-alarm's rollback, failing in both ways a call fails: refused
+//! before it reaches the service (5xx), and applied by the service with the answer lost on
+//! the way back; from its n-th call on for the whole first delivery, or once. Then the fault
+//! heals and Lambda's retry delivers the event again. After the retry: one revision per
+//! deploy, no record that lies about ECS, nothing dropped (every notice sent).
+//!
+//! Not in the matrix (covered by the handler unit tests over the fakes instead): the approval
+//! stage's single PutItem, the supersede of an older deploy, the adoption of a deploy whose
+//! ECS deployment id was never saved, and the re-registration of a deregistered target.
 
+use crate::rollback::{alarm, deploy_and_complete};
 use crate::support::*;
 use harness::fault_proxy::{FaultKind, FaultProxy};
 use harness::moto::sdk_config_for;
@@ -64,10 +70,10 @@ where
     counts
 }
 
-/// After an attempt, a lock may be left held only as a lease that runs out; Lambda's retry
-/// comes after that.
-async fn retry_after_leases(env: &Env) {
-    let lease_ends = (deadline() + chrono::TimeDelta::seconds(6)).timestamp_millis();
+/// After an attempt whose deadline was `first_deadline`, a lock may be left held only as a
+/// lease that runs out 5 s after it; Lambda's retry comes after that.
+async fn retry_after_leases(env: &Env, first_deadline: chrono::DateTime<chrono::Utc>) {
+    let lease_ends = (first_deadline + chrono::TimeDelta::seconds(5)).timestamp_millis();
     for (pk, until) in env.held_locks().await {
         assert!(until <= lease_ends, "{pk}: a lock held beyond its lease");
     }
@@ -81,10 +87,11 @@ async fn deploy_case(operation: &str, mode: Mode, pass_first: usize) {
     let revisions = env.revision_count().await;
     mode.inject(&proxy, operation, pass_first);
     let case = format!("{operation} {mode:?} from call {pass_first}");
-    let first = handler.handle_event(&event("push-latest.json"), deadline()).await;
+    let first_deadline = deadline();
+    let first = handler.handle_event(&event("push-latest.json"), first_deadline).await;
     assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
     proxy.heal();
-    retry_after_leases(&env).await;
+    retry_after_leases(&env, first_deadline).await;
     handler
         .handle_event(&event("push-latest.json"), deadline())
         .await
@@ -153,10 +160,11 @@ async fn failed_case(operation: &str, mode: Mode, pass_first: usize) {
     let tracker = env.tracker_with(&sdk_config_for(&proxy.endpoint).await);
     mode.inject(&proxy, operation, pass_first);
     let case = format!("{operation} {mode:?} from call {pass_first}");
-    let first = tracker.handle_event(&failed, deadline()).await;
+    let first_deadline = deadline();
+    let first = tracker.handle_event(&failed, first_deadline).await;
     assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
     proxy.heal();
-    retry_after_leases(&env).await;
+    retry_after_leases(&env, first_deadline).await;
     tracker
         .handle_event(&failed, deadline())
         .await
@@ -222,6 +230,73 @@ async fn failed_matrix(operation: &str) {
     }
 }
 
+/// Dev's backend: a good deploy, then a bad one, both completed; then the 5xx alarm fires
+/// inside the watch window: both services go back to the good revision.
+async fn alarm_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
+    let fired = alarm("metric-alarm.json", 20);
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let first_deadline = deadline();
+    let first = handler.handle_event(&fired, delivered(&fired), first_deadline).await;
+    assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
+    proxy.heal();
+    retry_after_leases(&env, first_deadline).await;
+    handler
+        .handle_event(&fired, delivered(&fired), deadline())
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
+
+    let notices = env.notices().await;
+    for ((service, _), good) in SERVICES.iter().zip(&good) {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 3, "{case}: {records:?}");
+        let (bad, rollback) = (&records[1], &records[2]);
+        assert_eq!(bad["status"], "ROLLED_BACK", "{case}");
+        assert_eq!(
+            (rollback["kind"].as_str(), rollback["status"].as_str()),
+            ("rollback", "DEPLOYING"),
+            "{case}"
+        );
+        assert_eq!(&rollback["task_definition"], good, "{case}");
+        assert_eq!(&env.running(DEV, service).await, good, "{case}");
+        assert_eq!(env.quarantined(DEV, service).await, vec![digest(2)], "{case}");
+        let told = format!("Rolled back dev/{service}");
+        let copies = notices.iter().filter(|n| n.subject.starts_with(&told)).count();
+        assert!((1..=2).contains(&copies), "{case}: {told}: {notices:?}");
+    }
+    assert!(env.held_locks().await.is_empty(), "{case}");
+    assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
+}
+
+async fn alarm_matrix(operation: &str) {
+    let counts = calls_per_operation(|env, proxy| async move {
+        deploy_and_complete(&env, 1, 0, 5).await;
+        deploy_and_complete(&env, 2, 10, 12).await;
+        let fired = alarm("metric-alarm.json", 20);
+        let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
+        handler
+            .handle_event(&fired, delivered(&fired), deadline())
+            .await
+            .unwrap();
+        proxy
+    })
+    .await;
+    let (target, calls) = counts
+        .iter()
+        .find(|(target, _)| target.ends_with(operation))
+        .unwrap_or_else(|| panic!("an alarm's rollback never calls {operation}: {counts:?}"));
+    for mode in MODES {
+        for pass_first in 0..*calls {
+            alarm_case(target, mode, pass_first).await;
+        }
+    }
+}
+
 macro_rules! matrix {
     ($($name:ident: $run:ident($operation:literal);)*) => {
         $(
@@ -249,6 +324,14 @@ matrix! {
     failed_rollback_survives_faults_in_describe_task_definition: failed_matrix("DescribeTaskDefinition");
     failed_rollback_survives_faults_in_update_service: failed_matrix("UpdateService");
     failed_rollback_survives_faults_in_publish: failed_matrix("query");
+    alarm_rollback_survives_faults_in_query: alarm_matrix("Query");
+    alarm_rollback_survives_faults_in_get_item: alarm_matrix("GetItem");
+    alarm_rollback_survives_faults_in_put_item: alarm_matrix("PutItem");
+    alarm_rollback_survives_faults_in_update_item: alarm_matrix("UpdateItem");
+    alarm_rollback_survives_faults_in_describe_services: alarm_matrix("DescribeServices");
+    alarm_rollback_survives_faults_in_describe_task_definition: alarm_matrix("DescribeTaskDefinition");
+    alarm_rollback_survives_faults_in_update_service: alarm_matrix("UpdateService");
+    alarm_rollback_survives_faults_in_publish: alarm_matrix("query");
 }
 
 /// The case the review found: UpdateService applied with its answer lost, and the check
@@ -262,8 +345,9 @@ async fn update_applied_answer_lost_and_check_failed_keeps_the_record_for_the_re
     proxy.fail("UpdateService", FaultKind::AnswerLost, 0);
     // DescribeServices: the first call of each target reads the service; the checks fail.
     proxy.fail("DescribeServices", FaultKind::ServerError, 2);
+    let first_deadline = deadline();
     handler
-        .handle_event(&event("push-latest.json"), deadline())
+        .handle_event(&event("push-latest.json"), first_deadline)
         .await
         .unwrap_err();
     for (service, _) in SERVICES {
@@ -273,7 +357,7 @@ async fn update_applied_answer_lost_and_check_failed_keeps_the_record_for_the_re
         assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
     }
     proxy.heal();
-    retry_after_leases(&env).await;
+    retry_after_leases(&env, first_deadline).await;
     handler
         .handle_event(&event("push-latest.json"), deadline())
         .await

@@ -323,3 +323,11 @@ pub fn without_deployment_tag(tags: Vec<aws_sdk_ecs::types::Tag>) -> Vec<aws_sdk
         .filter(|t| t.key() != Some(shared::domain::taskdef::DEPLOYMENT_TAG))
         .collect()
 }
+
+/// The tag naming the deployment that registered a revision.
+pub fn deployment_tag(deployment: &str) -> aws_sdk_ecs::types::Tag {
+    aws_sdk_ecs::types::Tag::builder()
+        .key(shared::domain::taskdef::DEPLOYMENT_TAG)
+        .value(deployment)
+        .build()
+}

@@ -94,6 +94,34 @@ impl ServiceLocks for DynamoRecords {
                 ),
             None => request.update_expression("REMOVE lock_owner, lock_until"),
         };
-        conditional("UpdateItem", request.send().await)
+        if conditional("UpdateItem", request.send().await)? {
+            return Ok(true);
+        }
+        // The SDK may have retried a release whose first attempt committed: then the lock is
+        // no longer ours but the pointer is where this release put it.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?;
+        let item = out.item.unwrap_or_default();
+        let still_ours = item
+            .get("lock_owner")
+            .and_then(|o| o.as_s().ok())
+            .is_some_and(|o| o == owner);
+        let moved_there = match moved {
+            None => true,
+            Some(moved) => item
+                .get(field_attribute(moved.field))
+                .and_then(|pointer| pointer.as_m().ok())
+                .and_then(|pointer| pointer.get("id"))
+                .and_then(|id| id.as_s().ok())
+                .is_some_and(|id| id == moved.to.id.as_str()),
+        };
+        Ok(!still_ours && moved_there)
     }
 }
