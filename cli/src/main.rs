@@ -11,7 +11,7 @@ use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::names::{ImageDigest, ServiceName};
 use shared::domain::pipeline::{Pipeline, Stage};
 use shared::lambda::runtime;
-use shared::ports::{Deployments, ServiceStates};
+use shared::ports::{Deployments, Quarantine};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -6,8 +6,8 @@ use crate::domain::deployment::{Deployment, DeploymentId, ServiceState, ServiceS
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ServiceName};
 use crate::domain::notice::Notice;
 use crate::ports::{
-    Deployments, Ecs, EcsError, HistoryPage, Notifier, NotifyError, Outbox, OutboxEntry, Registered, Running,
-    ServiceLocks, ServiceStates, StateMove, StoreError,
+    Deployments, Ecs, EcsError, HistoryPage, Notifier, NotifyError, Outbox, OutboxEntry, Quarantine, Registered,
+    Running, ServiceLocks, StateMove, StoreError,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -244,7 +244,7 @@ impl Deployments for MemoryRecords {
     }
 }
 
-impl ServiceStates for MemoryRecords {
+impl Quarantine for MemoryRecords {
     async fn quarantine(
         &self,
         cluster: &ClusterName,

@@ -8,6 +8,7 @@ pub mod track_deployment;
 
 use crate::domain::deployment::{Deployment, Status};
 use crate::domain::names::{ClusterName, ServiceName};
+use crate::domain::notice::Notice;
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::time_to_record;
 use crate::ports::{Deployments, Ecs, Notifier, Outbox, Running, StoreError};
@@ -69,7 +70,14 @@ pub(crate) async fn record_deploying<D: Deployments>(
 }
 
 /// How long a notice is kept in the outbox, so a redelivered event does not send it again.
-pub(crate) const NOTICE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(14);
+const NOTICE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(14);
+
+/// Keeps `notice` in the outbox under `key` (once: a kept one stays as it is), with the
+/// records, before anything is published. Returns the key to deliver.
+pub(crate) async fn keep_notice<O: Outbox>(outbox: &O, key: String, notice: &Notice) -> Result<String, StoreError> {
+    outbox.enqueue(&key, notice, Utc::now() + NOTICE_KEPT).await?;
+    Ok(key)
+}
 
 /// Publishes the outbox entry `key` unless it went out before, then marks it sent. Marked
 /// after publishing: a crash in between sends it twice rather than never.

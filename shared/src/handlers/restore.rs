@@ -18,7 +18,7 @@ use crate::domain::pipeline::{ServiceSpec, Stage};
 use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
-use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
+use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, Quarantine, ServiceLocks, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -47,12 +47,23 @@ pub enum RestoreOutcome {
     Nothing { reason: String },
 }
 
-/// What the work under the lock decided, and the outbox key of the notice it kept, if any.
-type Decided = (RestoreOutcome, Option<String>);
+/// What the work under the lock decided, and the outbox key of the notice to deliver once the
+/// lock is released, if any.
+#[derive(Debug)]
+struct Decided {
+    outcome: RestoreOutcome,
+    notice: Option<String>,
+}
+
+impl Decided {
+    fn silent(outcome: RestoreOutcome) -> Self {
+        Decided { outcome, notice: None }
+    }
+}
 
 impl<S, E, N> Restorer<S, E, N>
 where
-    S: ServiceLocks + Deployments + ServiceStates + Outbox,
+    S: ServiceLocks + Deployments + Quarantine + Outbox,
     E: Ecs,
     N: Notifier,
 {
@@ -67,7 +78,7 @@ where
         may_start: bool,
         deadline: DateTime<Utc>,
     ) -> Result<RestoreOutcome, ServiceError> {
-        let (outcome, notice) = with_service_lock(
+        let Decided { outcome, notice } = with_service_lock(
             &self.records,
             &stage.cluster,
             &service.name,
@@ -84,17 +95,17 @@ where
                         let started = DeploymentId::for_rollback(&bad.id);
                         if !may_start && self.records.get_deployment(&started).await?.is_none() {
                             let reason = format!("{trigger}: too late to start a rollback of {}", bad.id);
-                            return Ok(LockedWork::only((RestoreOutcome::Nothing { reason }, None)));
+                            return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
                         }
                         self.roll_back(stage, service, trigger, bad, target, deadline).await
                     }
                     // Too late to tell anything new; a notice an earlier delivery kept still goes.
-                    RollbackPlan::NotifyOnly(why) if !may_start => Ok(LockedWork::only((
-                        RestoreOutcome::Nothing {
+                    RollbackPlan::NotifyOnly(why) if !may_start => Ok(LockedWork::only(Decided {
+                        outcome: RestoreOutcome::Nothing {
                             reason: why.to_string(),
                         },
-                        Some(notify_only_key(trigger, stage, service)),
-                    ))),
+                        notice: Some(notify_only_key(trigger, stage, service)),
+                    })),
                     RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
                     RollbackPlan::Nothing(why) => self.nothing_to_do(why, current).await,
                 }
@@ -128,19 +139,22 @@ where
                     ..
                 }),
             ) => of.clone(),
-            _ => return Ok(LockedWork::only((outcome, None))),
+            _ => return Ok(LockedWork::only(Decided::silent(outcome))),
         };
         let rollback = self.records.get_deployment(&DeploymentId::for_rollback(&bad)).await?;
         let (Some(rollback), Some(bad)) = (
             rollback.filter(|r| r.status != Status::Requested),
             self.records.get_deployment(&bad).await?,
         ) else {
-            return Ok(LockedWork::only((outcome, None)));
+            return Ok(LockedWork::only(Decided::silent(outcome)));
         };
         let moves = self.complete_rollback(&bad, &rollback).await?;
         let still_current = matches!(why, NoRollback::AlreadyRolledBack(_));
         Ok(LockedWork {
-            outcome: (outcome, Some(rollback.id.to_string())),
+            outcome: Decided {
+                outcome,
+                notice: Some(rollback.id.to_string()),
+            },
             moves: still_current.then_some(moves),
         })
     }
@@ -226,16 +240,16 @@ where
         };
         let moves = self.complete_rollback(&bad, &rollback).await?;
         Ok(LockedWork {
-            outcome: (
-                RestoreOutcome::RolledBack {
+            outcome: Decided {
+                outcome: RestoreOutcome::RolledBack {
                     rollback_id: rollback.id.to_string(),
                     rolled_back: bad.id.to_string(),
                     from: rollback.previous_task_definition.clone().unwrap_or_default(),
                     to: rollback.task_definition.clone().unwrap_or_default(),
                     ecs_deployment_id: rollback.ecs_deployment_id.clone().unwrap_or_default(),
                 },
-                Some(rollback.id.to_string()),
-            ),
+                notice: Some(rollback.id.to_string()),
+            },
             moves: Some(moves),
         })
     }
@@ -349,20 +363,17 @@ where
         let key = self
             .keep_notice(&notify_only_key(trigger, stage, service), &notice)
             .await?;
-        Ok(LockedWork::only((
-            RestoreOutcome::Notified {
+        Ok(LockedWork::only(Decided {
+            outcome: RestoreOutcome::Notified {
                 reason: why.to_string(),
             },
-            Some(key),
-        )))
+            notice: Some(key),
+        }))
     }
 
     /// Keeps the notice in the outbox (once per key); returns the key to deliver.
     async fn keep_notice(&self, key: &str, notice: &Notice) -> Result<String, StoreError> {
-        self.records
-            .enqueue(key, notice, Utc::now() + super::NOTICE_KEPT)
-            .await?;
-        Ok(key.to_owned())
+        super::keep_notice(&self.records, key.to_owned(), notice).await
     }
 
     /// Publishes the outbox entry unless it went out before. Marked after publishing: a crash

@@ -9,7 +9,7 @@ use crate::domain::rollback_plan::Trigger;
 use crate::events::AlarmEvent;
 use crate::lambda::errors::ServiceFailures;
 use crate::lambda::service_lock::deadline_of;
-use crate::ports::{Deployments, Ecs, Notifier, Outbox, ServiceLocks, ServiceStates};
+use crate::ports::{Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -64,7 +64,7 @@ impl From<AlarmError> for Diagnostic {
 
 impl<S, E, N> RollbackOnAlarm<S, E, N>
 where
-    S: ServiceLocks + Deployments + ServiceStates + Outbox,
+    S: ServiceLocks + Deployments + Quarantine + Outbox,
     E: Ecs,
     N: Notifier,
 {

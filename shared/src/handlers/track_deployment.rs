@@ -15,7 +15,7 @@ use crate::domain::rollback_plan::{ROLLOUT_ALLOWANCE, Trigger};
 use crate::events::EcsDeploymentEvent;
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
-use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, ServiceLocks, ServiceStates, StateMove, StoreError};
+use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, Quarantine, ServiceLocks, StateMove, StoreError};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -78,7 +78,7 @@ impl From<TrackError> for Diagnostic {
 
 impl<S, E, N> TrackDeployment<S, E, N>
 where
-    S: ServiceLocks + Deployments + ServiceStates + Outbox,
+    S: ServiceLocks + Deployments + Quarantine + Outbox,
     E: Ecs,
     N: Notifier,
 {
@@ -226,12 +226,8 @@ where
             return Ok(None);
         }
         let key = ending_notice_key(&ended.id);
-        let notice = deployment_ended_notice(ended);
-        self.restorer
-            .records
-            .enqueue(&key, &notice, Utc::now() + super::NOTICE_KEPT)
-            .await?;
-        Ok(Some(key))
+        let kept = super::keep_notice(&self.restorer.records, key, &deployment_ended_notice(ended)).await?;
+        Ok(Some(kept))
     }
 
     async fn deliver(&self, key: Option<String>) -> Result<(), TrackError> {

@@ -7,14 +7,14 @@ pub mod ecs;
 pub mod locks;
 pub mod notifier;
 pub mod outbox;
-pub mod service_state;
+pub mod quarantine;
 
 pub use deployments::{Deployments, HistoryPage};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};
 pub use notifier::{Notifier, NotifyError};
 pub use outbox::{Outbox, OutboxEntry};
-pub use service_state::ServiceStates;
+pub use quarantine::Quarantine;
 
 /// A records call failed. `retryable` tells throttling, 5xx and network trouble (worth a
 /// Lambda retry) from a request the table refuses (a missing table, access denied, a

@@ -6,7 +6,7 @@ mod deployments;
 mod keys;
 mod locks;
 mod outbox;
-mod service_state;
+mod quarantine;
 
 pub use codec::HISTORY_ATTRIBUTES;
 pub use keys::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};

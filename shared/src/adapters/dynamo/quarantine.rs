@@ -1,10 +1,10 @@
 use super::keys::{s, state_key};
 use super::{DynamoRecords, conditional, store_error};
 use crate::domain::names::{ClusterName, ImageDigest, ServiceName};
-use crate::ports::{ServiceStates, StoreError};
+use crate::ports::{Quarantine, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-impl ServiceStates for DynamoRecords {
+impl Quarantine for DynamoRecords {
     async fn quarantine(
         &self,
         cluster: &ClusterName,

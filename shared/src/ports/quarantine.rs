@@ -1,10 +1,10 @@
-//! The per-service state besides its pointers: digests that must not return.
+//! Digests rolled back on a service, which must not return to it until an operator says so.
 
 use super::StoreError;
 use crate::domain::names::{ClusterName, ImageDigest, ServiceName};
 use std::future::Future;
 
-pub trait ServiceStates: Send + Sync {
+pub trait Quarantine: Send + Sync {
     /// Adds the digest to the service's quarantine (idempotent).
     fn quarantine(
         &self,
