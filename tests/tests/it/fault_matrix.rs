@@ -54,20 +54,31 @@ impl Mode {
     }
 }
 
-/// How often each operation is called by one clean delivery of `deliver`.
-async fn calls_per_operation<F, Fut>(deliver: F) -> BTreeMap<String, usize>
+/// Runs `case` for every call site of `operation` in one clean delivery made by `deliver`
+/// (counted through the proxy), in every mode.
+async fn for_every_call_of<D, DF, C, CF>(operation: &str, deliver: D, case: C)
 where
-    F: FnOnce(Env, FaultProxy) -> Fut,
-    Fut: std::future::Future<Output = FaultProxy>,
+    D: FnOnce(Env, FaultProxy) -> DF,
+    DF: std::future::Future<Output = FaultProxy>,
+    C: Fn(String, Mode, usize) -> CF,
+    CF: std::future::Future<Output = ()>,
 {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let proxy = deliver(env, proxy).await;
-    let mut counts = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for call in proxy.calls() {
         *counts.entry(call).or_default() += 1;
     }
-    counts
+    let (target, calls) = counts
+        .iter()
+        .find(|(target, _)| target.ends_with(operation))
+        .unwrap_or_else(|| panic!("one delivery never calls {operation}: {counts:?}"));
+    for mode in MODES {
+        for pass_first in 0..*calls {
+            case(target.clone(), mode, pass_first).await;
+        }
+    }
 }
 
 /// After an attempt whose deadline was `first_deadline`, a lock may be left held only as a
@@ -126,24 +137,18 @@ async fn deploy_case(operation: &str, mode: Mode, pass_first: usize) {
 }
 
 async fn deploy_matrix(operation: &str) {
-    let counts = calls_per_operation(|env, proxy| async move {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
         let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
         handler
             .handle_event(&event("push-latest.json"), deadline())
             .await
             .unwrap();
         proxy
+    };
+    for_every_call_of(operation, deliver, |target, mode, n| async move {
+        deploy_case(&target, mode, n).await
     })
     .await;
-    let (target, calls) = counts
-        .iter()
-        .find(|(target, _)| target.ends_with(operation))
-        .unwrap_or_else(|| panic!("a deploy never calls {operation}: {counts:?}"));
-    for mode in MODES {
-        for pass_first in 0..*calls {
-            deploy_case(target, mode, pass_first).await;
-        }
-    }
 }
 
 /// A dev deploy of push-latest that ECS reports FAILED for backend-service: the rollback path.
@@ -207,7 +212,7 @@ fn ecs_failed(service: &str, ecs_deployment_id: &str) -> shared::events::EcsDepl
 }
 
 async fn failed_matrix(operation: &str) {
-    let counts = calls_per_operation(|env, proxy| async move {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
         env.handler()
             .handle_event(&event("push-latest.json"), deadline())
             .await
@@ -217,17 +222,11 @@ async fn failed_matrix(operation: &str) {
         let tracker = env.tracker_with(&sdk_config_for(&proxy.endpoint).await);
         tracker.handle_event(&failed, deadline()).await.unwrap();
         proxy
+    };
+    for_every_call_of(operation, deliver, |target, mode, n| async move {
+        failed_case(&target, mode, n).await
     })
     .await;
-    let (target, calls) = counts
-        .iter()
-        .find(|(target, _)| target.ends_with(operation))
-        .unwrap_or_else(|| panic!("a FAILED rollback never calls {operation}: {counts:?}"));
-    for mode in MODES {
-        for pass_first in 0..*calls {
-            failed_case(target, mode, pass_first).await;
-        }
-    }
 }
 
 /// Dev's backend: a good deploy, then a bad one, both completed; then the 5xx alarm fires
@@ -274,7 +273,7 @@ async fn alarm_case(operation: &str, mode: Mode, pass_first: usize) {
 }
 
 async fn alarm_matrix(operation: &str) {
-    let counts = calls_per_operation(|env, proxy| async move {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
         deploy_and_complete(&env, 1, 0, 5).await;
         deploy_and_complete(&env, 2, 10, 12).await;
         let fired = alarm("metric-alarm.json", 20);
@@ -284,17 +283,11 @@ async fn alarm_matrix(operation: &str) {
             .await
             .unwrap();
         proxy
+    };
+    for_every_call_of(operation, deliver, |target, mode, n| async move {
+        alarm_case(&target, mode, n).await
     })
     .await;
-    let (target, calls) = counts
-        .iter()
-        .find(|(target, _)| target.ends_with(operation))
-        .unwrap_or_else(|| panic!("an alarm's rollback never calls {operation}: {counts:?}"));
-    for mode in MODES {
-        for pass_first in 0..*calls {
-            alarm_case(target, mode, pass_first).await;
-        }
-    }
 }
 
 macro_rules! matrix {
