@@ -150,8 +150,7 @@ pub fn update_for_ending(ended: &Ended, record: Option<&Deployment>) -> EndingUp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::deployment::{DeploymentId, Kind, PushedImage};
-    use crate::domain::names::{ContainerName, ImageDigest, ImageTag, RepositoryName, StageName};
+    use crate::domain::deployment::{DeploymentId, Kind};
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -182,34 +181,13 @@ mod tests {
 
     const DEV_BACKEND: &str = "arn:aws:ecs:us-east-1:123456789012:service/social-analytics-dev/backend-service";
 
+    /// dev's backend-service deployment `dep-1`, which ECS knows as `ecs-svc/1234567890`.
     fn record(status: Status) -> Deployment {
-        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        Deployment {
-            id: DeploymentId::from_stored("dep-1".into()),
-            kind: Kind::Deploy,
-            status,
-            stage: StageName::parse("dev").unwrap(),
-            cluster: ClusterName::parse("social-analytics-dev").unwrap(),
-            service: ServiceName::parse("backend-service").unwrap(),
-            container: ContainerName::parse("api").unwrap(),
-            image: PushedImage {
-                repository: RepositoryName::parse("social-analytics/backend").unwrap(),
-                tag: ImageTag::parse("latest").unwrap(),
-                digest: ImageDigest::parse(format!("sha256:{}", "a".repeat(64))).unwrap(),
-                uri: String::new(),
-                pushed_at: at,
-            },
-            requested_at: at,
-            updated_at: at,
-            previous_task_definition: None,
-            task_definition: None,
-            ecs_deployment_id: Some("ecs-svc/1234567890".into()),
-            superseded_by: None,
-            definition: None,
-            previous_definition: None,
-            completed_at: None,
-            ecs_reason: None,
-        }
+        let mut record = crate::domain::fixtures::deployment(1, Kind::Deploy, status, None);
+        (record.previous_task_definition, record.task_definition) = (None, None);
+        (record.definition, record.previous_definition) = (None, None);
+        record.ecs_deployment_id = Some("ecs-svc/1234567890".into());
+        record
     }
 
     fn ended(ending: Ending) -> Ended {

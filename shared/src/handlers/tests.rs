@@ -461,6 +461,17 @@ async fn an_alarm_rolls_back_only_the_application_it_guards() {
     assert_eq!(world.deployments_of("backend-service").len(), 2, "no rollback record");
 }
 
+fn assert_backend_rolled_back_to_td1(response: &AlarmResponse) {
+    let AlarmResponse::Handled { services, .. } = response else {
+        panic!("{response:?}")
+    };
+    let backend = services.iter().find(|s| s.service == "backend-service").unwrap();
+    assert!(
+        matches!(&backend.result, RestoreOutcome::RolledBack { to, .. } if to == "td:1"),
+        "{response:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_last_known_good_is_found_on_a_later_history_page() {
     let world = World::new();
@@ -482,14 +493,7 @@ async fn the_last_known_good_is_found_on_a_later_history_page() {
         .handle_event(&alarm("backend-dev-5xx", Utc::now()), Utc::now(), deadline())
         .await
         .unwrap();
-    let AlarmResponse::Handled { services, .. } = &response else {
-        panic!("{response:?}")
-    };
-    let backend = services.iter().find(|s| s.service == "backend-service").unwrap();
-    assert!(
-        matches!(&backend.result, RestoreOutcome::RolledBack { to, .. } if to == "td:1"),
-        "{response:?}"
-    );
+    assert_backend_rolled_back_to_td1(&response);
 }
 
 #[tokio::test]
@@ -637,14 +641,7 @@ async fn a_late_alarm_starts_nothing_but_finishes_a_rollback_an_earlier_delivery
         .handle_event(&late, Utc::now(), deadline())
         .await
         .unwrap();
-    let AlarmResponse::Handled { services, .. } = &response else {
-        panic!("{response:?}")
-    };
-    let backend = services.iter().find(|s| s.service == "backend-service").unwrap();
-    assert!(
-        matches!(&backend.result, RestoreOutcome::RolledBack { to, .. } if to == "td:1"),
-        "{response:?}"
-    );
+    assert_backend_rolled_back_to_td1(&response);
     let [_, bad, rollback] = world.deployments_of("backend-service").try_into().unwrap();
     assert_eq!((bad.status, rollback.status), (Status::RolledBack, Status::Deploying));
     let told: Vec<String> = world.notifier.published().into_iter().map(|n| n.subject).collect();

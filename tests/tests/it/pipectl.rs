@@ -4,17 +4,22 @@ use crate::support::*;
 use harness::built_binary;
 use std::process::{Command, Output};
 
-fn pipectl(env: &Env, args: &[&str]) -> Output {
-    Command::new(built_binary("pipectl", "debug"))
+/// pipectl as an operator runs it, against moto.
+fn command(env: &Env, args: &[&str]) -> Command {
+    let mut command = Command::new(built_binary("pipectl", "debug"));
+    command
         .args(args)
         .env_clear()
         .env("TABLE_NAME", &env.world.table)
         .env("AWS_REGION", harness::REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", &env.moto.endpoint)
-        .output()
-        .expect("pipectl runs")
+        .env("AWS_ENDPOINT_URL", &env.moto.endpoint);
+    command
+}
+
+fn pipectl(env: &Env, args: &[&str]) -> Output {
+    command(env, args).output().expect("pipectl runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -178,18 +183,9 @@ async fn functions(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
 
 /// pipectl, run without blocking the test's runtime, which serves the functions it invokes.
 async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(built_binary("pipectl", "debug"))
-        .args(args)
-        .env_clear()
-        .env("TABLE_NAME", &env.world.table)
-        .env("AWS_REGION", harness::REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", &env.moto.endpoint)
-        .env("AWS_ENDPOINT_URL_LAMBDA", lambda)
-        .output()
-        .await
-        .expect("pipectl runs")
+    let mut command = tokio::process::Command::from(command(env, args));
+    command.env("AWS_ENDPOINT_URL_LAMBDA", lambda);
+    command.output().await.expect("pipectl runs")
 }
 
 #[tokio::test]
