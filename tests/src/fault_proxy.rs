@@ -131,6 +131,19 @@ impl Drop for FaultProxy {
     }
 }
 
+/// The operation a request calls: the `X-Amz-Target` header of JSON APIs
+/// (`DynamoDB_20120810.PutItem`), or the `Action` of query APIs as `<Action>` (SNS `Publish`).
+fn call_name(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.to_owned();
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
 async fn forward(
     req: Request<Incoming>,
     state: Arc<Mutex<State>>,
@@ -138,12 +151,9 @@ async fn forward(
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("query")
-        .to_owned();
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let target = call_name(&parts.headers, &body);
     let held = {
         let mut state = state.lock().unwrap();
         let held = state.holds.iter().any(|h| target.contains(h.as_str()));
@@ -166,8 +176,6 @@ async fn forward(
             })
             .map(|f| f.kind)
     };
-    let (mut parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     parts.uri = format!("{upstream}{path}").parse().expect("upstream URI");
     let request = Request::from_parts(parts, Full::new(body));

@@ -316,7 +316,7 @@ matrix! {
     failed_rollback_survives_faults_in_describe_services: failed_matrix("DescribeServices");
     failed_rollback_survives_faults_in_describe_task_definition: failed_matrix("DescribeTaskDefinition");
     failed_rollback_survives_faults_in_update_service: failed_matrix("UpdateService");
-    failed_rollback_survives_faults_in_publish: failed_matrix("query");
+    failed_rollback_survives_faults_in_publish: failed_matrix("Publish");
     alarm_rollback_survives_faults_in_query: alarm_matrix("Query");
     alarm_rollback_survives_faults_in_get_item: alarm_matrix("GetItem");
     alarm_rollback_survives_faults_in_put_item: alarm_matrix("PutItem");
@@ -324,7 +324,7 @@ matrix! {
     alarm_rollback_survives_faults_in_describe_services: alarm_matrix("DescribeServices");
     alarm_rollback_survives_faults_in_describe_task_definition: alarm_matrix("DescribeTaskDefinition");
     alarm_rollback_survives_faults_in_update_service: alarm_matrix("UpdateService");
-    alarm_rollback_survives_faults_in_publish: alarm_matrix("query");
+    alarm_rollback_survives_faults_in_publish: alarm_matrix("Publish");
 }
 
 /// The case the review found: UpdateService applied with its answer lost, and the check

@@ -4,6 +4,7 @@ mod binaries;
 mod deploy_on_push;
 mod fault_matrix;
 mod faults;
+mod iam;
 mod pipectl;
 mod rollback;
 mod support;

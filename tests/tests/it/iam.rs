@@ -1,0 +1,128 @@
+//! Each function's template role allows every AWS call the function makes. moto's own IAM
+//! enforcement checks actions, not resources, and only once every client of a test carries
+//! keys of moto's IAM users; so the calls are observed instead, through the proxy, while each
+//! handler runs its paths against moto, and checked against the role's actions as
+//! template.yaml writes them (a role may use `*` at the end of an action).
+
+use crate::rollback::{alarm, deploy_and_complete};
+use crate::support::*;
+use harness::fault_proxy::FaultProxy;
+use harness::moto::sdk_config_for;
+use std::collections::BTreeSet;
+
+/// The actions of the IAM role `role` (a resource of template.yaml), from its `Action:` lines.
+fn role_actions(role: &str) -> Vec<String> {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let start = format!("  {role}:");
+    let mut lines = template.lines().skip_while(|line| *line != start);
+    assert!(lines.next().is_some(), "no resource {role} in template.yaml");
+    lines
+        // The next resource starts at the same indentation.
+        .take_while(|line| !(line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':')))
+        .filter_map(|line| line.trim().strip_prefix("Action: "))
+        .flat_map(|actions| {
+            actions
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `dynamodb:PutItem` for `DynamoDB_20120810.PutItem`, `ecs:UpdateService` for
+/// `AmazonEC2ContainerServiceV20141113.UpdateService`, `sns:Publish` for `Publish`.
+fn iam_action(call: &str) -> String {
+    match call.split_once('.') {
+        Some((service, operation)) if service.starts_with("DynamoDB") => format!("dynamodb:{operation}"),
+        Some((service, operation)) if service.starts_with("AmazonEC2ContainerService") => format!("ecs:{operation}"),
+        None if call == "Publish" => "sns:Publish".into(),
+        _ => panic!("no IAM action known for the call {call}"),
+    }
+}
+
+fn assert_allowed(role: &str, proxy: &FaultProxy) {
+    let granted = role_actions(role);
+    let called: BTreeSet<String> = proxy.calls().iter().map(|c| iam_action(c)).collect();
+    assert!(!called.is_empty());
+    for action in &called {
+        let allowed = granted.iter().any(|grant| match grant.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => grant == action,
+        });
+        assert!(
+            allowed,
+            "{role} does not allow {action}, which the function calls; it allows {granted:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deploy_on_push_calls_only_what_its_role_allows() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    // Automatic and approval stages, a duplicate, and a newer push superseding the first.
+    for file in [
+        "push-latest.json",
+        "push-release.json",
+        "push-latest.json",
+        "push-main.json",
+    ] {
+        let mut pushed = event(file);
+        pushed.time = Some(chrono::Utc::now());
+        handler.handle_event(&pushed, deadline()).await.unwrap();
+    }
+    assert_allowed("DeployOnPushRole", &proxy);
+}
+
+#[tokio::test]
+async fn track_deployment_calls_only_what_its_role_allows() {
+    let env = Env::new().await;
+    env.handler()
+        .handle_event(&event("push-latest.json"), deadline())
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let tracker = env.tracker_with(&sdk_config_for(&proxy.endpoint).await);
+    // One service completes, the other fails and is rolled back; an unknown id is looked up.
+    for ((service, _), file) in SERVICES.iter().zip(["completed.json", "failed.json"]) {
+        let record = env.records_for(DEV, service).await.remove(0);
+        let mut ended: serde_json::Value =
+            serde_json::from_slice(&harness::event_file("track-deployment", file)).unwrap();
+        ended["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
+        ended["detail"]["deploymentId"] = record["ecs_deployment_id"].clone().into();
+        tracker
+            .handle_event(&serde_json::from_value(ended).unwrap(), deadline())
+            .await
+            .unwrap();
+    }
+    assert!(proxy.calls().iter().any(|c| c == "Publish"), "the FAILED path ran");
+    assert_allowed("TrackDeploymentRole", &proxy);
+}
+
+#[tokio::test]
+async fn rollback_on_alarm_calls_only_what_its_role_allows() {
+    let env = Env::new().await;
+    let good = deploy_and_complete(&env, 1, 0, 5).await;
+    deploy_and_complete(&env, 2, 10, 12).await;
+    // One known good deregistered: its rollback registers it again from its stored definition.
+    env.ecs
+        .deregister_task_definition()
+        .task_definition(&good[0])
+        .send()
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.alarm_handler_with(&sdk_config_for(&proxy.endpoint).await);
+    let fired = alarm("metric-alarm.json", 20);
+    handler
+        .handle_event(&fired, delivered(&fired), deadline())
+        .await
+        .unwrap();
+    assert!(
+        proxy.calls().iter().any(|c| c.ends_with("RegisterTaskDefinition")),
+        "the re-registration path ran"
+    );
+    assert_allowed("RollbackOnAlarmRole", &proxy);
+}
