@@ -109,6 +109,31 @@ impl EcsAdapter {
         }
     }
 
+    /// The service as DescribeServices describes it, if it exists and is ACTIVE.
+    async fn describe_service(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+    ) -> Result<Option<aws_sdk_ecs::types::Service>, EcsError> {
+        let out = self
+            .client
+            .describe_services()
+            .cluster(cluster.as_str())
+            .services(service.as_str())
+            .send()
+            .await
+            .map_err(classify("DescribeServices"))
+            .map_err(|err| match err {
+                EcsError::NotFound(message) => EcsError::NotFound(format!("cluster `{cluster}`: {message}")),
+                other => other,
+            })?;
+        Ok(out
+            .services
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE")))
+    }
+
     /// DescribeTaskDefinition's response with tags, as ECS's JSON: the revision `task_definition`
     /// (an ARN, `family:revision`, or a family for its newest ACTIVE revision).
     async fn describe(&self, task_definition: &str) -> Result<serde_json::Value, EcsError> {
@@ -196,23 +221,8 @@ fn revision_gone(code: Option<&str>, text: Option<&str>) -> bool {
 
 impl Ecs for EcsAdapter {
     async fn running_service(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Running, EcsError> {
-        let out = self
-            .client
-            .describe_services()
-            .cluster(cluster.as_str())
-            .services(service.as_str())
-            .send()
-            .await
-            .map_err(classify("DescribeServices"))
-            .map_err(|err| match err {
-                EcsError::NotFound(message) => EcsError::NotFound(format!("cluster `{cluster}`: {message}")),
-                other => other,
-            })?;
-        let found = out
-            .services()
-            .iter()
-            .find(|s| s.service_name() == Some(service.as_str()) && s.status() == Some("ACTIVE"));
-        let Some((found, task_definition)) = found.and_then(|s| Some((s, s.task_definition()?))) else {
+        let found = self.describe_service(cluster, service).await?;
+        let Some((found, task_definition)) = found.as_ref().and_then(|s| Some((s, s.task_definition()?))) else {
             return Err(EcsError::NotFound(format!(
                 "service `{service}` not found in cluster `{cluster}`"
             )));
@@ -331,16 +341,8 @@ impl Ecs for EcsAdapter {
         service: &ServiceName,
         ecs_deployment_id: &str,
     ) -> Result<Option<String>, EcsError> {
-        let out = self
-            .client
-            .describe_services()
-            .cluster(cluster.as_str())
-            .services(service.as_str())
-            .send()
-            .await
-            .map_err(classify("DescribeServices"))?;
-        Ok(out
-            .services()
+        let found = self.describe_service(cluster, service).await?;
+        Ok(found
             .iter()
             .flat_map(|s| s.deployments())
             .find(|d| d.id() == Some(ecs_deployment_id))

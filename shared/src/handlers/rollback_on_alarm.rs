@@ -74,7 +74,8 @@ where
         self.handle_event(&parsed, Utc::now(), deadline).await
     }
 
-    /// `now` is when the event is handled: an alarm that fired too long before is not acted on.
+    /// `now` is when the event is handled: an alarm that fired too long before starts nothing
+    /// new, and only finishes what an earlier delivery of it started.
     pub async fn handle_event(
         &self,
         event: &AlarmEvent,
