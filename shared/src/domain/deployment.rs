@@ -93,7 +93,8 @@ pub struct IllegalTransition {
 
 /// Derived from the business key (image, push time, stage, service), so a redelivered event
 /// maps onto the record it already created and a conditional create catches the duplicate.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct DeploymentId(String);
 
 impl DeploymentId {

@@ -1,6 +1,8 @@
 //! Pure decisions from data: no I/O, no clock (the time is passed in), no AWS SDK.
 
 pub mod alarm;
+pub mod approval;
+pub mod approval_page;
 pub mod deployment;
 pub mod deployment_end;
 pub mod names;

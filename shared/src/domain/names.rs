@@ -95,6 +95,11 @@ name_type!(
     AlarmName, "alarm name", check_alarm
 );
 name_type!(
+    /// An approver's e-mail address, as their SNS subscription and the filter policy on it
+    /// name them. Kept as written; compared as written.
+    Approver, "approver e-mail address", check_email
+);
+name_type!(
     /// A 12-digit AWS account id.
     AccountId, "account id", check_account
 );
@@ -121,6 +126,32 @@ fn check_repository(s: &str) -> Result<(), &'static str> {
         {
             return Err("only lowercase letters, digits, '.', '_', '-' and '/' are allowed");
         }
+    }
+    Ok(())
+}
+
+/// A plain `local@domain.tld` address: what SNS e-mail subscriptions accept, without the
+/// corners (quoted local parts, comments) no approver list needs.
+fn check_email(s: &str) -> Result<(), &'static str> {
+    if s.len() > 254 {
+        return Err("must be at most 254 characters");
+    }
+    if s.bytes()
+        .any(|b| !b.is_ascii_graphic() || b"<>()[]\\,;:\"".contains(&b))
+    {
+        return Err("only printable ASCII without spaces, quotes or brackets is allowed");
+    }
+    let (local, domain) = s.split_once('@').ok_or("must contain `@`")?;
+    if local.is_empty() || domain.contains('@') {
+        return Err("must be `name@domain`");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
+        return Err("the domain must be dot-separated labels, e.g. `example.com`");
     }
     Ok(())
 }
@@ -284,6 +315,26 @@ mod tests {
         assert!(DbInstanceId::parse("social-analytics-db").is_ok());
         for bad in ["", "1db", "db--x", "db-", "db_x", &"a".repeat(64)] {
             assert!(DbInstanceId::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn approvers_are_plain_addresses() {
+        assert!(Approver::parse("alice@example.com").is_ok());
+        assert!(Approver::parse("a.b+prod@ops.example.co.uk").is_ok());
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "a@b@example.com",
+            "<a@example.com>",
+            "a@-x.com",
+            "a@x..com",
+        ] {
+            assert!(Approver::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
 

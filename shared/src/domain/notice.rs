@@ -1,6 +1,8 @@
 //! What people are told, over SNS: plain text, an ASCII one-line subject under 100 characters.
 
+use super::approval::{ApprovalRequest, Evidence};
 use super::deployment::{Deployment, Kind, Status};
+use super::names::Approver;
 use super::pipeline::Stage;
 use super::rollback_plan::{NoRollback, Trigger};
 use super::taskdef::revision_name;
@@ -12,7 +14,7 @@ pub struct Notice {
     pub message: String,
 }
 
-fn subject(text: String) -> String {
+pub(crate) fn subject(text: String) -> String {
     let ascii: String = text
         .chars()
         .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
@@ -105,6 +107,125 @@ pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: 
             cluster = stage.cluster,
         ),
     }
+}
+
+/// An approver's own message: what ships, why it may, their link, and until when.
+pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, link: &str) -> Notice {
+    let image = &request.image;
+    let services: String = request
+        .services
+        .iter()
+        .map(|s| {
+            format!(
+                "  - {} (runs now: {})\n",
+                s.service,
+                s.running_now.as_deref().unwrap_or("unknown")
+            )
+        })
+        .collect();
+    let needed = request.approvals_required;
+    Notice {
+        subject: subject(format!(
+            "Approve {} of {} to {}?",
+            image.tag, request.application, request.stage
+        )),
+        message: format!(
+            "A release of {app} to {stage} waits for your approval, {approver}.\n\n\
+             What ships\n\
+             \x20 Application: {app}\n\
+             \x20 Tag: {tag}\n\
+             \x20 Digest: {digest}\n\
+             \x20 Image: {uri}\n\
+             \x20 Requested at: {requested} UTC\n\
+             Services, and what {stage} runs now:\n{services}\n\
+             {evidence}\n\
+             Open your link to approve or reject. It is yours alone: whoever opens it votes as you.\n\
+             {link}\n\n\
+             The link expires at {expires} UTC. Approvals needed: {needed} of {ballots}. \
+             The deploy starts {wait} minutes after the last needed approval (until then the page offers Cancel).\n",
+            app = request.application,
+            stage = request.stage,
+            tag = image.tag,
+            digest = image.digest,
+            uri = image.uri,
+            requested = utc(request.requested_at),
+            evidence = evidence_text(request.evidence.as_ref()),
+            expires = utc(request.expires_at),
+            ballots = request.ballots.len(),
+            wait = request.wait.num_minutes(),
+        ),
+    }
+}
+
+/// The staging evidence, as text: the same lines in the message and on the page.
+pub fn evidence_lines(evidence: Option<&Evidence>) -> Vec<String> {
+    let Some(evidence) = evidence else {
+        return vec!["No earlier stage is required.".into()];
+    };
+    let mut lines: Vec<String> = evidence
+        .deployments
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: deployment {} SUCCEEDED at {} UTC",
+                d.service,
+                d.deployment,
+                d.completed_at.map(utc).unwrap_or_else(|| "?".into())
+            )
+        })
+        .collect();
+    let alarms: Vec<&str> = evidence.alarms_checked.iter().map(|a| a.as_str()).collect();
+    lines.push(if alarms.is_empty() {
+        format!("No {} alarm guards this application.", evidence.stage)
+    } else {
+        format!("Not in ALARM when requested: {}", alarms.join(", "))
+    });
+    lines
+}
+
+fn evidence_text(evidence: Option<&Evidence>) -> String {
+    let heading = match evidence {
+        Some(e) => format!("Verified in {}\n", e.stage),
+        None => String::new(),
+    };
+    let lines: String = evidence_lines(evidence).iter().map(|l| format!("  {l}\n")).collect();
+    format!("{heading}{lines}")
+}
+
+/// A release that may not ask for approval: why, and what to do about it.
+pub fn release_blocked_notice(request: &ApprovalRequest, required: Option<&str>) -> Notice {
+    let image = &request.image;
+    let what_to_do = match required {
+        Some(stage) => format!(
+            "Deploy this digest to {stage} first (push it with a tag {stage} deploys), let it succeed there \
+             with its alarms quiet, then push the release tag again."
+        ),
+        None => "Push the release tag again once the cause is fixed.".into(),
+    };
+    Notice {
+        subject: subject(format!(
+            "Release {} of {} to {} blocked",
+            image.tag, request.application, request.stage
+        )),
+        message: format!(
+            "{tag} of {app} will not be offered for approval in {stage}; no approval links were sent.\n\n\
+             Why: {why}\n\
+             Digest: {digest}\n\
+             Request: {id} (BLOCKED)\n\n\
+             What to do: {what_to_do}\n",
+            tag = image.tag,
+            app = request.application,
+            stage = request.stage,
+            why = request.blocked.as_deref().unwrap_or("?"),
+            digest = image.digest,
+            id = request.id,
+        ),
+    }
+}
+
+/// A UTC time as people read it in a message or on the page.
+pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]

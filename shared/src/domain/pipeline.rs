@@ -2,8 +2,8 @@
 //! invalid values; every error names the field it is about (`stage[2].tags: …`).
 
 use super::names::{
-    AlarmName, AppName, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName, ServiceName,
-    StageName,
+    AlarmName, AppName, Approver, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName,
+    ServiceName, StageName,
 };
 use super::tag_rule::TagRule;
 use serde::Deserialize;
@@ -42,7 +42,8 @@ pub struct Stage {
     pub name: StageName,
     pub cluster: ClusterName,
     pub tags: TagRule,
-    pub approval: bool,
+    /// Set on a stage a person must approve deploys to (`approval = true`).
+    pub approval: Option<ApprovalPolicy>,
     pub snapshot_before_deploy: Vec<DbInstanceId>,
     /// CloudWatch alarms whose move into ALARM means the latest deploy of one application in
     /// this stage is bad.
@@ -53,6 +54,27 @@ pub struct Stage {
     /// to the last stage in promotion order: production.
     pub notify_success: bool,
 }
+
+/// Who approves a stage's releases, how many of them must, and for how long they may.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// Each gets their own link (their SNS subscription filters on their address).
+    pub approvers: Vec<Approver>,
+    /// Approvals needed, from different approvers (2 = the two-person rule); one reject rejects.
+    pub required: usize,
+    /// How long a request stays open.
+    pub expires_after: chrono::TimeDelta,
+    /// The least time between the last needed approval and the deploy (the page offers Cancel).
+    pub wait: chrono::TimeDelta,
+    /// The stage the same digest must have SUCCEEDED in first: the stage before, unless the
+    /// file names another; none for a first stage.
+    pub requires: Option<StageName>,
+}
+
+pub const DEFAULT_APPROVAL_EXPIRES_HOURS: i64 = 24;
+/// CodePipeline's limit for a manual approval: 7 days.
+pub const MAX_APPROVAL_EXPIRES_HOURS: i64 = 168;
+pub const DEFAULT_WAIT_MINUTES: i64 = 5;
 
 /// An alarm and the application it guards: it rolls back only that application's services.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +174,16 @@ struct RawStage {
     #[serde(default)]
     approval: bool,
     #[serde(default)]
+    approvers: Vec<String>,
+    #[serde(default)]
+    approvals_required: Option<i64>,
+    #[serde(default)]
+    approval_expires_hours: Option<i64>,
+    #[serde(default)]
+    wait_minutes: Option<i64>,
+    #[serde(default)]
+    requires: Option<String>,
+    #[serde(default)]
     snapshot_before_deploy: Vec<String>,
     /// Application name → the alarms guarding it in this stage.
     #[serde(default)]
@@ -160,6 +192,98 @@ struct RawStage {
     watch_window_minutes: Option<i64>,
     #[serde(default)]
     notify_success: Option<bool>,
+}
+
+fn out_of_range(field: String, value: i64, range: std::ops::RangeInclusive<i64>, unit: &str) -> PipelineError {
+    PipelineError::Field {
+        field,
+        message: format!("{value} is not between {} and {} {unit}", range.start(), range.end()),
+    }
+}
+
+/// The stage's approval settings: only with `approval = true`, which needs at least one
+/// approver. `requires` must name an earlier stage (the digest must have got there first).
+fn approval_policy(
+    i: usize,
+    raw: &RawStage,
+    earlier_stages: &[Stage],
+) -> Result<Option<ApprovalPolicy>, PipelineError> {
+    let at = |f: &str| format!("stage[{i}].{f}");
+    if !raw.approval {
+        let stray = [
+            ("approvers", !raw.approvers.is_empty()),
+            ("approvals_required", raw.approvals_required.is_some()),
+            ("approval_expires_hours", raw.approval_expires_hours.is_some()),
+            ("wait_minutes", raw.wait_minutes.is_some()),
+            ("requires", raw.requires.is_some()),
+        ];
+        if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(PipelineError::Field {
+                field: at(name),
+                message: "only a stage with `approval = true` takes approval settings".into(),
+            });
+        }
+        return Ok(None);
+    }
+    if raw.approvers.is_empty() {
+        return Err(PipelineError::Field {
+            field: at("approvers"),
+            message: "a stage with `approval = true` needs at least one approver".into(),
+        });
+    }
+    let mut approvers = Vec::new();
+    let mut seen = HashSet::new();
+    for (j, address) in raw.approvers.iter().enumerate() {
+        let path = format!("stage[{i}].approvers[{j}]");
+        let approver = field(path.clone(), Approver::parse(address.clone()))?;
+        if !seen.insert(approver.as_str().to_ascii_lowercase()) {
+            return Err(duplicate(path, "approver", approver.as_str()));
+        }
+        approvers.push(approver);
+    }
+    let required = raw.approvals_required.unwrap_or(1);
+    if !(1..=approvers.len() as i64).contains(&required) {
+        return Err(PipelineError::Field {
+            field: at("approvals_required"),
+            message: format!(
+                "{required} is not between 1 and the {} approvers named",
+                approvers.len()
+            ),
+        });
+    }
+    let hours = raw.approval_expires_hours.unwrap_or(DEFAULT_APPROVAL_EXPIRES_HOURS);
+    if !(1..=MAX_APPROVAL_EXPIRES_HOURS).contains(&hours) {
+        return Err(out_of_range(
+            at("approval_expires_hours"),
+            hours,
+            1..=MAX_APPROVAL_EXPIRES_HOURS,
+            "hours",
+        ));
+    }
+    let wait = raw.wait_minutes.unwrap_or(DEFAULT_WAIT_MINUTES);
+    if !(0..=1440).contains(&wait) {
+        return Err(out_of_range(at("wait_minutes"), wait, 0..=1440, "minutes"));
+    }
+    let requires = match &raw.requires {
+        None => earlier_stages.last().map(|stage| stage.name.clone()),
+        Some(name) => {
+            let stage = field(at("requires"), StageName::parse(name.clone()))?;
+            if !earlier_stages.iter().any(|earlier| earlier.name == stage) {
+                return Err(PipelineError::Field {
+                    field: at("requires"),
+                    message: format!("`{name}` is not a stage before this one"),
+                });
+            }
+            Some(stage)
+        }
+    };
+    Ok(Some(ApprovalPolicy {
+        approvers,
+        required: required as usize,
+        expires_after: chrono::TimeDelta::hours(hours),
+        wait: chrono::TimeDelta::minutes(wait),
+        requires,
+    }))
 }
 
 fn field<T>(path: String, parsed: Result<T, InvalidName>) -> Result<T, PipelineError> {
@@ -236,6 +360,7 @@ impl RawPipeline {
         let mut alarms_seen = HashSet::new();
         for (i, raw) in self.stage.into_iter().enumerate() {
             let at = |f: &str| format!("stage[{i}].{f}");
+            let approval = approval_policy(i, &raw, &stages)?;
             let name = field(at("name"), StageName::parse(raw.name))?;
             if !stage_names.insert(name.clone()) {
                 return Err(duplicate(at("name"), "stage", name.as_str()));
@@ -289,7 +414,7 @@ impl RawPipeline {
                 name,
                 cluster,
                 tags,
-                approval: raw.approval,
+                approval,
                 snapshot_before_deploy,
                 alarms,
                 watch_window: chrono::TimeDelta::minutes(minutes),
@@ -337,7 +462,14 @@ mod tests {
         let stages: Vec<_> = pipeline
             .stages()
             .iter()
-            .map(|s| (s.name.as_str(), s.cluster.as_str(), s.tags.to_string(), s.approval))
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.cluster.as_str(),
+                    s.tags.to_string(),
+                    s.approval.is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             stages,
@@ -348,6 +480,12 @@ mod tests {
             ]
         );
         let prod = &pipeline.stages()[2];
+        let policy = prod.approval.as_ref().unwrap();
+        assert_eq!(policy.required, 1);
+        assert_eq!(policy.expires_after, chrono::TimeDelta::hours(24));
+        assert_eq!(policy.wait, chrono::TimeDelta::minutes(5));
+        assert_eq!(policy.requires.as_ref().map(|s| s.as_str()), Some("staging"));
+        assert!(!policy.approvers.is_empty());
         assert_eq!(
             prod.snapshot_before_deploy,
             [DbInstanceId::parse("social-analytics-db").unwrap()]
@@ -373,7 +511,7 @@ mod tests {
     #[test]
     fn minimal_file_parses_with_defaults() {
         let pipeline = Pipeline::parse(MINIMAL).unwrap();
-        assert!(!pipeline.stages()[0].approval);
+        assert!(pipeline.stages()[0].approval.is_none());
         assert!(pipeline.stages()[0].snapshot_before_deploy.is_empty());
     }
 
@@ -382,6 +520,79 @@ mod tests {
         let text = MINIMAL.replace("tags = \"*\"", "tags = \"*\"\napprovals = true");
         let err = error_of(&text);
         assert!(err.contains("unknown field `approvals`"), "{err}");
+    }
+
+    const TWO_STAGES: &str = r#"
+        [[application]]
+        name = "backend"
+        repository = "social-analytics/backend"
+        services = [{ name = "backend-service", container = "api" }]
+
+        [[stage]]
+        name = "dev"
+        cluster = "c-dev"
+        tags = "*"
+
+        [[stage]]
+        name = "staging"
+        cluster = "c-staging"
+        tags = "main-*"
+
+        [[stage]]
+        name = "prod"
+        cluster = "c-prod"
+        tags = "v*"
+        approval = true
+        approvers = ["alice@example.com", "bob@example.com"]
+    "#;
+
+    #[test]
+    fn approval_settings_default_and_require_the_stage_before() {
+        let pipeline = Pipeline::parse(TWO_STAGES).unwrap();
+        let policy = pipeline.stages()[2].approval.clone().unwrap();
+        assert_eq!(policy.required, 1);
+        assert_eq!(policy.requires.unwrap().as_str(), "staging");
+        let named = Pipeline::parse(&TWO_STAGES.replace(
+            "approval = true",
+            "approval = true\nrequires = \"dev\"\napprovals_required = 2\nwait_minutes = 0",
+        ))
+        .unwrap();
+        let policy = named.stages()[2].approval.clone().unwrap();
+        assert_eq!((policy.required, policy.wait), (2, chrono::TimeDelta::zero()));
+        assert_eq!(policy.requires.unwrap().as_str(), "dev");
+    }
+
+    #[test]
+    fn approval_settings_are_checked_and_named() {
+        let with = |extra: &str| error_of(&TWO_STAGES.replace("approval = true", &format!("approval = true\n{extra}")));
+        assert_eq!(
+            with("approvals_required = 3"),
+            "pipeline file: stage[2].approvals_required: 3 is not between 1 and the 2 approvers named"
+        );
+        assert_eq!(
+            with("approval_expires_hours = 169"),
+            "pipeline file: stage[2].approval_expires_hours: 169 is not between 1 and 168 hours"
+        );
+        assert_eq!(
+            with("requires = \"prod\""),
+            "pipeline file: stage[2].requires: `prod` is not a stage before this one"
+        );
+        assert_eq!(
+            error_of(&TWO_STAGES.replace("\"bob@example.com\"", "\"Alice@example.com\"")),
+            "pipeline file: stage[2].approvers[1]: duplicate approver `Alice@example.com`"
+        );
+        assert!(
+            error_of(&TWO_STAGES.replace("bob@example.com", "bob"))
+                .starts_with("pipeline file: stage[2].approvers[1]: invalid approver")
+        );
+        assert_eq!(
+            error_of(&TWO_STAGES.replace("approvers = [\"alice@example.com\", \"bob@example.com\"]", "")),
+            "pipeline file: stage[2].approvers: a stage with `approval = true` needs at least one approver"
+        );
+        assert_eq!(
+            error_of(&TWO_STAGES.replace("approval = true", "")),
+            "pipeline file: stage[2].approvers: only a stage with `approval = true` takes approval settings"
+        );
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn plan_push<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<PushPla
     let targets = stages
         .into_iter()
         .flat_map(|stage| {
-            let mode = if stage.approval {
+            let mode = if stage.approval.is_some() {
                 Mode::Approval
             } else {
                 Mode::Automatic

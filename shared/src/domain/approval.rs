@@ -1,0 +1,803 @@
+//! Approval requests: one per release of an application to a stage a person must approve.
+//!
+//! Each named approver holds a ballot reached by their own link. The link carries a bearer
+//! token (32 random bytes); only its SHA-256 is kept, so the table cannot hand out votes. A
+//! ballot votes once. The request is decided when enough approvers approve (N of M, each a
+//! different person by construction), or as soon as one rejects.
+
+use super::deployment::{DeploymentId, PushedImage, Status};
+use super::names::{AlarmName, AppName, Approver, ClusterName, ImageDigest, ImageTag, ServiceName, StageName};
+use super::pipeline::ApprovalPolicy;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Derived from the release (image push, stage, application), so a redelivered push finds the
+/// request it already made.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalId(String);
+
+impl ApprovalId {
+    pub fn for_release(image: &PushedImage, stage: &StageName, application: &AppName) -> Self {
+        let key = format!(
+            "approval|{}@{}|{}|{stage}|{application}",
+            image.repository,
+            image.digest,
+            image.pushed_at.to_rfc3339()
+        );
+        let hex: String = Sha256::digest(key.as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self(format!("apr-{hex}"))
+    }
+
+    /// An id as links and operators spell it: `apr-` and 24 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("apr-")?;
+        (hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The secret in an approver's link: whoever holds it votes as that approver. Never stored,
+/// never logged (its `Debug` hides it; log `hash().prefix()`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApprovalToken(String);
+
+impl ApprovalToken {
+    pub const BYTES: usize = 32;
+
+    pub fn from_random(bytes: [u8; Self::BYTES]) -> Self {
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A token as a link carries it: 43 URL-safe base64 characters for 32 bytes.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        (bytes.len() == Self::BYTES).then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(hex(&Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for ApprovalToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApprovalToken({}…)", self.hash().prefix())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the table keeps of a token: its SHA-256, hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    /// Enough to tell tokens apart in logs, too little to matter.
+    pub fn prefix(&self) -> &str {
+        &self.0[..self.0.len().min(8)]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalStatus {
+    /// The release did not pass the stage it requires: no links went out.
+    Blocked,
+    AwaitingApproval,
+    Approved,
+    Rejected,
+    Expired,
+    Superseded,
+    Cancelled,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Blocked => "BLOCKED",
+            ApprovalStatus::AwaitingApproval => "AWAITING_APPROVAL",
+            ApprovalStatus::Approved => "APPROVED",
+            ApprovalStatus::Rejected => "REJECTED",
+            ApprovalStatus::Expired => "EXPIRED",
+            ApprovalStatus::Superseded => "SUPERSEDED",
+            ApprovalStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+impl Verdict {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "approve" => Some(Verdict::Approve),
+            "reject" => Some(Verdict::Reject),
+            _ => None,
+        }
+    }
+
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approved",
+            Verdict::Reject => "rejected",
+        }
+    }
+}
+
+/// Who cast a vote, as far as the request showed: kept with the vote for the audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voter {
+    pub source_ip: String,
+    pub user_agent: String,
+    pub comment: String,
+    /// Cast with `pipectl` by someone with AWS credentials, not from the link.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// The longest comment kept with a vote.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+const MAX_USER_AGENT_CHARS: usize = 300;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub verdict: Verdict,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub voter: Voter,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ballot {
+    pub approver: Approver,
+    /// Every link issued to this approver (a resend after a failed publish issues another);
+    /// any of them casts this one ballot.
+    pub token_hashes: Vec<TokenHash>,
+    /// When the link went out; `None` until it did.
+    pub sent_at: Option<DateTime<Utc>>,
+    pub vote: Option<Vote>,
+}
+
+/// A service the release puts the image on, with its deployment record and what it runs now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseService {
+    pub service: ServiceName,
+    pub deployment: DeploymentId,
+    /// The task definition the stage runs now.
+    pub running_now: Option<String>,
+}
+
+/// Why the release may ask for approval: the same digest SUCCEEDED in the required stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub stage: StageName,
+    pub deployments: Vec<VerifiedDeploy>,
+    /// The required stage's alarms for the application, none in ALARM when the request was made.
+    pub alarms_checked: Vec<AlarmName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedDeploy {
+    pub service: ServiceName,
+    pub deployment: DeploymentId,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The newer release that replaced a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Successor {
+    pub id: ApprovalId,
+    pub tag: ImageTag,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    pub id: ApprovalId,
+    pub stage: StageName,
+    pub cluster: ClusterName,
+    pub application: AppName,
+    pub image: PushedImage,
+    pub services: Vec<ReleaseService>,
+    pub status: ApprovalStatus,
+    /// Why the release was BLOCKED.
+    pub blocked: Option<String>,
+    pub evidence: Option<Evidence>,
+    pub ballots: Vec<Ballot>,
+    pub approvals_required: usize,
+    /// The least time between the deciding approval and the deploy.
+    pub wait: TimeDelta,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When it was approved, rejected, expired, superseded or cancelled.
+    pub decided_at: Option<DateTime<Utc>>,
+    pub superseded_by: Option<Successor>,
+    /// Bumped by every write: each write is conditional on the version it read.
+    pub version: u64,
+}
+
+/// Why a vote was not counted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no ballot holds this link")]
+    UnknownLink,
+    #[error("this link already {} at {}", .0.verdict.past_tense(), .0.at.to_rfc3339())]
+    AlreadyVoted(Vote),
+    #[error("the request is {0}")]
+    Closed(ApprovalStatus),
+    #[error("the request expired")]
+    Expired,
+}
+
+impl ApprovalRequest {
+    /// A new request for `services`, AWAITING_APPROVAL, or BLOCKED with why when the release
+    /// did not pass the stage the policy requires. Ballots hold no link yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ApprovalId,
+        stage: (&StageName, &ClusterName),
+        policy: &ApprovalPolicy,
+        application: &AppName,
+        image: &PushedImage,
+        services: Vec<ReleaseService>,
+        verified: Result<Evidence, String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (status, evidence, blocked) = match verified {
+            Ok(evidence) => (ApprovalStatus::AwaitingApproval, Some(evidence), None),
+            Err(why) => (ApprovalStatus::Blocked, None, Some(why)),
+        };
+        ApprovalRequest {
+            id,
+            stage: stage.0.clone(),
+            cluster: stage.1.clone(),
+            application: application.clone(),
+            image: image.clone(),
+            services,
+            status,
+            blocked,
+            evidence,
+            ballots: policy
+                .approvers
+                .iter()
+                .map(|approver| Ballot {
+                    approver: approver.clone(),
+                    token_hashes: Vec::new(),
+                    sent_at: None,
+                    vote: None,
+                })
+                .collect(),
+            approvals_required: policy.required,
+            wait: policy.wait,
+            requested_at: now,
+            expires_at: now + policy.expires_after,
+            decided_at: if status == ApprovalStatus::Blocked {
+                Some(now)
+            } else {
+                None
+            },
+            superseded_by: None,
+            version: 0,
+        }
+    }
+
+    pub fn ballot(&self, hash: &TokenHash) -> Option<&Ballot> {
+        self.ballots.iter().find(|ballot| ballot.token_hashes.contains(hash))
+    }
+
+    pub fn approvals(&self) -> impl Iterator<Item = (&Approver, &Vote)> {
+        self.ballots.iter().filter_map(|ballot| match &ballot.vote {
+            Some(vote) if vote.verdict == Verdict::Approve => Some((&ballot.approver, vote)),
+            _ => None,
+        })
+    }
+
+    /// The status as of `now`: a request still open past its expiry is EXPIRED, whether or
+    /// not the sweeper has written that yet.
+    pub fn status_at(&self, now: DateTime<Utc>) -> ApprovalStatus {
+        if self.status == ApprovalStatus::AwaitingApproval && now >= self.expires_at {
+            ApprovalStatus::Expired
+        } else {
+            self.status
+        }
+    }
+
+    /// The earliest the deploy may start: `wait` after the approval that decided it.
+    pub fn deploy_not_before(&self) -> Option<DateTime<Utc>> {
+        (self.status == ApprovalStatus::Approved).then_some(self.decided_at? + self.wait)
+    }
+
+    /// Counts the vote of the ballot `hash` opens: the request as it should be written, or
+    /// why nothing changes. One reject rejects; the `approvals_required`-th approve approves.
+    pub fn cast(
+        &self,
+        hash: &TokenHash,
+        verdict: Verdict,
+        voter: Voter,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalRequest, Refusal> {
+        let index = self
+            .ballots
+            .iter()
+            .position(|ballot| ballot.token_hashes.contains(hash))
+            .ok_or(Refusal::UnknownLink)?;
+        if let Some(vote) = &self.ballots[index].vote {
+            return Err(Refusal::AlreadyVoted(vote.clone()));
+        }
+        match self.status_at(now) {
+            ApprovalStatus::AwaitingApproval => {}
+            ApprovalStatus::Expired => return Err(Refusal::Expired),
+            closed => return Err(Refusal::Closed(closed)),
+        }
+        let mut next = self.clone();
+        next.ballots[index].vote = Some(Vote {
+            verdict,
+            at: now,
+            voter: Voter {
+                comment: voter.comment.chars().take(MAX_COMMENT_CHARS).collect(),
+                user_agent: voter.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
+                ..voter
+            },
+        });
+        let decided = match verdict {
+            Verdict::Reject => Some(ApprovalStatus::Rejected),
+            Verdict::Approve if next.approvals().count() >= next.approvals_required => Some(ApprovalStatus::Approved),
+            Verdict::Approve => None,
+        };
+        if let Some(status) = decided {
+            next.status = status;
+            next.decided_at = Some(now);
+        }
+        Ok(next)
+    }
+
+    /// A newer release for the same stage and application replaces this open request.
+    pub fn supersede(&self, by: Successor, now: DateTime<Utc>) -> Option<ApprovalRequest> {
+        (self.status == ApprovalStatus::AwaitingApproval).then(|| ApprovalRequest {
+            status: ApprovalStatus::Superseded,
+            superseded_by: Some(by),
+            decided_at: Some(now),
+            ..self.clone()
+        })
+    }
+
+    /// Approvers whose link has not gone out yet.
+    pub fn unsent(&self) -> Vec<Approver> {
+        if self.status != ApprovalStatus::AwaitingApproval {
+            return Vec::new();
+        }
+        self.ballots
+            .iter()
+            .filter(|ballot| ballot.sent_at.is_none())
+            .map(|ballot| ballot.approver.clone())
+            .collect()
+    }
+
+    /// Adds a link for `approver` (kept as its hash).
+    pub fn issue_link(&mut self, approver: &Approver, token: &ApprovalToken) {
+        if let Some(ballot) = self.ballots.iter_mut().find(|b| &b.approver == approver) {
+            ballot.token_hashes.push(token.hash());
+        }
+    }
+
+    pub fn mark_sent(&mut self, approver: &Approver, at: DateTime<Utc>) {
+        if let Some(ballot) = self.ballots.iter_mut().find(|b| &b.approver == approver) {
+            ballot.sent_at.get_or_insert(at);
+        }
+    }
+}
+
+/// How long a page's form stays good: long enough to read the release, short enough that an
+/// old page is reopened (and shows the current state) before deciding.
+pub const NONCE_LIFETIME: TimeDelta = TimeDelta::hours(1);
+
+/// The form nonce a page is issued with: when it was issued, and a MAC over it, the request
+/// and that time, keyed by the link's token. Checking it needs no stored state (a GET stays
+/// one read); a POST without it, or with another link's or request's, decides nothing; the
+/// ballot's single use makes it single use too.
+pub fn issue_nonce(token: &ApprovalToken, request: &ApprovalId, at: DateTime<Utc>) -> String {
+    let issued = at.timestamp();
+    format!("{issued}.{}", URL_SAFE_NO_PAD.encode(nonce_mac(token, request, issued)))
+}
+
+pub fn nonce_is_valid(token: &ApprovalToken, request: &ApprovalId, nonce: &str, now: DateTime<Utc>) -> bool {
+    let Some((issued, mac)) = nonce.split_once('.') else {
+        return false;
+    };
+    let (Ok(issued), Ok(mac)) = (issued.parse::<i64>(), URL_SAFE_NO_PAD.decode(mac)) else {
+        return false;
+    };
+    let Some(issued_at) = DateTime::from_timestamp(issued, 0) else {
+        return false;
+    };
+    // A minute of slack for clocks of different Lambda hosts.
+    if issued_at > now + TimeDelta::minutes(1) || now - issued_at > NONCE_LIFETIME {
+        return false;
+    }
+    let mut expected =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_str().as_bytes()).expect("HMAC takes any key");
+    expected.update(nonce_message(request, issued).as_bytes());
+    expected.verify_slice(&mac).is_ok()
+}
+
+fn nonce_mac(token: &ApprovalToken, request: &ApprovalId, issued: i64) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_str().as_bytes()).expect("HMAC takes any key");
+    mac.update(nonce_message(request, issued).as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn nonce_message(request: &ApprovalId, issued: i64) -> String {
+    format!("approval-form|{request}|{issued}")
+}
+
+/// What the required stage shows for one of the application's services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageCheck {
+    pub service: ServiceName,
+    /// The service's newest deploy of the digest in the required stage, if any.
+    pub newest_with_digest: Option<(DeploymentId, Status, Option<DateTime<Utc>>)>,
+    pub quarantined: bool,
+}
+
+/// Whether the digest passed the required stage: every service deployed it there, the newest
+/// such deploy SUCCEEDED (not rolled back since), it is not quarantined there, and none of the
+/// stage's alarms for the application is in ALARM now. `Err` says why not, for the record and
+/// the notice.
+pub fn verify_release(
+    required: &StageName,
+    digest: &ImageDigest,
+    checks: &[StageCheck],
+    alarms_checked: &[AlarmName],
+    in_alarm: &[AlarmName],
+) -> Result<Evidence, String> {
+    let mut deployments = Vec::new();
+    for check in checks {
+        let service = &check.service;
+        if check.quarantined {
+            return Err(format!(
+                "{digest} is quarantined on {service} in {required} (it was rolled back there)"
+            ));
+        }
+        match &check.newest_with_digest {
+            None => return Err(format!("{service} has not deployed {digest} in {required}")),
+            Some((id, Status::Succeeded, completed_at)) => deployments.push(VerifiedDeploy {
+                service: service.clone(),
+                deployment: id.clone(),
+                completed_at: *completed_at,
+            }),
+            Some((id, status, _)) => {
+                return Err(format!(
+                    "{service}'s newest deploy of {digest} in {required} ({id}) is {status}, not SUCCEEDED"
+                ));
+            }
+        }
+    }
+    if let Some(alarm) = in_alarm.first() {
+        return Err(format!("{required} alarm {alarm} is in ALARM now"));
+    }
+    Ok(Evidence {
+        stage: required.clone(),
+        deployments,
+        alarms_checked: alarms_checked.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::{at, digest, shipped_pipeline};
+
+    fn image() -> PushedImage {
+        crate::domain::fixtures::deployment(7, super::super::deployment::Kind::Deploy, Status::Requested, None).image
+    }
+
+    fn request(required: usize) -> ApprovalRequest {
+        let pipeline = shipped_pipeline();
+        let prod = &pipeline.stages()[2];
+        let mut policy = prod.approval.clone().unwrap();
+        policy.required = required;
+        let app = &pipeline.applications()[0];
+        let mut request = ApprovalRequest::new(
+            ApprovalId::for_release(&image(), &prod.name, &app.name),
+            (&prod.name, &prod.cluster),
+            &policy,
+            &app.name,
+            &image(),
+            Vec::new(),
+            Ok(evidence()),
+            at(0),
+        );
+        for (n, approver) in policy.approvers.iter().enumerate() {
+            request.issue_link(approver, &token(n as u8));
+        }
+        request
+    }
+
+    fn evidence() -> Evidence {
+        Evidence {
+            stage: StageName::parse("staging").unwrap(),
+            deployments: Vec::new(),
+            alarms_checked: Vec::new(),
+        }
+    }
+
+    fn token(n: u8) -> ApprovalToken {
+        ApprovalToken::from_random([n; 32])
+    }
+
+    fn voter() -> Voter {
+        Voter {
+            source_ip: "203.0.113.9".into(),
+            user_agent: "Mozilla/5.0".into(),
+            comment: "ship it".into(),
+            operator: None,
+        }
+    }
+
+    #[test]
+    fn tokens_are_43_url_safe_characters_and_only_their_hash_is_kept() {
+        let token = ApprovalToken::from_random([0xfb; 32]);
+        assert_eq!(token.as_str().len(), 43);
+        assert!(
+            token
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        );
+        assert_eq!(ApprovalToken::parse(token.as_str()), Some(token.clone()));
+        assert_eq!(token.hash().0.len(), 64);
+        assert!(!format!("{token:?}").contains(token.as_str()));
+        for bad in [
+            "",
+            "short",
+            &"A".repeat(44),
+            &format!("{}=", token.as_str()),
+            &"+".repeat(43),
+        ] {
+            assert!(ApprovalToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_derive_from_the_release_and_parse_strictly() {
+        let pipeline = shipped_pipeline();
+        let id = request(1).id;
+        assert_eq!(ApprovalId::parse(id.as_str()), Some(id.clone()));
+        let staging = &pipeline.stages()[1];
+        assert_ne!(
+            ApprovalId::for_release(&image(), &staging.name, &pipeline.applications()[0].name),
+            id
+        );
+        for bad in [
+            "apr-",
+            "apr-XYZ",
+            "dep-0123456789abcdef01234567",
+            "apr-0123456789abcdef0123456g",
+        ] {
+            assert!(ApprovalId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_approval_approves_by_default() {
+        let approved = request(1)
+            .cast(&token(0).hash(), Verdict::Approve, voter(), at(3))
+            .unwrap();
+        assert_eq!(approved.status, ApprovalStatus::Approved);
+        assert_eq!(approved.decided_at, Some(at(3)));
+        assert_eq!(approved.deploy_not_before(), Some(at(8)));
+        let vote = approved.ballots[0].vote.as_ref().unwrap();
+        assert_eq!(
+            (vote.verdict, vote.voter.comment.as_str()),
+            (Verdict::Approve, "ship it")
+        );
+    }
+
+    #[test]
+    fn two_person_rule_needs_two_different_approvers_and_one_reject_rejects() {
+        let open = request(2);
+        let one = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        assert_eq!(one.status, ApprovalStatus::AwaitingApproval);
+        // The same approver again (a double click, a second link of theirs) counts nothing.
+        assert!(matches!(
+            one.cast(&token(0).hash(), Verdict::Approve, voter(), at(2)),
+            Err(Refusal::AlreadyVoted(_))
+        ));
+        let two = one.cast(&token(1).hash(), Verdict::Approve, voter(), at(2)).unwrap();
+        assert_eq!((two.status, two.decided_at), (ApprovalStatus::Approved, Some(at(2))));
+
+        let rejected = one.cast(&token(1).hash(), Verdict::Reject, voter(), at(2)).unwrap();
+        assert_eq!(rejected.status, ApprovalStatus::Rejected);
+        assert!(matches!(
+            rejected.cast(&token(0).hash(), Verdict::Reject, voter(), at(3)),
+            Err(Refusal::AlreadyVoted(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_expired_closed_and_superseded_requests_take_no_vote() {
+        let open = request(1);
+        assert_eq!(
+            open.cast(&token(9).hash(), Verdict::Approve, voter(), at(1)),
+            Err(Refusal::UnknownLink)
+        );
+        let late = open.expires_at;
+        assert_eq!(open.status_at(late), ApprovalStatus::Expired);
+        assert_eq!(
+            open.cast(&token(0).hash(), Verdict::Approve, voter(), late),
+            Err(Refusal::Expired)
+        );
+
+        let successor = Successor {
+            id: ApprovalId::parse("apr-000000000000000000000000").unwrap(),
+            tag: ImageTag::parse("v2").unwrap(),
+        };
+        let superseded = open.supersede(successor.clone(), at(2)).unwrap();
+        assert_eq!(
+            superseded.cast(&token(1).hash(), Verdict::Approve, voter(), at(3)),
+            Err(Refusal::Closed(ApprovalStatus::Superseded))
+        );
+        assert!(
+            superseded.supersede(successor, at(3)).is_none(),
+            "supersedes only open requests"
+        );
+        assert!(superseded.unsent().is_empty());
+    }
+
+    #[test]
+    fn long_comments_and_user_agents_are_cut() {
+        let long = Voter {
+            comment: "x".repeat(5000),
+            user_agent: "y".repeat(5000),
+            ..voter()
+        };
+        let approved = request(1)
+            .cast(&token(0).hash(), Verdict::Approve, long, at(1))
+            .unwrap();
+        let vote = approved.ballots[0].vote.as_ref().unwrap();
+        assert_eq!(vote.voter.comment.len(), MAX_COMMENT_CHARS);
+        assert_eq!(vote.voter.user_agent.len(), MAX_USER_AGENT_CHARS);
+    }
+
+    #[test]
+    fn every_issued_link_opens_the_same_single_ballot() {
+        let mut open = request(2);
+        let approver = open.ballots[0].approver.clone();
+        open.issue_link(&approver, &token(7));
+        assert_eq!(open.ballot(&token(7).hash()).unwrap().approver, approver);
+        let voted = open.cast(&token(7).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        assert!(matches!(
+            voted.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)),
+            Err(Refusal::AlreadyVoted(_))
+        ));
+        assert_eq!(open.unsent().len(), 2);
+        open.mark_sent(&approver, at(1));
+        assert_eq!(open.unsent().len(), 1);
+    }
+
+    #[test]
+    fn nonces_are_bound_to_the_link_the_request_and_an_hour() {
+        let id = request(1).id;
+        let nonce = issue_nonce(&token(0), &id, at(0));
+        assert!(nonce_is_valid(&token(0), &id, &nonce, at(30)));
+        assert!(!nonce_is_valid(&token(1), &id, &nonce, at(30)), "another link's page");
+        let other = ApprovalId::parse("apr-000000000000000000000000").unwrap();
+        assert!(
+            !nonce_is_valid(&token(0), &other, &nonce, at(30)),
+            "another request's page"
+        );
+        assert!(!nonce_is_valid(
+            &token(0),
+            &id,
+            &nonce,
+            at(0) + NONCE_LIFETIME + TimeDelta::seconds(1)
+        ));
+        assert!(!nonce_is_valid(&token(0), &id, "", at(1)));
+        let (issued, mac) = nonce.split_once('.').unwrap();
+        let moved = format!("{}.{mac}", issued.parse::<i64>().unwrap() + 60);
+        assert!(!nonce_is_valid(&token(0), &id, &moved, at(30)), "a changed issue time");
+    }
+
+    #[test]
+    fn a_release_passes_only_if_every_service_succeeded_with_the_digest_and_no_alarm_fires() {
+        let staging = StageName::parse("staging").unwrap();
+        let service = |name: &str| ServiceName::parse(name).unwrap();
+        let ok = |name: &str| StageCheck {
+            service: service(name),
+            newest_with_digest: Some((
+                DeploymentId::from_stored(format!("dep-{name}")),
+                Status::Succeeded,
+                Some(at(5)),
+            )),
+            quarantined: false,
+        };
+        let alarms = [AlarmName::parse("backend-staging-5xx").unwrap()];
+        let evidence = verify_release(&staging, &digest(1), &[ok("api"), ok("worker")], &alarms, &[]).unwrap();
+        assert_eq!(evidence.deployments.len(), 2);
+        assert_eq!(evidence.alarms_checked, alarms);
+
+        let missing = StageCheck {
+            newest_with_digest: None,
+            ..ok("worker")
+        };
+        let why = verify_release(&staging, &digest(1), &[ok("api"), missing], &alarms, &[]).unwrap_err();
+        assert!(why.starts_with("worker has not deployed sha256:0101"), "{why}");
+
+        let rolled_back = StageCheck {
+            newest_with_digest: Some((DeploymentId::from_stored("dep-9".into()), Status::RolledBack, None)),
+            ..ok("api")
+        };
+        let why = verify_release(&staging, &digest(1), &[rolled_back], &alarms, &[]).unwrap_err();
+        assert!(why.ends_with("(dep-9) is ROLLED_BACK, not SUCCEEDED"), "{why}");
+
+        let quarantined = StageCheck {
+            quarantined: true,
+            ..ok("api")
+        };
+        assert!(
+            verify_release(&staging, &digest(1), &[quarantined], &alarms, &[])
+                .unwrap_err()
+                .contains("quarantined")
+        );
+
+        let why = verify_release(&staging, &digest(1), &[ok("api")], &alarms, &alarms).unwrap_err();
+        assert_eq!(why, "staging alarm backend-staging-5xx is in ALARM now");
+    }
+
+    #[test]
+    fn a_blocked_request_sends_no_links() {
+        let pipeline = shipped_pipeline();
+        let prod = &pipeline.stages()[2];
+        let app = &pipeline.applications()[0];
+        let blocked = ApprovalRequest::new(
+            ApprovalId::for_release(&image(), &prod.name, &app.name),
+            (&prod.name, &prod.cluster),
+            prod.approval.as_ref().unwrap(),
+            &app.name,
+            &image(),
+            Vec::new(),
+            Err("not in staging".into()),
+            at(0),
+        );
+        assert_eq!(blocked.status, ApprovalStatus::Blocked);
+        assert_eq!(blocked.blocked.as_deref(), Some("not in staging"));
+        assert!(blocked.unsent().is_empty());
+    }
+}

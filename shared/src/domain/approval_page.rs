@@ -1,0 +1,345 @@
+//! The page an approver's link opens, as plain HTML: no script, every shown value escaped, and
+//! a form that only a person pressing a button submits. Rendering is pure; the handler picks
+//! which page.
+
+use super::approval::{ApprovalRequest, ApprovalStatus, Ballot, Verdict};
+use super::notice::{evidence_lines, utc};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+}
+
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111}\
+h1{font-size:1.4rem}dt{font-weight:600}dd{margin:0 0 .5rem 0;word-break:break-all}\
+.state{padding:.75rem 1rem;border-radius:6px;background:#eef}\
+textarea{width:100%;min-height:4rem}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:1rem}\
+.approve{background:#176f2c;color:#fff;border:0}.reject{background:#a11;color:#fff;border:0}";
+
+/// The response headers every page carries: no script at all (the style is allowed by its
+/// hash), forms post only back here, no framing, no caching, no referrer (the URL holds the
+/// token), no type sniffing.
+pub static HEADERS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+    use base64::Engine;
+    let style_hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    vec![
+        ("content-type", "text/html; charset=utf-8".into()),
+        (
+            "content-security-policy",
+            format!(
+                "default-src 'none'; script-src 'none'; style-src 'sha256-{style_hash}'; img-src 'none'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            ),
+        ),
+        ("x-frame-options", "DENY".into()),
+        ("cache-control", "no-store".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-content-type-options", "nosniff".into()),
+    ]
+});
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn document(status: u16, title: &str, body: &str) -> Page {
+    Page {
+        status,
+        html: format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"robots\" content=\"noindex, nofollow\">\
+             <title>{title}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+            title = escape(title),
+        ),
+    }
+}
+
+/// Unknown or forged links: nothing about any request.
+pub fn not_found() -> Page {
+    document(404, "Not found", "<h1>Not found</h1><p>This link is not valid.</p>")
+}
+
+/// An expired link: nothing about the request either.
+pub fn gone() -> Page {
+    document(
+        410,
+        "Link expired",
+        "<h1>This link has expired</h1><p>The approval request it belonged to is closed.</p>",
+    )
+}
+
+/// A POST that did not come from this link's page, or from a page older than an hour.
+pub fn stale_form() -> Page {
+    document(
+        403,
+        "Form expired",
+        "<h1>Nothing was decided</h1><p>This form is too old or did not come from this link's page. \
+         Open the link from your message again and decide there.</p>",
+    )
+}
+
+pub fn method_not_allowed() -> Page {
+    document(405, "Method not allowed", "<h1>Method not allowed</h1>")
+}
+
+/// The records could not be reached: nothing was decided, try again.
+pub fn unavailable() -> Page {
+    document(
+        503,
+        "Try again",
+        "<h1>Try again in a moment</h1><p>Nothing was decided.</p>",
+    )
+}
+
+/// What a holder of `ballot`'s link sees of `request` at `now`; with `form_nonce`, the
+/// Approve / Reject form (only while the request is open and this ballot has not voted).
+/// `notice` is a line on top: what the last POST did.
+pub fn request_page(
+    request: &ApprovalRequest,
+    ballot: &Ballot,
+    form_nonce: Option<&str>,
+    notice: Option<&str>,
+    status: u16,
+    now: DateTime<Utc>,
+) -> Page {
+    let image = &request.image;
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>Release {tag} of {app} to {stage}</h1>",
+        tag = escape(image.tag.as_str()),
+        app = escape(request.application.as_str()),
+        stage = escape(request.stage.as_str()),
+    );
+    if let Some(notice) = notice {
+        let _ = write!(body, "<p class=\"state\" id=\"notice\">{}</p>", escape(notice));
+    }
+    let _ = write!(
+        body,
+        "<p class=\"state\" id=\"state\">{}</p>",
+        escape(&state_line(request, now))
+    );
+    let _ = write!(body, "<h2>What ships</h2><dl>");
+    for (term, value) in [
+        ("Application", request.application.as_str().to_owned()),
+        ("Stage", format!("{} (cluster {})", request.stage, request.cluster)),
+        ("Tag", image.tag.to_string()),
+        ("Digest", image.digest.to_string()),
+        ("Image", image.uri.clone()),
+        ("Requested at", format!("{} UTC", utc(request.requested_at))),
+        ("Expires at", format!("{} UTC", utc(request.expires_at))),
+        ("Your ballot", ballot.approver.to_string()),
+    ] {
+        let id = term.to_ascii_lowercase().replace(' ', "-");
+        let _ = write!(body, "<dt>{term}</dt><dd id=\"{id}\">{}</dd>", escape(&value));
+    }
+    let _ = write!(body, "</dl><h2>Services</h2><ul>");
+    for service in &request.services {
+        let _ = write!(
+            body,
+            "<li>{} (runs now: {})</li>",
+            escape(service.service.as_str()),
+            escape(service.running_now.as_deref().unwrap_or("unknown"))
+        );
+    }
+    let heading = match &request.evidence {
+        Some(evidence) => format!("Verified in {}", evidence.stage),
+        None => "Verified before".into(),
+    };
+    let _ = write!(body, "</ul><h2>{}</h2><ul>", escape(&heading));
+    for line in evidence_lines(request.evidence.as_ref()) {
+        let _ = write!(body, "<li>{}</li>", escape(&line));
+    }
+    body.push_str("</ul><h2>Votes</h2><ul>");
+    for other in &request.ballots {
+        let said = match &other.vote {
+            Some(vote) => format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at)),
+            None => "has not voted".into(),
+        };
+        let _ = write!(body, "<li>{}: {}</li>", escape(other.approver.as_str()), escape(&said));
+    }
+    body.push_str("</ul>");
+    if let Some(nonce) = form_nonce.filter(|_| may_vote(request, ballot, now)) {
+        let _ = write!(
+            body,
+            "<form method=\"post\"><input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
+             <p><label for=\"comment\">Comment (optional)</label><br>\
+             <textarea id=\"comment\" name=\"comment\" maxlength=\"1000\"></textarea></p>\
+             <p><button class=\"approve\" type=\"submit\" name=\"verdict\" value=\"approve\" id=\"approve\">Approve</button>\
+             <button class=\"reject\" type=\"submit\" name=\"verdict\" value=\"reject\" id=\"reject\">Reject</button></p>\
+             </form>",
+            nonce = escape(nonce),
+        );
+    }
+    document(
+        status,
+        &format!("Approve {} of {} to {}", image.tag, request.application, request.stage),
+        &body,
+    )
+}
+
+fn may_vote(request: &ApprovalRequest, ballot: &Ballot, now: DateTime<Utc>) -> bool {
+    ballot.vote.is_none() && request.status_at(now) == ApprovalStatus::AwaitingApproval
+}
+
+/// The request's state in one sentence.
+pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
+    let by = |verdict: Verdict| -> String {
+        request
+            .ballots
+            .iter()
+            .filter_map(|b| b.vote.as_ref().filter(|v| v.verdict == verdict).map(|v| (b, v)))
+            .map(|(b, v)| format!("{} at {} UTC", b.approver, utc(v.at)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match request.status_at(now) {
+        ApprovalStatus::AwaitingApproval => {
+            let approvals = request.approvals().count();
+            format!(
+                "Awaiting approval: {approvals} of {} needed approvals so far.",
+                request.approvals_required
+            )
+        }
+        ApprovalStatus::Approved => format!(
+            "Approved by {}; deploying at {} UTC at the earliest.",
+            by(Verdict::Approve),
+            request.deploy_not_before().map(utc).unwrap_or_else(|| "?".into())
+        ),
+        ApprovalStatus::Rejected => format!("Rejected by {}.", by(Verdict::Reject)),
+        ApprovalStatus::Expired => "Expired: nobody decided in time.".into(),
+        ApprovalStatus::Superseded => match &request.superseded_by {
+            Some(next) => format!("Superseded by release {} (request {}).", next.tag, next.id),
+            None => "Superseded by a newer release.".into(),
+        },
+        ApprovalStatus::Cancelled => "Cancelled before the deploy started.".into(),
+        ApprovalStatus::Blocked => format!("Blocked: {}", request.blocked.as_deref().unwrap_or("?")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::approval::{ApprovalId, ApprovalToken, Evidence, Voter};
+    use crate::domain::deployment::{Kind, Status};
+    use crate::domain::fixtures::{at, deployment, shipped_pipeline};
+
+    fn request() -> (ApprovalRequest, ApprovalToken) {
+        let pipeline = shipped_pipeline();
+        let prod = &pipeline.stages()[2];
+        let app = &pipeline.applications()[0];
+        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
+        let mut request = ApprovalRequest::new(
+            ApprovalId::for_release(&image, &prod.name, &app.name),
+            (&prod.name, &prod.cluster),
+            prod.approval.as_ref().unwrap(),
+            &app.name,
+            &image,
+            Vec::new(),
+            Ok(Evidence {
+                stage: pipeline.stages()[1].name.clone(),
+                deployments: Vec::new(),
+                alarms_checked: Vec::new(),
+            }),
+            at(0),
+        );
+        let token = ApprovalToken::from_random([1; 32]);
+        let approver = request.ballots[0].approver.clone();
+        request.issue_link(&approver, &token);
+        (request, token)
+    }
+
+    #[test]
+    fn everything_shown_is_escaped() {
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+        let (request, token) = request();
+        let voter = Voter {
+            comment: "<img src=x onerror=alert(1)>".into(),
+            ..Voter::default()
+        };
+        let mut voted = request.cast(&token.hash(), Verdict::Reject, voter, at(1)).unwrap();
+        voted.blocked = Some("<script>".into());
+        let page = request_page(&voted, &voted.ballots[0], None, Some("<b>x</b>"), 200, at(2));
+        assert!(
+            !page.html.contains("<script>") && !page.html.contains("<b>x"),
+            "{}",
+            page.html
+        );
+        assert!(page.html.contains("&lt;b&gt;x&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn the_form_appears_only_for_an_open_request_and_an_unused_ballot() {
+        let (request, token) = request();
+        let open = request_page(&request, &request.ballots[0], Some("n0nce"), None, 200, at(1));
+        assert!(open.html.contains("name=\"nonce\" value=\"n0nce\""));
+        assert!(open.html.contains("value=\"approve\"") && open.html.contains("value=\"reject\""));
+        assert!(!open.html.contains("<script"), "no script at all");
+
+        let approved = request
+            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
+            .unwrap();
+        let page = request_page(&approved, &approved.ballots[0], Some("n0nce"), None, 200, at(3));
+        assert!(!page.html.contains("<form"));
+        assert!(
+            page.html
+                .contains("Approved by release-manager@example.com at 2026-11-22 10:02:00 UTC")
+        );
+        assert!(
+            page.html
+                .contains("deploying at 2026-11-22 10:07:00 UTC at the earliest")
+        );
+
+        let late = request_page(
+            &request,
+            &request.ballots[0],
+            Some("n0nce"),
+            None,
+            200,
+            request.expires_at,
+        );
+        assert!(!late.html.contains("<form"));
+    }
+
+    #[test]
+    fn every_page_carries_the_security_headers() {
+        let headers: std::collections::HashMap<_, _> = HEADERS.iter().cloned().collect();
+        let csp = &headers["content-security-policy"];
+        for part in [
+            "script-src 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "default-src 'none'",
+        ] {
+            assert!(csp.contains(part), "{csp}");
+        }
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(not_found().status, 404);
+        assert!(!not_found().html.contains("apr-"));
+        assert_eq!(gone().status, 410);
+    }
+}
