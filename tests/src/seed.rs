@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 pub const TABLE: &str = "deployments";
 pub const TOPIC: &str = "deploy-notifications";
+pub const APPROVAL_TOPIC: &str = "deploy-approvals";
 
 pub struct World {
     pub table: String,
@@ -26,6 +27,10 @@ pub struct World {
     pub notices_queue_url: String,
     /// (cluster, service) → the task definition ARN the service starts on.
     pub initial: BTreeMap<(String, String), String>,
+    pub approval_topic_arn: String,
+    /// Approver → an SQS queue subscribed to the approvals topic with the filter policy
+    /// `pipectl approvers sync` gives that approver's e-mail subscription.
+    pub approver_queues: BTreeMap<String, String>,
 }
 
 pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
@@ -38,7 +43,26 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
         .expect("create topic")
         .topic_arn
         .expect("topic ARN");
-    let notices_queue_url = subscribe_queue(config, &topic_arn).await;
+    let notices_queue_url = subscribe_queue(config, &topic_arn, "notices", None).await;
+    let approval_topic_arn = aws_sdk_sns::Client::new(config)
+        .create_topic()
+        .name(APPROVAL_TOPIC)
+        .send()
+        .await
+        .expect("create approvals topic")
+        .topic_arn
+        .expect("topic ARN");
+    let mut approver_queues = BTreeMap::new();
+    let approvers = pipeline
+        .stages()
+        .iter()
+        .filter_map(|s| s.approval.as_ref())
+        .flat_map(|p| &p.approvers);
+    for (n, approver) in approvers.enumerate() {
+        let policy = shared::adapters::sns::approver_filter_policy(approver);
+        let queue = subscribe_queue(config, &approval_topic_arn, &format!("approver-{n}"), Some(policy)).await;
+        approver_queues.insert(approver.to_string(), queue);
+    }
     let ecs = aws_sdk_ecs::Client::new(config);
     let mut initial = BTreeMap::new();
     for stage in pipeline.stages() {
@@ -70,25 +94,28 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
         topic_arn,
         notices_queue_url,
         initial,
+        approval_topic_arn,
+        approver_queues,
     }
 }
 
-async fn subscribe_queue(config: &SdkConfig, topic_arn: &str) -> String {
+async fn subscribe_queue(config: &SdkConfig, topic_arn: &str, name: &str, filter_policy: Option<String>) -> String {
     let sqs = aws_sdk_sqs::Client::new(config);
     let queue_url = sqs
         .create_queue()
-        .queue_name("notices")
+        .queue_name(name)
         .send()
         .await
         .expect("create queue")
         .queue_url
         .expect("queue URL");
-    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:notices");
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
     aws_sdk_sns::Client::new(config)
         .subscribe()
         .topic_arn(topic_arn)
         .protocol("sqs")
         .endpoint(queue_arn)
+        .set_attributes(filter_policy.map(|policy| [("FilterPolicy".to_owned(), policy)].into()))
         .send()
         .await
         .expect("subscribe queue");

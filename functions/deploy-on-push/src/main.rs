@@ -1,6 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter};
+use shared::adapters::{cloudwatch::CloudWatchAlarms, dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::handlers::deploy_on_push::DeployOnPush;
+use shared::handlers::request_approval::ApprovalDesk;
 use shared::lambda::runtime;
 
 #[tokio::main(flavor = "current_thread")]
@@ -12,6 +13,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         pipeline,
         records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
         ecs: EcsAdapter::new(&aws),
+        approvals: ApprovalDesk {
+            alarms: CloudWatchAlarms::new(&aws),
+            mail: SnsNotifier::new(&aws, runtime::env("APPROVAL_TOPIC_ARN")?),
+            notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
+            page_url: runtime::env("APPROVAL_PAGE_URL")?,
+        },
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handler.handle(event)

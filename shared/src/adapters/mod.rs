@@ -1,6 +1,8 @@
 //! AWS SDK implementations of the ports: thin, no decisions. Each sits behind the cargo
 //! feature of its SDK, so a function links only the SDKs it calls.
 
+#[cfg(feature = "cloudwatch")]
+pub mod cloudwatch;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 #[cfg(feature = "ecs")]

@@ -1,6 +1,17 @@
 use super::describe_sdk_error;
+use crate::domain::names::Approver;
 use crate::domain::notice::Notice;
-use crate::ports::{Notifier, NotifyError};
+use crate::ports::{ApproverMail, Notifier, NotifyError};
+use aws_sdk_sns::types::MessageAttributeValue;
+
+/// The message attribute approvers' subscriptions filter on (`pipectl approvers sync` sets
+/// each one's filter policy to their own address).
+pub const APPROVER_ATTRIBUTE: &str = "approver";
+
+/// The filter policy of an approver's subscription: only messages naming them.
+pub fn approver_filter_policy(approver: &Approver) -> String {
+    serde_json::json!({ APPROVER_ATTRIBUTE: [approver.as_str()] }).to_string()
+}
 
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
@@ -14,17 +25,23 @@ impl SnsNotifier {
             topic_arn: topic_arn.into(),
         }
     }
-}
 
-impl Notifier for SnsNotifier {
-    async fn publish(&self, notice: &Notice) -> Result<(), NotifyError> {
+    async fn send(&self, notice: &Notice, approver: Option<&Approver>) -> Result<(), NotifyError> {
+        let attribute = approver.map(|approver| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(approver.as_str())
+                .build()
+                .expect("data type is set")
+        });
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(&notice.subject)
             .message(&notice.message)
-            // Not idempotent: an SDK retry after a lost answer sends the notice again. A
-            // failure goes back to Lambda, whose retry publishes from the outbox.
+            .set_message_attributes(attribute.map(|a| [(APPROVER_ATTRIBUTE.to_owned(), a)].into()))
+            // Not idempotent: an SDK retry after a lost answer sends the message again. A
+            // failure goes back to Lambda, whose retry sends what is still unsent.
             .customize()
             .config_override(
                 aws_sdk_sns::config::Builder::default()
@@ -34,5 +51,18 @@ impl Notifier for SnsNotifier {
             .await
             .map_err(|err| NotifyError(describe_sdk_error("Publish", &err)))?;
         Ok(())
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn publish(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.send(notice, None).await
+    }
+}
+
+/// The approvals topic: every message names its approver, whose subscription alone lets it through.
+impl ApproverMail for SnsNotifier {
+    async fn send_to(&self, approver: &Approver, notice: &Notice) -> Result<(), NotifyError> {
+        self.send(notice, Some(approver)).await
     }
 }

@@ -96,6 +96,15 @@ pub fn stale_form() -> Page {
     )
 }
 
+/// The link's approver was taken off the stage's approvers since the request was made.
+pub fn no_longer_approver() -> Page {
+    document(
+        403,
+        "Not an approver",
+        "<h1>Nothing was decided</h1><p>This link's approver is no longer an approver of this stage.</p>",
+    )
+}
+
 pub fn method_not_allowed() -> Page {
     document(405, "Method not allowed", "<h1>Method not allowed</h1>")
 }

@@ -223,6 +223,30 @@ pub fn release_blocked_notice(request: &ApprovalRequest, required: Option<&str>)
     }
 }
 
+/// An open request a newer release replaced: its links now say so.
+pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &ApprovalRequest) -> Notice {
+    Notice {
+        subject: subject(format!(
+            "Approval of {} to {} superseded by {}",
+            superseded.image.tag, superseded.stage, newer.image.tag
+        )),
+        message: format!(
+            "The approval request for {old} of {app} to {stage} ({old_id}) is superseded by {new} ({new_id}); \
+             its links no longer decide anything.\n\n\
+             Superseded digest: {old_digest}\n\
+             Newer digest: {new_digest}\n",
+            old = superseded.image.tag,
+            app = superseded.application,
+            stage = superseded.stage,
+            old_id = superseded.id,
+            new = newer.image.tag,
+            new_id = newer.id,
+            old_digest = superseded.image.digest,
+            new_digest = newer.image.digest,
+        ),
+    }
+}
+
 /// A UTC time as people read it in a message or on the page.
 pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()

@@ -2,12 +2,16 @@
 //! integration layer). They keep the contracts the adapters keep: conditional writes lose
 //! cleanly, history is newest first, a lock is held until released or expired.
 
+use crate::domain::approval::{ApprovalId, ApprovalRequest};
 use crate::domain::deployment::{Deployment, DeploymentId, ServiceState, ServiceStateField, Status};
-use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ServiceName};
+use crate::domain::names::{
+    AlarmName, AppName, Approver, ClusterName, ContainerName, ImageDigest, ServiceName, StageName,
+};
 use crate::domain::notice::Notice;
 use crate::ports::{
-    Deployments, Ecs, EcsError, HistoryPage, Notifier, NotifyError, Outbox, OutboxEntry, Quarantine, Registered,
-    Running, ServiceLocks, StateMove, StoreError,
+    AlarmStateError, AlarmStates, Approvals, ApproverMail, Deployments, Ecs, EcsError, HistoryPage, Notifier,
+    NotifyError, OpenRequest, Outbox, OutboxEntry, Quarantine, Registered, Running, ServiceLocks, StateMove,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +29,8 @@ struct Tables {
     states: HashMap<ServiceKey, ServiceState>,
     locks: HashMap<ServiceKey, (String, DateTime<Utc>)>,
     outbox: BTreeMap<String, OutboxEntry>,
+    approvals: BTreeMap<String, ApprovalRequest>,
+    open_requests: HashMap<(String, String), OpenRequest>,
 }
 
 /// The records table in memory. Clones share it, as handlers share one table.
@@ -90,6 +96,10 @@ impl MemoryRecords {
             .unwrap()
             .deployments
             .insert(deployment.id.to_string(), deployment);
+    }
+
+    pub fn approvals(&self) -> Vec<ApprovalRequest> {
+        self.tables.lock().unwrap().approvals.values().cloned().collect()
     }
 
     pub fn set_state(&self, cluster: &ClusterName, service: &ServiceName, state: ServiceState) {
@@ -270,6 +280,65 @@ impl Quarantine for MemoryRecords {
         let before = state.quarantined.len();
         state.quarantined.retain(|d| d != digest);
         Ok(state.quarantined.len() < before)
+    }
+
+    async fn quarantined(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Vec<ImageDigest>, StoreError> {
+        Ok(self.state(cluster, service).quarantined)
+    }
+}
+
+impl Approvals for MemoryRecords {
+    async fn create_approval(&self, request: &ApprovalRequest) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        if tables.approvals.contains_key(request.id.as_str()) {
+            return Ok(false);
+        }
+        tables.approvals.insert(request.id.to_string(), request.clone());
+        Ok(true)
+    }
+
+    async fn get_approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError> {
+        Ok(self.tables.lock().unwrap().approvals.get(id.as_str()).cloned())
+    }
+
+    async fn save_approval(&self, request: &ApprovalRequest) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        match tables.approvals.get(request.id.as_str()) {
+            Some(stored) if stored.version + 1 == request.version => {
+                tables.approvals.insert(request.id.to_string(), request.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn open_request(&self, stage: &StageName, application: &AppName) -> Result<Option<OpenRequest>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables
+            .open_requests
+            .get(&(stage.to_string(), application.to_string()))
+            .cloned())
+    }
+
+    async fn point_open_request(
+        &self,
+        stage: &StageName,
+        application: &AppName,
+        id: &ApprovalId,
+        pushed_at: DateTime<Utc>,
+        expected: Option<&ApprovalId>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let key = (stage.to_string(), application.to_string());
+        if tables.open_requests.get(&key).map(|open| &open.id) != expected {
+            return Ok(false);
+        }
+        let open = OpenRequest {
+            id: id.clone(),
+            pushed_at,
+        };
+        tables.open_requests.insert(key, open);
+        Ok(true)
     }
 }
 
@@ -474,6 +543,52 @@ impl Notifier for FakeNotifier {
             return Err(NotifyError("Publish: InternalError".into()));
         }
         self.published.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
+/// Alarms in ALARM are those set so; the rest are OK. Clones share it.
+#[derive(Clone, Default)]
+pub struct FakeAlarms {
+    firing: Arc<Mutex<Vec<AlarmName>>>,
+}
+
+impl FakeAlarms {
+    pub fn set_firing(&self, alarms: &[&str]) {
+        *self.firing.lock().unwrap() = alarms.iter().map(|a| AlarmName::parse(*a).unwrap()).collect();
+    }
+}
+
+impl AlarmStates for FakeAlarms {
+    async fn in_alarm(&self, alarms: &[AlarmName]) -> Result<Vec<AlarmName>, AlarmStateError> {
+        let firing = self.firing.lock().unwrap();
+        Ok(alarms.iter().filter(|a| firing.contains(a)).cloned().collect())
+    }
+}
+
+/// Keeps each approver's messages; can be told to fail. Clones share it.
+#[derive(Clone, Default)]
+pub struct FakeApproverMail {
+    sent: Arc<Mutex<Vec<(Approver, Notice)>>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+impl FakeApproverMail {
+    pub fn sent(&self) -> Vec<(Approver, Notice)> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    pub fn fail(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
+    }
+}
+
+impl ApproverMail for FakeApproverMail {
+    async fn send_to(&self, approver: &Approver, notice: &Notice) -> Result<(), NotifyError> {
+        if *self.failing.lock().unwrap() {
+            return Err(NotifyError("Publish: InternalError".into()));
+        }
+        self.sent.lock().unwrap().push((approver.clone(), notice.clone()));
         Ok(())
     }
 }

@@ -4,7 +4,11 @@
 //! so two pushes cannot interleave their ECS calls), decide from the service state, create the
 //! record (its id is the business key, so a duplicate delivery loses here), act on ECS, then
 //! record the outcome and release the lock in one write.
+//!
+//! A stage a person approves gets, instead of a deploy, one record per service awaiting
+//! approval and one approval request for them all (`request_approval`).
 
+use super::request_approval::{ApprovalDesk, ApprovalResult, Gate};
 use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
@@ -15,23 +19,34 @@ use crate::domain::push::{BadEvent, PushPlan, Target, plan_push};
 use crate::events::EcrEvent;
 use crate::lambda::errors::{ServiceError, ServiceFailures};
 use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
-use crate::ports::{Deployments, Ecs, EcsError, Running, ServiceLocks, StateMove, StoreError};
+use crate::ports::{
+    AlarmStates, Approvals, ApproverMail, Deployments, Ecs, EcsError, Notifier, Outbox, Quarantine, Running,
+    ServiceLocks, StateMove, StoreError,
+};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 
-pub struct DeployOnPush<S, E> {
+pub struct DeployOnPush<S, E, C, M, N> {
     pub pipeline: Pipeline,
     pub records: S,
     pub ecs: E,
+    pub approvals: ApprovalDesk<C, M, N>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum PushResponse {
-    Ignored { reason: String },
-    Handled { image: String, targets: Vec<TargetResult> },
+    Ignored {
+        reason: String,
+    },
+    Handled {
+        image: String,
+        targets: Vec<TargetResult>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<ApprovalResult>,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -57,6 +72,20 @@ pub enum TargetOutcome {
     Skipped {
         reason: String,
     },
+}
+
+/// How a failed approval request is named among the failures (in place of a service).
+const APPROVAL_REQUEST: &str = "approval request";
+
+/// The stages among `targets` a person approves, each once, in pipeline order.
+fn approval_stages<'a>(targets: &[Target<'a>]) -> Vec<&'a crate::domain::pipeline::Stage> {
+    let mut stages: Vec<&crate::domain::pipeline::Stage> = Vec::new();
+    for target in targets.iter().filter(|t| t.mode == Mode::Approval) {
+        if !stages.iter().any(|s| s.name == target.stage.name) {
+            stages.push(target.stage);
+        }
+    }
+    stages
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +115,14 @@ impl From<BadEvent> for PushError {
     }
 }
 
-impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
+impl<S, E, C, M, N> DeployOnPush<S, E, C, M, N>
+where
+    S: ServiceLocks + Deployments + Approvals + Quarantine + Outbox,
+    E: Ecs,
+    C: AlarmStates,
+    M: ApproverMail,
+    N: Notifier,
+{
     /// The Lambda entry point: the payload is read here so a malformed event becomes a
     /// `BadEvent` naming the field, not a panic.
     pub async fn handle(&self, event: LambdaEvent<serde_json::Value>) -> Result<PushResponse, PushError> {
@@ -110,6 +146,27 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
             Ok(PushPlan::Deploy { image, targets }) => (image, targets),
         };
 
+        let mut results = Vec::new();
+        let mut failures = Vec::new();
+        let mut approvals = Vec::new();
+
+        // A stage a person approves: a release that did not pass the stage it requires gets a
+        // BLOCKED request, and its services are left alone.
+        let app = self.pipeline.application_for(&image.repository);
+        let mut gated = Vec::new();
+        for stage in approval_stages(&targets) {
+            let Some(app) = app else { break };
+            match self.gate(&image, app, stage).await {
+                Ok(Gate::Blocked(result)) => approvals.push(result),
+                Ok(Gate::Open(verified)) => gated.push((stage, verified)),
+                Err(err) => failures.push((stage.name.to_string(), APPROVAL_REQUEST.to_owned(), err)),
+            }
+        }
+        let targets: Vec<&Target> = targets
+            .iter()
+            .filter(|t| t.mode == Mode::Automatic || gated.iter().any(|(stage, _)| stage.name == t.stage.name))
+            .collect();
+
         // Targets are distinct (stage, service) pairs, each under its own lock: run them together.
         let attempts = join_all(
             targets
@@ -117,8 +174,6 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
                 .map(|target| self.deploy_target(&image, target, deadline)),
         )
         .await;
-        let mut results = Vec::new();
-        let mut failures = Vec::new();
         for (target, attempt) in targets.iter().zip(attempts) {
             let (stage, service) = (target.stage.name.to_string(), target.service.name.to_string());
             match attempt {
@@ -132,12 +187,29 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
                 }
             }
         }
+
+        // The request covers every service of the stage: it waits for a retry if one failed.
+        for (stage, verified) in gated {
+            let Some(app) = app else { break };
+            if failures.iter().any(|(failed, _, _)| failed == stage.name.as_str()) {
+                continue;
+            }
+            match self.open_request(&image, app, stage, verified).await {
+                Ok(Some(result)) => {
+                    tracing::info!(stage = %stage.name, approval = %result.approval_id, status = %result.status, links_sent = result.links_sent, "approval request");
+                    approvals.push(result);
+                }
+                Ok(None) => {}
+                Err(err) => failures.push((stage.name.to_string(), APPROVAL_REQUEST.to_owned(), err)),
+            }
+        }
         if !failures.is_empty() {
             return Err(PushError::Targets(ServiceFailures(failures)));
         }
         Ok(PushResponse::Handled {
             image: image.uri,
             targets: results,
+            approvals,
         })
     }
 
@@ -213,6 +285,10 @@ impl<S: ServiceLocks + Deployments, E: Ecs> DeployOnPush<S, E> {
 
         let (field, outcome) = match target.mode {
             Mode::Approval => {
+                // What the stage runs now, for the approvers to see (and an unknown service
+                // fails here, before any record).
+                let running = self.ecs.running_service(cluster, service).await?;
+                record.previous_task_definition = Some(running.task_definition);
                 record.status = Status::AwaitingApproval;
                 if !self.records.create_deployment(&record).await? {
                     return self.duplicate(&record.id, supersedes).await;

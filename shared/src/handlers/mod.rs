@@ -1,7 +1,9 @@
 //! One module per function, each written against the ports it needs: `main.rs` builds the
 //! adapters and hands them in; unit tests hand in the fakes.
 
+pub mod approval_page;
 pub mod deploy_on_push;
+pub mod request_approval;
 pub mod restore;
 pub mod rollback_on_alarm;
 pub mod track_deployment;
@@ -98,5 +100,7 @@ pub(crate) async fn deliver_notice<O: Outbox, N: Notifier>(
     Ok(())
 }
 
+#[cfg(test)]
+mod request_approval_tests;
 #[cfg(test)]
 mod tests;

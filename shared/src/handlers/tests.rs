@@ -3,6 +3,7 @@
 //! integration layer for the same handlers.
 
 use super::deploy_on_push::{DeployOnPush, PushResponse, TargetOutcome};
+use super::request_approval::ApprovalDesk;
 use super::restore::{RestoreOutcome, Restorer};
 use super::rollback_on_alarm::{AlarmResponse, RollbackOnAlarm};
 use super::track_deployment::{TrackDeployment, TrackResponse};
@@ -11,7 +12,7 @@ use crate::domain::fixtures::{deployment, shipped_pipeline};
 use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::pipeline::Pipeline;
 use crate::events::{AlarmEvent, EcrEvent, EcsDeploymentEvent};
-use crate::fakes::{FakeEcs, FakeNotifier, MemoryRecords, UpdateFailure};
+use crate::fakes::{FakeAlarms, FakeApproverMail, FakeEcs, FakeNotifier, MemoryRecords, UpdateFailure};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use lambda_runtime::Diagnostic;
 use serde_json::json;
@@ -31,7 +32,11 @@ struct World {
     records: MemoryRecords,
     ecs: FakeEcs,
     notifier: FakeNotifier,
+    alarms: FakeAlarms,
+    mail: FakeApproverMail,
 }
+
+type Deployer = DeployOnPush<MemoryRecords, FakeEcs, FakeAlarms, FakeApproverMail, FakeNotifier>;
 
 impl World {
     fn new() -> Self {
@@ -40,14 +45,22 @@ impl World {
             records: MemoryRecords::default(),
             ecs: FakeEcs::with_services(&[(&dev, &backend, "td:1"), (&dev, &worker, "td:2")]),
             notifier: FakeNotifier::default(),
+            alarms: FakeAlarms::default(),
+            mail: FakeApproverMail::default(),
         }
     }
 
-    fn deployer(&self) -> DeployOnPush<MemoryRecords, FakeEcs> {
+    fn deployer(&self) -> Deployer {
         DeployOnPush {
             pipeline: shipped_pipeline(),
             records: self.records.clone(),
             ecs: self.ecs.clone(),
+            approvals: ApprovalDesk {
+                alarms: self.alarms.clone(),
+                mail: self.mail.clone(),
+                notifier: self.notifier.clone(),
+                page_url: "https://approve.example/".into(),
+            },
         }
     }
 

@@ -8,7 +8,7 @@
 //! pipeline file or the account is fixed. Ignoring such an event would lose it.
 
 use crate::lambda::service_lock::LOCK_WAIT;
-use crate::ports::{EcsError, NotifyError, StoreError};
+use crate::ports::{AlarmStateError, EcsError, NotifyError, StoreError};
 
 /// Why one service's work failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Alarms(#[from] AlarmStateError),
     #[error("another handler held this service's lock for {}s; retry later", LOCK_WAIT.num_seconds())]
     Busy,
     /// Too little of the invocation was left to act on ECS and record it: the record stays
@@ -34,6 +36,7 @@ impl ServiceError {
             ServiceError::Ecs(err) => err.error_type(),
             ServiceError::Store(err) => err.error_type(),
             ServiceError::Notify(_) => "NotifyFailed",
+            ServiceError::Alarms(_) => "AlarmStatesUnavailable",
             ServiceError::Busy => "ServiceBusy",
             ServiceError::OutOfTime => "OutOfTime",
         }

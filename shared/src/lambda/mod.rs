@@ -2,5 +2,7 @@
 //! config), the per-service lock, and how errors reach Lambda.
 
 pub mod errors;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod runtime;
 pub mod service_lock;

@@ -2,6 +2,8 @@
 //! handler names exactly what it uses. Adapters implement them over the AWS SDK (`adapters`),
 //! in-memory fakes for fast unit tests (`fakes`); the handlers never see an SDK client.
 
+pub mod alarms;
+pub mod approvals;
 pub mod deployments;
 pub mod ecs;
 pub mod locks;
@@ -9,10 +11,12 @@ pub mod notifier;
 pub mod outbox;
 pub mod quarantine;
 
+pub use alarms::{AlarmStateError, AlarmStates};
+pub use approvals::{Approvals, OpenRequest};
 pub use deployments::{Deployments, HistoryPage};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};
-pub use notifier::{Notifier, NotifyError};
+pub use notifier::{ApproverMail, Notifier, NotifyError};
 pub use outbox::{Outbox, OutboxEntry};
 pub use quarantine::Quarantine;
 

@@ -20,4 +20,11 @@ pub trait Quarantine: Send + Sync {
         service: &ServiceName,
         digest: &ImageDigest,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The digests quarantined on the service.
+    fn quarantined(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+    ) -> impl Future<Output = Result<Vec<ImageDigest>, StoreError>> + Send;
 }

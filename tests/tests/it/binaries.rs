@@ -5,7 +5,7 @@ use harness::function::Function;
 use harness::{built_binary, event_file};
 
 async fn deploy_on_push(env: &Env, extra: &[(&str, &str)]) -> Function {
-    let mut vars = vec![("TABLE_NAME", env.world.table.as_str())];
+    let mut vars = env.function_vars();
     vars.extend_from_slice(extra);
     Function::spawn(&built_binary("deploy-on-push", "debug"), &env.moto.endpoint, &vars).await
 }

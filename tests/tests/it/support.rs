@@ -5,16 +5,20 @@ use chrono::{DateTime, Utc};
 use harness::moto::Moto;
 use harness::seed::{Notice, World, seed, take_notices};
 use harness::{event_file, repo_root};
-use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
+use shared::adapters::{cloudwatch::CloudWatchAlarms, dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::domain::pipeline::Pipeline;
 use shared::events::EcrEvent;
 use shared::handlers::deploy_on_push::DeployOnPush;
+use shared::handlers::request_approval::ApprovalDesk;
 use shared::handlers::restore::Restorer;
 use shared::handlers::rollback_on_alarm::RollbackOnAlarm;
 use shared::handlers::track_deployment::TrackDeployment;
 use std::collections::HashMap;
 
-pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter>;
+pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter, CloudWatchAlarms, SnsNotifier, SnsNotifier>;
+
+/// Where approval links point when a test does not serve the page.
+pub const NO_PAGE: &str = "https://approvals.invalid/";
 pub type Tracker = TrackDeployment<DynamoRecords, EcsAdapter, SnsNotifier>;
 pub type AlarmHandler = RollbackOnAlarm<DynamoRecords, EcsAdapter, SnsNotifier>;
 
@@ -65,10 +69,21 @@ impl Env {
 
     /// A handler with its own pipeline and AWS config (e.g. through a fault proxy).
     pub fn handler_with(&self, pipeline: Pipeline, config: &SdkConfig) -> Handler {
+        self.handler_linking_to(pipeline, config, NO_PAGE)
+    }
+
+    /// A handler whose approval links point at `page_url`.
+    pub fn handler_linking_to(&self, pipeline: Pipeline, config: &SdkConfig, page_url: &str) -> Handler {
         DeployOnPush {
             pipeline,
             records: DynamoRecords::new(config, &self.world.table),
             ecs: EcsAdapter::new(config),
+            approvals: ApprovalDesk {
+                alarms: CloudWatchAlarms::new(config),
+                mail: SnsNotifier::new(config, &self.world.approval_topic_arn),
+                notifier: SnsNotifier::new(config, &self.world.topic_arn),
+                page_url: page_url.into(),
+            },
         }
     }
 
@@ -166,6 +181,8 @@ impl Env {
         vec![
             ("TABLE_NAME", self.world.table.as_str()),
             ("TOPIC_ARN", self.world.topic_arn.as_str()),
+            ("APPROVAL_TOPIC_ARN", self.world.approval_topic_arn.as_str()),
+            ("APPROVAL_PAGE_URL", NO_PAGE),
         ]
     }
 

@@ -1,8 +1,12 @@
 //! The stored shape of each item, read and written by `serde_dynamo`. Names are parsed on
 //! the way in, so a record read back cannot hold a value its type forbids.
 
-use super::keys::{Item, deployment_pk, service_pk};
+use super::keys::{Item, approval_pk, deployment_pk, service_pk};
+use crate::domain::approval::{
+    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, ReleaseService, Successor,
+};
 use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
+use crate::domain::names::AppName;
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use crate::domain::notice::Notice;
 use crate::ports::StoreError;
@@ -261,6 +265,101 @@ impl NoticeItem {
             message: self.message.clone(),
         }
     }
+}
+
+/// An approval request as stored. Times keep full precision (chrono's RFC 3339), so a
+/// request reads back equal to what was written.
+#[derive(Serialize, Deserialize)]
+struct ApprovalItem {
+    pk: String,
+    sk: String,
+    /// `approval`: what the stream filter and people reading the table see.
+    record: String,
+    id: ApprovalId,
+    stage: StageName,
+    cluster: ClusterName,
+    application: AppName,
+    repository: RepositoryName,
+    tag: ImageTag,
+    digest: ImageDigest,
+    image: String,
+    pushed_at: DateTime<Utc>,
+    services: Vec<ReleaseService>,
+    status: ApprovalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocked: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evidence: Option<Evidence>,
+    ballots: Vec<Ballot>,
+    approvals_required: usize,
+    wait_seconds: i64,
+    requested_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    superseded_by: Option<Successor>,
+    version: u64,
+}
+
+pub fn approval_item(r: &ApprovalRequest) -> Item {
+    let item = ApprovalItem {
+        pk: approval_pk(&r.id),
+        sk: "APR".into(),
+        record: "approval".into(),
+        id: r.id.clone(),
+        stage: r.stage.clone(),
+        cluster: r.cluster.clone(),
+        application: r.application.clone(),
+        repository: r.image.repository.clone(),
+        tag: r.image.tag.clone(),
+        digest: r.image.digest.clone(),
+        image: r.image.uri.clone(),
+        pushed_at: r.image.pushed_at,
+        services: r.services.clone(),
+        status: r.status,
+        blocked: r.blocked.clone(),
+        evidence: r.evidence.clone(),
+        ballots: r.ballots.clone(),
+        approvals_required: r.approvals_required,
+        wait_seconds: r.wait.num_seconds(),
+        requested_at: r.requested_at,
+        expires_at: r.expires_at,
+        decided_at: r.decided_at,
+        superseded_by: r.superseded_by.clone(),
+        version: r.version,
+    };
+    serde_dynamo::to_item(item).expect("an approval request always serializes")
+}
+
+pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
+    let stored: ApprovalItem = serde_dynamo::from_item(item.clone())
+        .map_err(|e| StoreError::permanent(format!("stored approval request is unreadable: {e}")))?;
+    Ok(ApprovalRequest {
+        id: stored.id,
+        stage: stored.stage,
+        cluster: stored.cluster,
+        application: stored.application,
+        image: PushedImage {
+            repository: stored.repository,
+            tag: stored.tag,
+            digest: stored.digest,
+            uri: stored.image,
+            pushed_at: stored.pushed_at,
+        },
+        services: stored.services,
+        status: stored.status,
+        blocked: stored.blocked,
+        evidence: stored.evidence,
+        ballots: stored.ballots,
+        approvals_required: stored.approvals_required,
+        wait: chrono::TimeDelta::seconds(stored.wait_seconds),
+        requested_at: stored.requested_at,
+        expires_at: stored.expires_at,
+        decided_at: stored.decided_at,
+        superseded_by: stored.superseded_by,
+        version: stored.version,
+    })
 }
 
 #[cfg(test)]

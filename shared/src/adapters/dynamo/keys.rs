@@ -4,9 +4,13 @@
 //! - service state: pk `SVC#<cluster>#<service>`, sk `STATE` (lock, latest, awaiting_approval,
 //!   quarantined).
 //! - outbox notice: pk `NOTE#<key>`, sk `NOTE`, expiring (TTL `expires_at`).
+//! - approval request: pk `APR#<id>`, sk `APR` (the approval function's role reaches only
+//!   these: `dynamodb:LeadingKeys` `APR#*`; the stream filter matches the prefix too).
+//! - a stage and application's newest open request: pk `APR#open#<stage>#<application>`, sk `OPEN`.
 
+use crate::domain::approval::ApprovalId;
 use crate::domain::deployment::DeploymentId;
-use crate::domain::names::{ClusterName, ServiceName};
+use crate::domain::names::{AppName, ClusterName, ServiceName, StageName};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -41,4 +45,20 @@ pub fn state_key(cluster: &ClusterName, service: &ServiceName) -> Item {
 
 pub fn notice_key(notice: &str) -> Item {
     key(format!("NOTE#{notice}"), "NOTE")
+}
+
+pub const APPROVAL_PREFIX: &str = "APR#";
+
+pub fn approval_pk(id: &ApprovalId) -> String {
+    format!("{APPROVAL_PREFIX}{id}")
+}
+
+pub fn approval_key(id: &ApprovalId) -> Item {
+    key(approval_pk(id), "APR")
+}
+
+/// The stage and application's newest open request: `APR#open#<stage>#<application>` (`#`
+/// cannot occur in either name, and ids begin `apr-`).
+pub fn open_request_key(stage: &StageName, application: &AppName) -> Item {
+    key(format!("{APPROVAL_PREFIX}open#{stage}#{application}"), "OPEN")
 }

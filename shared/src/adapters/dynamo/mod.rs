@@ -1,6 +1,7 @@
 //! The one table, over the SDK: keys (`keys`), the stored shape of each item (`codec`), and
 //! one module per port it implements. Schema: README, "Records".
 
+mod approvals;
 mod codec;
 mod deployments;
 mod keys;
@@ -9,7 +10,7 @@ mod outbox;
 mod quarantine;
 
 pub use codec::HISTORY_ATTRIBUTES;
-pub use keys::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};
+pub use keys::{APPROVAL_PREFIX, BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX};
 
 use super::describe_sdk_error;
 use crate::ports::StoreError;

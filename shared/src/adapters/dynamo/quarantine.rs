@@ -42,4 +42,30 @@ impl Quarantine for DynamoRecords {
             .await;
         conditional("UpdateItem", result)
     }
+
+    async fn quarantined(&self, cluster: &ClusterName, service: &ServiceName) -> Result<Vec<ImageDigest>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .projection_expression("quarantined")
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?;
+        let digests = output
+            .item
+            .and_then(|mut item| item.remove("quarantined"))
+            .and_then(|set| set.as_ss().ok().cloned())
+            .unwrap_or_default();
+        // A digest that does not parse was never quarantined by us: leave it out, say so.
+        Ok(digests
+            .into_iter()
+            .filter_map(|digest| {
+                ImageDigest::parse(digest)
+                    .inspect_err(|err| tracing::warn!(error = %err, "unreadable quarantined digest"))
+                    .ok()
+            })
+            .collect())
+    }
 }

@@ -1,0 +1,265 @@
+//! deploy-on-push in a stage a person approves, over the in-memory ports: the staging check,
+//! one request per release, one link per approver, resends and supersedes.
+
+use super::deploy_on_push::{DeployOnPush, PushError, PushResponse};
+use super::request_approval::ApprovalDesk;
+use crate::domain::approval::{ApprovalStatus, ApprovalToken};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
+use crate::domain::fixtures::{deployment, shipped_pipeline};
+use crate::domain::names::{ClusterName, ImageDigest, ServiceName, StageName};
+use crate::events::EcrEvent;
+use crate::fakes::{FakeAlarms, FakeApproverMail, FakeEcs, FakeNotifier, MemoryRecords};
+use crate::ports::Quarantine;
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+const SERVICES: [&str; 2] = ["backend-service", "worker-service"];
+
+struct World {
+    records: MemoryRecords,
+    ecs: FakeEcs,
+    notifier: FakeNotifier,
+    alarms: FakeAlarms,
+    mail: FakeApproverMail,
+}
+
+fn cluster(stage: &str) -> ClusterName {
+    ClusterName::parse(format!("social-analytics-{stage}")).unwrap()
+}
+
+fn digest(byte: u8) -> ImageDigest {
+    ImageDigest::parse(format!("sha256:{}", format!("{byte:02x}").repeat(32))).unwrap()
+}
+
+fn release(tag: &str, byte: u8, second: u32) -> EcrEvent {
+    serde_json::from_value(json!({
+        "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": format!("2026-11-22T10:00:{second:02}Z"), "region": "us-east-1",
+        "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "social-analytics/backend",
+                   "image-digest": digest(byte).to_string(), "action-type": "PUSH", "image-tag": tag}
+    }))
+    .unwrap()
+}
+
+impl World {
+    fn new() -> Self {
+        let names: Vec<(ClusterName, ServiceName)> = ["dev", "staging", "prod"]
+            .iter()
+            .flat_map(|stage| SERVICES.map(|s| (cluster(stage), ServiceName::parse(s).unwrap())))
+            .collect();
+        let services: Vec<(&ClusterName, &ServiceName, &str)> = names.iter().map(|(c, s)| (c, s, "td:1")).collect();
+        World {
+            records: MemoryRecords::default(),
+            ecs: FakeEcs::with_services(&services),
+            notifier: FakeNotifier::default(),
+            alarms: FakeAlarms::default(),
+            mail: FakeApproverMail::default(),
+        }
+    }
+
+    fn deployer(&self) -> DeployOnPush<MemoryRecords, FakeEcs, FakeAlarms, FakeApproverMail, FakeNotifier> {
+        DeployOnPush {
+            pipeline: shipped_pipeline(),
+            records: self.records.clone(),
+            ecs: self.ecs.clone(),
+            approvals: ApprovalDesk {
+                alarms: self.alarms.clone(),
+                mail: self.mail.clone(),
+                notifier: self.notifier.clone(),
+                page_url: "https://approve.example/".into(),
+            },
+        }
+    }
+
+    /// Staging's services deployed the digest and ECS reported it `status`.
+    fn staging_ended(&self, byte: u8, status: Status) {
+        for (n, service) in SERVICES.iter().enumerate() {
+            let mut record: Deployment = deployment(byte, Kind::Deploy, status, Some(1));
+            record.id = DeploymentId::from_stored(format!("dep-staging-{byte}-{n}"));
+            record.stage = StageName::parse("staging").unwrap();
+            record.cluster = cluster("staging");
+            record.service = ServiceName::parse(*service).unwrap();
+            record.image.digest = digest(byte);
+            self.records.insert(record);
+        }
+    }
+
+    async fn push(&self, event: &EcrEvent) -> Result<PushResponse, PushError> {
+        self.deployer()
+            .handle_event(event, Utc::now() + TimeDelta::seconds(30))
+            .await
+    }
+
+    fn prod_records(&self) -> Vec<Deployment> {
+        self.records
+            .deployments()
+            .into_iter()
+            .filter(|d| d.cluster == cluster("prod"))
+            .collect()
+    }
+}
+
+/// The token in a link sent to an approver.
+fn token_in(message: &str) -> ApprovalToken {
+    let link = message
+        .lines()
+        .find(|l| l.starts_with("https://approve.example/a/"))
+        .unwrap();
+    ApprovalToken::parse(link.rsplit('/').next().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_release_not_verified_in_staging_is_blocked_and_sends_no_link() {
+    let world = World::new();
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let requests = world.records.approvals();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].status, ApprovalStatus::Blocked);
+    assert!(
+        requests[0]
+            .blocked
+            .as_deref()
+            .unwrap()
+            .starts_with("backend-service has not deployed")
+    );
+    assert!(world.prod_records().is_empty(), "no prod record awaits anything");
+    assert!(world.mail.sent().is_empty());
+    let notices = world.notifier.published();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "Release v1.0.0 of backend to prod blocked");
+    assert!(notices[0].message.contains("Deploy this digest to staging first"));
+
+    // A redelivery stands by the block (and its notice is not sent again).
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    assert_eq!(world.records.approvals()[0].status, ApprovalStatus::Blocked);
+    assert_eq!(world.notifier.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rolled_back_quarantined_or_alarming_staging_blocks_the_release() {
+    let rolled_back = World::new();
+    rolled_back.staging_ended(1, Status::RolledBack);
+    rolled_back.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    assert!(
+        rolled_back.records.approvals()[0]
+            .blocked
+            .as_deref()
+            .unwrap()
+            .contains("is ROLLED_BACK")
+    );
+
+    let quarantined = World::new();
+    quarantined.staging_ended(1, Status::Succeeded);
+    let worker = ServiceName::parse("worker-service").unwrap();
+    quarantined
+        .records
+        .quarantine(&cluster("staging"), &worker, &digest(1))
+        .await
+        .unwrap();
+    quarantined.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    assert!(
+        quarantined.records.approvals()[0]
+            .blocked
+            .as_deref()
+            .unwrap()
+            .contains("quarantined on worker-service")
+    );
+
+    let alarming = World::new();
+    alarming.staging_ended(1, Status::Succeeded);
+    alarming.alarms.set_firing(&["backend-staging-health"]);
+    alarming.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    assert_eq!(
+        alarming.records.approvals()[0].blocked.as_deref(),
+        Some("staging alarm backend-staging-health is in ALARM now")
+    );
+}
+
+#[tokio::test]
+async fn a_verified_release_sends_each_approver_their_own_link_once() {
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    let response = world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let PushResponse::Handled { approvals, .. } = response else {
+        panic!("handled")
+    };
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(
+        (approvals[0].status, approvals[0].links_sent),
+        (ApprovalStatus::AwaitingApproval, 2)
+    );
+
+    let request = world.records.approvals().remove(0);
+    assert_eq!(request.services.len(), 2);
+    assert_eq!(request.services[0].running_now.as_deref(), Some("td:1"));
+    assert_eq!(request.evidence.as_ref().unwrap().deployments.len(), 2);
+    let sent = world.mail.sent();
+    assert_eq!(sent.len(), 2);
+    for ((approver, notice), ballot) in sent.iter().zip(&request.ballots) {
+        assert_eq!(approver, &ballot.approver);
+        assert_eq!(notice.subject, "Approve v1.0.0 of backend to prod?");
+        assert!(notice.message.contains(&digest(1).to_string()));
+        assert!(notice.message.contains("staging"));
+        let token = token_in(&notice.message);
+        assert_eq!(
+            request.ballot(&token.hash()).unwrap().approver,
+            *approver,
+            "the link is theirs"
+        );
+        assert!(ballot.sent_at.is_some());
+    }
+    let statuses: Vec<_> = world.prod_records().iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [Status::AwaitingApproval, Status::AwaitingApproval]);
+
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    assert_eq!(world.mail.sent().len(), 2, "a redelivery sends no link again");
+    assert_eq!(world.records.approvals().len(), 1);
+}
+
+#[tokio::test]
+async fn a_link_that_could_not_be_sent_goes_out_on_the_retry() {
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.mail.fail(true);
+    let err = world.push(&release("v1.0.0", 1, 0)).await.unwrap_err();
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "NotifyFailed");
+    assert!(world.records.approvals()[0].ballots.iter().all(|b| b.sent_at.is_none()));
+
+    world.mail.fail(false);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let request = world.records.approvals().remove(0);
+    assert_eq!(world.mail.sent().len(), 2);
+    for (_, notice) in world.mail.sent() {
+        assert!(request.ballot(&token_in(&notice.message).hash()).is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_newer_release_supersedes_the_open_request_and_says_so() {
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.staging_ended(2, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    world.push(&release("v1.1.0", 2, 30)).await.unwrap();
+    let requests = world.records.approvals();
+    let old = requests.iter().find(|r| r.image.tag.as_str() == "v1.0.0").unwrap();
+    let new = requests.iter().find(|r| r.image.tag.as_str() == "v1.1.0").unwrap();
+    assert_eq!(old.status, ApprovalStatus::Superseded);
+    assert_eq!(old.superseded_by.as_ref().unwrap().id, new.id);
+    assert_eq!(new.status, ApprovalStatus::AwaitingApproval);
+    let subjects: Vec<_> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects, ["Approval of v1.0.0 to prod superseded by v1.1.0"]);
+
+    // The older release arriving again (a redelivery) opens nothing and supersedes nothing.
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let again = world.records.approvals();
+    assert_eq!(
+        again
+            .iter()
+            .filter(|r| r.status == ApprovalStatus::AwaitingApproval)
+            .count(),
+        1
+    );
+}

@@ -1,0 +1,46 @@
+//! Approval requests, one item each, every write conditional on the version it read: two
+//! approvers voting at once, or a vote racing a supersede, cannot overwrite each other.
+
+use super::StoreError;
+use crate::domain::approval::{ApprovalId, ApprovalRequest};
+use crate::domain::names::{AppName, StageName};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// The newest request opened for a stage and application: the one a newer release supersedes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub id: ApprovalId,
+    /// When its image was pushed: a request for an older push never replaces it.
+    pub pushed_at: DateTime<Utc>,
+}
+
+pub trait Approvals: Send + Sync {
+    /// Creates the request unless one with its id exists: `false` then (read it instead).
+    fn create_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A strongly consistent read: a vote must see the vote before it.
+    fn get_approval(&self, id: &ApprovalId)
+    -> impl Future<Output = Result<Option<ApprovalRequest>, StoreError>> + Send;
+
+    /// Writes `request` (whose `version` is one above the one it was read at) if the stored
+    /// version is still the one read; `false` if another write came first (read again).
+    fn save_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn open_request(
+        &self,
+        stage: &StageName,
+        application: &AppName,
+    ) -> impl Future<Output = Result<Option<OpenRequest>, StoreError>> + Send;
+
+    /// Points the stage and application at `id` if the pointer still names `expected` (`None`:
+    /// no pointer yet); `false` if it moved meanwhile.
+    fn point_open_request(
+        &self,
+        stage: &StageName,
+        application: &AppName,
+        id: &ApprovalId,
+        pushed_at: DateTime<Utc>,
+        expected: Option<&ApprovalId>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
