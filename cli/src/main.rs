@@ -4,10 +4,12 @@
 //! configuration (profiles, SSO, environment, AWS_ENDPOINT_URL) and the pipeline file the
 //! functions use (PIPELINE_FILE or the shipped one).
 
+mod approvals;
 mod redrive;
 
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::approval::Verdict;
 use shared::domain::names::{ImageDigest, ServiceName};
 use shared::domain::pipeline::{Pipeline, Stage};
 use shared::lambda::runtime;
@@ -60,6 +62,26 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Approval requests still open, with who has voted.
+    Approvals,
+    /// Approve a request as an operator with AWS credentials (recorded with your caller ARN;
+    /// counts as one more approver).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a request as an operator with AWS credentials (recorded with your caller ARN).
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// The approvers' e-mail subscriptions to the approvals topic.
+    Approvers {
+        #[command(subcommand)]
+        command: ApproversCommand,
+    },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
     Redeploy {
@@ -67,6 +89,20 @@ enum Command {
         service: String,
         #[arg(long)]
         stack: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApproversCommand {
+    /// Subscribe each approver the pipeline file names, with a filter policy on their own
+    /// address; fix policies that differ; unsubscribe addresses no longer listed.
+    Sync {
+        /// The approvals topic (the stack's `ApprovalsTopicArn` output).
+        #[arg(long)]
+        topic_arn: String,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -86,6 +122,16 @@ fn main() -> ExitCode {
             limit,
         } => with_aws(|aws| redrive(aws, queue_url, stack, limit)),
         Command::Redeploy { stage, service, stack } => redeploy(&stage, &service, &stack),
+        Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
+        Command::Approve { id, comment } => operator_vote(&id, Verdict::Approve, comment),
+        Command::Reject { id, comment } => operator_vote(&id, Verdict::Reject, comment),
+        Command::Approvers {
+            command: ApproversCommand::Sync { topic_arn, dry_run },
+        } => load_pipeline().and_then(|pipeline| {
+            with_aws(|aws| async move {
+                approvals::sync(&aws_sdk_sns::Client::new(&aws), &pipeline, &topic_arn, dry_run).await
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -283,6 +329,30 @@ fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+/// A vote recorded with the caller's identity, as STS tells it.
+fn operator_vote(id: &str, verdict: Verdict, comment: Option<String>) -> Result<(), String> {
+    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    with_aws(|aws| async move {
+        let caller = aws_sdk_sts::Client::new(&aws)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| shared::adapters::describe_sdk_error("GetCallerIdentity", &e))?;
+        let operator = caller.arn().ok_or("STS named no caller ARN")?.to_owned();
+        approvals::vote(&DynamoRecords::new(&aws, table), id, verdict, &operator, comment).await
+    })
+}
+
+/// Runs `work` with the table TABLE_NAME names; its errors are already operator-readable.
+fn with_table<F, Fut>(work: F) -> Result<(), String>
+where
+    F: FnOnce(DynamoRecords) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await })
 }
 
 fn load_pipeline() -> Result<Pipeline, String> {

@@ -133,9 +133,13 @@ impl Drop for FaultProxy {
 
 /// The operation a request calls: the `X-Amz-Target` header of JSON APIs
 /// (`DynamoDB_20120810.PutItem`), or the `Action` of query APIs as `<Action>` (SNS `Publish`).
-fn call_name(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+fn call_name(path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> String {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return target.to_owned();
+    }
+    // Smithy RPC v2 CBOR (CloudWatch): `/service/<service>/operation/<operation>`.
+    if let Some((service, operation)) = path.strip_prefix("/service/").and_then(|p| p.split_once("/operation/")) {
+        return format!("{service}.{operation}");
     }
     String::from_utf8_lossy(body)
         .split('&')
@@ -153,7 +157,7 @@ async fn forward(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let target = call_name(&parts.headers, &body);
+    let target = call_name(parts.uri.path(), &parts.headers, &body);
     let held = {
         let mut state = state.lock().unwrap();
         let held = state.holds.iter().any(|h| target.contains(h.as_str()));

@@ -4,6 +4,7 @@
 
 pub mod fault_proxy;
 pub mod function;
+pub mod function_url;
 pub mod lambda_invoke;
 pub mod moto;
 pub mod runtime_api;

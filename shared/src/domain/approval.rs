@@ -168,9 +168,6 @@ pub struct Voter {
     pub source_ip: String,
     pub user_agent: String,
     pub comment: String,
-    /// Cast with `pipectl` by someone with AWS credentials, not from the link.
-    #[serde(default)]
-    pub operator: Option<String>,
 }
 
 /// The longest comment kept with a vote.
@@ -185,6 +182,21 @@ pub struct Vote {
     pub voter: Voter,
 }
 
+impl Vote {
+    /// A vote as kept: the comment and user agent cut to their limits.
+    fn new(verdict: Verdict, voter: Voter, at: DateTime<Utc>) -> Self {
+        Vote {
+            verdict,
+            at,
+            voter: Voter {
+                comment: voter.comment.chars().take(MAX_COMMENT_CHARS).collect(),
+                user_agent: voter.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
+                ..voter
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ballot {
     pub approver: Approver,
@@ -194,6 +206,15 @@ pub struct Ballot {
     /// When the link went out; `None` until it did.
     pub sent_at: Option<DateTime<Utc>>,
     pub vote: Option<Vote>,
+}
+
+/// A vote cast with `pipectl approve|reject` by someone with AWS credentials (their caller
+/// ARN), not from a link: for when the links cannot be used. Each operator counts as one
+/// more approver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorVote {
+    pub operator: String,
+    pub vote: Vote,
 }
 
 /// A service the release puts the image on, with its deployment record and what it runs now.
@@ -241,6 +262,7 @@ pub struct ApprovalRequest {
     pub blocked: Option<String>,
     pub evidence: Option<Evidence>,
     pub ballots: Vec<Ballot>,
+    pub operator_votes: Vec<OperatorVote>,
     pub approvals_required: usize,
     /// The least time between the deciding approval and the deploy.
     pub wait: TimeDelta,
@@ -304,6 +326,7 @@ impl ApprovalRequest {
                     vote: None,
                 })
                 .collect(),
+            operator_votes: Vec::new(),
             approvals_required: policy.required,
             wait: policy.wait,
             requested_at: now,
@@ -322,11 +345,20 @@ impl ApprovalRequest {
         self.ballots.iter().find(|ballot| ballot.token_hashes.contains(hash))
     }
 
-    pub fn approvals(&self) -> impl Iterator<Item = (&Approver, &Vote)> {
-        self.ballots.iter().filter_map(|ballot| match &ballot.vote {
-            Some(vote) if vote.verdict == Verdict::Approve => Some((&ballot.approver, vote)),
-            _ => None,
-        })
+    /// Every vote cast so far, by whom: an approver's address or an operator's ARN.
+    pub fn votes(&self) -> impl Iterator<Item = (&str, &Vote)> {
+        let by_link = self
+            .ballots
+            .iter()
+            .filter_map(|ballot| Some((ballot.approver.as_str(), ballot.vote.as_ref()?)));
+        let by_operator = self.operator_votes.iter().map(|o| (o.operator.as_str(), &o.vote));
+        by_link.chain(by_operator)
+    }
+
+    pub fn approvals(&self) -> usize {
+        self.votes()
+            .filter(|(_, vote)| vote.verdict == Verdict::Approve)
+            .count()
     }
 
     /// The status as of `now`: a request still open past its expiry is EXPIRED, whether or
@@ -361,31 +393,52 @@ impl ApprovalRequest {
         if let Some(vote) = &self.ballots[index].vote {
             return Err(Refusal::AlreadyVoted(vote.clone()));
         }
-        match self.status_at(now) {
-            ApprovalStatus::AwaitingApproval => {}
-            ApprovalStatus::Expired => return Err(Refusal::Expired),
-            closed => return Err(Refusal::Closed(closed)),
-        }
+        self.open_at(now)?;
         let mut next = self.clone();
-        next.ballots[index].vote = Some(Vote {
-            verdict,
-            at: now,
-            voter: Voter {
-                comment: voter.comment.chars().take(MAX_COMMENT_CHARS).collect(),
-                user_agent: voter.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
-                ..voter
-            },
+        next.ballots[index].vote = Some(Vote::new(verdict, voter, now));
+        Ok(next.counted(verdict, now))
+    }
+
+    /// Counts an operator's vote (`pipectl`); each operator votes once.
+    pub fn cast_as_operator(
+        &self,
+        operator: &str,
+        verdict: Verdict,
+        voter: Voter,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalRequest, Refusal> {
+        if let Some(earlier) = self.operator_votes.iter().find(|o| o.operator == operator) {
+            return Err(Refusal::AlreadyVoted(earlier.vote.clone()));
+        }
+        self.open_at(now)?;
+        let mut next = self.clone();
+        next.operator_votes.push(OperatorVote {
+            operator: operator.to_owned(),
+            vote: Vote::new(verdict, voter, now),
         });
+        Ok(next.counted(verdict, now))
+    }
+
+    fn open_at(&self, now: DateTime<Utc>) -> Result<(), Refusal> {
+        match self.status_at(now) {
+            ApprovalStatus::AwaitingApproval => Ok(()),
+            ApprovalStatus::Expired => Err(Refusal::Expired),
+            closed => Err(Refusal::Closed(closed)),
+        }
+    }
+
+    /// After a vote: one reject rejects; enough approvals approve.
+    fn counted(mut self, verdict: Verdict, now: DateTime<Utc>) -> Self {
         let decided = match verdict {
             Verdict::Reject => Some(ApprovalStatus::Rejected),
-            Verdict::Approve if next.approvals().count() >= next.approvals_required => Some(ApprovalStatus::Approved),
+            Verdict::Approve if self.approvals() >= self.approvals_required => Some(ApprovalStatus::Approved),
             Verdict::Approve => None,
         };
         if let Some(status) = decided {
-            next.status = status;
-            next.decided_at = Some(now);
+            self.status = status;
+            self.decided_at = Some(now);
         }
-        Ok(next)
+        self
     }
 
     /// A newer release for the same stage and application replaces this open request.
@@ -567,7 +620,6 @@ mod tests {
             source_ip: "203.0.113.9".into(),
             user_agent: "Mozilla/5.0".into(),
             comment: "ship it".into(),
-            operator: None,
         }
     }
 
@@ -679,6 +731,31 @@ mod tests {
             "supersedes only open requests"
         );
         assert!(superseded.unsent().is_empty());
+    }
+
+    #[test]
+    fn an_operator_counts_as_one_more_approver_once() {
+        let open = request(2);
+        let one = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        let operator = "arn:aws:sts::123456789012:assumed-role/ops/jane";
+        let both = one
+            .cast_as_operator(operator, Verdict::Approve, Voter::default(), at(2))
+            .unwrap();
+        assert_eq!((both.status, both.approvals()), (ApprovalStatus::Approved, 2));
+        let votes: Vec<&str> = both.votes().map(|(who, _)| who).collect();
+        assert_eq!(votes, ["release-manager@example.com", operator]);
+
+        let first = open
+            .cast_as_operator(operator, Verdict::Approve, Voter::default(), at(2))
+            .unwrap();
+        assert!(matches!(
+            first.cast_as_operator(operator, Verdict::Approve, Voter::default(), at(3)),
+            Err(Refusal::AlreadyVoted(_))
+        ));
+        let rejected = open
+            .cast_as_operator(operator, Verdict::Reject, Voter::default(), at(2))
+            .unwrap();
+        assert_eq!(rejected.status, ApprovalStatus::Rejected);
     }
 
     #[test]

@@ -178,12 +178,12 @@ pub fn request_page(
         let _ = write!(body, "<li>{}</li>", escape(&line));
     }
     body.push_str("</ul><h2>Votes</h2><ul>");
-    for other in &request.ballots {
-        let said = match &other.vote {
-            Some(vote) => format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at)),
-            None => "has not voted".into(),
-        };
-        let _ = write!(body, "<li>{}: {}</li>", escape(other.approver.as_str()), escape(&said));
+    for other in request.ballots.iter().filter(|b| b.vote.is_none()) {
+        let _ = write!(body, "<li>{}: has not voted</li>", escape(other.approver.as_str()));
+    }
+    for (who, vote) in request.votes() {
+        let said = format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
+        let _ = write!(body, "<li>{}: {}</li>", escape(who), escape(&said));
     }
     body.push_str("</ul>");
     if let Some(nonce) = form_nonce.filter(|_| may_vote(request, ballot, now)) {
@@ -213,16 +213,15 @@ fn may_vote(request: &ApprovalRequest, ballot: &Ballot, now: DateTime<Utc>) -> b
 pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
     let by = |verdict: Verdict| -> String {
         request
-            .ballots
-            .iter()
-            .filter_map(|b| b.vote.as_ref().filter(|v| v.verdict == verdict).map(|v| (b, v)))
-            .map(|(b, v)| format!("{} at {} UTC", b.approver, utc(v.at)))
+            .votes()
+            .filter(|(_, vote)| vote.verdict == verdict)
+            .map(|(who, vote)| format!("{who} at {} UTC", utc(vote.at)))
             .collect::<Vec<_>>()
             .join(" and ")
     };
     match request.status_at(now) {
         ApprovalStatus::AwaitingApproval => {
-            let approvals = request.approvals().count();
+            let approvals = request.approvals();
             format!(
                 "Awaiting approval: {approvals} of {} needed approvals so far.",
                 request.approvals_required

@@ -108,7 +108,6 @@ impl<S: Approvals> ApprovalPage<S> {
             source_ip: http.source_ip.clone(),
             user_agent: http.user_agent.clone(),
             comment: field("comment").unwrap_or_default().trim().to_owned(),
-            operator: None,
         };
         for _ in 0..CAST_ATTEMPTS {
             let request = match self.read(id, token).await {

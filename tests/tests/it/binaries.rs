@@ -34,25 +34,21 @@ async fn deploy_on_push_binary_handles_every_sample_event() {
         );
     }
 
+    // The release's digest never went through staging: prod gets a BLOCKED request, no record.
     let response = function.invoke(file("push-release.json")).await.response();
-    let results: Vec<_> = response["targets"]
+    let stages: Vec<&str> = response["targets"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
-            (
-                t["stage"].as_str().unwrap().to_owned(),
-                t["result"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|t| t["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        results
-            .iter()
-            .filter(|(s, r)| s == "prod" && r == "awaiting_approval")
-            .count(),
-        2
-    );
+    assert_eq!(stages, ["dev", "dev"]);
+    assert_eq!(response["approvals"][0]["stage"], "prod");
+    assert_eq!(response["approvals"][0]["status"], "BLOCKED");
+    assert!(env.records_for(PROD, "backend-service").await.is_empty());
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "Release v1.4.0 of backend to prod blocked");
 
     let response = function.invoke(file("push-main.json")).await.response();
     let mut results: Vec<(String, String, String)> = response["targets"]

@@ -148,6 +148,9 @@ async fn push_deploys_each_service_of_matching_stages_pinned_by_digest_changing_
 #[tokio::test]
 async fn a_release_tag_deploys_dev_and_waits_for_approval_in_prod() {
     let env = Env::new().await;
+    let release = event("push-release.json");
+    env.passes_staging(release.detail.image_digest.as_deref().unwrap(), 0)
+        .await;
     let response = env
         .handler()
         .handle_event(&event("push-release.json"), deadline())
@@ -327,6 +330,8 @@ async fn a_newer_image_supersedes_the_one_in_flight_and_a_late_older_one_is_skip
 #[tokio::test]
 async fn a_newer_release_supersedes_the_older_approval_request() {
     let env = Env::new().await;
+    env.passes_staging(&digest(0x14), 0).await;
+    env.passes_staging(&digest(0x15), 10).await;
     let handler = env.handler();
     handler
         .handle_event(&push("v1.4.0", 0x14, 0), deadline())

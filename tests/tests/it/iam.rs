@@ -36,7 +36,9 @@ fn iam_action(call: &str) -> String {
     match call.split_once('.') {
         Some((service, operation)) if service.starts_with("DynamoDB") => format!("dynamodb:{operation}"),
         Some((service, operation)) if service.starts_with("AmazonEC2ContainerService") => format!("ecs:{operation}"),
+        Some((service, operation)) if service.starts_with("GraniteServiceVersion") => format!("cloudwatch:{operation}"),
         None if call == "Publish" => "sns:Publish".into(),
+        None if call == "DescribeAlarms" => "cloudwatch:DescribeAlarms".into(),
         _ => panic!("no IAM action known for the call {call}"),
     }
 }
@@ -62,7 +64,11 @@ async fn deploy_on_push_calls_only_what_its_role_allows() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
-    // Automatic and approval stages, a duplicate, and a newer push superseding the first.
+    // Automatic and approval stages (the release passed staging, so it asks for approval), a
+    // duplicate, and a newer push superseding the first.
+    let release = event("push-release.json");
+    env.passes_staging(release.detail.image_digest.as_deref().unwrap(), 0)
+        .await;
     for file in [
         "push-latest.json",
         "push-release.json",
@@ -73,6 +79,9 @@ async fn deploy_on_push_calls_only_what_its_role_allows() {
         pushed.time = Some(chrono::Utc::now());
         handler.handle_event(&pushed, deadline()).await.unwrap();
     }
+    let calls = proxy.calls();
+    assert!(calls.iter().any(|c| c == "DescribeAlarms"), "the staging check ran");
+    assert!(calls.iter().any(|c| c == "Publish"), "approval links went out");
     assert_allowed("DeployOnPushRole", &proxy);
 }
 

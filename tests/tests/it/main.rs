@@ -1,5 +1,6 @@
 //! One integration-test binary: every test starts its own moto server on a free port.
 
+mod approval;
 mod binaries;
 mod deploy_on_push;
 mod fault_matrix;

@@ -20,11 +20,7 @@ pub(crate) fn alarm(file: &str, minute: i64) -> AlarmEvent {
 /// The ECS deployment-state event for a record's ECS deployment, ended `minute` minutes into
 /// the story.
 fn ecs_ended(file: &str, service: &str, ecs_deployment_id: &str, minute: i64) -> shared::events::EcsDeploymentEvent {
-    let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
-    event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{DEV}/{service}").into();
-    event["detail"]["deploymentId"] = ecs_deployment_id.into();
-    event["detail"]["updatedAt"] = event_time(story_time(minute)).into();
-    serde_json::from_value(event).unwrap()
+    ecs_ended_in(DEV, file, service, ecs_deployment_id, minute)
 }
 
 /// Pushes `digest_byte` at `second`, and ECS completes it on every service `minute` minutes

@@ -297,6 +297,39 @@ impl Env {
     }
 }
 
+/// ECS's `file` event (`completed.json`, `failed.json`) for `service` in `cluster`, ending the
+/// ECS deployment `ecs_deployment_id` `minute` minutes into the story.
+pub fn ecs_ended_in(
+    cluster: &str,
+    file: &str,
+    service: &str,
+    ecs_deployment_id: &str,
+    minute: i64,
+) -> shared::events::EcsDeploymentEvent {
+    let mut event: serde_json::Value = serde_json::from_slice(&event_file("track-deployment", file)).unwrap();
+    event["resources"][0] = format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}").into();
+    event["detail"]["deploymentId"] = ecs_deployment_id.into();
+    event["detail"]["updatedAt"] = harness::event_time(harness::story_time(minute)).into();
+    serde_json::from_value(event).unwrap()
+}
+
+impl Env {
+    /// `digest` goes through staging: a `main-*` push of it at `second` past 10:00 deploys dev
+    /// and staging, and ECS completes staging's deployments.
+    pub async fn passes_staging(&self, digest: &str, second: u32) {
+        let mut main = push("main-0", 0, second);
+        main.detail.image_digest = Some(digest.into());
+        self.handler().handle_event(&main, deadline()).await.unwrap();
+        let tracker = self.tracker();
+        for (service, _) in SERVICES {
+            let latest = self.records_for(STAGING, service).await.pop().unwrap();
+            assert_eq!(latest["digest"], digest);
+            let completed = ecs_ended_in(STAGING, "completed.json", service, &latest["ecs_deployment_id"], 1);
+            tracker.handle_event(&completed, deadline()).await.unwrap();
+        }
+    }
+}
+
 pub fn event(name: &str) -> EcrEvent {
     serde_json::from_slice(&event_file("deploy-on-push", name)).unwrap()
 }

@@ -1,13 +1,45 @@
 use super::codec::{approval_from, approval_item};
-use super::keys::{approval_key, open_request_key, s};
+use super::keys::{APPROVAL_PREFIX, approval_key, open_request_key, s};
 use super::{DynamoRecords, conditional, store_error};
-use crate::domain::approval::{ApprovalId, ApprovalRequest};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
 use crate::domain::names::{AppName, StageName};
 use crate::ports::{Approvals, OpenRequest, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 impl DynamoRecords {
+    /// Every approval request in one of `statuses`, oldest first: a Scan, for operators
+    /// (`pipectl approvals`), never on a function's path.
+    pub async fn approvals_in(&self, statuses: &[ApprovalStatus]) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
+                .expression_attribute_values(":prefix", s(format!("{APPROVAL_PREFIX}apr-")))
+                .expression_attribute_values(":sk", s("APR"))
+                .set_exclusive_start_key(start);
+            scan = scan.consistent_read(true);
+            let page = scan.send().await.map_err(store_error("Scan"))?;
+            for item in page.items() {
+                match approval_from(item) {
+                    Ok(request) if statuses.contains(&request.status) => found.push(request),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "unreadable approval request skipped"),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        found.sort_by_key(|r| r.requested_at);
+        Ok(found)
+    }
+
     /// A conditional write that failed its condition is still ours if the item reads back
     /// exactly as written (the SDK retried a write whose answer was lost).
     async fn approval_written_before(&self, request: &ApprovalRequest) -> Result<bool, StoreError> {

@@ -3,7 +3,7 @@
 
 use super::keys::{Item, approval_pk, deployment_pk, service_pk};
 use crate::domain::approval::{
-    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, ReleaseService, Successor,
+    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, OperatorVote, ReleaseService, Successor,
 };
 use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
 use crate::domain::names::AppName;
@@ -291,6 +291,8 @@ struct ApprovalItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     evidence: Option<Evidence>,
     ballots: Vec<Ballot>,
+    #[serde(default)]
+    operator_votes: Vec<OperatorVote>,
     approvals_required: usize,
     wait_seconds: i64,
     requested_at: DateTime<Utc>,
@@ -321,6 +323,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         blocked: r.blocked.clone(),
         evidence: r.evidence.clone(),
         ballots: r.ballots.clone(),
+        operator_votes: r.operator_votes.clone(),
         approvals_required: r.approvals_required,
         wait_seconds: r.wait.num_seconds(),
         requested_at: r.requested_at,
@@ -352,6 +355,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         blocked: stored.blocked,
         evidence: stored.evidence,
         ballots: stored.ballots,
+        operator_votes: stored.operator_votes,
         approvals_required: stored.approvals_required,
         wait: chrono::TimeDelta::seconds(stored.wait_seconds),
         requested_at: stored.requested_at,
@@ -381,6 +385,46 @@ mod tests {
         rollback.ecs_deployment_id = Some("ecs-svc/1".into());
         for d in [deployment(1, Kind::Deploy, Status::Requested, None), rollback] {
             assert_eq!(deployment_from(&deployment_item(&d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn an_approval_request_round_trips_through_its_item() {
+        use crate::domain::approval::{ApprovalToken, Verdict, Voter};
+        use crate::domain::fixtures::{at, shipped_pipeline};
+        let pipeline = shipped_pipeline();
+        let prod = &pipeline.stages()[2];
+        let app = &pipeline.applications()[0];
+        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
+        let mut request = ApprovalRequest::new(
+            ApprovalId::for_release(&image, &prod.name, &app.name),
+            (&prod.name, &prod.cluster),
+            prod.approval.as_ref().unwrap(),
+            &app.name,
+            &image,
+            Vec::new(),
+            Err("not in staging".into()),
+            at(0) + chrono::TimeDelta::nanoseconds(123_456_789),
+        );
+        let token = ApprovalToken::from_random([3; 32]);
+        let approver = request.ballots[0].approver.clone();
+        request.issue_link(&approver, &token);
+        request.mark_sent(&approver, at(1));
+        request.status = ApprovalStatus::AwaitingApproval;
+        let voted = request
+            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
+            .unwrap()
+            .cast_as_operator(
+                "arn:aws:iam::123456789012:user/ops",
+                Verdict::Reject,
+                Voter::default(),
+                at(3),
+            )
+            .unwrap();
+        for r in [request, voted] {
+            let item = approval_item(&r);
+            assert_eq!(item["pk"].as_s().unwrap(), &format!("APR#{}", r.id));
+            assert_eq!(approval_from(&item).unwrap(), r);
         }
     }
 

@@ -1,0 +1,208 @@
+//! `pipectl approvals`, `approve`, `reject` and `approvers sync`: the approval loop from an
+//! operator's terminal.
+
+use shared::adapters::dynamo::DynamoRecords;
+use shared::adapters::sns::approver_filter_policy;
+use shared::domain::approval::{ApprovalId, ApprovalStatus, Refusal, Verdict, Voter};
+use shared::domain::approval_page::state_line;
+use shared::domain::names::Approver;
+use shared::domain::notice::utc;
+use shared::domain::pipeline::Pipeline;
+use shared::ports::Approvals;
+use std::collections::BTreeSet;
+
+/// Requests still open, with who voted what.
+pub async fn list(records: &DynamoRecords) -> Result<(), String> {
+    let open = records
+        .approvals_in(&[ApprovalStatus::AwaitingApproval])
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now();
+    if open.is_empty() {
+        println!("no approval request is open");
+    }
+    for request in open {
+        println!(
+            "{}  {} of {} to {}  {}  requested {} UTC, expires {} UTC",
+            request.id,
+            request.image.tag,
+            request.application,
+            request.stage,
+            request.image.digest,
+            utc(request.requested_at),
+            utc(request.expires_at),
+        );
+        println!("  {}", state_line(&request, now));
+        for ballot in request.ballots.iter().filter(|b| b.vote.is_none()) {
+            let sent = if ballot.sent_at.is_some() {
+                "link sent"
+            } else {
+                "link not sent yet"
+            };
+            println!("  {}: has not voted ({sent})", ballot.approver);
+        }
+        for (who, vote) in request.votes() {
+            println!("  {who}: {} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
+        }
+    }
+    Ok(())
+}
+
+/// Casts the operator's vote (`operator` is their caller ARN), once, with a conditional write.
+pub async fn vote(
+    records: &DynamoRecords,
+    id: &str,
+    verdict: Verdict,
+    operator: &str,
+    comment: Option<String>,
+) -> Result<(), String> {
+    let id = ApprovalId::parse(id).ok_or_else(|| format!("`{id}` is not an approval id (apr-…)"))?;
+    let voter = Voter {
+        source_ip: String::new(),
+        user_agent: "pipectl".into(),
+        comment: comment.unwrap_or_default(),
+    };
+    for _ in 0..3 {
+        let request = records
+            .get_approval(&id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no approval request {id}"))?;
+        let mut next = match request.cast_as_operator(operator, verdict, voter.clone(), chrono::Utc::now()) {
+            Ok(next) => next,
+            Err(Refusal::Expired) => return Err(format!("{id} expired at {} UTC", utc(request.expires_at))),
+            Err(refusal) => return Err(format!("{id}: nothing changed: {refusal}")),
+        };
+        next.version += 1;
+        if records.save_approval(&next).await.map_err(|e| e.to_string())? {
+            println!(
+                "{id}: {} by {operator}; {}",
+                verdict.past_tense(),
+                state_line(&next, chrono::Utc::now())
+            );
+            return Ok(());
+        }
+    }
+    Err(format!("{id} kept changing; try again"))
+}
+
+/// An SNS call's failure in one line.
+fn sdk<E, R>(operation: &'static str) -> impl FnOnce(aws_sdk_sns::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_sns::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |err| shared::adapters::describe_sdk_error(operation, &err)
+}
+
+/// Makes the approvals topic's e-mail subscriptions match the pipeline file: each approver
+/// subscribed with a filter policy on their own address (so only their links reach them), the
+/// policy corrected where it differs, and addresses no longer listed unsubscribed.
+pub async fn sync(
+    sns: &aws_sdk_sns::Client,
+    pipeline: &Pipeline,
+    topic_arn: &str,
+    dry_run: bool,
+) -> Result<(), String> {
+    let wanted: BTreeSet<&Approver> = pipeline
+        .stages()
+        .iter()
+        .filter_map(|stage| stage.approval.as_ref())
+        .flat_map(|policy| &policy.approvers)
+        .collect();
+    let mut subscribed = Vec::new();
+    let mut next = None;
+    loop {
+        let page = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(sdk("ListSubscriptionsByTopic"))?;
+        subscribed.extend(
+            page.subscriptions()
+                .iter()
+                .filter(|s| s.protocol() == Some("email"))
+                .cloned(),
+        );
+        match page.next_token {
+            Some(token) => next = Some(token),
+            None => break,
+        }
+    }
+    let act = if dry_run { "would" } else { "did" };
+    for approver in &wanted {
+        let policy = approver_filter_policy(approver);
+        match subscribed.iter().find(|s| s.endpoint() == Some(approver.as_str())) {
+            None => {
+                if !dry_run {
+                    sns.subscribe()
+                        .topic_arn(topic_arn)
+                        .protocol("email")
+                        .endpoint(approver.as_str())
+                        .attributes("FilterPolicy", &policy)
+                        .return_subscription_arn(true)
+                        .send()
+                        .await
+                        .map_err(sdk("Subscribe"))?;
+                }
+                println!("{approver}: {act} subscribe (they confirm from the e-mail AWS sends)");
+            }
+            Some(subscription) => {
+                let arn = subscription.subscription_arn().unwrap_or_default();
+                if !arn.starts_with("arn:") {
+                    println!("{approver}: subscribed, waiting for their confirmation");
+                    continue;
+                }
+                let attributes = sns
+                    .get_subscription_attributes()
+                    .subscription_arn(arn)
+                    .send()
+                    .await
+                    .map_err(sdk("GetSubscriptionAttributes"))?;
+                let current = attributes.attributes().and_then(|a| a.get("FilterPolicy")).cloned();
+                let same = current
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+                    == serde_json::from_str::<serde_json::Value>(&policy).ok();
+                if same {
+                    println!("{approver}: subscribed, filter policy in place");
+                    continue;
+                }
+                if !dry_run {
+                    sns.set_subscription_attributes()
+                        .subscription_arn(arn)
+                        .attribute_name("FilterPolicy")
+                        .attribute_value(&policy)
+                        .send()
+                        .await
+                        .map_err(sdk("SetSubscriptionAttributes"))?;
+                }
+                println!("{approver}: {act} set the filter policy to their own address");
+            }
+        }
+    }
+    for stale in subscribed
+        .iter()
+        .filter(|s| !wanted.iter().any(|a| Some(a.as_str()) == s.endpoint()))
+    {
+        let (endpoint, arn) = (
+            stale.endpoint().unwrap_or("?"),
+            stale.subscription_arn().unwrap_or_default(),
+        );
+        if !arn.starts_with("arn:") {
+            println!("{endpoint}: no longer an approver, but its subscription is unconfirmed (it expires by itself)");
+            continue;
+        }
+        if !dry_run {
+            sns.unsubscribe()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .map_err(sdk("Unsubscribe"))?;
+        }
+        println!("{endpoint}: no longer an approver: {act} unsubscribe");
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The approval loop against moto: a release that passed staging asks for approval, each
+//! approver's link arrives only in their own subscription (SQS queues subscribed to the
+//! approvals topic with the filter policies `pipectl approvers sync` sets), and the built
+//! approval-page binary, behind a local function URL, decides only on a POST from its page.
+
+use crate::support::*;
+use harness::function::Function;
+use harness::function_url::{Answer, FunctionUrl, request};
+use harness::seed::take_notices;
+use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
+use shared::ports::Approvals;
+
+const BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+
+pub(crate) struct Loop {
+    pub env: Env,
+    pub page: FunctionUrl,
+}
+
+impl Loop {
+    /// moto seeded, and the approval page served from its built binary.
+    pub async fn start() -> Self {
+        let env = Env::new().await;
+        let function = Function::spawn(
+            &harness::built_binary("approval-page", "debug"),
+            &env.moto.endpoint,
+            &env.function_vars(),
+        )
+        .await;
+        let page = FunctionUrl::start(function).await;
+        Loop { env, page }
+    }
+
+    /// Pushes a release of `digest_byte` tagged `tag` at `second`, after it passed staging.
+    pub async fn release(&self, tag: &str, digest_byte: u8, second: u32) {
+        self.env.passes_staging(&digest(digest_byte), second).await;
+        let handler = self
+            .env
+            .handler_linking_to(self.env.pipeline.clone(), &self.env.config, &self.page.url);
+        handler
+            .handle_event(&push(tag, digest_byte, second + 1), deadline())
+            .await
+            .unwrap();
+    }
+
+    /// Each approver's messages since the last call: (approver, subject, link).
+    pub async fn links(&self) -> Vec<(String, String, String)> {
+        let mut links = Vec::new();
+        for (approver, queue) in &self.env.world.approver_queues {
+            for notice in take_notices(&self.env.config, queue).await {
+                let link = notice
+                    .message
+                    .lines()
+                    .find(|line| line.starts_with(&self.page.url))
+                    .expect("the message carries a link")
+                    .to_owned();
+                links.push((approver.clone(), notice.subject, link));
+            }
+        }
+        links
+    }
+
+    pub async fn request(&self, link: &str) -> ApprovalRequest {
+        let id = link.trim_start_matches(&self.page.url).split('/').nth(1).unwrap();
+        DynamoRecords::new(&self.env.config, &self.env.world.table)
+            .get_approval(&ApprovalId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// The nonce in the page's form.
+pub(crate) fn nonce_in(page: &Answer) -> String {
+    page.body
+        .split("name=\"nonce\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page has a form")
+        .to_owned()
+}
+
+fn votes(request: &ApprovalRequest) -> usize {
+    request.ballots.iter().filter(|b| b.vote.is_some()).count()
+}
+
+#[tokio::test]
+async fn each_approver_gets_their_own_link_and_a_post_from_the_page_approves() {
+    let run = Loop::start().await;
+    run.release("v2.1.0", 0x21, 0).await;
+    let links = run.links().await;
+    let approvers: Vec<&str> = links.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(
+        approvers,
+        ["oncall-lead@example.com", "release-manager@example.com"],
+        "one message each"
+    );
+    for (_, subject, _) in &links {
+        assert_eq!(subject, "Approve v2.1.0 of backend to prod?");
+    }
+    let (approver, _, link) = &links[1];
+    let open = run.request(link).await;
+    assert_eq!(open.status, ApprovalStatus::AwaitingApproval);
+    assert_eq!(
+        open.ballot(
+            &shared::domain::approval::ApprovalToken::parse(link.rsplit('/').next().unwrap())
+                .unwrap()
+                .hash()
+        )
+        .unwrap()
+        .approver
+        .as_str(),
+        approver,
+        "the link in an approver's message is their ballot"
+    );
+
+    let page = request_get(link).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&digest(0x21)), "the page shows the digest");
+    assert!(page.body.contains("Verified in staging"));
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(page.headers[name], value, "{name}");
+    }
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'none'")
+            && csp.contains("form-action 'self'")
+            && csp.contains("frame-ancestors 'none'")
+    );
+
+    let approve = [
+        ("verdict", "approve"),
+        ("nonce", &nonce_in(&page)),
+        ("comment", "staging looks good"),
+    ];
+    let decided = request("POST", link, BROWSER, Some(&approve)).await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    assert!(decided.body.contains("Recorded: you approved this release."));
+    let approved = run.request(link).await;
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    let vote = approved.ballots.iter().find_map(|b| b.vote.clone()).unwrap();
+    assert_eq!(
+        (vote.voter.comment.as_str(), vote.voter.source_ip.as_str()),
+        ("staging looks good", "127.0.0.1")
+    );
+    assert_eq!(vote.voter.user_agent, BROWSER);
+
+    let again = request("POST", link, BROWSER, Some(&approve)).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("Already decided"));
+    assert_eq!(votes(&run.request(link).await), 1);
+
+    // The page never logs the token.
+    let token = link.rsplit('/').next().unwrap();
+    assert!(run.page.logs().await.iter().all(|line| !line.contains(token)));
+}
+
+async fn request_get(link: &str) -> Answer {
+    request("GET", link, BROWSER, None).await
+}
+
+#[tokio::test]
+async fn scanners_previews_and_forged_posts_decide_nothing() {
+    let run = Loop::start().await;
+    run.release("v2.2.0", 0x22, 0).await;
+    run.release("v2.3.0", 0x23, 10).await;
+    let links = run.links().await;
+    let older: Vec<&String> = links
+        .iter()
+        .filter(|(_, s, _)| s.contains("v2.2.0"))
+        .map(|(_, _, l)| l)
+        .collect();
+    let newer: Vec<&String> = links
+        .iter()
+        .filter(|(_, s, _)| s.contains("v2.3.0"))
+        .map(|(_, _, l)| l)
+        .collect();
+    let (link, other_approver) = (newer[0], newer[1]);
+
+    for agent in [
+        "Mozilla/5.0 (compatible; Microsoft Office SafeLinks; +https://aka.ms/safelinks)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) BingPreview/1.0b",
+    ] {
+        assert_eq!(request("GET", link, agent, None).await.status, 200);
+        let head = request("HEAD", link, agent, None).await;
+        assert_eq!((head.status, head.body.as_str()), (200, ""));
+    }
+    let no_nonce = request("POST", link, BROWSER, Some(&[("verdict", "approve")])).await;
+    assert_eq!(no_nonce.status, 403);
+    let other_page = nonce_in(&request_get(other_approver).await);
+    let wrong_nonce = request(
+        "POST",
+        link,
+        BROWSER,
+        Some(&[("verdict", "approve"), ("nonce", &other_page)]),
+    )
+    .await;
+    assert_eq!(wrong_nonce.status, 403);
+
+    // One approver's token on another request: the token opens no ballot there.
+    let token = link.rsplit('/').next().unwrap();
+    let older_id = older[0].trim_start_matches(&run.page.url).split('/').nth(1).unwrap();
+    let elsewhere = format!("{}a/{older_id}/{token}", run.page.url);
+    assert_eq!(request_get(&elsewhere).await.status, 404);
+
+    assert_eq!(votes(&run.request(link).await), 0);
+    assert_eq!(run.request(link).await.status, ApprovalStatus::AwaitingApproval);
+
+    // The older release was superseded: its links say by what, and decide nothing.
+    let superseded = request_get(older[0]).await;
+    assert!(
+        superseded.body.contains("Superseded by release v2.3.0"),
+        "{}",
+        superseded.body
+    );
+    assert!(!superseded.body.contains("<form"));
+    assert_eq!(run.request(older[0]).await.status, ApprovalStatus::Superseded);
+}
