@@ -22,10 +22,16 @@ pub(crate) struct Loop {
 impl Loop {
     /// moto seeded, and the approval page served from its built binary.
     pub async fn start() -> Self {
+        Self::start_through(async |moto: &str| moto.to_owned()).await
+    }
+
+    /// As `start`, the page reaching AWS at the endpoint `route` makes of moto's.
+    pub async fn start_through<R: AsyncFnOnce(&str) -> String>(route: R) -> Self {
         let env = Env::new().await;
+        let endpoint = route(&env.moto.endpoint).await;
         let function = Function::spawn(
             &harness::built_binary("approval-page", "debug"),
-            &env.moto.endpoint,
+            &endpoint,
             &env.function_vars(),
         )
         .await;

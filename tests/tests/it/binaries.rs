@@ -147,3 +147,63 @@ async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_with_a_bad_
         assert!(logs.contains(expected), "expected `{expected}` in:\n{logs}");
     }
 }
+
+/// A function URL event from events/approval-page, with its path replaced when `path` is given.
+fn function_url_event(name: &str, path: Option<&str>) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_slice(&event_file("approval-page", name)).unwrap();
+    if let Some(path) = path {
+        event["rawPath"] = path.into();
+        event["requestContext"]["http"]["path"] = path.into();
+    }
+    event.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn approval_page_binary_answers_function_url_events() {
+    let run = crate::approval::Loop::start().await;
+    run.release("v4.0.0", 0x40, 0).await;
+    let link = run.links().await.remove(0).2;
+    let path = format!("/{}", link.trim_start_matches(&run.page.url));
+    let mut function = Function::spawn(
+        &built_binary("approval-page", "debug"),
+        &run.env.moto.endpoint,
+        &run.env.function_vars(),
+    )
+    .await;
+
+    // The samples' link names no request: a 404 that says nothing, with every header.
+    let unknown = function.invoke(function_url_event("get.json", None)).await.response();
+    assert_eq!(unknown["statusCode"], 404);
+    assert!(unknown["body"].as_str().unwrap().contains("This link is not valid."));
+    for header in [
+        "content-security-policy",
+        "x-frame-options",
+        "cache-control",
+        "referrer-policy",
+        "x-content-type-options",
+    ] {
+        assert!(unknown["headers"][header].is_string(), "{header} missing: {unknown}");
+    }
+
+    let page = function
+        .invoke(function_url_event("get.json", Some(&path)))
+        .await
+        .response();
+    assert_eq!(page["statusCode"], 200);
+    assert!(page["body"].as_str().unwrap().contains(&digest(0x40)));
+    let head = function
+        .invoke(function_url_event("head.json", Some(&path)))
+        .await
+        .response();
+    assert_eq!(head["statusCode"], 200);
+    assert!(head["body"].as_str().unwrap_or_default().is_empty());
+
+    // The sample POST (base64 form, as function URLs send it) carries no nonce of this page.
+    let post = function
+        .invoke(function_url_event("post.json", Some(&path)))
+        .await
+        .response();
+    assert_eq!(post["statusCode"], 403);
+    assert_eq!(run.request(&link).await.votes().count(), 0);
+    assert!(function.is_running());
+}

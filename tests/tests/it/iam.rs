@@ -135,3 +135,33 @@ async fn rollback_on_alarm_calls_only_what_its_role_allows() {
     );
     assert_allowed("RollbackOnAlarmRole", &proxy);
 }
+
+#[tokio::test]
+async fn approval_page_calls_only_what_its_role_allows() {
+    let mut proxy = None;
+    let run = crate::approval::Loop::start_through(async |moto: &str| {
+        let started = FaultProxy::start(moto).await;
+        let endpoint = started.endpoint.clone();
+        proxy = Some(started);
+        endpoint
+    })
+    .await;
+    let proxy = proxy.unwrap();
+    run.release("v5.0.0", 0x50, 0).await;
+    let link = run.links().await.remove(0).2;
+    let page = harness::function_url::request("GET", &link, "Mozilla/5.0", None).await;
+    let nonce = crate::approval::nonce_in(&page);
+    let form = [("verdict", "approve"), ("nonce", nonce.as_str())];
+    let decided = harness::function_url::request("POST", &link, "Mozilla/5.0", Some(&form)).await;
+    assert_eq!(decided.status, 200);
+    assert_eq!(
+        proxy.calls(),
+        [
+            "DynamoDB_20120810.GetItem",
+            "DynamoDB_20120810.GetItem",
+            "DynamoDB_20120810.PutItem"
+        ],
+        "one read per page, one conditional write per decision"
+    );
+    assert_allowed("ApprovalPageRole", &proxy);
+}

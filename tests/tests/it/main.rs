@@ -2,6 +2,7 @@
 
 mod approval;
 mod binaries;
+mod browser;
 mod deploy_on_push;
 mod fault_matrix;
 mod faults;

@@ -334,3 +334,145 @@ async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
     // The worker's deploy of that digest did not fail: it is left alone.
     assert_eq!(env.records_for(DEV, "worker-service").await.len(), 1);
 }
+
+#[tokio::test]
+async fn approvals_lists_open_requests_and_an_operator_votes_as_themselves() {
+    let env = Env::new().await;
+    env.passes_staging(&digest(0x60), 0).await;
+    env.handler()
+        .handle_event(&push("v6.0.0", 0x60, 5), deadline())
+        .await
+        .unwrap();
+
+    let listed = stdout(&pipectl(&env, &["approvals"]));
+    let id = listed.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        id.starts_with("apr-") && listed.contains("v6.0.0 of backend to prod"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("release-manager@example.com: has not voted (link sent)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("Awaiting approval: 0 of 1 needed approvals so far."),
+        "{listed}"
+    );
+
+    let approved = stdout(&pipectl(
+        &env,
+        &["approve", &id, "--comment", "links bounced; approved by phone"],
+    ));
+    assert!(approved.contains("approved by arn:aws:"), "{approved}");
+    let records = shared::adapters::dynamo::DynamoRecords::new(&env.config, &env.world.table);
+    let request =
+        shared::ports::Approvals::get_approval(&records, &shared::domain::approval::ApprovalId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(request.status, shared::domain::approval::ApprovalStatus::Approved);
+    let vote = &request.operator_votes[0];
+    assert!(
+        vote.operator.starts_with("arn:aws:"),
+        "recorded as the operator: {}",
+        vote.operator
+    );
+    assert_eq!(vote.vote.voter.comment, "links bounced; approved by phone");
+
+    let again = pipectl(&env, &["reject", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing changed"));
+    assert!(stdout(&pipectl(&env, &["approvals"])).contains("no approval request is open"));
+    let unknown = pipectl(&env, &["approve", "apr-000000000000000000000000"]);
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr).trim(),
+        "pipectl: no approval request apr-000000000000000000000000"
+    );
+}
+
+#[tokio::test]
+async fn approvers_sync_subscribes_each_approver_with_a_filter_on_their_own_address() {
+    let env = Env::new().await;
+    let sns = aws_sdk_sns::Client::new(&env.config);
+    let topic = sns
+        .create_topic()
+        .name("approvals-sync")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    for (who, policy) in [
+        (
+            "former-approver@example.com",
+            r#"{"approver":["former-approver@example.com"]}"#,
+        ),
+        (
+            "oncall-lead@example.com",
+            r#"{"approver":["someone-else@example.com"]}"#,
+        ),
+    ] {
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("email")
+            .endpoint(who)
+            .attributes("FilterPolicy", policy)
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    let subscriptions = async || {
+        let listed = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .unwrap();
+        let mut found = Vec::new();
+        for s in listed.subscriptions() {
+            let attributes = sns
+                .get_subscription_attributes()
+                .subscription_arn(s.subscription_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let policy = attributes
+                .attributes()
+                .unwrap()
+                .get("FilterPolicy")
+                .cloned()
+                .unwrap_or_default();
+            let policy: serde_json::Value = serde_json::from_str(&policy).unwrap_or_default();
+            found.push((s.endpoint().unwrap().to_owned(), policy));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    };
+
+    let dry = stdout(&pipectl(
+        &env,
+        &["approvers", "sync", "--topic-arn", &topic, "--dry-run"],
+    ));
+    assert!(dry.contains("release-manager@example.com: would subscribe"), "{dry}");
+    assert_eq!(subscriptions().await.len(), 2, "a dry run changes nothing");
+
+    let synced = stdout(&pipectl(&env, &["approvers", "sync", "--topic-arn", &topic]));
+    assert!(
+        synced.contains("former-approver@example.com: no longer an approver: did unsubscribe"),
+        "{synced}"
+    );
+    let own = |who: &str| serde_json::json!({ "approver": [who] });
+    assert_eq!(
+        subscriptions().await,
+        [
+            ("oncall-lead@example.com".to_owned(), own("oncall-lead@example.com")),
+            (
+                "release-manager@example.com".to_owned(),
+                own("release-manager@example.com")
+            ),
+        ]
+    );
+    let again = stdout(&pipectl(&env, &["approvers", "sync", "--topic-arn", &topic]));
+    assert_eq!(again.matches("filter policy in place").count(), 2, "{again}");
+}
