@@ -141,7 +141,7 @@ pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, l
              {evidence}\n\
              Open your link to approve or reject. It is yours alone: whoever opens it votes as you.\n\
              {link}\n\n\
-             The link expires at {expires} UTC. Approvals needed: {needed} of {ballots}. \
+             The link expires at {expires} UTC. Approvals needed: {needed} (of {ballots} approvers). \
              The deploy starts {wait} minutes after the last needed approval (until then the page offers Cancel).\n",
             app = request.application,
             stage = request.stage,

@@ -55,6 +55,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let env = [
         ("TABLE_NAME", world.table.as_str()),
         ("TOPIC_ARN", world.topic_arn.as_str()),
+        ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
+        ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),
         ("SSL_CERT_FILE", ca),
     ];
 
@@ -211,7 +213,13 @@ async fn calls_per_push(pipeline: &Pipeline, deploy: &Path) -> String {
     let moto = Moto::start();
     let world = seed(&moto.sdk_config().await, pipeline).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
-    let mut function = Function::spawn(deploy, &proxy.endpoint, &[("TABLE_NAME", world.table.as_str())]).await;
+    let env = [
+        ("TABLE_NAME", world.table.as_str()),
+        ("TOPIC_ARN", world.topic_arn.as_str()),
+        ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
+        ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),
+    ];
+    let mut function = Function::spawn(deploy, &proxy.endpoint, &env).await;
     function
         .invoke(event_file("deploy-on-push", "push-latest.json"))
         .await

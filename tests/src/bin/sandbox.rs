@@ -1,11 +1,14 @@
 //! The local sandbox: moto as AWS, the pipeline's clusters, services, table and topic created
 //! there, and a story played through the real function binaries under a Lambda Runtime API:
 //! the sample ECR pushes, ECS completing them, a bad build, its alarm and the rollback, the bad
-//! digest refused, a fix forward. Prints what each step changed, then the records and the
-//! notices sent. `--keep` leaves moto running to explore.
+//! digest refused, a fix forward; a release blocked because its digest skipped staging, and
+//! one that passed staging asking each approver by mail, approved through the real approval
+//! page over HTTP. Prints what each step changed, then the records and the notices sent.
+//! `--keep` leaves moto and the approval page running to explore.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::function::Function;
+use harness::function_url::{FunctionUrl, request};
 use harness::moto::Moto;
 use harness::seed::{seed, take_notices};
 use harness::{ACCOUNT, REGION, alarm_timestamp, built_binary, event_file, event_time, repo_root, story_time};
@@ -19,7 +22,7 @@ const STORY: [(&str, &str); 4] = [
     ),
     (
         "push-release.json",
-        "a `v*` release: dev deploys, prod waits for approval",
+        "a `v*` release of a digest that never passed staging: dev deploys, prod is BLOCKED",
     ),
     (
         "push-release.json",
@@ -44,9 +47,21 @@ async fn main() {
 
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let page = FunctionUrl::start(
+        Function::spawn(
+            &built_binary("approval-page", "debug"),
+            &moto.endpoint,
+            &[("TABLE_NAME", world.table.as_str())],
+        )
+        .await,
+    )
+    .await;
+    println!("approval page (a local function URL): {}", page.url);
     let vars = [
         ("TABLE_NAME", world.table.as_str()),
         ("TOPIC_ARN", world.topic_arn.as_str()),
+        ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
+        ("APPROVAL_PAGE_URL", page.url.as_str()),
     ];
     let mut function = Function::spawn(&built_binary("deploy-on-push", "debug"), &moto.endpoint, &vars).await;
     let mut tracker = Function::spawn(&built_binary("track-deployment", "debug"), &moto.endpoint, &vars).await;
@@ -137,6 +152,22 @@ async fn main() {
     )
     .await;
 
+    // The main build passed staging: the same digest tagged as a release asks for approval.
+    let mut release = with_image(&samples[2].2, "", 55);
+    release["detail"]["image-digest"] = samples[1].2["detail"]["image-digest"].clone();
+    release["detail"]["image-tag"] = "v1.4.1".into();
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(release)",
+        "the `main-*` build's digest, which SUCCEEDED in staging, tagged `v1.4.1`: prod asks for approval",
+        &release,
+    )
+    .await;
+    approve_by_mail(&config, &world, &page).await;
+
     print_records(&ddb, &world.table).await;
     println!("\n━━ notices published to the SNS topic (read back through a subscribed SQS queue)");
     for notice in take_notices(&config, &world.notices_queue_url).await {
@@ -148,11 +179,65 @@ async fn main() {
 
     if keep {
         println!(
-            "\nmoto keeps running at {0}; try:\n  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 --endpoint-url {0} ecs list-task-definitions\nCtrl-C to stop.",
+            "\nmoto keeps running at {0}; try:\n  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 --endpoint-url {0} ecs list-task-definitions\nThe approval page keeps running too: open the oncall-lead link above in your browser.\nCtrl-C to stop.",
             moto.endpoint
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Prints each approver's message (read back from a queue subscribed with their filter
+/// policy), then opens one link's page and presses Approve, over HTTP, as a browser would.
+async fn approve_by_mail(config: &aws_config::SdkConfig, world: &harness::seed::World, page: &FunctionUrl) {
+    let mut links = Vec::new();
+    for (approver, queue) in &world.approver_queues {
+        for notice in take_notices(config, queue).await {
+            println!("\n   mail to {approver}\n   subject: {}", notice.subject);
+            for line in notice.message.lines() {
+                println!("   │ {line}");
+            }
+            if let Some(link) = notice.message.lines().find(|l| l.starts_with(&page.url)) {
+                links.push((approver.clone(), link.to_owned()));
+            }
+        }
+    }
+    let Some((approver, link)) = links.iter().find(|(a, _)| a.starts_with("release-manager")) else {
+        println!("   no approval link arrived");
+        return;
+    };
+    println!("\n━━ {approver} opens their link (GET: shows the release, decides nothing), then presses Approve (POST)");
+    let shown = request("GET", link, "Mozilla/5.0 (sandbox)", None).await;
+    println!(
+        "   GET  → {} ({} bytes of HTML, no script)",
+        shown.status,
+        shown.body.len()
+    );
+    let nonce = shown
+        .body
+        .split("name=\"nonce\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let form = [
+        ("verdict", "approve"),
+        ("nonce", nonce.as_str()),
+        ("comment", "staging is green"),
+    ];
+    let decided = request("POST", link, "Mozilla/5.0 (sandbox)", Some(&form)).await;
+    let state = decided
+        .body
+        .split("id=\"state\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or("?");
+    println!("   POST → {}: {state}", decided.status);
+    let replay = request("POST", link, "Mozilla/5.0 (sandbox)", Some(&form)).await;
+    println!(
+        "   the same POST again → {} (already decided; nothing changes)",
+        replay.status
+    );
+    println!("   (the promotion that follows an approval, snapshot, wait timer and prod deploy, is not built yet)");
 }
 
 /// The story plays now: the handlers compare event times with the times they record, so a
@@ -241,6 +326,18 @@ async fn push(
                 }
                 _ => println!(": {}", target["reason"].as_str().unwrap_or_default()),
             }
+        }
+        for approval in response["approvals"].as_array().into_iter().flatten() {
+            println!(
+                "   {:<8} approval request {}: {}{}",
+                approval["stage"].as_str().unwrap_or("?"),
+                approval["approval_id"].as_str().unwrap_or("?"),
+                approval["status"].as_str().unwrap_or("?"),
+                match approval["blocked"].as_str() {
+                    Some(why) => format!(" ({why}; no links went out, the team is told)"),
+                    None => format!(", {} approval link(s) sent", approval["links_sent"]),
+                }
+            );
         }
         if let Some(reason) = response["reason"].as_str() {
             println!("   ignored: {reason}");
