@@ -48,19 +48,28 @@ pub async fn list(records: &DynamoRecords) -> Result<(), String> {
     Ok(())
 }
 
-/// Casts the operator's vote (`operator` is their caller ARN), once, with a conditional write.
-pub async fn vote(
-    records: &DynamoRecords,
-    id: &str,
-    verdict: Verdict,
-    operator: &str,
-    comment: Option<String>,
-) -> Result<(), String> {
-    let id = ApprovalId::parse(id).ok_or_else(|| format!("`{id}` is not an approval id (apr-…)"))?;
+/// What an operator's vote is cast with.
+pub struct OperatorVote<'a> {
+    pub id: &'a str,
+    pub verdict: Verdict,
+    /// The approver whose ballot it is: one vote per approver, by link or by pipectl.
+    pub approver: &'a str,
+    /// The caller ARN STS names: who cast it.
+    pub operator: String,
+    pub comment: Option<String>,
+}
+
+/// Casts an operator's vote on an approver's ballot, once, with a conditional write. The
+/// approver must still be listed for the stage in the pipeline file.
+pub async fn vote(records: &DynamoRecords, pipeline: &Pipeline, cast: OperatorVote<'_>) -> Result<(), String> {
+    let id = ApprovalId::parse(cast.id).ok_or_else(|| format!("`{}` is not an approval id (apr-…)", cast.id))?;
+    let approver = Approver::parse(cast.approver).map_err(|e| e.to_string())?;
+    let verdict = cast.verdict;
     let voter = Voter {
         source_ip: String::new(),
         user_agent: "pipectl".into(),
-        comment: comment.unwrap_or_default(),
+        comment: cast.comment.unwrap_or_default(),
+        operator: Some(cast.operator.clone()),
     };
     for _ in 0..3 {
         let request = records
@@ -68,7 +77,24 @@ pub async fn vote(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no approval request {id}"))?;
-        let mut next = match request.cast_as_operator(operator, verdict, voter.clone(), chrono::Utc::now()) {
+        let listed = pipeline
+            .stages()
+            .iter()
+            .find(|stage| stage.name == request.stage)
+            .and_then(|stage| stage.approval.as_ref())
+            .is_some_and(|policy| {
+                policy
+                    .approvers
+                    .iter()
+                    .any(|a| a.as_str().eq_ignore_ascii_case(approver.as_str()))
+            });
+        if !listed {
+            return Err(format!(
+                "{approver} is not an approver of {} in the pipeline file",
+                request.stage
+            ));
+        }
+        let mut next = match request.cast_for(&approver, verdict, voter.clone(), chrono::Utc::now()) {
             Ok(next) => next,
             Err(Refusal::Expired) => return Err(format!("{id} expired at {} UTC", utc(request.expires_at))),
             Err(refusal) => return Err(format!("{id}: nothing changed: {refusal}")),
@@ -76,8 +102,9 @@ pub async fn vote(
         next.version += 1;
         if records.save_approval(&next).await.map_err(|e| e.to_string())? {
             println!(
-                "{id}: {} by {operator}; {}",
+                "{id}: {} for {approver} by {}; {}",
                 verdict.past_tense(),
+                cast.operator,
                 state_line(&next, chrono::Utc::now())
             );
             return Ok(());
@@ -120,15 +147,41 @@ pub async fn sync(
             .send()
             .await
             .map_err(sdk("ListSubscriptionsByTopic"))?;
-        subscribed.extend(
-            page.subscriptions()
-                .iter()
-                .filter(|s| s.protocol() == Some("email"))
-                .cloned(),
-        );
+        subscribed.extend(page.subscriptions().iter().cloned());
         match page.next_token {
             Some(token) => next = Some(token),
             None => break,
+        }
+    }
+    // Anything but an approver's own e-mail subscription must filter on one approver too, or
+    // it receives other people's links.
+    let (subscribed, others): (Vec<_>, Vec<_>) = subscribed.into_iter().partition(|s| s.protocol() == Some("email"));
+    let mut leaking = 0;
+    for other in &others {
+        let (protocol, endpoint) = (other.protocol().unwrap_or("?"), other.endpoint().unwrap_or("?"));
+        let policy = match other.subscription_arn().filter(|arn| arn.starts_with("arn:")) {
+            Some(arn) => sns
+                .get_subscription_attributes()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .map_err(sdk("GetSubscriptionAttributes"))?
+                .attributes()
+                .and_then(|a| a.get("FilterPolicy"))
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok()),
+            None => None,
+        };
+        let only = wanted.iter().find(|approver| {
+            policy.is_some() && policy == serde_json::from_str(&approver_filter_policy(approver)).ok()
+        });
+        match only {
+            Some(approver) => println!("{protocol} {endpoint}: receives {approver}'s links only"),
+            None => {
+                leaking += 1;
+                println!(
+                    "{protocol} {endpoint}: receives links without filtering on one approver: unsubscribe it or give it an approver's filter policy"
+                );
+            }
         }
     }
     let act = if dry_run { "would" } else { "did" };
@@ -203,6 +256,11 @@ pub async fn sync(
                 .map_err(sdk("Unsubscribe"))?;
         }
         println!("{endpoint}: no longer an approver: {act} unsubscribe");
+    }
+    if leaking > 0 {
+        return Err(format!(
+            "{leaking} subscription(s) of the approvals topic receive approvers' links unfiltered"
+        ));
     }
     Ok(())
 }

@@ -64,16 +64,21 @@ enum Command {
     },
     /// Approval requests still open, with who has voted.
     Approvals,
-    /// Approve a request as an operator with AWS credentials (recorded with your caller ARN;
-    /// counts as one more approver).
+    /// Approve a request for an approver who cannot use their link, as an operator with AWS
+    /// credentials: the vote goes on that approver's one ballot, recorded with your caller ARN.
     Approve {
         id: String,
+        /// The approver (as the pipeline file lists them) whose ballot this is.
+        #[arg(long = "as", value_name = "APPROVER")]
+        approver: String,
         #[arg(long)]
         comment: Option<String>,
     },
-    /// Reject a request as an operator with AWS credentials (recorded with your caller ARN).
+    /// Reject a request for an approver, as an operator with AWS credentials (as `approve`).
     Reject {
         id: String,
+        #[arg(long = "as", value_name = "APPROVER")]
+        approver: String,
         #[arg(long)]
         comment: Option<String>,
     },
@@ -123,8 +128,8 @@ fn main() -> ExitCode {
         } => with_aws(|aws| redrive(aws, queue_url, stack, limit)),
         Command::Redeploy { stage, service, stack } => redeploy(&stage, &service, &stack),
         Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
-        Command::Approve { id, comment } => operator_vote(&id, Verdict::Approve, comment),
-        Command::Reject { id, comment } => operator_vote(&id, Verdict::Reject, comment),
+        Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
+        Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),
         Command::Approvers {
             command: ApproversCommand::Sync { topic_arn, dry_run },
         } => load_pipeline().and_then(|pipeline| {
@@ -332,7 +337,8 @@ fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
 }
 
 /// A vote recorded with the caller's identity, as STS tells it.
-fn operator_vote(id: &str, verdict: Verdict, comment: Option<String>) -> Result<(), String> {
+fn operator_vote(id: &str, verdict: Verdict, approver: &str, comment: Option<String>) -> Result<(), String> {
+    let pipeline = load_pipeline()?;
     let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
     with_aws(|aws| async move {
         let caller = aws_sdk_sts::Client::new(&aws)
@@ -341,7 +347,14 @@ fn operator_vote(id: &str, verdict: Verdict, comment: Option<String>) -> Result<
             .await
             .map_err(|e| shared::adapters::describe_sdk_error("GetCallerIdentity", &e))?;
         let operator = caller.arn().ok_or("STS named no caller ARN")?.to_owned();
-        approvals::vote(&DynamoRecords::new(&aws, table), id, verdict, &operator, comment).await
+        let cast = approvals::OperatorVote {
+            id,
+            verdict,
+            approver,
+            operator,
+            comment,
+        };
+        approvals::vote(&DynamoRecords::new(&aws, table), &pipeline, cast).await
     })
 }
 

@@ -5,7 +5,7 @@ use shared::lambda::{http, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_logging();
+    runtime::init_logging_without_payloads();
     let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
     let page = ApprovalPage {

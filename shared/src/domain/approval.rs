@@ -168,6 +168,10 @@ pub struct Voter {
     pub source_ip: String,
     pub user_agent: String,
     pub comment: String,
+    /// Cast with `pipectl approve|reject --as <approver>` by someone with AWS credentials:
+    /// their caller ARN.
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// The longest comment kept with a vote.
@@ -206,15 +210,6 @@ pub struct Ballot {
     /// When the link went out; `None` until it did.
     pub sent_at: Option<DateTime<Utc>>,
     pub vote: Option<Vote>,
-}
-
-/// A vote cast with `pipectl approve|reject` by someone with AWS credentials (their caller
-/// ARN), not from a link: for when the links cannot be used. Each operator counts as one
-/// more approver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorVote {
-    pub operator: String,
-    pub vote: Vote,
 }
 
 /// A service the release puts the image on, with its deployment record and what it runs now.
@@ -262,7 +257,6 @@ pub struct ApprovalRequest {
     pub blocked: Option<String>,
     pub evidence: Option<Evidence>,
     pub ballots: Vec<Ballot>,
-    pub operator_votes: Vec<OperatorVote>,
     pub approvals_required: usize,
     /// The least time between the deciding approval and the deploy.
     pub wait: TimeDelta,
@@ -280,6 +274,8 @@ pub struct ApprovalRequest {
 pub enum Refusal {
     #[error("no ballot holds this link")]
     UnknownLink,
+    #[error("not an approver of this request")]
+    NotAnApprover,
     #[error("this link already {} at {}", .0.verdict.past_tense(), .0.at.to_rfc3339())]
     AlreadyVoted(Vote),
     #[error("the request is {0}")]
@@ -289,8 +285,9 @@ pub enum Refusal {
 }
 
 impl ApprovalRequest {
-    /// A new request for `services`, AWAITING_APPROVAL, or BLOCKED with why when the release
-    /// did not pass the stage the policy requires. Ballots hold no link yet.
+    /// A new request for `services`, AWAITING_APPROVAL (with the evidence from the stage the
+    /// policy requires, if it requires one), or BLOCKED with why when the release did not pass
+    /// that stage. Ballots hold no link yet.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ApprovalId,
@@ -299,11 +296,11 @@ impl ApprovalRequest {
         application: &AppName,
         image: &PushedImage,
         services: Vec<ReleaseService>,
-        verified: Result<Evidence, String>,
+        verified: Result<Option<Evidence>, String>,
         now: DateTime<Utc>,
     ) -> Self {
         let (status, evidence, blocked) = match verified {
-            Ok(evidence) => (ApprovalStatus::AwaitingApproval, Some(evidence), None),
+            Ok(evidence) => (ApprovalStatus::AwaitingApproval, evidence, None),
             Err(why) => (ApprovalStatus::Blocked, None, Some(why)),
         };
         ApprovalRequest {
@@ -326,7 +323,6 @@ impl ApprovalRequest {
                     vote: None,
                 })
                 .collect(),
-            operator_votes: Vec::new(),
             approvals_required: policy.required,
             wait: policy.wait,
             requested_at: now,
@@ -345,14 +341,11 @@ impl ApprovalRequest {
         self.ballots.iter().find(|ballot| ballot.token_hashes.contains(hash))
     }
 
-    /// Every vote cast so far, by whom: an approver's address or an operator's ARN.
-    pub fn votes(&self) -> impl Iterator<Item = (&str, &Vote)> {
-        let by_link = self
-            .ballots
+    /// Every vote cast so far, by approver.
+    pub fn votes(&self) -> impl Iterator<Item = (&Approver, &Vote)> {
+        self.ballots
             .iter()
-            .filter_map(|ballot| Some((ballot.approver.as_str(), ballot.vote.as_ref()?)));
-        let by_operator = self.operator_votes.iter().map(|o| (o.operator.as_str(), &o.vote));
-        by_link.chain(by_operator)
+            .filter_map(|ballot| Some((&ballot.approver, ballot.vote.as_ref()?)))
     }
 
     pub fn approvals(&self) -> usize {
@@ -399,23 +392,27 @@ impl ApprovalRequest {
         Ok(next.counted(verdict, now))
     }
 
-    /// Counts an operator's vote (`pipectl`); each operator votes once.
-    pub fn cast_as_operator(
+    /// Counts a vote an operator with AWS credentials casts for `approver` (`pipectl approve
+    /// --as`), on that approver's one ballot: a link and pipectl cannot both count, so N-of-M
+    /// stays N different approvers. `voter.operator` says who cast it.
+    pub fn cast_for(
         &self,
-        operator: &str,
+        approver: &Approver,
         verdict: Verdict,
         voter: Voter,
         now: DateTime<Utc>,
     ) -> Result<ApprovalRequest, Refusal> {
-        if let Some(earlier) = self.operator_votes.iter().find(|o| o.operator == operator) {
-            return Err(Refusal::AlreadyVoted(earlier.vote.clone()));
+        let index = self
+            .ballots
+            .iter()
+            .position(|ballot| ballot.approver.as_str().eq_ignore_ascii_case(approver.as_str()))
+            .ok_or(Refusal::NotAnApprover)?;
+        if let Some(vote) = &self.ballots[index].vote {
+            return Err(Refusal::AlreadyVoted(vote.clone()));
         }
         self.open_at(now)?;
         let mut next = self.clone();
-        next.operator_votes.push(OperatorVote {
-            operator: operator.to_owned(),
-            vote: Vote::new(verdict, voter, now),
-        });
+        next.ballots[index].vote = Some(Vote::new(verdict, voter, now));
         Ok(next.counted(verdict, now))
     }
 
@@ -458,7 +455,7 @@ impl ApprovalRequest {
         }
         self.ballots
             .iter()
-            .filter(|ballot| ballot.sent_at.is_none())
+            .filter(|ballot| ballot.sent_at.is_none() && ballot.vote.is_none())
             .map(|ballot| ballot.approver.clone())
             .collect()
     }
@@ -594,7 +591,7 @@ mod tests {
             &app.name,
             &image(),
             Vec::new(),
-            Ok(evidence()),
+            Ok(Some(evidence())),
             at(0),
         );
         for (n, approver) in policy.approvers.iter().enumerate() {
@@ -620,6 +617,7 @@ mod tests {
             source_ip: "203.0.113.9".into(),
             user_agent: "Mozilla/5.0".into(),
             comment: "ship it".into(),
+            operator: None,
         }
     }
 
@@ -734,28 +732,30 @@ mod tests {
     }
 
     #[test]
-    fn an_operator_counts_as_one_more_approver_once() {
+    fn an_operator_votes_on_the_approvers_one_ballot() {
         let open = request(2);
-        let one = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
-        let operator = "arn:aws:sts::123456789012:assumed-role/ops/jane";
-        let both = one
-            .cast_as_operator(operator, Verdict::Approve, Voter::default(), at(2))
-            .unwrap();
-        assert_eq!((both.status, both.approvals()), (ApprovalStatus::Approved, 2));
-        let votes: Vec<&str> = both.votes().map(|(who, _)| who).collect();
-        assert_eq!(votes, ["release-manager@example.com", operator]);
-
-        let first = open
-            .cast_as_operator(operator, Verdict::Approve, Voter::default(), at(2))
-            .unwrap();
+        let alice = open.ballots[0].approver.clone();
+        let bob = open.ballots[1].approver.clone();
+        let by_link = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        let operator = Voter {
+            operator: Some("arn:aws:sts::123456789012:assumed-role/ops/alice".into()),
+            ..Voter::default()
+        };
+        // Alice cannot count twice, by link and by pipectl.
         assert!(matches!(
-            first.cast_as_operator(operator, Verdict::Approve, Voter::default(), at(3)),
+            by_link.cast_for(&alice, Verdict::Approve, operator.clone(), at(2)),
             Err(Refusal::AlreadyVoted(_))
         ));
-        let rejected = open
-            .cast_as_operator(operator, Verdict::Reject, Voter::default(), at(2))
+        let both = by_link
+            .cast_for(&bob, Verdict::Approve, operator.clone(), at(2))
             .unwrap();
-        assert_eq!(rejected.status, ApprovalStatus::Rejected);
+        assert_eq!((both.status, both.approvals()), (ApprovalStatus::Approved, 2));
+        assert_eq!(both.ballots[1].vote.as_ref().unwrap().voter.operator, operator.operator);
+        let stranger = Approver::parse("mallory@example.com").unwrap();
+        assert_eq!(
+            open.cast_for(&stranger, Verdict::Approve, operator, at(2)),
+            Err(Refusal::NotAnApprover)
+        );
     }
 
     #[test]

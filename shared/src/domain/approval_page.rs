@@ -18,8 +18,8 @@ pub struct Page {
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111}\
 h1{font-size:1.4rem}dt{font-weight:600}dd{margin:0 0 .5rem 0;word-break:break-all}\
 .state{padding:.75rem 1rem;border-radius:6px;background:#eef}\
-textarea{width:100%;min-height:4rem}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:1rem}\
-.approve{background:#176f2c;color:#fff;border:0}.reject{background:#a11;color:#fff;border:0}";
+textarea{width:100%;min-height:4rem}fieldset{border:1px solid #ccc;border-radius:6px}\
+label{margin-right:1.5rem}button{font-size:1rem;padding:.5rem 1.25rem}";
 
 /// The response headers every page carries: no script at all (the style is allowed by its
 /// hash), forms post only back here, no framing, no caching, no referrer (the URL holds the
@@ -105,6 +105,15 @@ pub fn no_longer_approver() -> Page {
     )
 }
 
+/// A POST from the page without a decision (neither Approve nor Reject chosen).
+pub fn no_decision() -> Page {
+    document(
+        400,
+        "No decision",
+        "<h1>Nothing was decided</h1><p>Choose Approve or Reject. Open the link from your message again.</p>",
+    )
+}
+
 pub fn method_not_allowed() -> Page {
     document(405, "Method not allowed", "<h1>Method not allowed</h1>")
 }
@@ -183,7 +192,7 @@ pub fn request_page(
     }
     for (who, vote) in request.votes() {
         let said = format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
-        let _ = write!(body, "<li>{}: {}</li>", escape(who), escape(&said));
+        let _ = write!(body, "<li>{}: {}</li>", escape(who.as_str()), escape(&said));
     }
     body.push_str("</ul>");
     if let Some(nonce) = form_nonce.filter(|_| may_vote(request, ballot, now)) {
@@ -192,8 +201,10 @@ pub fn request_page(
             "<form method=\"post\"><input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
              <p><label for=\"comment\">Comment (optional)</label><br>\
              <textarea id=\"comment\" name=\"comment\" maxlength=\"1000\"></textarea></p>\
-             <p><button class=\"approve\" type=\"submit\" name=\"verdict\" value=\"approve\" id=\"approve\">Approve</button>\
-             <button class=\"reject\" type=\"submit\" name=\"verdict\" value=\"reject\" id=\"reject\">Reject</button></p>\
+             <fieldset><legend>Your decision</legend>\
+             <label><input type=\"radio\" name=\"verdict\" value=\"approve\" id=\"approve\" required> Approve</label>\
+             <label><input type=\"radio\" name=\"verdict\" value=\"reject\" id=\"reject\"> Reject</label></fieldset>\
+             <p><button type=\"submit\" id=\"submit\">Record my decision</button></p>\
              </form>",
             nonce = escape(nonce),
         );
@@ -262,11 +273,11 @@ mod tests {
             &app.name,
             &image,
             Vec::new(),
-            Ok(Evidence {
+            Ok(Some(Evidence {
                 stage: pipeline.stages()[1].name.clone(),
                 deployments: Vec::new(),
                 alarms_checked: Vec::new(),
-            }),
+            })),
             at(0),
         );
         let token = ApprovalToken::from_random([1; 32]);
@@ -281,20 +292,16 @@ mod tests {
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-        let (request, token) = request();
-        let voter = Voter {
-            comment: "<img src=x onerror=alert(1)>".into(),
-            ..Voter::default()
-        };
-        let mut voted = request.cast(&token.hash(), Verdict::Reject, voter, at(1)).unwrap();
-        voted.blocked = Some("<script>".into());
-        let page = request_page(&voted, &voted.ballots[0], None, Some("<b>x</b>"), 200, at(2));
-        assert!(
-            !page.html.contains("<script>") && !page.html.contains("<b>x"),
-            "{}",
-            page.html
-        );
+        let (request, _) = request();
+        let page = request_page(&request, &request.ballots[0], None, Some("<b>x</b>"), 200, at(2));
+        assert!(!page.html.contains("<b>x"), "{}", page.html);
         assert!(page.html.contains("&lt;b&gt;x&lt;/b&gt;"));
+        let mut blocked = request.clone();
+        blocked.status = ApprovalStatus::Blocked;
+        blocked.blocked = Some("<script>alert(1)</script>".into());
+        let page = request_page(&blocked, &blocked.ballots[0], None, None, 200, at(2));
+        assert!(!page.html.contains("<script>"), "{}", page.html);
+        assert!(page.html.contains("Blocked: &lt;script&gt;alert(1)&lt;/script&gt;"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What people are told, over SNS: plain text, an ASCII one-line subject under 100 characters.
 
-use super::approval::{ApprovalRequest, Evidence};
+use super::approval::{ApprovalRequest, Evidence, Successor};
 use super::deployment::{Deployment, Kind, Status};
 use super::names::Approver;
 use super::pipeline::Stage;
@@ -142,7 +142,7 @@ pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, l
              Open your link to approve or reject. It is yours alone: whoever opens it votes as you.\n\
              {link}\n\n\
              The link expires at {expires} UTC. Approvals needed: {needed} (of {ballots} approvers). \
-             The deploy starts {wait} minutes after the last needed approval (until then the page offers Cancel).\n",
+             The deploy starts no earlier than {wait} minutes after the last needed approval.\n",
             app = request.application,
             stage = request.stage,
             tag = image.tag,
@@ -198,9 +198,10 @@ pub fn release_blocked_notice(request: &ApprovalRequest, required: Option<&str>)
     let what_to_do = match required {
         Some(stage) => format!(
             "Deploy this digest to {stage} first (push it with a tag {stage} deploys), let it succeed there \
-             with its alarms quiet, then push the release tag again."
+             with its alarms quiet, then tag it with a new release tag (ECR sends no event for a tag \
+             that already points at this digest)."
         ),
-        None => "Push the release tag again once the cause is fixed.".into(),
+        None => "Fix the cause, then tag the digest with a new release tag.".into(),
     };
     Notice {
         subject: subject(format!(
@@ -224,25 +225,23 @@ pub fn release_blocked_notice(request: &ApprovalRequest, required: Option<&str>)
 }
 
 /// An open request a newer release replaced: its links now say so.
-pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &ApprovalRequest) -> Notice {
+pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &Successor) -> Notice {
     Notice {
         subject: subject(format!(
             "Approval of {} to {} superseded by {}",
-            superseded.image.tag, superseded.stage, newer.image.tag
+            superseded.image.tag, superseded.stage, newer.tag
         )),
         message: format!(
             "The approval request for {old} of {app} to {stage} ({old_id}) is superseded by {new} ({new_id}); \
              its links no longer decide anything.\n\n\
-             Superseded digest: {old_digest}\n\
-             Newer digest: {new_digest}\n",
+             Superseded digest: {old_digest}\n",
             old = superseded.image.tag,
             app = superseded.application,
             stage = superseded.stage,
             old_id = superseded.id,
-            new = newer.image.tag,
+            new = newer.tag,
             new_id = newer.id,
             old_digest = superseded.image.digest,
-            new_digest = newer.image.digest,
         ),
     }
 }

@@ -64,7 +64,7 @@ pub struct ApprovalPolicy {
     pub required: usize,
     /// How long a request stays open.
     pub expires_after: chrono::TimeDelta,
-    /// The least time between the last needed approval and the deploy (the page offers Cancel).
+    /// The least time between the last needed approval and the deploy.
     pub wait: chrono::TimeDelta,
     /// The stage the same digest must have SUCCEEDED in first: the stage before, unless the
     /// file names another; none for a first stage.

@@ -3,7 +3,7 @@
 
 use super::deployment::{Mode, PushedImage};
 use super::names::{AccountId, ImageDigest, ImageRef, ImageTag, InvalidName, Region, RepositoryName};
-use super::pipeline::{Pipeline, ServiceSpec, Stage};
+use super::pipeline::{Application, Pipeline, ServiceSpec, Stage};
 use crate::events::{EcrEvent, WrongKind, expect_kind};
 use std::fmt;
 
@@ -52,6 +52,8 @@ pub enum PushPlan<'a> {
     Ignore(IgnoreReason),
     Deploy {
         image: PushedImage,
+        /// The application whose repository the push is to.
+        application: &'a Application,
         targets: Vec<Target<'a>>,
     },
 }
@@ -122,7 +124,11 @@ pub fn plan_push<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<PushPla
             app.services.iter().map(move |service| Target { stage, service, mode })
         })
         .collect();
-    Ok(PushPlan::Deploy { image, targets })
+    Ok(PushPlan::Deploy {
+        image,
+        application: app,
+        targets,
+    })
 }
 
 #[cfg(test)]

@@ -312,6 +312,18 @@ impl Approvals for MemoryRecords {
         }
     }
 
+    async fn discard_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        if tables
+            .approvals
+            .get(request.id.as_str())
+            .is_some_and(|stored| stored.version == request.version && stored.services.is_empty())
+        {
+            tables.approvals.remove(request.id.as_str());
+        }
+        Ok(())
+    }
+
     async fn open_request(&self, stage: &StageName, application: &AppName) -> Result<Option<OpenRequest>, StoreError> {
         let tables = self.tables.lock().unwrap();
         Ok(tables

@@ -9,7 +9,7 @@ use crate::domain::approval::{
     ApprovalId, ApprovalRequest, ApprovalStatus, ApprovalToken, Refusal, Verdict, Voter, issue_nonce, nonce_is_valid,
 };
 use crate::domain::approval_page::{
-    Page, gone, method_not_allowed, no_longer_approver, not_found, request_page, stale_form, unavailable,
+    Page, gone, method_not_allowed, no_decision, no_longer_approver, not_found, request_page, stale_form, unavailable,
 };
 use crate::domain::pipeline::Pipeline;
 use crate::ports::Approvals;
@@ -102,12 +102,13 @@ impl<S: Approvals> ApprovalPage<S> {
             return stale_form();
         }
         let Some(verdict) = field("verdict").and_then(Verdict::parse) else {
-            return stale_form();
+            return no_decision();
         };
         let voter = Voter {
             source_ip: http.source_ip.clone(),
             user_agent: http.user_agent.clone(),
             comment: field("comment").unwrap_or_default().trim().to_owned(),
+            operator: None,
         };
         for _ in 0..CAST_ATTEMPTS {
             let request = match self.read(id, token).await {
@@ -157,7 +158,12 @@ impl<S: Approvals> ApprovalPage<S> {
             .iter()
             .find(|stage| stage.name == request.stage)
             .and_then(|stage| stage.approval.as_ref())
-            .is_some_and(|policy| policy.approvers.contains(approver))
+            .is_some_and(|policy| {
+                policy
+                    .approvers
+                    .iter()
+                    .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
+            })
     }
 }
 
@@ -194,11 +200,11 @@ mod tests {
                 deployment: DeploymentId::from_stored("dep-7".into()),
                 running_now: Some("td:6".into()),
             }],
-            Ok(Evidence {
+            Ok(Some(Evidence {
                 stage: pipeline.stages()[1].name.clone(),
                 deployments: Vec::new(),
                 alarms_checked: Vec::new(),
-            }),
+            })),
             at(0),
         );
         let tokens: Vec<_> = (0..policy.approvers.len())
@@ -287,6 +293,9 @@ mod tests {
         let other_page = case.nonce(1, at(1));
         let with_other = post(&case.path(0), &[("verdict", "approve"), ("nonce", &other_page)]);
         assert_eq!(case.page.respond(&with_other, at(1)).await.status, 403);
+        // A scanner pressing the page's button without choosing: nothing decided.
+        let no_choice = post(&case.path(0), &[("nonce", &case.nonce(0, at(1)))]);
+        assert_eq!(case.page.respond(&no_choice, at(1)).await.status, 400);
         assert_eq!(case.status(), (ApprovalStatus::AwaitingApproval, 0));
     }
 

@@ -14,7 +14,7 @@ use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
     SkipReason, Status, decide,
 };
-use crate::domain::pipeline::Pipeline;
+use crate::domain::pipeline::{ApprovalPolicy, Pipeline, Stage};
 use crate::domain::push::{BadEvent, PushPlan, Target, plan_push};
 use crate::events::EcrEvent;
 use crate::lambda::errors::{ServiceError, ServiceFailures};
@@ -77,12 +77,14 @@ pub enum TargetOutcome {
 /// How a failed approval request is named among the failures (in place of a service).
 const APPROVAL_REQUEST: &str = "approval request";
 
-/// The stages among `targets` a person approves, each once, in pipeline order.
-fn approval_stages<'a>(targets: &[Target<'a>]) -> Vec<&'a crate::domain::pipeline::Stage> {
-    let mut stages: Vec<&crate::domain::pipeline::Stage> = Vec::new();
-    for target in targets.iter().filter(|t| t.mode == Mode::Approval) {
-        if !stages.iter().any(|s| s.name == target.stage.name) {
-            stages.push(target.stage);
+/// The stages among `targets` a person approves, each once with its policy, in pipeline order.
+fn approval_stages<'a>(targets: &[Target<'a>]) -> Vec<(&'a Stage, &'a ApprovalPolicy)> {
+    let mut stages: Vec<(&Stage, &ApprovalPolicy)> = Vec::new();
+    for target in targets {
+        if let Some(policy) = &target.stage.approval
+            && !stages.iter().any(|(s, _)| s.name == target.stage.name)
+        {
+            stages.push((target.stage, policy));
         }
     }
     stages
@@ -132,7 +134,7 @@ where
     }
 
     pub async fn handle_event(&self, event: &EcrEvent, deadline: DateTime<Utc>) -> Result<PushResponse, PushError> {
-        let (image, targets) = match plan_push(&self.pipeline, event) {
+        let (image, app, targets) = match plan_push(&self.pipeline, event) {
             Err(err) => {
                 tracing::warn!(error = %err, "rejected event");
                 return Err(err.into());
@@ -143,7 +145,11 @@ where
                     reason: reason.to_string(),
                 });
             }
-            Ok(PushPlan::Deploy { image, targets }) => (image, targets),
+            Ok(PushPlan::Deploy {
+                image,
+                application,
+                targets,
+            }) => (image, application, targets),
         };
 
         let mut results = Vec::new();
@@ -152,19 +158,17 @@ where
 
         // A stage a person approves: a release that did not pass the stage it requires gets a
         // BLOCKED request, and its services are left alone.
-        let app = self.pipeline.application_for(&image.repository);
         let mut gated = Vec::new();
-        for stage in approval_stages(&targets) {
-            let Some(app) = app else { break };
-            match self.gate(&image, app, stage).await {
+        for (stage, policy) in approval_stages(&targets) {
+            match self.gate(&image, app, stage, policy).await {
                 Ok(Gate::Blocked(result)) => approvals.push(result),
-                Ok(Gate::Open(verified)) => gated.push((stage, verified)),
+                Ok(Gate::Open) => gated.push(stage),
                 Err(err) => failures.push((stage.name.to_string(), APPROVAL_REQUEST.to_owned(), err)),
             }
         }
         let targets: Vec<&Target> = targets
             .iter()
-            .filter(|t| t.mode == Mode::Automatic || gated.iter().any(|(stage, _)| stage.name == t.stage.name))
+            .filter(|t| t.mode == Mode::Automatic || gated.iter().any(|stage| stage.name == t.stage.name))
             .collect();
 
         // Targets are distinct (stage, service) pairs, each under its own lock: run them together.
@@ -189,12 +193,11 @@ where
         }
 
         // The request covers every service of the stage: it waits for a retry if one failed.
-        for (stage, verified) in gated {
-            let Some(app) = app else { break };
+        for stage in gated {
             if failures.iter().any(|(failed, _, _)| failed == stage.name.as_str()) {
                 continue;
             }
-            match self.open_request(&image, app, stage, verified).await {
+            match self.open_request(&image, app, stage).await {
                 Ok(Some(result)) => {
                     tracing::info!(stage = %stage.name, approval = %result.approval_id, status = %result.status, links_sent = result.links_sent, "approval request");
                     approvals.push(result);

@@ -1,10 +1,11 @@
 //! The approval request a push makes for a stage a person must approve (deploy-on-push's
-//! other half): check that the digest passed the stage it requires, open one request for the
-//! application's services, replace the older open one, and send each approver their own link.
+//! other half): check that the digest passed the stage it requires and record the verdict in
+//! the request before any service is touched; after the services, list them in it, replace
+//! the older open request, and send each approver their own link.
 //!
 //! Every step is keyed on the request's id (derived from the push), so a redelivery finishes
-//! what an earlier attempt began: a BLOCKED request stays blocked, links not yet sent go out,
-//! links sent are not sent again.
+//! what an earlier attempt began: a verdict stands, links not yet sent go out, links sent are
+//! not sent again.
 
 use super::deploy_on_push::DeployOnPush;
 use super::{deliver_notice, keep_notice};
@@ -15,6 +16,7 @@ use crate::domain::approval::{
 use crate::domain::deployment::{DeploymentId, Kind, PushedImage, Status};
 use crate::domain::names::{AlarmName, ImageDigest};
 use crate::domain::notice::{approval_request_notice, release_blocked_notice, superseded_request_notice};
+use crate::domain::pipeline::ApprovalPolicy;
 use crate::domain::pipeline::{Application, Stage};
 use crate::lambda::errors::ServiceError;
 use crate::ports::{
@@ -49,8 +51,8 @@ pub struct ApprovalResult {
 pub(crate) enum Gate {
     /// The release did not pass the required stage (now or on an earlier delivery).
     Blocked(ApprovalResult),
-    /// Go on; the evidence is for a request not made yet (`None`: it exists).
-    Open(Option<Result<Evidence, String>>),
+    /// Go on: the request is made, awaiting approval.
+    Open,
 }
 
 /// How many history pages of a service in the required stage are searched for the digest.
@@ -65,81 +67,76 @@ where
     M: ApproverMail,
     N: Notifier,
 {
-    /// Before the services of approval stage `stage`: a request made by an earlier delivery
-    /// stands as it is; otherwise the required stage is checked now, and a release that did
-    /// not pass it gets a BLOCKED request and a notice, and nothing else.
+    /// Before the services of approval stage `stage`: the request an earlier delivery made
+    /// stands as it is; otherwise the required stage is checked now and the verdict recorded
+    /// in a new request (no services, no links yet). A BLOCKED release gets a notice and
+    /// nothing else.
     pub(crate) async fn gate(
         &self,
         image: &PushedImage,
         app: &Application,
         stage: &Stage,
+        policy: &ApprovalPolicy,
     ) -> Result<Gate, ServiceError> {
         let id = ApprovalId::for_release(image, &stage.name, &app.name);
-        let blocked = match self.records.get_approval(&id).await? {
-            Some(existing) if existing.status == ApprovalStatus::Blocked => existing,
-            Some(_) => return Ok(Gate::Open(None)),
-            None => match self.verify(image, app, stage).await? {
-                Ok(evidence) => return Ok(Gate::Open(Some(Ok(evidence)))),
-                Err(why) => {
-                    let policy = stage.approval.as_ref().expect("only approval stages are gated");
-                    let request = ApprovalRequest::new(
-                        id.clone(),
-                        (&stage.name, &stage.cluster),
-                        policy,
-                        &app.name,
-                        image,
-                        Vec::new(),
-                        Err(why),
-                        Utc::now(),
-                    );
-                    if self.records.create_approval(&request).await? {
-                        tracing::warn!(approval = %id, why = request.blocked.as_deref().unwrap_or(""), "release blocked");
-                        request
-                    } else {
-                        // A concurrent delivery made the request first: stand by what it found.
-                        match self.records.get_approval(&id).await? {
-                            Some(existing) if existing.status == ApprovalStatus::Blocked => existing,
-                            _ => return Ok(Gate::Open(None)),
-                        }
+        let request = match self.records.get_approval(&id).await? {
+            Some(existing) => existing,
+            None => {
+                let verified = self.verify(image, app, policy).await?;
+                let request = ApprovalRequest::new(
+                    id.clone(),
+                    (&stage.name, &stage.cluster),
+                    policy,
+                    &app.name,
+                    image,
+                    Vec::new(),
+                    verified,
+                    Utc::now(),
+                );
+                if self.records.create_approval(&request).await? {
+                    if let Some(why) = &request.blocked {
+                        tracing::warn!(approval = %id, %why, "release blocked");
                     }
+                    request
+                } else {
+                    // A concurrent delivery made it first: stand by what it found.
+                    self.records
+                        .get_approval(&id)
+                        .await?
+                        .ok_or_else(|| StoreError::retryable(format!("{id} vanished after it was made")))?
                 }
-            },
+            }
         };
-        let required = stage
-            .approval
-            .as_ref()
-            .and_then(|p| p.requires.as_ref())
-            .map(|s| s.as_str());
-        let notice = release_blocked_notice(&blocked, required);
-        let key = keep_notice(&self.records, format!("blocked|{}", blocked.id), &notice).await?;
+        if request.status != ApprovalStatus::Blocked {
+            return Ok(Gate::Open);
+        }
+        let required = policy.requires.as_ref().map(|s| s.as_str());
+        let notice = release_blocked_notice(&request, required);
+        let key = keep_notice(&self.records, format!("blocked|{}", request.id), &notice).await?;
         deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
         Ok(Gate::Blocked(ApprovalResult {
             stage: stage.name.to_string(),
-            approval_id: blocked.id.to_string(),
+            approval_id: request.id.to_string(),
             status: ApprovalStatus::Blocked,
             links_sent: 0,
-            blocked: blocked.blocked.clone(),
+            blocked: request.blocked.clone(),
         }))
     }
 
-    /// Whether the digest passed the stage the policy requires (no required stage: nothing to pass).
+    /// Whether the digest passed the stage the policy requires: the evidence, none when no
+    /// stage is required, or why not.
     async fn verify(
         &self,
         image: &PushedImage,
         app: &Application,
-        stage: &Stage,
-    ) -> Result<Result<Evidence, String>, ServiceError> {
-        let required = stage
-            .approval
+        policy: &ApprovalPolicy,
+    ) -> Result<Result<Option<Evidence>, String>, ServiceError> {
+        let required = policy
+            .requires
             .as_ref()
-            .and_then(|policy| policy.requires.as_ref())
             .and_then(|name| self.pipeline.stages().iter().find(|s| &s.name == name));
         let Some(required) = required else {
-            return Ok(Ok(Evidence {
-                stage: stage.name.clone(),
-                deployments: Vec::new(),
-                alarms_checked: Vec::new(),
-            }));
+            return Ok(Ok(None));
         };
         let mut checks = Vec::new();
         for service in &app.services {
@@ -161,13 +158,7 @@ where
             .map(|guard| guard.alarm.clone())
             .collect();
         let in_alarm = self.approvals.alarms.in_alarm(&alarms).await?;
-        Ok(verify_release(
-            &required.name,
-            &image.digest,
-            &checks,
-            &alarms,
-            &in_alarm,
-        ))
+        Ok(verify_release(&required.name, &image.digest, &checks, &alarms, &in_alarm).map(Some))
     }
 
     async fn newest_deploy_of(
@@ -197,50 +188,41 @@ where
         Ok(None)
     }
 
-    /// After the services of `stage`: the request for those awaiting approval (made now if
-    /// `verified` says so), the older open request superseded, and the links not sent yet.
+    /// After every service of `stage` was handled: the request lists those awaiting approval
+    /// (a release that changed no service leaves no request), replaces the stage's older open
+    /// request (or is replaced, if a newer one is open), and its links not sent yet go out.
     pub(crate) async fn open_request(
         &self,
         image: &PushedImage,
         app: &Application,
         stage: &Stage,
-        verified: Option<Result<Evidence, String>>,
     ) -> Result<Option<ApprovalResult>, ServiceError> {
         let id = ApprovalId::for_release(image, &stage.name, &app.name);
-        let request = match (self.records.get_approval(&id).await?, verified) {
-            (Some(existing), _) => existing,
-            (None, verified) => {
-                let services = self.awaiting_services(image, app, stage).await?;
-                if services.is_empty() {
-                    // Every service skipped the push (quarantined, already there, a newer one ahead).
-                    return Ok(None);
-                }
-                let policy = stage.approval.as_ref().expect("only approval stages open requests");
-                let verified = match verified {
-                    Some(verified) => verified,
-                    None => self.verify(image, app, stage).await?,
-                };
-                let request = ApprovalRequest::new(
-                    id.clone(),
-                    (&stage.name, &stage.cluster),
-                    policy,
-                    &app.name,
-                    image,
-                    services,
-                    verified,
-                    Utc::now(),
-                );
-                self.records.create_approval(&request).await?;
-                self.records
-                    .get_approval(&id)
-                    .await?
-                    .ok_or_else(|| StoreError::retryable(format!("{id} vanished after it was made")))?
+        let mut request = self
+            .records
+            .get_approval(&id)
+            .await?
+            .ok_or_else(|| StoreError::retryable(format!("{id} vanished after it was made")))?;
+        if request.status == ApprovalStatus::AwaitingApproval && request.services.is_empty() {
+            let services = self.awaiting_services(image, app, stage).await?;
+            if services.is_empty() {
+                // Every service skipped the push (quarantined, already there, a newer one ahead).
+                self.records.discard_approval(&request).await?;
+                return Ok(None);
             }
-        };
-        if request.status == ApprovalStatus::AwaitingApproval {
-            self.supersede_older(&request).await?;
+            request.services = services;
+            request.version += 1;
+            if !self.records.save_approval(&request).await? {
+                return Err(StoreError::retryable(format!("{id} changed while its services were listed")).into());
+            }
         }
-        let links_sent = self.send_links(request.clone()).await?;
+        let mut links_sent = 0;
+        if request.status == ApprovalStatus::AwaitingApproval {
+            match self.newer_request_open(&request).await? {
+                Some(newer) => request = self.supersede_request(&request.id, &newer).await?.unwrap_or(request),
+                None => links_sent = self.send_links(request.clone()).await?,
+            }
+        }
         Ok(Some(ApprovalResult {
             stage: stage.name.to_string(),
             approval_id: request.id.to_string(),
@@ -273,18 +255,29 @@ where
         Ok(services)
     }
 
-    /// Marks the stage's older open request SUPERSEDED by this one (and says so), then points
-    /// the stage at this one. Superseding first: a crash in between leaves nothing open twice.
-    async fn supersede_older(&self, request: &ApprovalRequest) -> Result<(), ServiceError> {
+    /// Points the stage at `request`, superseding the older open request first (a crash in
+    /// between leaves nothing open twice; the retry moves the pointer). Returns the newer
+    /// request when one is already open: then `request` is the one replaced.
+    async fn newer_request_open(&self, request: &ApprovalRequest) -> Result<Option<Successor>, ServiceError> {
+        let this = Successor {
+            id: request.id.clone(),
+            tag: request.image.tag.clone(),
+        };
         for _ in 0..3 {
             let open = self.records.open_request(&request.stage, &request.application).await?;
             match &open {
-                Some(current) if current.id == request.id => return Ok(()),
+                Some(current) if current.id == request.id => return Ok(None),
                 Some(current) if current.pushed_at > request.image.pushed_at => {
                     tracing::info!(approval = %request.id, newer = %current.id, "a newer request is open");
-                    return Ok(());
+                    let newer = self.records.get_approval(&current.id).await?;
+                    return Ok(Some(Successor {
+                        id: current.id.clone(),
+                        tag: newer.map(|n| n.image.tag).unwrap_or_else(|| request.image.tag.clone()),
+                    }));
                 }
-                Some(current) => self.supersede_request(&current.id, request).await?,
+                Some(current) => {
+                    self.supersede_request(&current.id, &this).await?;
+                }
                 None => {}
             }
             let expected = open.as_ref().map(|o| &o.id);
@@ -299,40 +292,48 @@ where
                 )
                 .await?
             {
-                return Ok(());
+                return Ok(None);
             }
         }
         Err(StoreError::retryable(format!("the open request of {} kept changing", request.stage)).into())
     }
 
-    async fn supersede_request(&self, older: &ApprovalId, newer: &ApprovalRequest) -> Result<(), ServiceError> {
-        let successor = Successor {
-            id: newer.id.clone(),
-            tag: newer.image.tag.clone(),
-        };
+    /// Marks the request `older` SUPERSEDED by `newer` and tells the team (also when an
+    /// earlier attempt superseded it but died before the notice). Returns it as written.
+    async fn supersede_request(
+        &self,
+        older: &ApprovalId,
+        newer: &Successor,
+    ) -> Result<Option<ApprovalRequest>, ServiceError> {
         for _ in 0..3 {
             let Some(old) = self.records.get_approval(older).await? else {
-                return Ok(());
+                return Ok(None);
             };
-            let Some(mut superseded) = old.supersede(successor.clone(), Utc::now()) else {
-                return Ok(());
+            let superseded = match old.supersede(newer.clone(), Utc::now()) {
+                Some(mut superseded) => {
+                    superseded.version += 1;
+                    if !self.records.save_approval(&superseded).await? {
+                        continue;
+                    }
+                    tracing::info!(superseded = %older, by = %newer.id, "approval request superseded");
+                    superseded
+                }
+                None if old.superseded_by.as_ref().is_some_and(|by| by.id == newer.id) => old,
+                // Decided, expired or replaced by another: it keeps its outcome.
+                None => return Ok(None),
             };
-            superseded.version += 1;
-            if self.records.save_approval(&superseded).await? {
-                tracing::info!(superseded = %older, by = %newer.id, "older approval request superseded");
-                let notice = superseded_request_notice(&superseded, newer);
-                let key = keep_notice(&self.records, format!("superseded|{older}"), &notice).await?;
-                deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
-                return Ok(());
-            }
+            let notice = superseded_request_notice(&superseded, newer);
+            let key = keep_notice(&self.records, format!("superseded|{older}"), &notice).await?;
+            deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
+            return Ok(Some(superseded));
         }
         Err(StoreError::retryable(format!("{older} kept changing while it was superseded")).into())
     }
 
-    /// Sends a link to every approver who has none yet: new tokens are saved (as hashes)
-    /// before any goes out, and each ballot is marked sent after its message is. A message
-    /// whose answer was lost goes out again with a new link on the retry; both links open the
-    /// same single ballot.
+    /// Sends a link to every approver who has none yet and has not voted: new tokens are saved
+    /// (as hashes) before any goes out, and each ballot is marked sent after its message is. A
+    /// message whose answer was lost goes out again with a new link on the retry; both links
+    /// open the same single ballot.
     async fn send_links(&self, mut request: ApprovalRequest) -> Result<usize, ServiceError> {
         let unsent = request.unsent();
         if unsent.is_empty() {
@@ -350,20 +351,15 @@ where
             return Err(StoreError::retryable(format!("{} changed while its links were made", request.id)).into());
         }
         let base = self.approvals.page_url.trim_end_matches('/');
-        let mut sent = 0;
+        let mut sent = Vec::new();
         let mut failed = None;
         for (approver, token) in &links {
             let link = format!("{base}/a/{}/{}", request.id, token.as_str());
-            match self
-                .approvals
-                .mail
-                .send_to(approver, &approval_request_notice(&request, approver, &link))
-                .await
-            {
+            let notice = approval_request_notice(&request, approver, &link);
+            match self.approvals.mail.send_to(approver, &notice).await {
                 Ok(()) => {
                     tracing::info!(approval = %request.id, %approver, token = token.hash().prefix(), "approval link sent");
-                    request.mark_sent(approver, Utc::now());
-                    sent += 1;
+                    sent.push((approver.clone(), Utc::now()));
                 }
                 Err(err) => {
                     tracing::error!(approval = %request.id, %approver, error = %err, "approval link not sent");
@@ -372,16 +368,36 @@ where
                 }
             }
         }
-        if sent > 0 {
-            request.version += 1;
-            if !self.records.save_approval(&request).await? {
-                tracing::warn!(approval = %request.id, "request changed before its links were marked sent");
-            }
-        }
+        self.mark_sent(&request.id, &sent).await?;
         match failed {
             Some(err) => Err(err.into()),
-            None => Ok(sent),
+            None => Ok(sent.len()),
         }
+    }
+
+    /// Records which links went out, on the request as it is now (an approver may have voted
+    /// meanwhile): unmarked, they would go out again on a retry.
+    async fn mark_sent(
+        &self,
+        id: &ApprovalId,
+        sent: &[(crate::domain::names::Approver, chrono::DateTime<Utc>)],
+    ) -> Result<(), ServiceError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..3 {
+            let Some(mut request) = self.records.get_approval(id).await? else {
+                return Ok(());
+            };
+            for (approver, at) in sent {
+                request.mark_sent(approver, *at);
+            }
+            request.version += 1;
+            if self.records.save_approval(&request).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::retryable(format!("{id} kept changing while its links were marked sent")).into())
     }
 }
 

@@ -263,3 +263,75 @@ async fn a_newer_release_supersedes_the_open_request_and_says_so() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_staging_verdict_stands_for_the_retry_of_a_release_whose_service_was_busy() {
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    let worker = ServiceName::parse("worker-service").unwrap();
+    world
+        .records
+        .hold_lock(&cluster("prod"), &worker, Utc::now() + TimeDelta::minutes(1));
+    // A deadline 16 s away leaves one second to wait for the held lock.
+    let err = world
+        .deployer()
+        .handle_event(&release("v1.0.0", 1, 0), Utc::now() + TimeDelta::seconds(16))
+        .await
+        .unwrap_err();
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "ServiceBusy");
+    assert!(world.mail.sent().is_empty(), "no link before every service is handled");
+    assert_eq!(world.records.approvals()[0].status, ApprovalStatus::AwaitingApproval);
+
+    // Before the retry a staging alarm fires: the verdict already made stands.
+    world.alarms.set_firing(&["backend-staging-5xx"]);
+    world
+        .records
+        .hold_lock(&cluster("prod"), &worker, Utc::now() - TimeDelta::seconds(1));
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let request = world.records.approvals().remove(0);
+    assert_eq!(
+        (request.status, request.services.len()),
+        (ApprovalStatus::AwaitingApproval, 2)
+    );
+    assert_eq!(world.mail.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_release_older_than_the_open_request_is_superseded_by_it_and_sends_no_link() {
+    use crate::domain::approval::ApprovalId;
+    use crate::domain::names::AppName;
+    use crate::ports::Approvals;
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    let newer = ApprovalId::parse("apr-00000000000000000000000a").unwrap();
+    let (prod, backend) = (StageName::parse("prod").unwrap(), AppName::parse("backend").unwrap());
+    let later = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:05:00Z")
+        .unwrap()
+        .to_utc();
+    assert!(
+        world
+            .records
+            .point_open_request(&prod, &backend, &newer, later, None)
+            .await
+            .unwrap()
+    );
+
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let request = world.records.approvals().remove(0);
+    assert_eq!(request.status, ApprovalStatus::Superseded);
+    assert_eq!(request.superseded_by.unwrap().id, newer);
+    assert!(world.mail.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_release_that_changes_no_service_leaves_no_request() {
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    // The same digest tagged again: every prod service already awaits it.
+    world.push(&release("v1.0.1", 1, 20)).await.unwrap();
+    let requests = world.records.approvals();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].image.tag.as_str(), "v1.0.0");
+    assert_eq!(world.mail.sent().len(), 2);
+}

@@ -29,6 +29,33 @@ pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
+/// As `init_logging`, but the runtime's own modules never log below DEBUG: at TRACE they log
+/// each raw event, and the approval page's events carry a bearer token in their path.
+pub fn init_logging_without_payloads() {
+    use lambda_runtime::tracing::subscriber::{self, filter::EnvFilter, filter::LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    for quiet in [
+        "lambda_runtime=debug",
+        "lambda_runtime_api_client=debug",
+        "lambda_http=debug",
+    ] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
+    let logs = subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    if json { logs.json().init() } else { logs.init() }
+}
+
 /// The shipped pipeline, or the file `PIPELINE_FILE` names (tests, local runs).
 pub fn load_pipeline() -> Result<Pipeline, InitError> {
     match std::env::var("PIPELINE_FILE") {

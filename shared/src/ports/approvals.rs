@@ -27,6 +27,10 @@ pub trait Approvals: Send + Sync {
     /// version is still the one read; `false` if another write came first (read again).
     fn save_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Removes a request that lists no service (its release changed none) if it is still as
+    /// read; a request with services is never removed.
+    fn discard_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn open_request(
         &self,
         stage: &StageName,

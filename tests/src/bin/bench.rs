@@ -1,9 +1,10 @@
-//! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm) and a
-//! hello-world lambda_runtime binary built with the same release profile, in one run, each over
-//! fresh processes under a Lambda Runtime API: init (process start → first
-//! `GET …/invocation/next`), first-event latency (process start → response to an event that
-//! really acts against moto: a push that deploys, a completion, an alarm that rolls back), peak
-//! RSS, zipped bootstrap size, and AWS calls per push. moto serves HTTPS with a throwaway CA, as AWS would, so the first
+//! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm,
+//! approval-page) and a hello-world lambda_runtime binary built with the same release profile,
+//! in one run, each over fresh processes under a Lambda Runtime API: init (process start →
+//! first `GET …/invocation/next`), first-event latency (process start → response to an event
+//! that really acts against moto: a push that deploys, a completion, an alarm that rolls back,
+//! an approver opening their link), peak RSS, zipped bootstrap size, and AWS calls per push
+//! and per page GET and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first
 //! call's TLS handshake counts.
 
 use chrono::{TimeDelta, Utc};
@@ -51,6 +52,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let deploy = built_binary("deploy-on-push", "release");
     let track = built_binary("track-deployment", "release");
     let on_alarm = built_binary("rollback-on-alarm", "release");
+    let page = built_binary("approval-page", "release");
+    let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
     let ca = ca.to_str().unwrap();
     let env = [
         ("TABLE_NAME", world.table.as_str()),
@@ -60,8 +63,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         ("SSL_CERT_FILE", ca),
     ];
 
-    let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples, mut page_samples) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -93,10 +96,19 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "every run must really roll back: {response}"
         );
         alarm_samples.push(rolled_back);
+
+        let (shown, response) = sample(&page, &moto.endpoint, &env, page_get(&page_path.0)).await;
+        let response = response.response();
+        assert_eq!(
+            response["statusCode"], 200,
+            "every run must really show the page: {response}"
+        );
+        page_samples.push(shown);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
     let calls = calls_per_push(&pipeline, &deploy).await;
+    let page_calls = calls_per_page(&pipeline, &page).await;
 
     println!(
         "{runs} fresh processes each, release profile, {} ({} cores), moto over HTTPS on loopback\n",
@@ -121,8 +133,17 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "rollback-on-alarm",
             row("rollback-on-alarm", &alarm_samples, zipped_size(&on_alarm, scratch)),
         ),
+        (
+            "approval-page",
+            row(
+                "approval-page (GET of a link)",
+                &page_samples,
+                zipped_size(&page, scratch),
+            ),
+        ),
     ];
     println!("\nAWS calls for the sample push (2 services deployed): {calls}");
+    println!("AWS calls of the approval page: {page_calls}");
     let check = |ok: bool| if ok { "met" } else { "NOT met" };
     for (name, (init, rss, zip)) in functions {
         let ratio = init.as_secs_f64() / hello_init.as_secs_f64();
@@ -135,6 +156,95 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             check(zip <= 6 * 1_048_576),
         );
     }
+}
+
+/// An open prod approval request in `table` and one approver's link to it: (path, token).
+async fn approval_link(config: &aws_config::SdkConfig, table: &str, pipeline: &Pipeline) -> (String, String) {
+    use shared::domain::approval::{ApprovalId, ApprovalRequest, ApprovalToken};
+    use shared::ports::Approvals;
+    let push: shared::events::EcrEvent =
+        serde_json::from_slice(&event_file("deploy-on-push", "push-release.json")).unwrap();
+    let image = shared::domain::push::plan_push(pipeline, &push)
+        .ok()
+        .and_then(|plan| match plan {
+            shared::domain::push::PushPlan::Deploy { image, .. } => Some(image),
+            shared::domain::push::PushPlan::Ignore(_) => None,
+        })
+        .expect("the sample release is for the pipeline");
+    let prod = pipeline
+        .stages()
+        .iter()
+        .find(|s| s.approval.is_some())
+        .expect("an approval stage");
+    let app = &pipeline.applications()[0];
+    let mut request = ApprovalRequest::new(
+        ApprovalId::for_release(&image, &prod.name, &app.name),
+        (&prod.name, &prod.cluster),
+        prod.approval.as_ref().unwrap(),
+        &app.name,
+        &image,
+        Vec::new(),
+        Ok(None),
+        Utc::now(),
+    );
+    let token = ApprovalToken::from_random([7; 32]);
+    let approver = request.ballots[0].approver.clone();
+    request.issue_link(&approver, &token);
+    let records = shared::adapters::dynamo::DynamoRecords::new(config, table);
+    records.create_approval(&request).await.expect("the request is stored");
+    (
+        format!("/a/{}/{}", request.id, token.as_str()),
+        token.as_str().to_owned(),
+    )
+}
+
+/// The sample function URL GET (or POST, with `form`) of `path`.
+fn page_event(name: &str, path: &str, form: Option<String>) -> Vec<u8> {
+    use base64::Engine;
+    let mut event: serde_json::Value = serde_json::from_slice(&event_file("approval-page", name)).unwrap();
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    if let Some(form) = form {
+        event["body"] = base64::engine::general_purpose::STANDARD.encode(form).into();
+    }
+    serde_json::to_vec(&event).unwrap()
+}
+
+fn page_get(path: &str) -> Vec<u8> {
+    page_event("get.json", path, None)
+}
+
+/// Counts the calls of a page GET and of the approving POST from that page (plain HTTP moto).
+async fn calls_per_page(pipeline: &Pipeline, page: &Path) -> String {
+    let moto = Moto::start();
+    let config = moto.sdk_config().await;
+    let world = seed(&config, pipeline).await;
+    let (path, _) = approval_link(&config, &world.table, pipeline).await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let mut function = Function::spawn(page, &proxy.endpoint, &[("TABLE_NAME", world.table.as_str())]).await;
+    let shown = function.invoke(page_get(&path)).await.response();
+    let get_calls = proxy.calls().len();
+    let nonce = shown["body"]
+        .as_str()
+        .and_then(|html| html.split("name=\"nonce\" value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page has a form")
+        .to_owned();
+    let decided = function
+        .invoke(page_event(
+            "post.json",
+            &path,
+            Some(format!("verdict=approve&nonce={nonce}")),
+        ))
+        .await
+        .response();
+    assert_eq!(decided["statusCode"], 200, "the POST must really decide: {decided}");
+    let calls = proxy.calls();
+    let post: Vec<&str> = calls[get_calls..]
+        .iter()
+        .map(|c| c.rsplit('.').next().unwrap_or(c))
+        .collect();
+    format!("GET {get_calls} (GetItem), POST {} ({})", post.len(), post.join(", "))
 }
 
 /// ECS reporting `ecs_deployment_id` of the dev service completed 10 s from now.

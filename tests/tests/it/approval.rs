@@ -230,3 +230,25 @@ async fn scanners_previews_and_forged_posts_decide_nothing() {
     assert!(!superseded.body.contains("<form"));
     assert_eq!(run.request(older[0]).await.status, ApprovalStatus::Superseded);
 }
+
+#[tokio::test]
+async fn the_same_digest_tagged_again_opens_no_second_request() {
+    let run = Loop::start().await;
+    run.release("v7.0.0", 0x70, 0).await;
+    let handler = run
+        .env
+        .handler_linking_to(run.env.pipeline.clone(), &run.env.config, &run.page.url);
+    // v7.0.1 on the same digest: both prod services already await it, so its request (made by
+    // the staging check) lists no service and is removed.
+    handler
+        .handle_event(&push("v7.0.1", 0x70, 20), deadline())
+        .await
+        .unwrap();
+    let links = run.links().await;
+    assert_eq!(links.len(), 2, "only v7.0.0's two links");
+    assert!(links.iter().all(|(_, subject, _)| subject.contains("v7.0.0")));
+    let records = DynamoRecords::new(&run.env.config, &run.env.world.table);
+    let open = records.approvals_in(&[ApprovalStatus::AwaitingApproval]).await.unwrap();
+    let tags: Vec<&str> = open.iter().map(|r| r.image.tag.as_str()).collect();
+    assert_eq!(tags, ["v7.0.0"]);
+}

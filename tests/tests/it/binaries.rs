@@ -164,12 +164,10 @@ async fn approval_page_binary_answers_function_url_events() {
     run.release("v4.0.0", 0x40, 0).await;
     let link = run.links().await.remove(0).2;
     let path = format!("/{}", link.trim_start_matches(&run.page.url));
-    let mut function = Function::spawn(
-        &built_binary("approval-page", "debug"),
-        &run.env.moto.endpoint,
-        &run.env.function_vars(),
-    )
-    .await;
+    // At TRACE, as an operator chasing a problem might set it: the token still stays out of the logs.
+    let mut vars = run.env.function_vars();
+    vars.push(("AWS_LAMBDA_LOG_LEVEL", "TRACE"));
+    let mut function = Function::spawn(&built_binary("approval-page", "debug"), &run.env.moto.endpoint, &vars).await;
 
     // The samples' link names no request: a 404 that says nothing, with every header.
     let unknown = function.invoke(function_url_event("get.json", None)).await.response();
@@ -206,4 +204,14 @@ async fn approval_page_binary_answers_function_url_events() {
     assert_eq!(post["statusCode"], 403);
     assert_eq!(run.request(&link).await.votes().count(), 0);
     assert!(function.is_running());
+    let token = link.rsplit('/').next().unwrap();
+    let logs = function.logs();
+    assert!(
+        logs.iter().any(|line| line.contains("TRACE") || line.contains("DEBUG")),
+        "logs at TRACE: {logs:?}"
+    );
+    assert!(
+        logs.iter().all(|line| !line.contains(token)),
+        "a token reached the logs"
+    );
 }

@@ -66,6 +66,10 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(dir.join(name), png).unwrap();
 }
 
+async fn click(browser: &Client, id: &str) {
+    browser.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+}
+
 /// The text of the element `id`, once the page showing it has loaded.
 async fn text(browser: &Client, id: &str) -> String {
     let element = browser
@@ -108,13 +112,8 @@ async fn an_approver_approves_in_a_real_browser_and_a_second_click_changes_nothi
         .send_keys("staging is green")
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "approve").await;
+    click(&browser, "submit").await;
     assert_eq!(text(&browser, "notice").await, "Recorded: you approved this release.");
     assert!(
         text(&browser, "state")
@@ -129,13 +128,8 @@ async fn an_approver_approves_in_a_real_browser_and_a_second_click_changes_nothi
     assert!(vote.voter.user_agent.contains("Chrome"), "{}", vote.voter.user_agent);
 
     browser.switch_to_window(second_tab).await.unwrap();
-    browser
-        .find(Locator::Id("approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "approve").await;
+    click(&browser, "submit").await;
     assert!(text(&browser, "notice").await.starts_with("Already decided"));
     assert_eq!(run.request(link).await.votes().count(), 1);
 

@@ -336,7 +336,7 @@ async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
 }
 
 #[tokio::test]
-async fn approvals_lists_open_requests_and_an_operator_votes_as_themselves() {
+async fn approvals_lists_open_requests_and_an_operator_votes_for_an_approver() {
     let env = Env::new().await;
     env.passes_staging(&digest(0x60), 0).await;
     env.handler()
@@ -359,11 +359,26 @@ async fn approvals_lists_open_requests_and_an_operator_votes_as_themselves() {
         "{listed}"
     );
 
-    let approved = stdout(&pipectl(
-        &env,
-        &["approve", &id, "--comment", "links bounced; approved by phone"],
-    ));
-    assert!(approved.contains("approved by arn:aws:"), "{approved}");
+    let approve = |approver: &str| {
+        pipectl(
+            &env,
+            &[
+                "approve",
+                &id,
+                "--as",
+                approver,
+                "--comment",
+                "links bounced; approved by phone",
+            ],
+        )
+    };
+    let stranger = approve("mallory@example.com");
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("is not an approver of prod"));
+    let approved = stdout(&approve("release-manager@example.com"));
+    assert!(
+        approved.contains("approved for release-manager@example.com by arn:aws:"),
+        "{approved}"
+    );
     let records = shared::adapters::dynamo::DynamoRecords::new(&env.config, &env.world.table);
     let request =
         shared::ports::Approvals::get_approval(&records, &shared::domain::approval::ApprovalId::parse(&id).unwrap())
@@ -371,19 +386,27 @@ async fn approvals_lists_open_requests_and_an_operator_votes_as_themselves() {
             .unwrap()
             .unwrap();
     assert_eq!(request.status, shared::domain::approval::ApprovalStatus::Approved);
-    let vote = &request.operator_votes[0];
+    let vote = request.ballots[0].vote.clone().unwrap();
+    let operator = vote.voter.operator.unwrap_or_default();
     assert!(
-        vote.operator.starts_with("arn:aws:"),
-        "recorded as the operator: {}",
-        vote.operator
+        operator.starts_with("arn:aws:"),
+        "recorded with the operator: {operator}"
     );
-    assert_eq!(vote.vote.voter.comment, "links bounced; approved by phone");
+    assert_eq!(vote.voter.comment, "links bounced; approved by phone");
 
-    let again = pipectl(&env, &["reject", &id]);
+    let again = pipectl(&env, &["reject", &id, "--as", "oncall-lead@example.com"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing changed"));
     assert!(stdout(&pipectl(&env, &["approvals"])).contains("no approval request is open"));
-    let unknown = pipectl(&env, &["approve", "apr-000000000000000000000000"]);
+    let unknown = pipectl(
+        &env,
+        &[
+            "approve",
+            "apr-000000000000000000000000",
+            "--as",
+            "oncall-lead@example.com",
+        ],
+    );
     assert_eq!(
         String::from_utf8_lossy(&unknown.stderr).trim(),
         "pipectl: no approval request apr-000000000000000000000000"
@@ -475,4 +498,26 @@ async fn approvers_sync_subscribes_each_approver_with_a_filter_on_their_own_addr
     );
     let again = stdout(&pipectl(&env, &["approvers", "sync", "--topic-arn", &topic]));
     assert_eq!(again.matches("filter policy in place").count(), 2, "{again}");
+
+    // A queue subscribed without an approver's filter would read everyone's links.
+    let sqs = aws_sdk_sqs::Client::new(&env.config);
+    sqs.create_queue().queue_name("eavesdropper").send().await.unwrap();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(format!(
+            "arn:aws:sqs:{}:{}:eavesdropper",
+            harness::REGION,
+            harness::ACCOUNT
+        ))
+        .send()
+        .await
+        .unwrap();
+    let flagged = pipectl(&env, &["approvers", "sync", "--topic-arn", &topic]);
+    assert!(!flagged.status.success());
+    let said = String::from_utf8_lossy(&flagged.stdout);
+    assert!(
+        said.contains("receives links without filtering on one approver"),
+        "{said}"
+    );
 }

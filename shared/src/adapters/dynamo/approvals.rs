@@ -87,6 +87,22 @@ impl Approvals for DynamoRecords {
         Ok(conditional("PutItem", result)? || self.approval_written_before(request).await?)
     }
 
+    async fn discard_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(approval_key(&request.id)))
+            .condition_expression("version = :read AND size(services) = :none")
+            .expression_attribute_values(":read", AttributeValue::N(request.version.to_string()))
+            .expression_attribute_values(":none", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        // Gone already, or changed meanwhile (then it is no longer ours to remove).
+        conditional("DeleteItem", result)?;
+        Ok(())
+    }
+
     async fn open_request(&self, stage: &StageName, application: &AppName) -> Result<Option<OpenRequest>, StoreError> {
         let output = self
             .client

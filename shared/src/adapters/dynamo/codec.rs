@@ -3,7 +3,7 @@
 
 use super::keys::{Item, approval_pk, deployment_pk, service_pk};
 use crate::domain::approval::{
-    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, OperatorVote, ReleaseService, Successor,
+    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, ReleaseService, Successor,
 };
 use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
 use crate::domain::names::AppName;
@@ -291,8 +291,6 @@ struct ApprovalItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     evidence: Option<Evidence>,
     ballots: Vec<Ballot>,
-    #[serde(default)]
-    operator_votes: Vec<OperatorVote>,
     approvals_required: usize,
     wait_seconds: i64,
     requested_at: DateTime<Utc>,
@@ -323,7 +321,6 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         blocked: r.blocked.clone(),
         evidence: r.evidence.clone(),
         ballots: r.ballots.clone(),
-        operator_votes: r.operator_votes.clone(),
         approvals_required: r.approvals_required,
         wait_seconds: r.wait.num_seconds(),
         requested_at: r.requested_at,
@@ -355,7 +352,6 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         blocked: stored.blocked,
         evidence: stored.evidence,
         ballots: stored.ballots,
-        operator_votes: stored.operator_votes,
         approvals_required: stored.approvals_required,
         wait: chrono::TimeDelta::seconds(stored.wait_seconds),
         requested_at: stored.requested_at,
@@ -411,15 +407,16 @@ mod tests {
         request.issue_link(&approver, &token);
         request.mark_sent(&approver, at(1));
         request.status = ApprovalStatus::AwaitingApproval;
+        request.approvals_required = 2;
+        let operator = Voter {
+            operator: Some("arn:aws:iam::123456789012:user/ops".into()),
+            ..Voter::default()
+        };
+        let second = request.ballots[1].approver.clone();
         let voted = request
             .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
             .unwrap()
-            .cast_as_operator(
-                "arn:aws:iam::123456789012:user/ops",
-                Verdict::Reject,
-                Voter::default(),
-                at(3),
-            )
+            .cast_for(&second, Verdict::Reject, operator, at(3))
             .unwrap();
         for r in [request, voted] {
             let item = approval_item(&r);

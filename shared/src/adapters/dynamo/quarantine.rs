@@ -50,6 +50,7 @@ impl Quarantine for DynamoRecords {
             .table_name(&self.table)
             .set_key(Some(state_key(cluster, service)))
             .projection_expression("quarantined")
+            .consistent_read(true)
             .send()
             .await
             .map_err(store_error("GetItem"))?;
