@@ -119,6 +119,16 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
+    pub const ALL: [ApprovalStatus; 7] = [
+        ApprovalStatus::Blocked,
+        ApprovalStatus::AwaitingApproval,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Expired,
+        ApprovalStatus::Superseded,
+        ApprovalStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalStatus::Blocked => "BLOCKED",

@@ -1,12 +1,13 @@
-//! Every AWS call of deploy-on-push's automatic deploy, of track-deployment's FAILED →
-//! rollback and of rollback-on-alarm's rollback, failing in both ways a call fails: refused
+//! Every AWS call of deploy-on-push's automatic deploy and of its approval request (a release
+//! that passed staging), of track-deployment's FAILED → rollback and of rollback-on-alarm's
+//! rollback, failing in both ways a call fails: refused
 //! before it reaches the service (5xx), and applied by the service with the answer lost on
 //! the way back; from its n-th call on for the whole first delivery, or once. Then the fault
 //! heals and Lambda's retry delivers the event again. After the retry: one revision per
 //! deploy, no record that lies about ECS, nothing dropped (every notice sent).
 //!
-//! Not in the matrix (covered by the handler unit tests over the fakes instead): the approval
-//! stage's single PutItem, the supersede of an older deploy, the adoption of a deploy whose
+//! Not in the matrix (covered by the handler unit tests over the fakes instead): the supersede
+//! of an older deploy or request, the adoption of a deploy whose
 //! ECS deployment id was never saved, and the re-registration of a deregistered target.
 
 use crate::rollback::{alarm, deploy_and_complete};
@@ -147,6 +148,76 @@ async fn deploy_matrix(operation: &str) {
     };
     for_every_call_of(operation, deliver, |target, mode, n| async move {
         deploy_case(&target, mode, n).await
+    })
+    .await;
+}
+
+/// The release a matrix case pushes: its digest passed staging first.
+fn release() -> shared::events::EcrEvent {
+    push("v8.0.0", 0x80, 5)
+}
+
+/// A release that passed staging, asking prod's approvers: after the retry, one request
+/// listing both prod services, each approver's link delivered (twice at most: a publish whose
+/// answer was lost is sent again, with another link to the same ballot), every link theirs.
+async fn approval_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::new().await;
+    env.passes_staging(&digest(0x80), 0).await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let first_deadline = deadline();
+    let first = handler.handle_event(&release(), first_deadline).await;
+    assert!(first.is_ok() || !mode.absorbed(operation), "{case}: {first:?}");
+    proxy.heal();
+    retry_after_leases(&env, first_deadline).await;
+    handler
+        .handle_event(&release(), deadline())
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
+
+    let records = shared::adapters::dynamo::DynamoRecords::new(&env.config, &env.world.table);
+    let requests = records
+        .approvals_in(&shared::domain::approval::ApprovalStatus::ALL)
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 1, "{case}: {requests:?}");
+    let request = &requests[0];
+    assert_eq!(
+        (request.status, request.services.len()),
+        (shared::domain::approval::ApprovalStatus::AwaitingApproval, 2),
+        "{case}"
+    );
+    for (service, _) in SERVICES {
+        let prod = env.records_for(PROD, service).await;
+        assert_eq!(prod.len(), 1, "{case}: {prod:?}");
+        assert_eq!(prod[0]["status"], "AWAITING_APPROVAL", "{case}");
+        assert_eq!(env.running(PROD, service).await, env.initial(PROD, service), "{case}");
+    }
+    for (approver, queue) in &env.world.approver_queues {
+        let messages = harness::seed::take_notices(&env.config, queue).await;
+        assert!((1..=2).contains(&messages.len()), "{case}: {approver}: {messages:?}");
+        for message in messages {
+            let link = message.message.lines().find(|l| l.starts_with(NO_PAGE)).unwrap();
+            let token = shared::domain::approval::ApprovalToken::parse(link.rsplit('/').next().unwrap()).unwrap();
+            let ballot = request.ballot(&token.hash());
+            assert_eq!(ballot.map(|b| b.approver.as_str()), Some(approver.as_str()), "{case}");
+        }
+    }
+    assert!(request.ballots.iter().all(|b| b.sent_at.is_some()), "{case}");
+    assert!(env.held_locks().await.is_empty(), "{case}");
+}
+
+async fn approval_matrix(operation: &str) {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
+        env.passes_staging(&digest(0x80), 0).await;
+        let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+        handler.handle_event(&release(), deadline()).await.unwrap();
+        proxy
+    };
+    for_every_call_of(operation, deliver, |target, mode, n| async move {
+        approval_case(&target, mode, n).await
     })
     .await;
 }
@@ -309,6 +380,10 @@ matrix! {
     deploy_survives_faults_in_describe_task_definition: deploy_matrix("DescribeTaskDefinition");
     deploy_survives_faults_in_register_task_definition: deploy_matrix("RegisterTaskDefinition");
     deploy_survives_faults_in_update_service: deploy_matrix("UpdateService");
+    approval_survives_faults_in_put_item: approval_matrix("PutItem");
+    approval_survives_faults_in_query: approval_matrix("Query");
+    approval_survives_faults_in_describe_alarms: approval_matrix("DescribeAlarms");
+    approval_survives_faults_in_publish: approval_matrix("Publish");
     failed_rollback_survives_faults_in_query: failed_matrix("Query");
     failed_rollback_survives_faults_in_get_item: failed_matrix("GetItem");
     failed_rollback_survives_faults_in_put_item: failed_matrix("PutItem");
