@@ -4,7 +4,7 @@
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::sns::approver_filter_policy;
 use shared::domain::approval::{ApprovalId, ApprovalStatus, Refusal, Verdict, Voter};
-use shared::domain::approval_page::state_line;
+use shared::domain::approval_page::{state_line, vote_line};
 use shared::domain::names::Approver;
 use shared::domain::notice::utc;
 use shared::domain::pipeline::Pipeline;
@@ -22,6 +22,15 @@ pub async fn list(records: &DynamoRecords) -> Result<(), String> {
         println!("no approval request is open");
     }
     for request in open {
+        if request.services.is_empty() {
+            // Made by a push whose services are still being handled (or whose delivery gave up):
+            // no link exists yet, and no vote is taken.
+            println!(
+                "{}  {} of {} to {}: listing its services, no links yet",
+                request.id, request.image.tag, request.application, request.stage
+            );
+            continue;
+        }
         println!(
             "{}  {} of {} to {}  {}  requested {} UTC, expires {} UTC",
             request.id,
@@ -42,7 +51,7 @@ pub async fn list(records: &DynamoRecords) -> Result<(), String> {
             println!("  {}: has not voted ({sent})", ballot.approver);
         }
         for (who, vote) in request.votes() {
-            println!("  {who}: {} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
+            println!("  {who}: {}", vote_line(vote));
         }
     }
     Ok(())

@@ -6,17 +6,19 @@ use shared::lambda::runtime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runtime::init_logging();
+    // Its Publish requests carry approval links.
+    runtime::init_logging_without_payloads();
     let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
+    let notices = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
     let handler = DeployOnPush {
         pipeline,
         records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
         ecs: EcsAdapter::new(&aws),
         approvals: ApprovalDesk {
             alarms: CloudWatchAlarms::new(&aws),
-            mail: SnsNotifier::new(&aws, runtime::env("APPROVAL_TOPIC_ARN")?),
-            notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
+            mail: notices.for_topic(runtime::env("APPROVAL_TOPIC_ARN")?),
+            notifier: notices,
             page_url: runtime::env("APPROVAL_PAGE_URL")?,
         },
     };

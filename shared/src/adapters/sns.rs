@@ -26,6 +26,14 @@ impl SnsNotifier {
         }
     }
 
+    /// The same client, publishing to another topic: one client built at init serves both.
+    pub fn for_topic(&self, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client: self.client.clone(),
+            topic_arn: topic_arn.into(),
+        }
+    }
+
     async fn send(&self, notice: &Notice, approver: Option<&Approver>) -> Result<(), NotifyError> {
         let attribute = approver.map(|approver| {
             MessageAttributeValue::builder()

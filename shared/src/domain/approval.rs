@@ -180,7 +180,7 @@ pub struct Voter {
     pub comment: String,
     /// Cast with `pipectl approve|reject --as <approver>` by someone with AWS credentials:
     /// their caller ARN.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
@@ -286,6 +286,10 @@ pub enum Refusal {
     UnknownLink,
     #[error("not an approver of this request")]
     NotAnApprover,
+    #[error("{0} already cast a vote on this request")]
+    OperatorVoted(String),
+    #[error("the request lists no service yet")]
+    NoServices,
     #[error("this link already {} at {}", .0.verdict.past_tense(), .0.at.to_rfc3339())]
     AlreadyVoted(Vote),
     #[error("the request is {0}")]
@@ -420,6 +424,15 @@ impl ApprovalRequest {
         if let Some(vote) = &self.ballots[index].vote {
             return Err(Refusal::AlreadyVoted(vote.clone()));
         }
+        // One principal, one vote: a role's session name is the caller's to choose.
+        let principal = voter.operator.as_deref().map(operator_principal);
+        if let Some(principal) = principal
+            && self
+                .votes()
+                .any(|(_, vote)| vote.voter.operator.as_deref().map(operator_principal) == Some(principal))
+        {
+            return Err(Refusal::OperatorVoted(principal.to_owned()));
+        }
         self.open_at(now)?;
         let mut next = self.clone();
         next.ballots[index].vote = Some(Vote::new(verdict, voter, now));
@@ -427,6 +440,10 @@ impl ApprovalRequest {
     }
 
     fn open_at(&self, now: DateTime<Utc>) -> Result<(), Refusal> {
+        // Its services are listed once deploy-on-push handled them all; no link exists before.
+        if self.services.is_empty() && self.status == ApprovalStatus::AwaitingApproval {
+            return Err(Refusal::NoServices);
+        }
         match self.status_at(now) {
             ApprovalStatus::AwaitingApproval => Ok(()),
             ApprovalStatus::Expired => Err(Refusal::Expired),
@@ -481,6 +498,21 @@ impl ApprovalRequest {
         if let Some(ballot) = self.ballots.iter_mut().find(|b| &b.approver == approver) {
             ballot.sent_at.get_or_insert(at);
         }
+    }
+}
+
+/// The principal an operator's caller ARN names: an assumed role's session name dropped
+/// (`arn:aws:sts::1:assumed-role/ops/jane` → `…assumed-role/ops`), a user's ARN as it is.
+pub fn operator_principal(arn: &str) -> &str {
+    match arn.find(":assumed-role/") {
+        Some(at) => {
+            let role_and_session = &arn[at + ":assumed-role/".len()..];
+            match role_and_session.find('/') {
+                Some(slash) => &arn[..at + ":assumed-role/".len() + slash],
+                None => arn,
+            }
+        }
+        None => arn,
     }
 }
 
@@ -600,7 +632,11 @@ mod tests {
             &policy,
             &app.name,
             &image(),
-            Vec::new(),
+            vec![ReleaseService {
+                service: app.services[0].name.clone(),
+                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
+                running_now: Some("td:6".into()),
+            }],
             Ok(Some(evidence())),
             at(0),
         );
@@ -761,6 +797,27 @@ mod tests {
             .unwrap();
         assert_eq!((both.status, both.approvals()), (ApprovalStatus::Approved, 2));
         assert_eq!(both.ballots[1].vote.as_ref().unwrap().voter.operator, operator.operator);
+        // The same principal (another session of the role) cannot vote on a second ballot.
+        let mut third = by_link.clone();
+        third.approvals_required = 3;
+        let carol = Approver::parse("carol@example.com").unwrap();
+        third.ballots.push(Ballot {
+            approver: carol.clone(),
+            token_hashes: Vec::new(),
+            sent_at: None,
+            vote: None,
+        });
+        let once = third.cast_for(&bob, Verdict::Approve, operator.clone(), at(2)).unwrap();
+        let other_session = Voter {
+            operator: Some("arn:aws:sts::123456789012:assumed-role/ops/bob".into()),
+            ..Voter::default()
+        };
+        assert_eq!(
+            once.cast_for(&carol, Verdict::Approve, other_session, at(3)),
+            Err(Refusal::OperatorVoted(
+                "arn:aws:sts::123456789012:assumed-role/ops".into()
+            ))
+        );
         let stranger = Approver::parse("mallory@example.com").unwrap();
         assert_eq!(
             open.cast_for(&stranger, Verdict::Approve, operator, at(2)),

@@ -191,8 +191,7 @@ pub fn request_page(
         let _ = write!(body, "<li>{}: has not voted</li>", escape(other.approver.as_str()));
     }
     for (who, vote) in request.votes() {
-        let said = format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
-        let _ = write!(body, "<li>{}: {}</li>", escape(who.as_str()), escape(&said));
+        let _ = write!(body, "<li>{}: {}</li>", escape(who.as_str()), escape(&vote_line(vote)));
     }
     body.push_str("</ul>");
     if let Some(nonce) = form_nonce.filter(|_| may_vote(request, ballot, now)) {
@@ -214,6 +213,15 @@ pub fn request_page(
         &format!("Approve {} of {} to {}", image.tag, request.application, request.stage),
         &body,
     )
+}
+
+/// "approved at T UTC", and by whom when an operator cast it with pipectl.
+pub fn vote_line(vote: &crate::domain::approval::Vote) -> String {
+    let said = format!("{} at {} UTC", vote.verdict.past_tense(), utc(vote.at));
+    match &vote.voter.operator {
+        Some(operator) => format!("{said} (cast with pipectl by {operator})"),
+        None => said,
+    }
 }
 
 fn may_vote(request: &ApprovalRequest, ballot: &Ballot, now: DateTime<Utc>) -> bool {
@@ -272,7 +280,11 @@ mod tests {
             prod.approval.as_ref().unwrap(),
             &app.name,
             &image,
-            Vec::new(),
+            vec![crate::domain::approval::ReleaseService {
+                service: app.services[0].name.clone(),
+                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
+                running_now: Some("td:6".into()),
+            }],
             Ok(Some(Evidence {
                 stage: pipeline.stages()[1].name.clone(),
                 deployments: Vec::new(),

@@ -217,11 +217,17 @@ where
             }
         }
         let mut links_sent = 0;
-        if request.status == ApprovalStatus::AwaitingApproval {
-            match self.newer_request_open(&request).await? {
+        match (&request.status, &request.superseded_by) {
+            (ApprovalStatus::AwaitingApproval, _) => match self.newer_request_open(&request).await? {
                 Some(newer) => request = self.supersede_request(&request.id, &newer).await?.unwrap_or(request),
                 None => links_sent = self.send_links(request.clone()).await?,
+            },
+            // Superseded by an earlier delivery, which may have died before telling the team.
+            (ApprovalStatus::Superseded, Some(newer)) => {
+                let newer = newer.clone();
+                self.supersede_request(&request.id, &newer).await?;
             }
+            _ => {}
         }
         Ok(Some(ApprovalResult {
             stage: stage.name.to_string(),
@@ -267,13 +273,16 @@ where
             let open = self.records.open_request(&request.stage, &request.application).await?;
             match &open {
                 Some(current) if current.id == request.id => return Ok(None),
-                Some(current) if current.pushed_at > request.image.pushed_at => {
-                    tracing::info!(approval = %request.id, newer = %current.id, "a newer request is open");
-                    let newer = self.records.get_approval(&current.id).await?;
-                    return Ok(Some(Successor {
-                        id: current.id.clone(),
-                        tag: newer.map(|n| n.image.tag).unwrap_or_else(|| request.image.tag.clone()),
-                    }));
+                // At a tie (pushes carry whole seconds) the one already open stays, as in decide().
+                Some(current) if current.pushed_at >= request.image.pushed_at => {
+                    // A pointer to a request since removed (it listed no service) names nothing.
+                    if let Some(newer) = self.records.get_approval(&current.id).await? {
+                        tracing::info!(approval = %request.id, newer = %current.id, "a newer request is open");
+                        return Ok(Some(Successor {
+                            id: newer.id,
+                            tag: newer.image.tag,
+                        }));
+                    }
                 }
                 Some(current) => {
                     self.supersede_request(&current.id, &this).await?;

@@ -298,29 +298,50 @@ async fn the_staging_verdict_stands_for_the_retry_of_a_release_whose_service_was
 
 #[tokio::test]
 async fn a_release_older_than_the_open_request_is_superseded_by_it_and_sends_no_link() {
-    use crate::domain::approval::ApprovalId;
-    use crate::domain::names::AppName;
+    use crate::domain::approval::{ApprovalId, ApprovalRequest};
+    use crate::domain::names::ImageTag;
     use crate::ports::Approvals;
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
-    let newer = ApprovalId::parse("apr-00000000000000000000000a").unwrap();
-    let (prod, backend) = (StageName::parse("prod").unwrap(), AppName::parse("backend").unwrap());
-    let later = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:05:00Z")
+    // v1.1.0, pushed later, already has the stage's open request (its delivery came first).
+    let pipeline = shipped_pipeline();
+    let (prod, app) = (&pipeline.stages()[2], &pipeline.applications()[0]);
+    let mut image = deployment(9, Kind::Deploy, Status::Requested, None).image;
+    image.tag = ImageTag::parse("v1.1.0").unwrap();
+    image.pushed_at = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:05:00Z")
         .unwrap()
         .to_utc();
-    assert!(
-        world
-            .records
-            .point_open_request(&prod, &backend, &newer, later, None)
-            .await
-            .unwrap()
+    let newer = ApprovalRequest::new(
+        ApprovalId::for_release(&image, &prod.name, &app.name),
+        (&prod.name, &prod.cluster),
+        prod.approval.as_ref().unwrap(),
+        &app.name,
+        &image,
+        Vec::new(),
+        Ok(None),
+        image.pushed_at,
     );
+    assert!(world.records.create_approval(&newer).await.unwrap());
+    let pointed = world
+        .records
+        .point_open_request(&prod.name, &app.name, &newer.id, image.pushed_at, None)
+        .await
+        .unwrap();
+    assert!(pointed);
 
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
-    let request = world.records.approvals().remove(0);
-    assert_eq!(request.status, ApprovalStatus::Superseded);
-    assert_eq!(request.superseded_by.unwrap().id, newer);
-    assert!(world.mail.sent().is_empty());
+    let older = world
+        .records
+        .approvals()
+        .into_iter()
+        .find(|r| r.id != newer.id)
+        .unwrap();
+    assert_eq!(older.status, ApprovalStatus::Superseded);
+    let by = older.superseded_by.unwrap();
+    assert_eq!((by.id, by.tag.as_str()), (newer.id, "v1.1.0"));
+    assert!(world.mail.sent().is_empty(), "no link for the older release");
+    let subjects: Vec<_> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects, ["Approval of v1.0.0 to prod superseded by v1.1.0"]);
 }
 
 #[tokio::test]

@@ -29,32 +29,50 @@ pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// As `init_logging`, but the runtime's own modules never log below DEBUG: at TRACE they log
-/// each raw event, and the approval page's events carry a bearer token in their path.
+/// As `init_logging`, for functions whose events or requests carry approval tokens (the
+/// approval page's paths, deploy-on-push's Publish bodies): the modules that log raw payloads
+/// at TRACE (the runtime's events, the SDK's and the HTTP stack's requests) are held at DEBUG
+/// by a filter of their own, which no `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` setting lifts.
 pub fn init_logging_without_payloads() {
-    use lambda_runtime::tracing::subscriber::{self, filter::EnvFilter, filter::LevelFilter};
+    use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter, Targets};
+    use lambda_runtime::tracing::subscriber::{self, Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|level| level.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder()
+    let requested = EnvFilter::builder()
         .with_default_directive(level.into())
         .from_env_lossy();
-    for quiet in [
-        "lambda_runtime=debug",
-        "lambda_runtime_api_client=debug",
-        "lambda_http=debug",
-    ] {
-        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
-    }
-    let logs = subscriber::fmt()
-        .with_target(false)
-        .without_time()
-        .with_env_filter(filter);
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(PAYLOAD_LOGGERS.map(|target| (target, LevelFilter::DEBUG)));
+    let logs = subscriber::fmt::layer().with_target(false).without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    if json { logs.json().init() } else { logs.init() }
+    if json {
+        subscriber::registry()
+            .with(logs.json().with_filter(requested).with_filter(cap))
+            .init();
+    } else {
+        subscriber::registry()
+            .with(logs.with_filter(requested).with_filter(cap))
+            .init();
+    }
 }
+
+/// Modules that log whole events or requests at TRACE.
+const PAYLOAD_LOGGERS: [&str; 10] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "hyper",
+    "hyper_util",
+    "h2",
+];
 
 /// The shipped pipeline, or the file `PIPELINE_FILE` names (tests, local runs).
 pub fn load_pipeline() -> Result<Pipeline, InitError> {

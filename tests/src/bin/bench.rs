@@ -183,7 +183,11 @@ async fn approval_link(config: &aws_config::SdkConfig, table: &str, pipeline: &P
         prod.approval.as_ref().unwrap(),
         &app.name,
         &image,
-        Vec::new(),
+        vec![shared::domain::approval::ReleaseService {
+            service: app.services[0].name.clone(),
+            deployment: shared::domain::deployment::DeploymentId::from_stored("dep-bench".into()),
+            running_now: None,
+        }],
         Ok(None),
         Utc::now(),
     );

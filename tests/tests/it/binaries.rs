@@ -215,3 +215,38 @@ async fn approval_page_binary_answers_function_url_events() {
         "a token reached the logs"
     );
 }
+
+#[tokio::test]
+async fn deploy_on_push_binary_sends_approval_links_without_logging_them_even_at_trace() {
+    let env = Env::new().await;
+    let release = event("push-release.json");
+    env.passes_staging(release.detail.image_digest.as_deref().unwrap(), 0)
+        .await;
+    let mut function = deploy_on_push(&env, &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]).await;
+    let response = function
+        .invoke(event_file("deploy-on-push", "push-release.json"))
+        .await
+        .response();
+    assert_eq!(response["approvals"][0]["status"], "AWAITING_APPROVAL", "{response}");
+    assert_eq!(response["approvals"][0]["links_sent"], 2, "{response}");
+    let logs = function.logs();
+    assert!(
+        logs.iter().any(|line| line.contains("TRACE")),
+        "the function logs at TRACE"
+    );
+    for queue in env.world.approver_queues.values() {
+        for message in harness::seed::take_notices(&env.config, queue).await {
+            let link = message
+                .message
+                .lines()
+                .find(|l| l.starts_with(NO_PAGE))
+                .unwrap()
+                .to_owned();
+            let token = link.rsplit('/').next().unwrap();
+            assert!(
+                logs.iter().all(|line| !line.contains(token)),
+                "a token reached the logs"
+            );
+        }
+    }
+}

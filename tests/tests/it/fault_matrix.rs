@@ -1,6 +1,7 @@
-//! Every AWS call of deploy-on-push's automatic deploy and of its approval request (a release
-//! that passed staging), of track-deployment's FAILED → rollback and of rollback-on-alarm's
-//! rollback, failing in both ways a call fails: refused
+//! Every AWS call of deploy-on-push's automatic deploy, the conditional writes, history reads,
+//! alarm reads and publishes of its approval request (a release that passed staging), and
+//! every call of track-deployment's FAILED → rollback and of rollback-on-alarm's rollback,
+//! failing in both ways a call fails: refused
 //! before it reaches the service (5xx), and applied by the service with the answer lost on
 //! the way back; from its n-th call on for the whole first delivery, or once. Then the fault
 //! heals and Lambda's retry delivers the event again. After the retry: one revision per

@@ -398,7 +398,11 @@ mod tests {
             prod.approval.as_ref().unwrap(),
             &app.name,
             &image,
-            Vec::new(),
+            vec![crate::domain::approval::ReleaseService {
+                service: app.services[0].name.clone(),
+                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
+                running_now: Some("td:6".into()),
+            }],
             Err("not in staging".into()),
             at(0) + chrono::TimeDelta::nanoseconds(123_456_789),
         );
