@@ -10,10 +10,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging_without_payloads();
     let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
+    let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
     let notices = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
     let handler = DeployOnPush {
         pipeline,
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
+        records,
         ecs: EcsAdapter::new(&aws),
         approvals: ApprovalDesk {
             alarms: CloudWatchAlarms::new(&aws),

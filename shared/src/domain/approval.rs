@@ -526,7 +526,8 @@ pub const NONCE_LIFETIME: TimeDelta = TimeDelta::hours(1);
 /// ballot's single use makes it single use too.
 pub fn issue_nonce(token: &ApprovalToken, request: &ApprovalId, at: DateTime<Utc>) -> String {
     let issued = at.timestamp();
-    format!("{issued}.{}", URL_SAFE_NO_PAD.encode(nonce_mac(token, request, issued)))
+    let mac = nonce_mac(token, request, issued).finalize().into_bytes();
+    format!("{issued}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 pub fn nonce_is_valid(token: &ApprovalToken, request: &ApprovalId, nonce: &str, now: DateTime<Utc>) -> bool {
@@ -543,16 +544,14 @@ pub fn nonce_is_valid(token: &ApprovalToken, request: &ApprovalId, nonce: &str, 
     if issued_at > now + TimeDelta::minutes(1) || now - issued_at > NONCE_LIFETIME {
         return false;
     }
-    let mut expected =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_str().as_bytes()).expect("HMAC takes any key");
-    expected.update(nonce_message(request, issued).as_bytes());
-    expected.verify_slice(&mac).is_ok()
+    nonce_mac(token, request, issued).verify_slice(&mac).is_ok()
 }
 
-fn nonce_mac(token: &ApprovalToken, request: &ApprovalId, issued: i64) -> Vec<u8> {
+/// The MAC a nonce carries, keyed by the link's token, over the request and the issue time.
+fn nonce_mac(token: &ApprovalToken, request: &ApprovalId, issued: i64) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_str().as_bytes()).expect("HMAC takes any key");
     mac.update(nonce_message(request, issued).as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
 fn nonce_message(request: &ApprovalId, issued: i64) -> String {
