@@ -275,6 +275,8 @@ pub struct ApprovalRequest {
     /// When it was approved, rejected, expired, superseded or cancelled.
     pub decided_at: Option<DateTime<Utc>>,
     pub superseded_by: Option<Successor>,
+    /// What happened after the approval: snapshots, the deploy (see `promotion`).
+    pub promotion: Option<super::promotion::Promotion>,
     /// Bumped by every write: each write is conditional on the version it read.
     pub version: u64,
 }
@@ -347,6 +349,7 @@ impl ApprovalRequest {
                 None
             },
             superseded_by: None,
+            promotion: None,
             version: 0,
         }
     }

@@ -8,6 +8,7 @@ pub mod deployment_end;
 pub mod names;
 pub mod notice;
 pub mod pipeline;
+pub mod promotion;
 pub mod push;
 pub mod rollback_plan;
 pub mod tag_rule;

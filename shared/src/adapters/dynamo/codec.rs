@@ -299,6 +299,8 @@ struct ApprovalItem {
     decided_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     superseded_by: Option<Successor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promotion: Option<crate::domain::promotion::Promotion>,
     version: u64,
 }
 
@@ -327,6 +329,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         expires_at: r.expires_at,
         decided_at: r.decided_at,
         superseded_by: r.superseded_by.clone(),
+        promotion: r.promotion.clone(),
         version: r.version,
     };
     serde_dynamo::to_item(item).expect("an approval request always serializes")
@@ -358,6 +361,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         expires_at: stored.expires_at,
         decided_at: stored.decided_at,
         superseded_by: stored.superseded_by,
+        promotion: stored.promotion,
         version: stored.version,
     })
 }

@@ -1,0 +1,372 @@
+//! After an approval: the pre-deployment snapshots, the wait timer, then the deploy. Pure:
+//! what a request needs next, from its state, its snapshots' states and the time. The
+//! promotion function acts on it (stream, RDS snapshot event, one-minute sweeper) and writes
+//! back what changed, conditional on the version it read.
+
+use super::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
+use super::names::DbInstanceId;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// How long the snapshots may take before the deploy is given up (FAILED, with a notice).
+pub const SNAPSHOT_TIMEOUT: TimeDelta = TimeDelta::minutes(60);
+/// How often the sweeper asks RDS about a snapshot still being made (its events are best effort).
+pub const SNAPSHOT_POLL: TimeDelta = TimeDelta::minutes(1);
+
+/// An RDS snapshot identifier that is valid for instance and cluster snapshots alike: a letter
+/// first, then letters, digits and single hyphens, no trailing hyphen, at most 63 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SnapshotId(String);
+
+/// The longest cluster snapshot identifier RDS accepts (instance ones may be 255).
+pub const MAX_SNAPSHOT_ID: usize = 63;
+
+impl SnapshotId {
+    /// The snapshot taken of `db` before the deploy `request` approved: the same id for every
+    /// delivery, so a redelivery finds (and adopts) the snapshot instead of making another.
+    /// `pre-<db, shortened>-<24 hex of the request and db>`.
+    pub fn before_deploy(request: &ApprovalId, db: &DbInstanceId) -> Self {
+        let hash = Sha256::digest(format!("predeploy|{request}|{db}").as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        let room = MAX_SNAPSHOT_ID - "pre-".len() - 1 - hex.len();
+        Self(format!("pre-{}-{hex}", readable(db.as_str(), room)))
+    }
+
+    /// An id as RDS reports it back (events, DescribeDBSnapshots), if it follows the rules.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_valid_snapshot_id(text).then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `text` cut to `room` characters of lowercase letters, digits and single hyphens, with no
+/// hyphen at either end.
+fn readable(text: &str, room: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        if out.len() == room {
+            break;
+        }
+        out.push(c);
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+fn is_valid_snapshot_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_SNAPSHOT_ID
+        && bytes[0].is_ascii_alphabetic()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && !text.contains("--")
+        && !text.ends_with('-')
+}
+
+/// Where a pre-deployment snapshot stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SnapshotState {
+    /// CreateDB(Cluster)Snapshot was answered (or found the snapshot made by an earlier try).
+    Creating,
+    Available,
+    /// The snapshot failed, or its DB could not be snapshotted (not `available`, gone).
+    Failed {
+        why: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedSnapshot {
+    pub db: DbInstanceId,
+    pub id: SnapshotId,
+    #[serde(flatten)]
+    pub state: SnapshotState,
+}
+
+/// What the promotion of an approved request has done so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    /// When the promotion first acted on the approval: the snapshot timeout counts from here.
+    pub started_at: DateTime<Utc>,
+    pub snapshots: Vec<PlannedSnapshot>,
+    /// When the deploy of the request's services began.
+    pub deploy_started_at: Option<DateTime<Utc>>,
+    /// Why the promotion gave up (the request's services were not deployed).
+    pub failed: Option<String>,
+}
+
+/// What an approval request needs next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing now; look again at `at` (the sweeper's due time).
+    WaitUntil { at: DateTime<Utc> },
+    /// Make these snapshots (each adopting one an earlier try made).
+    TakeSnapshots(Vec<PlannedSnapshot>),
+    /// Ask RDS how these snapshots stand: their events may never come.
+    CheckSnapshots(Vec<SnapshotId>),
+    /// Every snapshot is available and the wait is over: deploy the request's services.
+    Deploy,
+    /// Give up: no deploy without its backup. The reason goes to the record and the notice.
+    Fail { why: String },
+    /// Nobody decided in time.
+    Expire,
+    /// The request is closed (rejected, superseded, cancelled, expired, failed, deploying).
+    Done,
+}
+
+/// What the request needs next at `now`, `dbs` being the stage's `snapshot_before_deploy`.
+pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+    match request.status {
+        ApprovalStatus::AwaitingApproval if request.status_at(now) == ApprovalStatus::Expired => Step::Expire,
+        ApprovalStatus::AwaitingApproval => Step::WaitUntil { at: request.expires_at },
+        ApprovalStatus::Approved => approved_step(request, dbs, now),
+        _ => Step::Done,
+    }
+}
+
+fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+    let Some(promotion) = &request.promotion else {
+        // Not acted on yet: the snapshots start at once, so they are ready by the end of the wait.
+        if dbs.is_empty() {
+            return deploy_when_waited(request, now);
+        }
+        return Step::TakeSnapshots(
+            dbs.iter()
+                .map(|db| PlannedSnapshot {
+                    db: db.clone(),
+                    id: SnapshotId::before_deploy(&request.id, db),
+                    state: SnapshotState::Creating,
+                })
+                .collect(),
+        );
+    };
+    if promotion.failed.is_some() || promotion.deploy_started_at.is_some() {
+        return Step::Done;
+    }
+    if let Some(failed) = promotion.snapshots.iter().find_map(|s| match &s.state {
+        SnapshotState::Failed { why } => Some(format!("snapshot {} of {}: {why}", s.id, s.db)),
+        _ => None,
+    }) {
+        return Step::Fail { why: failed };
+    }
+    let creating: Vec<SnapshotId> = promotion
+        .snapshots
+        .iter()
+        .filter(|s| s.state == SnapshotState::Creating)
+        .map(|s| s.id.clone())
+        .collect();
+    if !creating.is_empty() {
+        if now - promotion.started_at >= SNAPSHOT_TIMEOUT {
+            return Step::Fail {
+                why: format!(
+                    "no snapshot within {} minutes: {}",
+                    SNAPSHOT_TIMEOUT.num_minutes(),
+                    creating.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+        }
+        return Step::CheckSnapshots(creating);
+    }
+    deploy_when_waited(request, now)
+}
+
+fn deploy_when_waited(request: &ApprovalRequest, now: DateTime<Utc>) -> Step {
+    match request.deploy_not_before() {
+        Some(at) if now < at => Step::WaitUntil { at },
+        _ => Step::Deploy,
+    }
+}
+
+/// When the sweeper should look at the request again; `None` once it needs nothing more.
+pub fn due_at(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match next_step(request, dbs, now) {
+        Step::WaitUntil { at } => Some(at),
+        Step::CheckSnapshots(_) => Some(now + SNAPSHOT_POLL),
+        Step::Done => None,
+        Step::TakeSnapshots(_) | Step::Deploy | Step::Fail { .. } | Step::Expire => Some(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::approval::{ApprovalToken, ReleaseService, Verdict, Voter};
+    use crate::domain::deployment::{DeploymentId, Kind, Status};
+    use crate::domain::fixtures::{at, deployment, shipped_pipeline};
+
+    fn db(name: &str) -> DbInstanceId {
+        DbInstanceId::parse(name).unwrap()
+    }
+
+    fn approved_at(minute: u32) -> ApprovalRequest {
+        let pipeline = shipped_pipeline();
+        let prod = &pipeline.stages()[2];
+        let app = &pipeline.applications()[0];
+        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
+        let mut request = ApprovalRequest::new(
+            ApprovalId::for_release(&image, &prod.name, &app.name),
+            (&prod.name, &prod.cluster),
+            prod.approval.as_ref().unwrap(),
+            &app.name,
+            &image,
+            vec![ReleaseService {
+                service: app.services[0].name.clone(),
+                deployment: DeploymentId::from_stored("dep-7".into()),
+                running_now: None,
+            }],
+            Ok(None),
+            at(0),
+        );
+        let token = ApprovalToken::from_random([1; 32]);
+        let approver = request.ballots[0].approver.clone();
+        request.issue_link(&approver, &token);
+        request
+            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(minute))
+            .unwrap()
+    }
+
+    fn promoted(request: &ApprovalRequest, started: u32, states: &[SnapshotState]) -> ApprovalRequest {
+        let snapshots = states
+            .iter()
+            .enumerate()
+            .map(|(n, state)| {
+                let db = db(&format!("db{n}"));
+                PlannedSnapshot {
+                    id: SnapshotId::before_deploy(&request.id, &db),
+                    db,
+                    state: state.clone(),
+                }
+            })
+            .collect();
+        ApprovalRequest {
+            promotion: Some(Promotion {
+                started_at: at(started),
+                snapshots,
+                deploy_started_at: None,
+                failed: None,
+            }),
+            ..request.clone()
+        }
+    }
+
+    #[test]
+    fn snapshot_ids_are_valid_rds_identifiers_derived_from_the_request_and_db() {
+        let request = approved_at(1).id;
+        let id = SnapshotId::before_deploy(&request, &db("social-analytics-db"));
+        assert!(id.as_str().starts_with("pre-social-analytics-db-"), "{id}");
+        assert_eq!(
+            id,
+            SnapshotId::before_deploy(&request, &db("social-analytics-db")),
+            "stable"
+        );
+        assert_ne!(id, SnapshotId::before_deploy(&request, &db("other-db")));
+        assert_eq!(SnapshotId::parse(id.as_str()), Some(id));
+        for bad in ["", "1db", "db--x", "db-", "db_x", &"a".repeat(64)] {
+            assert!(SnapshotId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snapshot_ids_stay_valid_for_odd_db_names() {
+        // Every valid DB identifier, long ones included, and odd shapes around the cut.
+        let request = approved_at(1).id;
+        let mut names: Vec<String> = vec!["a".into(), "a-b".into(), "A1".into()];
+        for len in [30, 33, 34, 35, 36, 63] {
+            names.push(format!("d{}", "b".repeat(len - 1)));
+            names.push(format!("d{}", "-x".repeat((len - 1) / 2)));
+        }
+        for cut in 30..40 {
+            names.push(format!("{}-{}", "a".repeat(cut), "b".repeat(10)));
+        }
+        for name in names {
+            let Ok(db) = DbInstanceId::parse(name.clone()) else {
+                continue;
+            };
+            let id = SnapshotId::before_deploy(&request, &db);
+            assert!(is_valid_snapshot_id(id.as_str()), "{name} → {id}");
+        }
+    }
+
+    #[test]
+    fn an_approval_takes_its_snapshots_at_once_then_waits_for_them() {
+        let request = approved_at(1);
+        let dbs = [db("social-analytics-db")];
+        let Step::TakeSnapshots(planned) = next_step(&request, &dbs, at(1)) else {
+            panic!("snapshots first")
+        };
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].state, SnapshotState::Creating);
+
+        let creating = promoted(&request, 1, &[SnapshotState::Creating]);
+        assert!(matches!(next_step(&creating, &dbs, at(2)), Step::CheckSnapshots(ids) if ids.len() == 1));
+        assert_eq!(due_at(&creating, &dbs, at(2)), Some(at(3)));
+        let late = at(1) + SNAPSHOT_TIMEOUT;
+        assert!(
+            matches!(next_step(&creating, &dbs, late), Step::Fail { why } if why.starts_with("no snapshot within 60 minutes"))
+        );
+
+        let failed = promoted(
+            &request,
+            1,
+            &[SnapshotState::Failed {
+                why: "DB is stopped".into(),
+            }],
+        );
+        assert!(matches!(next_step(&failed, &dbs, at(2)), Step::Fail { why } if why.ends_with("DB is stopped")));
+    }
+
+    #[test]
+    fn the_deploy_waits_for_the_timer_and_every_snapshot() {
+        let request = approved_at(1);
+        let dbs = [db("a"), db("b")];
+        let one_left = promoted(&request, 1, &[SnapshotState::Available, SnapshotState::Creating]);
+        assert!(matches!(next_step(&one_left, &dbs, at(9)), Step::CheckSnapshots(_)));
+        let ready = promoted(&request, 1, &[SnapshotState::Available, SnapshotState::Available]);
+        // Approved at 10:01 with a 5-minute wait: not before 10:06.
+        assert_eq!(next_step(&ready, &dbs, at(3)), Step::WaitUntil { at: at(6) });
+        assert_eq!(next_step(&ready, &dbs, at(6)), Step::Deploy);
+
+        let without_dbs = approved_at(1);
+        assert_eq!(next_step(&without_dbs, &[], at(2)), Step::WaitUntil { at: at(6) });
+        assert_eq!(next_step(&without_dbs, &[], at(7)), Step::Deploy);
+
+        let mut deploying = ready.clone();
+        deploying.promotion.as_mut().unwrap().deploy_started_at = Some(at(6));
+        assert_eq!(next_step(&deploying, &dbs, at(7)), Step::Done);
+        assert_eq!(due_at(&deploying, &dbs, at(7)), None);
+    }
+
+    #[test]
+    fn an_undecided_request_expires_and_closed_ones_need_nothing() {
+        let mut open = approved_at(1);
+        open.status = ApprovalStatus::AwaitingApproval;
+        open.decided_at = None;
+        assert_eq!(next_step(&open, &[], at(2)), Step::WaitUntil { at: open.expires_at });
+        assert_eq!(next_step(&open, &[], open.expires_at), Step::Expire);
+        for status in [
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Superseded,
+            ApprovalStatus::Cancelled,
+        ] {
+            let closed = ApprovalRequest { status, ..open.clone() };
+            assert_eq!(next_step(&closed, &[], at(2)), Step::Done);
+        }
+    }
+}
