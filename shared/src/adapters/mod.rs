@@ -7,6 +7,8 @@ pub mod cloudwatch;
 pub mod dynamo;
 #[cfg(feature = "ecs")]
 pub mod ecs;
+#[cfg(feature = "rds")]
+pub mod rds;
 #[cfg(feature = "sns")]
 pub mod sns;
 

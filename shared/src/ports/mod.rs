@@ -10,6 +10,7 @@ pub mod locks;
 pub mod notifier;
 pub mod outbox;
 pub mod quarantine;
+pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
 pub use approvals::{Approvals, OpenRequest};
@@ -19,6 +20,7 @@ pub use locks::{ServiceLocks, StateMove};
 pub use notifier::{ApproverMail, Notifier, NotifyError};
 pub use outbox::{Outbox, OutboxEntry};
 pub use quarantine::Quarantine;
+pub use snapshots::{SnapshotError, Snapshots};
 
 /// A records call failed. `retryable` tells throttling, 5xx and network trouble (worth a
 /// Lambda retry) from a request the table refuses (a missing table, access denied, a

@@ -9,5 +9,6 @@ mod faults;
 mod iam;
 mod pipectl;
 mod rollback;
+mod snapshots;
 mod support;
 mod track_deployment;
