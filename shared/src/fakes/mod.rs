@@ -188,7 +188,7 @@ impl Deployments for MemoryRecords {
     async fn record_registration(&self, deployment: &Deployment) -> Result<bool, StoreError> {
         let mut tables = self.tables.lock().unwrap();
         match tables.deployments.get_mut(deployment.id.as_str()) {
-            Some(stored) if stored.status == Status::Requested => {
+            Some(stored) if stored.status == deployment.status => {
                 stored.task_definition = deployment.task_definition.clone();
                 stored.definition = deployment.definition.clone();
                 stored.previous_definition = deployment.previous_definition.clone();

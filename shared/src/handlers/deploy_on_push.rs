@@ -8,8 +8,8 @@
 //! A stage a person approves gets, instead of a deploy, one record per service awaiting
 //! approval and one approval request for them all (`request_approval`).
 
+use super::deploy_pinned;
 use super::request_approval::{ApprovalDesk, ApprovalResult, Gate};
-use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
     SkipReason, Status, decide,
@@ -20,8 +20,8 @@ use crate::events::EcrEvent;
 use crate::lambda::errors::{ServiceError, ServiceFailures};
 use crate::lambda::service_lock::{LockedWork, deadline_of, with_service_lock};
 use crate::ports::{
-    AlarmStates, Approvals, ApproverMail, Deployments, Ecs, EcsError, Notifier, Outbox, Quarantine, Running,
-    ServiceLocks, StateMove, StoreError,
+    AlarmStates, Approvals, ApproverMail, Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks, StateMove,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -322,7 +322,7 @@ where
                         false
                     }
                 };
-                record = self.register_and_update(record, &running, resuming, deadline).await?;
+                record = deploy_pinned(&self.records, &self.ecs, record, &running, resuming, deadline).await?;
                 (
                     ServiceStateField::Latest,
                     TargetOutcome::Deploying {
@@ -345,72 +345,6 @@ where
                 to: record.reference(),
             }),
         })
-    }
-
-    /// Registers the pinned revision (once: it is saved on the REQUESTED record before the
-    /// service is touched), points the service at it and records the deployment DEPLOYING.
-    ///
-    /// From the registration on, the record stays REQUESTED on any failure, and the retry
-    /// resumes it with the same revision, adopting whatever ECS did with it (one revision per
-    /// deploy; ECS may have applied an UpdateService whose answer was lost).
-    async fn register_and_update(
-        &self,
-        mut record: Deployment,
-        running: &Running,
-        resuming: bool,
-        deadline: DateTime<Utc>,
-    ) -> Result<Deployment, ServiceError> {
-        let registered = match &record.task_definition {
-            Some(arn) => arn.clone(),
-            None => self.register(&mut record, running, resuming).await?,
-        };
-        let ecs_deployment_id = point_service_at(
-            &self.ecs,
-            &record.cluster,
-            &record.service,
-            running,
-            &registered,
-            deadline,
-        )
-        .await?;
-        record_deploying(&self.records, record, ecs_deployment_id, Utc::now()).await
-    }
-
-    /// Registers the revision pinned to the pushed image and saves it on the record. If ECS
-    /// refuses the request, nothing happened and the record goes. On any other failure the
-    /// record stays: the revision may exist (a lost answer), and the retry, resuming, finds
-    /// it by its deployment tag instead of registering another.
-    async fn register(
-        &self,
-        record: &mut Deployment,
-        running: &Running,
-        resuming: bool,
-    ) -> Result<String, ServiceError> {
-        let previous = record
-            .previous_task_definition
-            .as_deref()
-            .unwrap_or(&running.task_definition);
-        let registered = match self
-            .ecs
-            .register_pinned(previous, &record.container, &record.image.uri, &record.id, resuming)
-            .await
-        {
-            Ok(registered) => registered,
-            Err(err @ EcsError::Transient(_)) => return Err(err.into()),
-            Err(err) => {
-                if let Err(store) = self.records.delete_requested(&record.id).await {
-                    tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");
-                }
-                return Err(err.into());
-            }
-        };
-        record.task_definition = Some(registered.arn.clone());
-        record.definition = Some(registered.definition);
-        record.previous_definition = Some(registered.previous_definition);
-        if !self.records.record_registration(record).await? {
-            return Err(StoreError::retryable(format!("{} is no longer REQUESTED", record.id)).into());
-        }
-        Ok(registered.arn)
     }
 
     /// The record exists beyond REQUESTED: this delivery was handled before. Finish what the

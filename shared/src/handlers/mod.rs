@@ -13,7 +13,7 @@ use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::notice::Notice;
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::time_to_record;
-use crate::ports::{Deployments, Ecs, Notifier, Outbox, Running, StoreError};
+use crate::ports::{Deployments, Ecs, EcsError, Notifier, Outbox, Running, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Points the service at `task_definition` and returns the ECS deployment id. A service already
@@ -46,7 +46,68 @@ pub(crate) async fn point_service_at<E: Ecs>(
     }
 }
 
-/// Records a REQUESTED deployment DEPLOYING with the ECS deployment started for it. If the
+/// Registers the pinned revision (once: it is saved on the claimed record before the
+/// service is touched), points the service at it and records the deployment DEPLOYING.
+///
+/// From the registration on, the record stays as claimed (REQUESTED, APPROVED) on any failure, and the retry
+/// resumes it with the same revision, adopting whatever ECS did with it (one revision per
+/// deploy; ECS may have applied an UpdateService whose answer was lost).
+pub(crate) async fn deploy_pinned<S: Deployments, E: Ecs>(
+    records: &S,
+    ecs: &E,
+    mut record: Deployment,
+    running: &Running,
+    resuming: bool,
+    deadline: DateTime<Utc>,
+) -> Result<Deployment, ServiceError> {
+    let registered = match &record.task_definition {
+        Some(arn) => arn.clone(),
+        None => register_pinned(records, ecs, &mut record, running, resuming).await?,
+    };
+    let ecs_deployment_id =
+        point_service_at(ecs, &record.cluster, &record.service, running, &registered, deadline).await?;
+    record_deploying(records, record, ecs_deployment_id, Utc::now()).await
+}
+
+/// Registers the revision pinned to the pushed image and saves it on the record. If ECS
+/// refuses the request, nothing happened and the record goes. On any other failure the
+/// record stays: the revision may exist (a lost answer), and the retry, resuming, finds
+/// it by its deployment tag instead of registering another.
+async fn register_pinned<S: Deployments, E: Ecs>(
+    records: &S,
+    ecs: &E,
+    record: &mut Deployment,
+    running: &Running,
+    resuming: bool,
+) -> Result<String, ServiceError> {
+    let previous = record
+        .previous_task_definition
+        .as_deref()
+        .unwrap_or(&running.task_definition);
+    let registered = match ecs
+        .register_pinned(previous, &record.container, &record.image.uri, &record.id, resuming)
+        .await
+    {
+        Ok(registered) => registered,
+        Err(err @ EcsError::Transient(_)) => return Err(err.into()),
+        Err(err) => {
+            if let Err(store) = records.delete_requested(&record.id).await {
+                tracing::error!(deployment = %record.id, error = %store, "REQUESTED record left; a retry resumes it");
+            }
+            return Err(err.into());
+        }
+    };
+    record.task_definition = Some(registered.arn.clone());
+    record.definition = Some(registered.definition);
+    record.previous_definition = Some(registered.previous_definition);
+    if !records.record_registration(record).await? {
+        return Err(StoreError::retryable(format!("{} is no longer REQUESTED", record.id)).into());
+    }
+    Ok(registered.arn)
+}
+
+/// Records a claimed deployment (REQUESTED, or APPROVED for a promotion) DEPLOYING with the ECS
+/// deployment started for it. If the
 /// conditional write loses, the record moved on meanwhile: read back, it is kept when it names
 /// the same ECS deployment (track-deployment recorded ECS's ending on it first); anything else
 /// is an error, for the retry to look again.
@@ -56,13 +117,14 @@ pub(crate) async fn record_deploying<D: Deployments>(
     ecs_deployment_id: String,
     at: DateTime<Utc>,
 ) -> Result<Deployment, ServiceError> {
+    let claimed = requested.status;
     let deploying = Deployment {
         ecs_deployment_id: Some(ecs_deployment_id),
         ..requested
             .transition(Status::Deploying, at)
             .map_err(|e| StoreError::retryable(e.to_string()))?
     };
-    if records.save_transition(&deploying, Status::Requested).await? {
+    if records.save_transition(&deploying, claimed).await? {
         return Ok(deploying);
     }
     match records.get_deployment(&deploying.id).await? {

@@ -31,8 +31,9 @@ pub trait Deployments: Send + Sync {
         from: Status,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Saves, on a record still REQUESTED, the revision registered for it (ARN and both
-    /// definitions), before the service is touched; `false` if it is no longer REQUESTED.
+    /// Saves, on a record still in the status it was claimed in (REQUESTED for a push or a
+    /// rollback, APPROVED for a promotion: `deployment.status`), the revision registered for it
+    /// (ARN and both definitions), before the service is touched; `false` if it moved on.
     fn record_registration(&self, deployment: &Deployment) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Removes a REQUESTED record whose deploy did not happen.

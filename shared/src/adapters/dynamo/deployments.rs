@@ -53,11 +53,11 @@ impl Deployments for DynamoRecords {
             .table_name(&self.table)
             .set_key(Some(deployment_key(&deployment.id)))
             .update_expression("SET task_definition = :td, #definition = :def, previous_definition = :prev")
-            .condition_expression("#status = :requested")
+            .condition_expression("#status = :claimed")
             .expression_attribute_names("#status", "status")
             // `definition` is a DynamoDB reserved word.
             .expression_attribute_names("#definition", "definition")
-            .expression_attribute_values(":requested", s(Status::Requested.as_str()))
+            .expression_attribute_values(":claimed", s(deployment.status.as_str()))
             .expression_attribute_values(":td", text(&deployment.task_definition))
             .expression_attribute_values(":def", text(&deployment.definition))
             .expression_attribute_values(":prev", text(&deployment.previous_definition))
