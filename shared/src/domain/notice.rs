@@ -246,6 +246,35 @@ pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &Successor
     }
 }
 
+/// A step of the promotion that follows an approval, told to the team.
+pub fn promotion_notice(request: &ApprovalRequest, headline: &str, detail: &str) -> Notice {
+    let image = &request.image;
+    Notice {
+        subject: subject(format!(
+            "{} of {} to {}: {headline}",
+            image.tag, request.application, request.stage
+        )),
+        message: format!(
+            "{tag} of {app} to {stage} ({id}): {headline}.\n\n{detail}\n\n\
+             Digest: {digest}\n\
+             Services: {services}\n\
+             Configuration backup: the task definitions each service runs now stay registered in ECS, \
+             and the deployment records keep them in full (a rollback registers them again if need be).\n",
+            tag = image.tag,
+            app = request.application,
+            stage = request.stage,
+            id = request.id,
+            digest = image.digest,
+            services = request
+                .services
+                .iter()
+                .map(|s| s.service.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
 /// A UTC time as people read it in a message or on the page.
 pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()

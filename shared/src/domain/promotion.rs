@@ -106,8 +106,12 @@ pub struct Promotion {
     /// When the promotion first acted on the approval: the snapshot timeout counts from here.
     pub started_at: DateTime<Utc>,
     pub snapshots: Vec<PlannedSnapshot>,
-    /// When the deploy of the request's services began.
+    /// When the deploy of the request's services began; until `deployed_at` is set, a retry
+    /// deploys again (each service's deploy is idempotent).
     pub deploy_started_at: Option<DateTime<Utc>>,
+    /// When every service's deploy was started and recorded.
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
     /// Why the promotion gave up (the request's services were not deployed).
     pub failed: Option<String>,
 }
@@ -157,8 +161,11 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
                 .collect(),
         );
     };
-    if promotion.failed.is_some() || promotion.deploy_started_at.is_some() {
+    if promotion.failed.is_some() || promotion.deployed_at.is_some() {
         return Step::Done;
+    }
+    if promotion.deploy_started_at.is_some() {
+        return Step::Deploy;
     }
     if let Some(failed) = promotion.snapshots.iter().find_map(|s| match &s.state {
         SnapshotState::Failed { why } => Some(format!("snapshot {} of {}: {why}", s.id, s.db)),
@@ -260,6 +267,7 @@ mod tests {
                 started_at: at(started),
                 snapshots,
                 deploy_started_at: None,
+                deployed_at: None,
                 failed: None,
             }),
             ..request.clone()
@@ -349,6 +357,12 @@ mod tests {
 
         let mut deploying = ready.clone();
         deploying.promotion.as_mut().unwrap().deploy_started_at = Some(at(6));
+        assert_eq!(
+            next_step(&deploying, &dbs, at(7)),
+            Step::Deploy,
+            "a deploy cut short resumes"
+        );
+        deploying.promotion.as_mut().unwrap().deployed_at = Some(at(6));
         assert_eq!(next_step(&deploying, &dbs, at(7)), Step::Done);
         assert_eq!(due_at(&deploying, &dbs, at(7)), None);
     }

@@ -604,3 +604,44 @@ impl ApproverMail for FakeApproverMail {
         Ok(())
     }
 }
+
+/// RDS snapshots by id: taking one records it `Creating` (or the state it already has);
+/// `finish` makes it available. Clones share it.
+#[derive(Clone, Default)]
+pub struct FakeSnapshots {
+    taken: Arc<Mutex<BTreeMap<String, crate::domain::promotion::SnapshotState>>>,
+}
+
+impl FakeSnapshots {
+    pub fn taken(&self) -> Vec<String> {
+        self.taken.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub fn finish(&self, state: crate::domain::promotion::SnapshotState) {
+        for snapshot in self.taken.lock().unwrap().values_mut() {
+            *snapshot = state.clone();
+        }
+    }
+}
+
+impl crate::ports::Snapshots for FakeSnapshots {
+    async fn take_snapshot(
+        &self,
+        _db: &crate::domain::names::DbInstanceId,
+        id: &crate::domain::promotion::SnapshotId,
+        _tags: &[(&str, &str)],
+    ) -> Result<crate::domain::promotion::SnapshotState, crate::ports::SnapshotError> {
+        let mut taken = self.taken.lock().unwrap();
+        Ok(taken
+            .entry(id.to_string())
+            .or_insert(crate::domain::promotion::SnapshotState::Creating)
+            .clone())
+    }
+
+    async fn snapshot_state(
+        &self,
+        id: &crate::domain::promotion::SnapshotId,
+    ) -> Result<Option<crate::domain::promotion::SnapshotState>, crate::ports::SnapshotError> {
+        Ok(self.taken.lock().unwrap().get(id.as_str()).cloned())
+    }
+}

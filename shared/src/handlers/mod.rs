@@ -3,6 +3,7 @@
 
 pub mod approval_page;
 pub mod deploy_on_push;
+pub mod promote;
 pub mod request_approval;
 pub mod restore;
 pub mod rollback_on_alarm;

@@ -356,3 +356,90 @@ async fn a_release_that_changes_no_service_leaves_no_request() {
     assert_eq!(requests[0].image.tag.as_str(), "v1.0.0");
     assert_eq!(world.mail.sent().len(), 2);
 }
+
+/// WIP: the promotion core over the fakes.
+#[tokio::test]
+async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once() {
+    use super::promote::{Advanced, Promote};
+    use crate::domain::promotion::SnapshotState;
+    use crate::fakes::FakeSnapshots;
+    use crate::ports::Approvals;
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let (approver, notice) = world.mail.sent().remove(0);
+    let token = token_in(&notice.message);
+    let request = world.records.approvals().remove(0);
+    let now = Utc::now();
+    let mut approved = request
+        .cast(
+            &token.hash(),
+            crate::domain::approval::Verdict::Approve,
+            Default::default(),
+            now,
+        )
+        .unwrap();
+    approved.version += 1;
+    assert!(
+        world.records.save_approval(&approved).await.unwrap(),
+        "{approver} approved"
+    );
+
+    let rds = FakeSnapshots::default();
+    let promote = Promote {
+        pipeline: shipped_pipeline(),
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds: rds.clone(),
+        notifier: world.notifier.clone(),
+    };
+    let deadline = now + TimeDelta::seconds(30);
+    assert_eq!(
+        promote.advance(&approved.id, now, deadline).await.unwrap(),
+        Advanced::Snapshotting { snapshots: 1 }
+    );
+    assert_eq!(rds.taken().len(), 1);
+    assert_eq!(
+        promote.advance(&approved.id, now, deadline).await.unwrap(),
+        Advanced::Snapshotting { snapshots: 1 }
+    );
+    rds.finish(SnapshotState::Available);
+    promote.advance(&approved.id, now, deadline).await.unwrap();
+    // The snapshot is ready; the 5-minute wait is not over.
+    assert!(matches!(
+        promote.advance(&approved.id, now, deadline).await.unwrap(),
+        Advanced::Waiting { .. }
+    ));
+    let later = now + TimeDelta::minutes(6);
+    let deployed = promote
+        .advance(&approved.id, later, later + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        deployed,
+        Advanced::Deployed {
+            services: SERVICES.map(String::from).to_vec()
+        }
+    );
+    for record in world.prod_records() {
+        assert_eq!(record.status, Status::Deploying, "{record:?}");
+    }
+    let revisions = world.ecs.revisions().len();
+    // A redelivery deploys nothing again.
+    assert!(matches!(
+        promote
+            .advance(&approved.id, later, later + TimeDelta::seconds(30))
+            .await
+            .unwrap(),
+        Advanced::Nothing { .. }
+    ));
+    assert_eq!(world.ecs.revisions().len(), revisions);
+    let subjects: Vec<_> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(
+        subjects,
+        [
+            "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: deploying"
+        ]
+    );
+}
