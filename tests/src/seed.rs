@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, EphemeralStorage, HostVolumeProperties, KeyValuePair, LogConfiguration,
     LogDriver, MountPoint, NetworkMode, PortMapping, RuntimePlatform, Secret, Tag, Volume,
 };
-use shared::adapters::dynamo::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, HISTORY_ATTRIBUTES};
+use shared::adapters::dynamo::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, HISTORY_ATTRIBUTES, IN_FLIGHT_INDEX};
 use shared::domain::pipeline::Pipeline;
 use std::collections::BTreeMap;
 
@@ -193,6 +193,7 @@ pub async fn create_table(config: &SdkConfig, table: &str) {
         .attribute_definitions(attr("svc_pk"))
         .attribute_definitions(attr("svc_sk"))
         .attribute_definitions(attr("ecs_deployment_id"))
+        .attribute_definitions(attr("in_flight"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(
@@ -208,6 +209,14 @@ pub async fn create_table(config: &SdkConfig, table: &str) {
             GlobalSecondaryIndex::builder()
                 .index_name(BY_ECS_DEPLOYMENT_INDEX)
                 .key_schema(key("ecs_deployment_id", KeyType::Hash))
+                .projection(keys_only.clone())
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(IN_FLIGHT_INDEX)
+                .key_schema(key("in_flight", KeyType::Hash))
                 .projection(keys_only)
                 .build()
                 .unwrap(),

@@ -381,6 +381,19 @@ impl ApprovalRequest {
         }
     }
 
+    /// Whether the promotion's sweeper still has something to do with the request: it awaits
+    /// a decision (and may expire), or it was approved and is not deployed or given up yet.
+    pub fn in_flight(&self) -> bool {
+        match self.status {
+            ApprovalStatus::AwaitingApproval => true,
+            ApprovalStatus::Approved => self
+                .promotion
+                .as_ref()
+                .is_none_or(|p| p.failed.is_none() && p.deployed_at.is_none()),
+            _ => false,
+        }
+    }
+
     /// The earliest the deploy may start: `wait` after the approval that decided it.
     pub fn deploy_not_before(&self) -> Option<DateTime<Utc>> {
         (self.status == ApprovalStatus::Approved).then_some(self.decided_at? + self.wait)

@@ -312,6 +312,16 @@ impl Approvals for MemoryRecords {
         }
     }
 
+    async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables
+            .approvals
+            .values()
+            .filter(|r| r.in_flight())
+            .map(|r| r.id.clone())
+            .collect())
+    }
+
     async fn discard_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError> {
         let mut tables = self.tables.lock().unwrap();
         if tables

@@ -46,6 +46,31 @@ where
     R: Snapshots,
     N: Notifier,
 {
+    /// The one-minute sweep: every request in flight taken as far as it can go at `now` (its
+    /// timers, its snapshots, whose RDS events are best effort, its expiry). One request's
+    /// failure does not hold up the others; it fails the sweep, so it is retried.
+    pub async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<Vec<(String, Advanced)>, ServiceError> {
+        let mut done = Vec::new();
+        let mut failed = None;
+        for id in self.records.in_flight_approvals().await? {
+            match self.advance(&id, now, deadline).await {
+                Ok(advanced) => done.push((id.to_string(), advanced)),
+                Err(err) => {
+                    tracing::error!(approval = %id, error = %err, "promotion step failed");
+                    failed = Some(err);
+                }
+            }
+        }
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(done),
+        }
+    }
+
     /// Takes request `id` as far as it can go at `now`.
     pub async fn advance(
         &self,

@@ -27,6 +27,10 @@ pub trait Approvals: Send + Sync {
     /// version is still the one read; `false` if another write came first (read again).
     fn save_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Every request in flight (awaiting a decision, or approved and not yet deployed or given
+    /// up): what the promotion's sweeper looks at each minute.
+    fn in_flight_approvals(&self) -> impl Future<Output = Result<Vec<ApprovalId>, StoreError>> + Send;
+
     /// Removes a request that lists no service (its release changed none) if it is still as
     /// read; a request with services is never removed.
     fn discard_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<(), StoreError>> + Send;

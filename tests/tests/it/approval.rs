@@ -252,3 +252,83 @@ async fn the_same_digest_tagged_again_opens_no_second_request() {
     let tags: Vec<&str> = open.iter().map(|r| r.image.tag.as_str()).collect();
     assert_eq!(tags, ["v7.0.0"]);
 }
+
+/// WIP: the promotion against moto, driven by its sweep (the stream and RDS events come next).
+#[tokio::test]
+async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep() {
+    use shared::adapters::{ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
+    use shared::handlers::promote::{Advanced, Promote};
+    let run = Loop::start().await;
+    let rds = aws_sdk_rds::Client::new(&run.env.config);
+    rds.create_db_instance()
+        .db_instance_identifier("social-analytics-db")
+        .db_instance_class("db.t3.medium")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    run.release("v9.0.0", 0x90, 0).await;
+    let link = run.links().await.remove(0).2;
+    let page = request_get(&link).await;
+    let approve = [("verdict", "approve"), ("nonce", &nonce_in(&page))];
+    assert_eq!(request("POST", &link, BROWSER, Some(&approve)).await.status, 200);
+
+    let promote = Promote {
+        pipeline: run.env.pipeline.clone(),
+        records: DynamoRecords::new(&run.env.config, &run.env.world.table),
+        ecs: EcsAdapter::new(&run.env.config),
+        rds: RdsSnapshots::new(&run.env.config),
+        notifier: SnsNotifier::new(&run.env.config, &run.env.world.topic_arn),
+    };
+    let now = chrono::Utc::now();
+    let deadline = now + chrono::TimeDelta::seconds(30);
+    let swept = promote.sweep(now, deadline).await.unwrap();
+    assert_eq!(swept.len(), 1);
+    assert_eq!(swept[0].1, Advanced::Snapshotting { snapshots: 1 });
+    let snapshots = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("social-analytics-db")
+        .send()
+        .await
+        .unwrap();
+    let manual = snapshots
+        .db_snapshots()
+        .iter()
+        .filter(|s| s.snapshot_type() == Some("manual"))
+        .count();
+    assert_eq!(manual, 1, "the pre-deployment snapshot");
+    promote.sweep(now, deadline).await.unwrap();
+    for (service, _) in SERVICES {
+        assert_eq!(
+            run.env.running(PROD, service).await,
+            run.env.initial(PROD, service),
+            "the wait is not over"
+        );
+    }
+    let later = now + chrono::TimeDelta::minutes(6);
+    let swept = promote
+        .sweep(later, later + chrono::TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&swept[0].1, Advanced::Deployed { services } if services.len() == 2),
+        "{swept:?}"
+    );
+    for (service, _) in SERVICES {
+        let records = run.env.records_for(PROD, service).await;
+        assert_eq!(records[0]["status"], "DEPLOYING");
+        assert_eq!(records[0]["task_definition"], run.env.running(PROD, service).await);
+        assert_ne!(run.env.running(PROD, service).await, run.env.initial(PROD, service));
+    }
+    assert!(
+        promote
+            .sweep(later, later + chrono::TimeDelta::seconds(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left in flight"
+    );
+}

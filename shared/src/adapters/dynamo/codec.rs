@@ -275,6 +275,9 @@ struct ApprovalItem {
     sk: String,
     /// `approval`: what the stream filter and people reading the table see.
     record: String,
+    /// Set while the request is in flight: the key of the sparse index the sweeper reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    in_flight: Option<String>,
     id: ApprovalId,
     stage: StageName,
     cluster: ClusterName,
@@ -309,6 +312,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         pk: approval_pk(&r.id),
         sk: "APR".into(),
         record: "approval".into(),
+        in_flight: r.in_flight().then(|| super::keys::IN_FLIGHT.to_owned()),
         id: r.id.clone(),
         stage: r.stage.clone(),
         cluster: r.cluster.clone(),

@@ -16,6 +16,10 @@ use std::collections::HashMap;
 
 pub const BY_SERVICE_INDEX: &str = "by-service";
 pub const BY_ECS_DEPLOYMENT_INDEX: &str = "by-ecs-deployment";
+/// Sparse: only approval requests in flight carry `in_flight` (always `IN_FLIGHT`); the
+/// promotion's sweeper reads them all each minute (a handful at a time, in one partition).
+pub const IN_FLIGHT_INDEX: &str = "approvals-in-flight";
+pub const IN_FLIGHT: &str = "IN_FLIGHT";
 
 pub type Item = HashMap<String, AttributeValue>;
 
