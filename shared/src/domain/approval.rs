@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// How the table keys a request: `APR#<id>` (the stream and the page's role match on it).
+pub const APPROVAL_KEY_PREFIX: &str = "APR#";
+
 /// Derived from the release (image push, stage, application), so a redelivered push finds the
 /// request it already made.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

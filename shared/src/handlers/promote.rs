@@ -46,6 +46,39 @@ where
     R: Snapshots,
     N: Notifier,
 {
+    /// The Lambda entry point: a stream batch advances each changed request (failed ones are
+    /// handed back as batch item failures); a schedule tick or an RDS snapshot event sweeps.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, PromoteError> {
+        let deadline = crate::lambda::service_lock::deadline_of(&event.context);
+        let now = Utc::now();
+        match trigger_of(&event.payload).map_err(PromoteError::BadEvent)? {
+            Trigger::Changed(changed) => {
+                let mut response = BatchResponse::default();
+                for (sequence, id) in changed {
+                    match self.advance(&id, now, deadline).await {
+                        Ok(advanced) => tracing::info!(approval = %id, ?advanced, "promotion step"),
+                        Err(err) => {
+                            tracing::error!(approval = %id, error = %err, "promotion step failed");
+                            response.batch_item_failures.push(ItemFailure {
+                                item_identifier: sequence,
+                            });
+                        }
+                    }
+                }
+                Ok(serde_json::to_value(response).expect("a batch response serializes"))
+            }
+            Trigger::Sweep => {
+                let swept = self.sweep(now, deadline).await.map_err(PromoteError::Sweep)?;
+                Ok(
+                    serde_json::json!({ "swept": swept.into_iter().map(|(id, advanced)| serde_json::json!({"approval_id": id, "advanced": advanced})).collect::<Vec<_>>() }),
+                )
+            }
+        }
+    }
+
     /// The one-minute sweep: every request in flight taken as far as it can go at `now` (its
     /// timers, its snapshots, whose RDS events are best effort, its expiry). One request's
     /// failure does not hold up the others; it fails the sweep, so it is retried.
@@ -320,5 +353,103 @@ where
             },
         )
         .await
+    }
+}
+
+/// What invokes the promotion: the table's stream (a batch of approval-request changes), or
+/// a trigger to sweep (the one-minute schedule, an RDS snapshot event).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Stream records: (sequence number, request id).
+    Changed(Vec<(String, ApprovalId)>),
+    Sweep,
+}
+
+/// Reads an invocation's payload. Stream records of other items (the filter should pass none)
+/// are left out; anything that is neither a stream batch nor an EventBridge event is refused.
+pub fn trigger_of(payload: &serde_json::Value) -> Result<Trigger, String> {
+    if let Some(records) = payload.get("Records").and_then(|r| r.as_array()) {
+        let mut changed = Vec::new();
+        for record in records {
+            let sequence = record["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .ok_or("a stream record has no SequenceNumber")?;
+            let pk = record["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap_or_default();
+            if let Some(id) = pk
+                .strip_prefix(crate::domain::approval::APPROVAL_KEY_PREFIX)
+                .and_then(ApprovalId::parse)
+            {
+                changed.push((sequence.to_owned(), id));
+            }
+        }
+        return Ok(Trigger::Changed(changed));
+    }
+    match payload.get("source").and_then(|s| s.as_str()) {
+        Some("aws.events" | "aws.scheduler" | "aws.rds") => Ok(Trigger::Sweep),
+        Some(other) => Err(format!("events from `{other}` are not the promotion's")),
+        None => Err("neither a stream batch nor an EventBridge event".into()),
+    }
+}
+
+/// The answer to a stream batch: the records to deliver again (Lambda's partial batch
+/// response), so one failed request does not replay the others.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("bad event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Sweep(ServiceError),
+}
+
+impl From<PromoteError> for lambda_runtime::Diagnostic {
+    fn from(err: PromoteError) -> Self {
+        let error_type = match &err {
+            PromoteError::BadEvent(_) => "BadEvent",
+            PromoteError::Sweep(err) => err.error_type(),
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_batches_and_sweep_triggers_are_told_apart() {
+        let batch = serde_json::json!({"Records": [
+            {"eventSource": "aws:dynamodb", "dynamodb": {"SequenceNumber": "100", "Keys": {"pk": {"S": "APR#apr-0123456789abcdef01234567"}, "sk": {"S": "APR"}}}},
+            {"eventSource": "aws:dynamodb", "dynamodb": {"SequenceNumber": "101", "Keys": {"pk": {"S": "DEP#dep-1"}, "sk": {"S": "DEP"}}}}
+        ]});
+        assert_eq!(
+            trigger_of(&batch),
+            Ok(Trigger::Changed(vec![(
+                "100".into(),
+                ApprovalId::parse("apr-0123456789abcdef01234567").unwrap()
+            )]))
+        );
+        for source in ["aws.events", "aws.scheduler", "aws.rds"] {
+            assert_eq!(
+                trigger_of(&serde_json::json!({"source": source, "detail": {}})),
+                Ok(Trigger::Sweep)
+            );
+        }
+        assert!(trigger_of(&serde_json::json!({"source": "aws.ecr"})).is_err());
+        assert!(trigger_of(&serde_json::json!({"Records": [{"dynamodb": {}}]})).is_err());
     }
 }

@@ -1,0 +1,22 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
+use shared::handlers::promote::Promote;
+use shared::lambda::runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_logging();
+    let pipeline = runtime::load_pipeline()?;
+    let aws = runtime::aws_config().await?;
+    let handler = Promote {
+        pipeline,
+        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
+        ecs: EcsAdapter::new(&aws),
+        rds: RdsSnapshots::new(&aws),
+        notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handler.handle(event)
+    }))
+    .await
+}
