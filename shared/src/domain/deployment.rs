@@ -16,6 +16,7 @@ pub enum Status {
     Approved,
     Rejected,
     Expired,
+    Cancelled,
     Superseded,
     Snapshotting,
     Deploying,
@@ -25,12 +26,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 11] = [
+    pub const ALL: [Status; 12] = [
         Status::Requested,
         Status::AwaitingApproval,
         Status::Approved,
         Status::Rejected,
         Status::Expired,
+        Status::Cancelled,
         Status::Superseded,
         Status::Snapshotting,
         Status::Deploying,
@@ -46,6 +48,7 @@ impl Status {
             Status::Approved => "APPROVED",
             Status::Rejected => "REJECTED",
             Status::Expired => "EXPIRED",
+            Status::Cancelled => "CANCELLED",
             Status::Superseded => "SUPERSEDED",
             Status::Snapshotting => "SNAPSHOTTING",
             Status::Deploying => "DEPLOYING",
@@ -67,6 +70,9 @@ impl Status {
                 // An attempt that died midway, overtaken by a newer push before its retry.
                 | (Requested, Superseded)
                 | (AwaitingApproval, Approved | Rejected | Expired | Superseded)
+                // Cancelled during the wait, or the promotion gave up (no backup, no deploy).
+                | (AwaitingApproval, Cancelled | Failed)
+                | (Approved, Cancelled | Failed)
                 | (Approved, Snapshotting | Deploying)
                 | (Snapshotting, Deploying)
                 | (Deploying, Succeeded | Failed | Superseded | RolledBack)

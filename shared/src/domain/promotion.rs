@@ -131,6 +131,9 @@ pub enum Step {
     Fail { why: String },
     /// Nobody decided in time.
     Expire,
+    /// The request was rejected, cancelled or expired: its services' records follow it, and
+    /// the team is told (both idempotent: the stream may deliver the decision twice).
+    Close(ApprovalStatus),
     /// The request is closed (rejected, superseded, cancelled, expired, failed, deploying).
     Done,
 }
@@ -141,6 +144,9 @@ pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
         ApprovalStatus::AwaitingApproval if request.status_at(now) == ApprovalStatus::Expired => Step::Expire,
         ApprovalStatus::AwaitingApproval => Step::WaitUntil { at: request.expires_at },
         ApprovalStatus::Approved => approved_step(request, dbs, now),
+        status @ (ApprovalStatus::Rejected | ApprovalStatus::Cancelled | ApprovalStatus::Expired) => {
+            Step::Close(status)
+        }
         _ => Step::Done,
     }
 }
@@ -208,6 +214,7 @@ pub fn due_at(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc
         Step::CheckSnapshots(_) => Some(now + SNAPSHOT_POLL),
         Step::Done => None,
         Step::TakeSnapshots(_) | Step::Deploy | Step::Fail { .. } | Step::Expire => Some(now),
+        Step::Close(_) => None,
     }
 }
 
@@ -376,11 +383,20 @@ mod tests {
         assert_eq!(next_step(&open, &[], open.expires_at), Step::Expire);
         for status in [
             ApprovalStatus::Rejected,
-            ApprovalStatus::Superseded,
             ApprovalStatus::Cancelled,
+            ApprovalStatus::Expired,
         ] {
             let closed = ApprovalRequest { status, ..open.clone() };
-            assert_eq!(next_step(&closed, &[], at(2)), Step::Done);
+            assert_eq!(next_step(&closed, &[], at(2)), Step::Close(status));
         }
+        let superseded = ApprovalRequest {
+            status: ApprovalStatus::Superseded,
+            ..open.clone()
+        };
+        assert_eq!(
+            next_step(&superseded, &[], at(2)),
+            Step::Done,
+            "deploy-on-push told the team"
+        );
     }
 }

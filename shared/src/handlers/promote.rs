@@ -32,6 +32,7 @@ pub enum Advanced {
     Waiting { until: String },
     Snapshotting { snapshots: usize },
     Expired,
+    Closed { status: ApprovalStatus },
     Failed { why: String },
     Deployed { services: Vec<String> },
 }
@@ -130,6 +131,10 @@ where
                     });
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
+                Step::Close(status) => {
+                    self.close(&request, status, None).await?;
+                    return Ok(Advanced::Closed { status });
+                }
                 Step::Expire => (
                     ApprovalRequest {
                         status: ApprovalStatus::Expired,
@@ -233,19 +238,14 @@ where
         deadline: DateTime<Utc>,
     ) -> Result<Advanced, ServiceError> {
         let (key, headline, detail) = match &done {
-            Advanced::Expired => (
-                "expired",
-                "approval expired".to_owned(),
-                format!(
-                    "Nobody decided by {} UTC; nothing was deployed.",
-                    utc(request.expires_at)
-                ),
-            ),
-            Advanced::Failed { why } => (
-                "failed",
-                "not deployed".to_owned(),
-                format!("The pre-deployment backup did not complete, and prod never deploys without it: {why}."),
-            ),
+            Advanced::Expired => {
+                self.close(request, ApprovalStatus::Expired, None).await?;
+                return Ok(done);
+            }
+            Advanced::Failed { why } => {
+                self.close(request, ApprovalStatus::Approved, Some(why)).await?;
+                return Ok(done);
+            }
             Advanced::Snapshotting { snapshots } => (
                 "snapshotting",
                 "approved, backing up".to_owned(),
@@ -274,6 +274,75 @@ where
             return Ok(Advanced::Deployed { services: deployed });
         }
         Ok(done)
+    }
+
+    /// A request that will not deploy: each service's record follows it (REJECTED, CANCELLED,
+    /// EXPIRED, or FAILED when the promotion gave up with `failed`), and the team is told once.
+    async fn close(
+        &self,
+        request: &ApprovalRequest,
+        status: ApprovalStatus,
+        failed: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let to = match (status, failed) {
+            (_, Some(_)) => Status::Failed,
+            (ApprovalStatus::Rejected, _) => Status::Rejected,
+            (ApprovalStatus::Cancelled, _) => Status::Cancelled,
+            _ => Status::Expired,
+        };
+        for service in &request.services {
+            let Some(record) = self.records.get_deployment(&service.deployment).await? else {
+                continue;
+            };
+            if !matches!(record.status, Status::AwaitingApproval | Status::Approved) {
+                continue;
+            }
+            if let Ok(closed) = record.transition(to, Utc::now())
+                && !self.records.save_transition(&closed, record.status).await?
+            {
+                return Err(StoreError::retryable(format!("{} changed while it was closed", record.id)).into());
+            }
+        }
+        let decided_by = || {
+            request
+                .votes()
+                .filter(|(_, vote)| Some(vote.at) == request.decided_at)
+                .map(|(who, vote)| match vote.voter.comment.as_str() {
+                    "" => who.to_string(),
+                    comment => format!("{who} (\"{comment}\")"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (key, headline, detail) = match (to, failed) {
+            (_, Some(why)) => (
+                "failed",
+                "not deployed",
+                format!("The pre-deployment backup did not complete, and prod never deploys without it: {why}."),
+            ),
+            (Status::Rejected, _) => (
+                "rejected",
+                "rejected",
+                format!("Rejected by {}; nothing was deployed.", decided_by()),
+            ),
+            (Status::Cancelled, _) => (
+                "cancelled",
+                "cancelled",
+                "Cancelled during the wait; nothing was deployed.".to_owned(),
+            ),
+            _ => (
+                "expired",
+                "approval expired",
+                format!(
+                    "Nobody decided by {} UTC; nothing was deployed.",
+                    utc(request.expires_at)
+                ),
+            ),
+        };
+        let notice = promotion_notice(request, headline, &detail);
+        let kept = keep_notice(&self.records, format!("promotion|{}|{key}", request.id), &notice).await?;
+        deliver_notice(&self.records, &self.notifier, &kept).await?;
+        Ok(())
     }
 
     /// Every service's deploy started and was recorded: the promotion is over.

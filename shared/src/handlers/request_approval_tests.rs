@@ -443,3 +443,81 @@ async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once()
         ]
     );
 }
+
+/// WIP: a rejected release and an expired one close their records and tell the team, once.
+#[tokio::test]
+async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
+    use super::promote::{Advanced, Promote};
+    use crate::domain::approval::Verdict;
+    use crate::fakes::FakeSnapshots;
+    use crate::ports::Approvals;
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let promote = Promote {
+        pipeline: shipped_pipeline(),
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds: FakeSnapshots::default(),
+        notifier: world.notifier.clone(),
+    };
+    let request = world.records.approvals().remove(0);
+    let now = Utc::now();
+    let deadline = now + TimeDelta::seconds(30);
+
+    // Nobody decides: the sweep past the expiry closes it.
+    let swept = promote.sweep(request.expires_at, deadline).await.unwrap();
+    assert_eq!(swept[0].1, Advanced::Expired);
+    assert!(world.prod_records().iter().all(|d| d.status == Status::Expired));
+    // The stream then delivers the EXPIRED write: nothing more happens, nothing is said twice.
+    assert_eq!(
+        promote
+            .advance(&request.id, request.expires_at, deadline)
+            .await
+            .unwrap(),
+        Advanced::Closed {
+            status: ApprovalStatus::Expired
+        }
+    );
+    let subjects: Vec<_> = world.notifier.published().into_iter().map(|n| n.subject).collect();
+    assert_eq!(subjects, ["v1.0.0 of backend to prod: approval expired"]);
+
+    // A second release, rejected.
+    world.staging_ended(2, Status::Succeeded);
+    world.push(&release("v1.1.0", 2, 30)).await.unwrap();
+    let (_, notice) = world.mail.sent().into_iter().last().unwrap();
+    let open = world
+        .records
+        .approvals()
+        .into_iter()
+        .find(|r| r.image.tag.as_str() == "v1.1.0")
+        .unwrap();
+    let mut rejected = open
+        .cast(
+            &token_in(&notice.message).hash(),
+            Verdict::Reject,
+            crate::domain::approval::Voter {
+                comment: "not today".into(),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+    rejected.version += 1;
+    assert!(world.records.save_approval(&rejected).await.unwrap());
+    assert_eq!(
+        promote.advance(&open.id, now, deadline).await.unwrap(),
+        Advanced::Closed {
+            status: ApprovalStatus::Rejected
+        }
+    );
+    let v11: Vec<_> = world
+        .prod_records()
+        .into_iter()
+        .filter(|d| d.image.tag.as_str() == "v1.1.0")
+        .collect();
+    assert!(v11.iter().all(|d| d.status == Status::Rejected), "{v11:?}");
+    let last = world.notifier.published().pop().unwrap();
+    assert_eq!(last.subject, "v1.1.0 of backend to prod: rejected");
+    assert!(last.message.contains("(\"not today\")"), "{}", last.message);
+}
