@@ -27,7 +27,11 @@ impl Loop {
 
     /// As `start`, the page reaching AWS at the endpoint `route` makes of moto's.
     pub async fn start_through<R: AsyncFnOnce(&str) -> String>(route: R) -> Self {
-        let env = Env::new().await;
+        Self::start_with(Env::new().await, route).await
+    }
+
+    /// As `start`, over `env` (its pipeline).
+    pub async fn start_with<R: AsyncFnOnce(&str) -> String>(env: Env, route: R) -> Self {
         let endpoint = route(&env.moto.endpoint).await;
         let function = Function::spawn(
             &harness::built_binary("approval-page", "debug"),
@@ -331,4 +335,90 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
             .is_empty(),
         "nothing left in flight"
     );
+}
+
+/// WIP: the built promote binary under the Runtime API, with the events/promote samples: the
+/// stream delivering the approval, an RDS snapshot event, a schedule tick. The shipped pipeline
+/// with no wait, so the deploy follows the snapshot at once.
+#[tokio::test]
+async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
+    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml"))
+        .unwrap()
+        .replace("wait_minutes = 5", "wait_minutes = 0");
+    let pipeline_file = std::env::temp_dir().join(format!("pipeline-no-wait-{}.toml", std::process::id()));
+    std::fs::write(&pipeline_file, &text).unwrap();
+    let env = Env::with_pipeline(shared::domain::pipeline::Pipeline::parse(&text).unwrap()).await;
+    let run = Loop::start_with(env, async |moto: &str| moto.to_owned()).await;
+    let rds = aws_sdk_rds::Client::new(&run.env.config);
+    rds.create_db_instance()
+        .db_instance_identifier("social-analytics-db")
+        .db_instance_class("db.t3.medium")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    run.release("v9.1.0", 0x91, 0).await;
+    let link = run.links().await.remove(0).2;
+    let approve = [("verdict", "approve"), ("nonce", &nonce_in(&request_get(&link).await))];
+    assert_eq!(request("POST", &link, BROWSER, Some(&approve)).await.status, 200);
+    let id = link
+        .trim_start_matches(&run.page.url)
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    let mut vars = run.env.function_vars();
+    let pipeline_path = pipeline_file.to_str().unwrap().to_owned();
+    vars.push(("PIPELINE_FILE", pipeline_path.as_str()));
+    let mut promote = Function::spawn(
+        &harness::built_binary("promote", "debug"),
+        &run.env.moto.endpoint,
+        &vars,
+    )
+    .await;
+    let sample = |name: &str| {
+        let text = String::from_utf8(harness::event_file("promote", name)).unwrap();
+        text.replace("apr-5c1d2e3f4a5b6c7d8e9f0a1b", &id)
+    };
+    let decided = promote.invoke(sample("stream-decided.json")).await.response();
+    assert_eq!(decided["batchItemFailures"], serde_json::json!([]), "{decided}");
+    let made = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("social-analytics-db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.db_snapshots()
+            .iter()
+            .filter(|s| s.snapshot_type() == Some("manual"))
+            .count(),
+        1
+    );
+    // The snapshot's event (or the next tick) finds it available and, with no wait, deploys.
+    let swept = promote.invoke(sample("snapshot-created.json")).await.response();
+    assert!(swept["swept"].is_array(), "{swept}");
+    let ticked = promote.invoke(sample("scheduled.json")).await.response();
+    assert!(ticked["swept"].is_array(), "{ticked}");
+    for (service, _) in SERVICES {
+        let records = run.env.records_for(PROD, service).await;
+        assert_eq!(records[0]["status"], "DEPLOYING", "{records:?}");
+        assert_eq!(records[0]["task_definition"], run.env.running(PROD, service).await);
+    }
+    let subjects: Vec<String> = run.env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(
+        subjects.contains(&"v9.1.0 of backend to prod: approved, backing up".to_owned()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"v9.1.0 of backend to prod: deploying".to_owned()),
+        "{subjects:?}"
+    );
+    let bad = promote.invoke(br#"{"source": "aws.ecr", "detail": {}}"#.to_vec()).await;
+    assert_eq!(bad.error().0, "BadEvent");
+    let _ = std::fs::remove_file(pipeline_file);
 }
