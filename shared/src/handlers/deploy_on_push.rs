@@ -394,6 +394,19 @@ where
         }
     }
 
+    /// Whether the approval request of `record`'s release was approved.
+    async fn approved(&self, record: &Deployment) -> Result<bool, StoreError> {
+        let Some(app) = self.pipeline.application_for(&record.image.repository) else {
+            return Ok(false);
+        };
+        let id = crate::domain::approval::ApprovalId::for_release(&record.image, &record.stage, &app.name);
+        Ok(self
+            .records
+            .get_approval(&id)
+            .await?
+            .is_some_and(|request| request.status == crate::domain::approval::ApprovalStatus::Approved))
+    }
+
     async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId) -> Result<(), StoreError> {
         let Some(old) = self.records.get_deployment(older).await? else {
             return Ok(());
@@ -402,6 +415,12 @@ where
         let Ok(mut superseded) = old.transition(Status::Superseded, Utc::now()) else {
             return Ok(());
         };
+        // A release already approved goes ahead (its promotion deploys it); the newer one waits
+        // for its own approval.
+        if old.status == Status::AwaitingApproval && self.approved(&old).await? {
+            tracing::info!(deployment = %older, "its release is approved: not superseded");
+            return Ok(());
+        }
         superseded.superseded_by = Some(newer.clone());
         if self.records.save_transition(&superseded, old.status).await? {
             tracing::info!(superseded = %older, by = %newer, "older deployment superseded");

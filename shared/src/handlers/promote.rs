@@ -267,8 +267,11 @@ where
         if let Advanced::Deployed { .. } = done {
             let mut deployed = Vec::new();
             for service in &request.services {
-                self.deploy_service(request, service, deadline).await?;
-                deployed.push(service.service.to_string());
+                if self.deploy_service(request, service, deadline).await? {
+                    deployed.push(service.service.to_string());
+                } else {
+                    tracing::warn!(approval = %request.id, service = %service.service, "its record is no longer this release's to deploy");
+                }
             }
             self.mark_deployed(&request.id).await?;
             return Ok(Advanced::Deployed { services: deployed });
@@ -371,7 +374,7 @@ where
         request: &ApprovalRequest,
         service: &ReleaseService,
         deadline: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         with_service_lock(
             &self.records,
             &request.cluster,
@@ -379,7 +382,7 @@ where
             deadline,
             |_state| async move {
                 let Some(record) = self.records.get_deployment(&service.deployment).await? else {
-                    return Ok(LockedWork::only(()));
+                    return Ok(LockedWork::only(false));
                 };
                 let running = self.ecs.running_service(&request.cluster, &service.service).await?;
                 let (claimed, resuming) = match record.status {
@@ -402,18 +405,18 @@ where
                     Status::Approved => (record, true),
                     Status::Deploying | Status::Succeeded | Status::Failed | Status::RolledBack => {
                         return Ok(LockedWork {
-                            outcome: (),
+                            outcome: true,
                             moves: Some(StateMove {
                                 field: ServiceStateField::Latest,
                                 to: record.reference(),
                             }),
                         });
                     }
-                    _ => return Ok(LockedWork::only(())),
+                    _ => return Ok(LockedWork::only(false)),
                 };
                 let deployed = deploy_pinned(&self.records, &self.ecs, claimed, &running, resuming, deadline).await?;
                 Ok(LockedWork {
-                    outcome: (),
+                    outcome: true,
                     moves: Some(StateMove {
                         field: ServiceStateField::Latest,
                         to: deployed.reference(),

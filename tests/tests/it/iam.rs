@@ -39,6 +39,7 @@ fn iam_action(call: &str) -> String {
         Some((service, operation)) if service.starts_with("GraniteServiceVersion") => format!("cloudwatch:{operation}"),
         None if call == "Publish" => "sns:Publish".into(),
         None if call == "DescribeAlarms" => "cloudwatch:DescribeAlarms".into(),
+        None if call.contains("DB") => format!("rds:{call}"),
         _ => panic!("no IAM action known for the call {call}"),
     }
 }
@@ -164,4 +165,57 @@ async fn approval_page_calls_only_what_its_role_allows() {
         "one read per page, one conditional write per decision"
     );
     assert_allowed("ApprovalPageRole", &proxy);
+}
+
+#[tokio::test]
+async fn promote_calls_only_what_its_role_allows() {
+    use shared::adapters::{ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
+    use shared::handlers::promote::Promote;
+    let run = crate::approval::Loop::start().await;
+    let rds = aws_sdk_rds::Client::new(&run.env.config);
+    rds.create_db_instance()
+        .db_instance_identifier("social-analytics-db")
+        .db_instance_class("db.t3.medium")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    run.release("v9.2.0", 0x92, 0).await;
+    let links = run.links().await;
+    let link = &links[0].2;
+    let page = harness::function_url::request("GET", link, "Mozilla/5.0", None).await;
+    let form = [("verdict", "approve"), ("nonce", &crate::approval::nonce_in(&page))];
+    harness::function_url::request("POST", link, "Mozilla/5.0", Some(&form)).await;
+    // A second release, left to expire.
+    run.release("v9.3.0", 0x93, 30).await;
+
+    let proxy = FaultProxy::start(&run.env.moto.endpoint).await;
+    let config = sdk_config_for(&proxy.endpoint).await;
+    let promote = Promote {
+        pipeline: run.env.pipeline.clone(),
+        records: shared::adapters::dynamo::DynamoRecords::new(&config, &run.env.world.table),
+        ecs: EcsAdapter::new(&config),
+        rds: RdsSnapshots::new(&config),
+        notifier: SnsNotifier::new(&config, &run.env.world.topic_arn),
+    };
+    // Snapshot, check, the deploy after the wait, and the other request's expiry.
+    let now = chrono::Utc::now();
+    promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
+    promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
+    let later = now + chrono::TimeDelta::days(2);
+    promote
+        .sweep(later, later + chrono::TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    let calls = proxy.calls();
+    for expected in ["CreateDBSnapshot", "RegisterTaskDefinition", "UpdateService", "Publish"] {
+        assert!(
+            calls.iter().any(|c| c.ends_with(expected)),
+            "{expected} not called: {calls:?}"
+        );
+    }
+    assert_allowed("PromoteRole", &proxy);
 }
