@@ -250,6 +250,15 @@ pub struct VerifiedDeploy {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// An approved release called off before its deploy started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub by: Approver,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub voter: Voter,
+}
+
 /// The newer release that replaced a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Successor {
@@ -278,6 +287,8 @@ pub struct ApprovalRequest {
     /// When it was approved, rejected, expired, superseded or cancelled.
     pub decided_at: Option<DateTime<Utc>>,
     pub superseded_by: Option<Successor>,
+    /// Who cancelled the approved release during the wait, and when.
+    pub cancelled: Option<Cancellation>,
     /// What happened after the approval: snapshots, the deploy (see `promotion`).
     pub promotion: Option<super::promotion::Promotion>,
     /// Bumped by every write: each write is conditional on the version it read.
@@ -295,6 +306,8 @@ pub enum Refusal {
     OperatorVoted(String),
     #[error("the request lists no service yet")]
     NoServices,
+    #[error("the deploy has started (or the wait is over): too late to cancel")]
+    TooLateToCancel,
     #[error("this link already {} at {}", .0.verdict.past_tense(), .0.at.to_rfc3339())]
     AlreadyVoted(Vote),
     #[error("the request is {0}")]
@@ -352,6 +365,7 @@ impl ApprovalRequest {
                 None
             },
             superseded_by: None,
+            cancelled: None,
             promotion: None,
             version: 0,
         }
@@ -382,6 +396,36 @@ impl ApprovalRequest {
         } else {
             self.status
         }
+    }
+
+    /// Whether the holder of a link may still call the approved release off: during the wait,
+    /// before the deploy starts.
+    pub fn cancellable_at(&self, now: DateTime<Utc>) -> bool {
+        self.deploy_not_before().is_some_and(|at| now < at)
+            && self
+                .promotion
+                .as_ref()
+                .is_none_or(|p| p.deploy_started_at.is_none() && p.failed.is_none())
+    }
+
+    /// Calls the approved release off, by the holder of ballot `hash`, during the wait.
+    pub fn cancel(&self, hash: &TokenHash, voter: Voter, now: DateTime<Utc>) -> Result<ApprovalRequest, Refusal> {
+        let ballot = self.ballot(hash).ok_or(Refusal::UnknownLink)?;
+        if self.status != ApprovalStatus::Approved {
+            return Err(Refusal::Closed(self.status));
+        }
+        if !self.cancellable_at(now) {
+            return Err(Refusal::TooLateToCancel);
+        }
+        Ok(ApprovalRequest {
+            status: ApprovalStatus::Cancelled,
+            cancelled: Some(Cancellation {
+                by: ballot.approver.clone(),
+                at: now,
+                voter: Vote::new(Verdict::Reject, voter, now).voter,
+            }),
+            ..self.clone()
+        })
     }
 
     /// Whether the promotion's sweeper still has something to do with the request: it awaits

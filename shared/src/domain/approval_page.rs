@@ -194,6 +194,16 @@ pub fn request_page(
         let _ = write!(body, "<li>{}: {}</li>", escape(who.as_str()), escape(&vote_line(vote)));
     }
     body.push_str("</ul>");
+    if let Some(nonce) = form_nonce.filter(|_| request.cancellable_at(now)) {
+        let _ = write!(
+            body,
+            "<form method=\"post\"><input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
+             <input type=\"hidden\" name=\"action\" value=\"cancel\">\
+             <p>The deploy has not started yet. Any approver may still call it off.</p>\
+             <p><button type=\"submit\" id=\"cancel\">Cancel the deploy</button></p></form>",
+            nonce = escape(nonce),
+        );
+    }
     if let Some(nonce) = form_nonce.filter(|_| may_vote(request, ballot, now)) {
         let _ = write!(
             body,
@@ -257,7 +267,14 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
             Some(next) => format!("Superseded by release {} (request {}).", next.tag, next.id),
             None => "Superseded by a newer release.".into(),
         },
-        ApprovalStatus::Cancelled => "Cancelled before the deploy started.".into(),
+        ApprovalStatus::Cancelled => match &request.cancelled {
+            Some(cancelled) => format!(
+                "Cancelled by {} at {} UTC, before the deploy started.",
+                cancelled.by,
+                utc(cancelled.at)
+            ),
+            None => "Cancelled before the deploy started.".into(),
+        },
         ApprovalStatus::Blocked => format!("Blocked: {}", request.blocked.as_deref().unwrap_or("?")),
     }
 }
@@ -328,7 +345,8 @@ mod tests {
             .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
             .unwrap();
         let page = request_page(&approved, &approved.ballots[0], Some("n0nce"), None, 200, at(3));
-        assert!(!page.html.contains("<form"));
+        assert!(!page.html.contains("name=\"verdict\""), "no vote form once decided");
+        assert!(page.html.contains("id=\"cancel\""), "Cancel during the wait");
         assert!(
             page.html
                 .contains("Approved by release-manager@example.com at 2026-11-22 10:02:00 UTC")

@@ -101,6 +101,9 @@ impl<S: Approvals> ApprovalPage<S> {
             tracing::warn!(approval = %id, token = hash.prefix(), source_ip = %http.source_ip, user_agent = %http.user_agent, "POST without this page's nonce: nothing decided");
             return stale_form();
         }
+        if field("action") == Some("cancel") {
+            return self.cancel(id, token, http, now).await;
+        }
         let Some(verdict) = field("verdict").and_then(Verdict::parse) else {
             return no_decision();
         };
@@ -145,6 +148,51 @@ impl<S: Approvals> ApprovalPage<S> {
                 Ok(false) => continue,
                 Err(err) => {
                     tracing::error!(approval = %id, error = %err, "vote not saved");
+                    return unavailable();
+                }
+            }
+        }
+        unavailable()
+    }
+
+    /// A link's holder calls the approved release off during the wait (the nonce checked).
+    async fn cancel(&self, id: &ApprovalId, token: &ApprovalToken, http: &PageRequest, now: DateTime<Utc>) -> Page {
+        let hash = token.hash();
+        let voter = Voter {
+            source_ip: http.source_ip.clone(),
+            user_agent: http.user_agent.clone(),
+            comment: String::new(),
+            operator: None,
+        };
+        for _ in 0..CAST_ATTEMPTS {
+            let request = match self.read(id, token).await {
+                Ok(request) => request,
+                Err(page) => return page,
+            };
+            let ballot = request.ballot(&hash).expect("read() found it").clone();
+            let mut next = match request.cancel(&hash, voter.clone(), now) {
+                Ok(next) => next,
+                Err(refusal) => {
+                    let notice = format!("Nothing changed: {refusal}.");
+                    return request_page(&request, &ballot, None, Some(&notice), 409, now);
+                }
+            };
+            next.version += 1;
+            match self.records.save_approval(&next).await {
+                Ok(true) => {
+                    tracing::info!(approval = %id, approver = %ballot.approver, source_ip = %http.source_ip, "release cancelled");
+                    return request_page(
+                        &next,
+                        &ballot,
+                        None,
+                        Some("Cancelled: nothing will be deployed."),
+                        200,
+                        now,
+                    );
+                }
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::error!(approval = %id, error = %err, "cancel not saved");
                     return unavailable();
                 }
             }
@@ -331,7 +379,7 @@ mod tests {
         assert!(again.html.contains("Already decided"), "{}", again.html);
         // The other approver's link now shows the decision, with no form.
         let other = case.page.respond(&get(&case.path(1), "Mozilla/5.0"), at(3)).await;
-        assert!(other.html.contains("Approved by") && !other.html.contains("<form"));
+        assert!(other.html.contains("Approved by") && !other.html.contains("name=\"verdict\""));
         let late = post(
             &case.path(1),
             &[("verdict", "reject"), ("nonce", &case.nonce(1, at(3)))],
@@ -398,5 +446,60 @@ mod tests {
         );
         assert_eq!(case.page.respond(&click, at(1)).await.status, 403);
         assert_eq!(case.status(), (ApprovalStatus::AwaitingApproval, 0));
+    }
+
+    #[tokio::test]
+    async fn an_approver_can_cancel_during_the_wait_and_not_after() {
+        let early = case(1).await;
+        let approve = post(
+            &early.path(0),
+            &[("verdict", "approve"), ("nonce", &early.nonce(0, at(1)))],
+        );
+        assert_eq!(early.page.respond(&approve, at(1)).await.status, 200);
+        // The other approver's page offers Cancel during the 5-minute wait.
+        let page = early.page.respond(&get(&early.path(1), "Mozilla/5.0"), at(2)).await;
+        assert!(page.html.contains("id=\"cancel\""), "{}", page.html);
+        let cancel = post(
+            &early.path(1),
+            &[("action", "cancel"), ("nonce", &early.nonce(1, at(2)))],
+        );
+        let cancelled = early.page.respond(&cancel, at(2)).await;
+        assert_eq!(cancelled.status, 200, "{}", cancelled.html);
+        assert!(
+            cancelled.html.contains("Cancelled by oncall-lead@example.com"),
+            "{}",
+            cancelled.html
+        );
+        assert_eq!(early.status().0, ApprovalStatus::Cancelled);
+        assert_eq!(early.page.respond(&cancel, at(2)).await.status, 409, "once");
+
+        let late = case(1).await;
+        let approve = post(
+            &late.path(0),
+            &[("verdict", "approve"), ("nonce", &late.nonce(0, at(1)))],
+        );
+        late.page.respond(&approve, at(1)).await;
+        let page = late.page.respond(&get(&late.path(0), "Mozilla/5.0"), at(6)).await;
+        assert!(!page.html.contains("id=\"cancel\""), "the wait is over");
+        let cancel = post(&late.path(0), &[("action", "cancel"), ("nonce", &late.nonce(0, at(6)))]);
+        assert_eq!(late.page.respond(&cancel, at(6)).await.status, 409);
+        assert_eq!(late.status().0, ApprovalStatus::Approved);
+        // A scanner's GET during the wait cancels nothing either.
+        let fresh = case(1).await;
+        fresh
+            .page
+            .respond(
+                &post(
+                    &fresh.path(0),
+                    &[("verdict", "approve"), ("nonce", &fresh.nonce(0, at(1)))],
+                ),
+                at(1),
+            )
+            .await;
+        fresh
+            .page
+            .respond(&get(&fresh.path(0), "Slackbot-LinkExpanding 1.0"), at(2))
+            .await;
+        assert_eq!(fresh.status().0, ApprovalStatus::Approved);
     }
 }

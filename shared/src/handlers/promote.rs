@@ -331,7 +331,10 @@ where
             (Status::Cancelled, _) => (
                 "cancelled",
                 "cancelled",
-                "Cancelled during the wait; nothing was deployed.".to_owned(),
+                match &request.cancelled {
+                    Some(cancelled) => format!("Cancelled by {} during the wait; nothing was deployed.", cancelled.by),
+                    None => "Cancelled during the wait; nothing was deployed.".to_owned(),
+                },
             ),
             _ => (
                 "expired",

@@ -303,6 +303,8 @@ struct ApprovalItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     superseded_by: Option<Successor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    cancelled: Option<crate::domain::approval::Cancellation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     promotion: Option<crate::domain::promotion::Promotion>,
     version: u64,
 }
@@ -333,6 +335,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         expires_at: r.expires_at,
         decided_at: r.decided_at,
         superseded_by: r.superseded_by.clone(),
+        cancelled: r.cancelled.clone(),
         promotion: r.promotion.clone(),
         version: r.version,
     };
@@ -365,6 +368,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         expires_at: stored.expires_at,
         decided_at: stored.decided_at,
         superseded_by: stored.superseded_by,
+        cancelled: stored.cancelled,
         promotion: stored.promotion,
         version: stored.version,
     })
