@@ -33,7 +33,14 @@ const STORY: [(&str, &str); 4] = [
 #[tokio::main]
 async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
-    let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml")).expect("pipeline.toml");
+    // The shipped pipeline, but no wait between an approval and its deploy: the story need not
+    // sit through five minutes.
+    let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml"))
+        .expect("pipeline.toml")
+        .replace("wait_minutes = 5", "wait_minutes = 0");
+    let pipeline_file = std::env::temp_dir().join(format!("sandbox-pipeline-{}.toml", std::process::id()));
+    std::fs::write(&pipeline_file, &pipeline_text).expect("the sandbox's pipeline file");
+    let pipeline_path = pipeline_file.to_str().expect("a UTF-8 temp path").to_owned();
     let pipeline = Pipeline::parse(&pipeline_text).unwrap_or_else(|e| panic!("{e}"));
 
     let moto = Moto::start();
@@ -41,6 +48,19 @@ async fn main() {
     let world = seed(&config, &pipeline).await;
     println!("moto server (emulated AWS): {}", moto.endpoint);
     println!("seeded: table `{}`, topic {}", world.table, world.topic_arn);
+    aws_sdk_rds::Client::new(&config)
+        .create_db_instance()
+        .db_instance_identifier("social-analytics-db")
+        .db_instance_class("db.t3.medium")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("sandbox-only-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create the RDS instance");
+    println!("  RDS instance social-analytics-db (PostgreSQL), snapshotted before each prod deploy");
+    println!("  (the sandbox's pipeline file sets wait_minutes = 0: the deploy follows the approval at once)");
     for ((cluster, service), arn) in &world.initial {
         println!("  {cluster}/{service} runs {}", short(arn));
     }
@@ -51,7 +71,10 @@ async fn main() {
         Function::spawn(
             &built_binary("approval-page", "debug"),
             &moto.endpoint,
-            &[("TABLE_NAME", world.table.as_str())],
+            &[
+                ("TABLE_NAME", world.table.as_str()),
+                ("PIPELINE_FILE", pipeline_path.as_str()),
+            ],
         )
         .await,
     )
@@ -62,10 +85,12 @@ async fn main() {
         ("TOPIC_ARN", world.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", page.url.as_str()),
+        ("PIPELINE_FILE", pipeline_path.as_str()),
     ];
     let mut function = Function::spawn(&built_binary("deploy-on-push", "debug"), &moto.endpoint, &vars).await;
     let mut tracker = Function::spawn(&built_binary("track-deployment", "debug"), &moto.endpoint, &vars).await;
     let mut on_alarm = Function::spawn(&built_binary("rollback-on-alarm", "debug"), &moto.endpoint, &vars).await;
+    let mut promote = Function::spawn(&built_binary("promote", "debug"), &moto.endpoint, &vars).await;
 
     let samples = STORY.map(|(file, story)| {
         let mut event: serde_json::Value = serde_json::from_slice(&event_file("deploy-on-push", file)).unwrap();
@@ -166,7 +191,53 @@ async fn main() {
         &release,
     )
     .await;
-    approve_by_mail(&config, &world, &page).await;
+    let approved = decide_by_mail(&config, &world, &page, "release-manager", "approve", "staging is green").await;
+    if let Some(id) = approved {
+        promote_after(&mut promote, &config, &ecs, &pipeline, &world.initial, &id).await;
+        complete_in_flight(&mut tracker, &ddb, &world.table, 57).await;
+    }
+
+    // Another main build passes staging; its release is rejected.
+    let next_main = with_image(&samples[1].2, "sha256:5e1e", 58);
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(main build)",
+        "another `main-*` build: dev and staging deploy",
+        &next_main,
+    )
+    .await;
+    complete_in_flight(&mut tracker, &ddb, &world.table, 59).await;
+    let mut rejected = next_main.clone();
+    rejected["detail"]["image-tag"] = "v1.5.0".into();
+    rejected["time"] = event_time(story_time(60)).into();
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(release)",
+        "that digest tagged `v1.5.0`: prod asks for approval",
+        &rejected,
+    )
+    .await;
+    if let Some(id) = decide_by_mail(
+        &config,
+        &world,
+        &page,
+        "oncall-lead",
+        "reject",
+        "not before the weekend",
+    )
+    .await
+    {
+        println!("\n━━ the stream delivers the decision to promote");
+        let response = promote.invoke(stream_record(&id)).await.response();
+        println!("   promote: {response}");
+    }
+    let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
     println!("\n━━ notices published to the SNS topic (read back through a subscribed SQS queue)");
@@ -186,9 +257,81 @@ async fn main() {
     }
 }
 
+/// What the table's stream hands promote when an approval request changes (the sample,
+/// naming request `id`).
+fn stream_record(id: &str) -> Vec<u8> {
+    String::from_utf8(event_file("promote", "stream-decided.json"))
+        .expect("UTF-8 sample")
+        .replace("apr-5c1d2e3f4a5b6c7d8e9f0a1b", id)
+        .into_bytes()
+}
+
+/// After an approval: promote hears of it from the stream and takes the snapshot; the
+/// snapshot's event (RDS's, or the next minute's sweep) finds it available; with no wait,
+/// prod deploys.
+async fn promote_after(
+    promote: &mut Function,
+    config: &aws_config::SdkConfig,
+    ecs: &aws_sdk_ecs::Client,
+    pipeline: &Pipeline,
+    initial: &std::collections::BTreeMap<(String, String), String>,
+    id: &str,
+) {
+    println!("\n━━ the stream delivers the approval to promote: the pre-deployment snapshot");
+    let response = promote.invoke(stream_record(id)).await.response();
+    println!("   promote: {response}");
+    let snapshots = aws_sdk_rds::Client::new(config)
+        .describe_db_snapshots()
+        .db_instance_identifier("social-analytics-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .expect("describe snapshots");
+    for snapshot in snapshots.db_snapshots() {
+        println!(
+            "   RDS snapshot {} of {} ({})",
+            snapshot.db_snapshot_identifier().unwrap_or("?"),
+            snapshot.db_instance_identifier().unwrap_or("?"),
+            snapshot.status().unwrap_or("?")
+        );
+    }
+    println!(
+        "\n━━ RDS reports the snapshot created: promote sweeps, finds it available, the wait is over, prod deploys"
+    );
+    let before = running_all(ecs, initial).await;
+    let response = promote
+        .invoke(event_file("promote", "snapshot-created.json"))
+        .await
+        .response();
+    println!("   promote: {response}");
+    let after = running_all(ecs, initial).await;
+    let prod = pipeline
+        .stages()
+        .iter()
+        .find(|s| s.approval.is_some())
+        .map(|s| s.cluster.to_string());
+    for ((cluster, service), arn) in &after {
+        if Some(cluster) == prod.as_ref() && before.get(&(cluster.clone(), service.clone())) != Some(arn) {
+            println!(
+                "   prod     {service:<16} task definition {} → {}",
+                short(&before[&(cluster.clone(), service.clone())]),
+                short(arn)
+            );
+        }
+    }
+}
+
 /// Prints each approver's message (read back from a queue subscribed with their filter
-/// policy), then opens one link's page and presses Approve, over HTTP, as a browser would.
-async fn approve_by_mail(config: &aws_config::SdkConfig, world: &harness::seed::World, page: &FunctionUrl) {
+/// policy), then opens `who`'s link and decides `verdict` over HTTP, as a browser would.
+/// Returns the request's id.
+async fn decide_by_mail(
+    config: &aws_config::SdkConfig,
+    world: &harness::seed::World,
+    page: &FunctionUrl,
+    who: &str,
+    verdict: &str,
+    comment: &str,
+) -> Option<String> {
     let mut links = Vec::new();
     for (approver, queue) in &world.approver_queues {
         for notice in take_notices(config, queue).await {
@@ -201,11 +344,13 @@ async fn approve_by_mail(config: &aws_config::SdkConfig, world: &harness::seed::
             }
         }
     }
-    let Some((approver, link)) = links.iter().find(|(a, _)| a.starts_with("release-manager")) else {
+    let Some((approver, link)) = links.iter().find(|(a, _)| a.starts_with(who)) else {
         println!("   no approval link arrived");
-        return;
+        return None;
     };
-    println!("\n━━ {approver} opens their link (GET: shows the release, decides nothing), then presses Approve (POST)");
+    println!(
+        "\n━━ {approver} opens their link (GET: shows the release, decides nothing), then chooses {verdict} (POST)"
+    );
     let shown = request("GET", link, "Mozilla/5.0 (sandbox)", None).await;
     println!(
         "   GET  → {} ({} bytes of HTML, no script)",
@@ -219,11 +364,7 @@ async fn approve_by_mail(config: &aws_config::SdkConfig, world: &harness::seed::
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_default()
         .to_owned();
-    let form = [
-        ("verdict", "approve"),
-        ("nonce", nonce.as_str()),
-        ("comment", "staging is green"),
-    ];
+    let form = [("verdict", verdict), ("nonce", nonce.as_str()), ("comment", comment)];
     let decided = request("POST", link, "Mozilla/5.0 (sandbox)", Some(&form)).await;
     let state = decided
         .body
@@ -237,7 +378,7 @@ async fn approve_by_mail(config: &aws_config::SdkConfig, world: &harness::seed::
         "   the same POST again → {} (already decided; nothing changes)",
         replay.status
     );
-    println!("   (the promotion that follows an approval, snapshot, wait timer and prod deploy, is not built yet)");
+    link.trim_start_matches(&page.url).split('/').nth(1).map(str::to_owned)
 }
 
 /// The story plays now: the handlers compare event times with the times they record, so a
