@@ -291,6 +291,9 @@ pub struct ApprovalRequest {
     pub cancelled: Option<Cancellation>,
     /// What happened after the approval: snapshots, the deploy (see `promotion`).
     pub promotion: Option<super::promotion::Promotion>,
+    /// When a request that will not deploy (rejected, cancelled, expired, or its promotion
+    /// failed) had its services' records closed and the team told: until then it is in flight.
+    pub closed_at: Option<DateTime<Utc>>,
     /// Bumped by every write: each write is conditional on the version it read.
     pub version: u64,
 }
@@ -367,6 +370,7 @@ impl ApprovalRequest {
             superseded_by: None,
             cancelled: None,
             promotion: None,
+            closed_at: None,
             version: 0,
         }
     }
@@ -422,7 +426,7 @@ impl ApprovalRequest {
             cancelled: Some(Cancellation {
                 by: ballot.approver.clone(),
                 at: now,
-                voter: Vote::new(Verdict::Reject, voter, now).voter,
+                voter,
             }),
             ..self.clone()
         })
@@ -433,11 +437,13 @@ impl ApprovalRequest {
     pub fn in_flight(&self) -> bool {
         match self.status {
             ApprovalStatus::AwaitingApproval => true,
-            ApprovalStatus::Approved => self
-                .promotion
-                .as_ref()
-                .is_none_or(|p| p.failed.is_none() && p.deployed_at.is_none()),
-            _ => false,
+            ApprovalStatus::Approved => match &self.promotion {
+                None => true,
+                Some(p) if p.failed.is_some() => self.closed_at.is_none(),
+                Some(p) => p.deployed_at.is_none(),
+            },
+            ApprovalStatus::Rejected | ApprovalStatus::Cancelled | ApprovalStatus::Expired => self.closed_at.is_none(),
+            ApprovalStatus::Blocked | ApprovalStatus::Superseded => false,
         }
     }
 

@@ -256,11 +256,23 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
                 request.approvals_required
             )
         }
-        ApprovalStatus::Approved => format!(
-            "Approved by {}; deploying at {} UTC at the earliest.",
-            by(Verdict::Approve),
-            request.deploy_not_before().map(utc).unwrap_or_else(|| "?".into())
-        ),
+        ApprovalStatus::Approved => match &request.promotion {
+            Some(promotion) if promotion.failed.is_some() => format!(
+                "Approved by {}, but not deployed: {}",
+                by(Verdict::Approve),
+                promotion.failed.as_deref().unwrap_or_default()
+            ),
+            Some(promotion) if promotion.deploy_started_at.is_some() => format!(
+                "Approved by {}; deployed from {} UTC.",
+                by(Verdict::Approve),
+                promotion.deploy_started_at.map(utc).unwrap_or_default()
+            ),
+            _ => format!(
+                "Approved by {}; deploying at {} UTC at the earliest.",
+                by(Verdict::Approve),
+                request.deploy_not_before().map(utc).unwrap_or_else(|| "?".into())
+            ),
+        },
         ApprovalStatus::Rejected => format!("Rejected by {}.", by(Verdict::Reject)),
         ApprovalStatus::Expired => "Expired: nobody decided in time.".into(),
         ApprovalStatus::Superseded => match &request.superseded_by {

@@ -12,8 +12,6 @@ use std::fmt;
 
 /// How long the snapshots may take before the deploy is given up (FAILED, with a notice).
 pub const SNAPSHOT_TIMEOUT: TimeDelta = TimeDelta::minutes(60);
-/// How often the sweeper asks RDS about a snapshot still being made (its events are best effort).
-pub const SNAPSHOT_POLL: TimeDelta = TimeDelta::minutes(1);
 
 /// An RDS snapshot identifier that is valid for instance and cluster snapshots alike: a letter
 /// first, then letters, digits and single hyphens, no trailing hyphen, at most 63 characters.
@@ -116,6 +114,19 @@ pub struct Promotion {
     pub failed: Option<String>,
 }
 
+impl Promotion {
+    /// A promotion that acted first at `at`.
+    pub fn started(at: DateTime<Utc>) -> Self {
+        Promotion {
+            started_at: at,
+            snapshots: Vec::new(),
+            deploy_started_at: None,
+            deployed_at: None,
+            failed: None,
+        }
+    }
+}
+
 /// What an approval request needs next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -131,21 +142,28 @@ pub enum Step {
     Fail { why: String },
     /// Nobody decided in time.
     Expire,
-    /// The request was rejected, cancelled or expired: its services' records follow it, and
-    /// the team is told (both idempotent: the stream may deliver the decision twice).
-    Close(ApprovalStatus),
-    /// The request is closed (rejected, superseded, cancelled, expired, failed, deploying).
+    /// The request will not deploy (rejected, cancelled, expired; or approved with its
+    /// promotion `failed`): its services' records follow it and the team is told, until that
+    /// is recorded (`closed_at`).
+    Close {
+        status: ApprovalStatus,
+        failed: Option<String>,
+    },
+    /// Nothing left to do: deployed, closed, blocked or superseded.
     Done,
 }
 
 /// What the request needs next at `now`, `dbs` being the stage's `snapshot_before_deploy`.
 pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+    if request.closed_at.is_some() {
+        return Step::Done;
+    }
     match request.status {
         ApprovalStatus::AwaitingApproval if request.status_at(now) == ApprovalStatus::Expired => Step::Expire,
         ApprovalStatus::AwaitingApproval => Step::WaitUntil { at: request.expires_at },
         ApprovalStatus::Approved => approved_step(request, dbs, now),
         status @ (ApprovalStatus::Rejected | ApprovalStatus::Cancelled | ApprovalStatus::Expired) => {
-            Step::Close(status)
+            Step::Close { status, failed: None }
         }
         _ => Step::Done,
     }
@@ -167,7 +185,13 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
                 .collect(),
         );
     };
-    if promotion.failed.is_some() || promotion.deployed_at.is_some() {
+    if let Some(why) = &promotion.failed {
+        return Step::Close {
+            status: ApprovalStatus::Approved,
+            failed: Some(why.clone()),
+        };
+    }
+    if promotion.deployed_at.is_some() {
         return Step::Done;
     }
     if promotion.deploy_started_at.is_some() {
@@ -204,17 +228,6 @@ fn deploy_when_waited(request: &ApprovalRequest, now: DateTime<Utc>) -> Step {
     match request.deploy_not_before() {
         Some(at) if now < at => Step::WaitUntil { at },
         _ => Step::Deploy,
-    }
-}
-
-/// When the sweeper should look at the request again; `None` once it needs nothing more.
-pub fn due_at(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    match next_step(request, dbs, now) {
-        Step::WaitUntil { at } => Some(at),
-        Step::CheckSnapshots(_) => Some(now + SNAPSHOT_POLL),
-        Step::Done => None,
-        Step::TakeSnapshots(_) | Step::Deploy | Step::Fail { .. } | Step::Expire => Some(now),
-        Step::Close(_) => None,
     }
 }
 
@@ -331,7 +344,6 @@ mod tests {
 
         let creating = promoted(&request, 1, &[SnapshotState::Creating]);
         assert!(matches!(next_step(&creating, &dbs, at(2)), Step::CheckSnapshots(ids) if ids.len() == 1));
-        assert_eq!(due_at(&creating, &dbs, at(2)), Some(at(3)));
         let late = at(1) + SNAPSHOT_TIMEOUT;
         assert!(
             matches!(next_step(&creating, &dbs, late), Step::Fail { why } if why.starts_with("no snapshot within 60 minutes"))
@@ -371,7 +383,6 @@ mod tests {
         );
         deploying.promotion.as_mut().unwrap().deployed_at = Some(at(6));
         assert_eq!(next_step(&deploying, &dbs, at(7)), Step::Done);
-        assert_eq!(due_at(&deploying, &dbs, at(7)), None);
     }
 
     #[test]
@@ -387,7 +398,12 @@ mod tests {
             ApprovalStatus::Expired,
         ] {
             let closed = ApprovalRequest { status, ..open.clone() };
-            assert_eq!(next_step(&closed, &[], at(2)), Step::Close(status));
+            assert_eq!(next_step(&closed, &[], at(2)), Step::Close { status, failed: None });
+            let done = ApprovalRequest {
+                closed_at: Some(at(3)),
+                ..closed
+            };
+            assert_eq!(next_step(&done, &[], at(4)), Step::Done, "closed once");
         }
         let superseded = ApprovalRequest {
             status: ApprovalStatus::Superseded,

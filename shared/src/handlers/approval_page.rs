@@ -170,6 +170,9 @@ impl<S: Approvals> ApprovalPage<S> {
                 Err(page) => return page,
             };
             let ballot = request.ballot(&hash).expect("read() found it").clone();
+            if !self.may_still_vote(&request, &ballot.approver) {
+                return no_longer_approver();
+            }
             let mut next = match request.cancel(&hash, voter.clone(), now) {
                 Ok(next) => next,
                 Err(refusal) => {

@@ -294,7 +294,7 @@ where
                 record.previous_task_definition = Some(running.task_definition);
                 record.status = Status::AwaitingApproval;
                 if !self.records.create_deployment(&record).await? {
-                    return self.duplicate(&record.id, supersedes).await;
+                    return self.duplicate(&record.id, supersedes, target.mode).await;
                 }
                 (
                     ServiceStateField::AwaitingApproval,
@@ -313,11 +313,11 @@ where
                         record = earlier;
                         true
                     }
-                    Some(_) => return self.duplicate(&record.id, supersedes).await,
+                    Some(_) => return self.duplicate(&record.id, supersedes, target.mode).await,
                     None => {
                         record.previous_task_definition = Some(running.task_definition.clone());
                         if !self.records.create_deployment(&record).await? {
-                            return self.duplicate(&record.id, supersedes).await;
+                            return self.duplicate(&record.id, supersedes, target.mode).await;
                         }
                         false
                     }
@@ -336,7 +336,7 @@ where
         };
 
         if let Some(older) = supersedes {
-            self.supersede(&older.id, &record.id).await?;
+            self.supersede(&older.id, &record.id, target.mode).await?;
         }
         Ok(LockedWork {
             outcome,
@@ -354,6 +354,7 @@ where
         &self,
         id: &DeploymentId,
         supersedes: Option<DeploymentRef>,
+        mode: Mode,
     ) -> Result<LockedWork<TargetOutcome>, ServiceError> {
         let existing = self.records.get_deployment(id).await?;
         let repair = existing.and_then(|d| match d.status {
@@ -368,7 +369,7 @@ where
             _ => None,
         });
         if let Some(older) = supersedes.filter(|older| &older.id != id) {
-            self.supersede(&older.id, id).await?;
+            self.supersede(&older.id, id, mode).await?;
         }
         Ok(LockedWork {
             outcome: TargetOutcome::Skipped {
@@ -389,7 +390,7 @@ where
     ) -> Result<(), StoreError> {
         let id = DeploymentId::for_push(image, &target.stage.name, &target.stage.cluster, &target.service.name);
         match self.records.get_deployment(&id).await? {
-            Some(leftover) if leftover.status == Status::Requested => self.supersede(&id, ahead).await,
+            Some(leftover) if leftover.status == Status::Requested => self.supersede(&id, ahead, target.mode).await,
             _ => Ok(()),
         }
     }
@@ -407,7 +408,7 @@ where
             .is_some_and(|request| request.status == crate::domain::approval::ApprovalStatus::Approved))
     }
 
-    async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId) -> Result<(), StoreError> {
+    async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId, newer_mode: Mode) -> Result<(), StoreError> {
         let Some(old) = self.records.get_deployment(older).await? else {
             return Ok(());
         };
@@ -415,6 +416,11 @@ where
         let Ok(mut superseded) = old.transition(Status::Superseded, Utc::now()) else {
             return Ok(());
         };
+        // An approval only replaces a request still awaiting one: a promoted release's record
+        // (APPROVED, DEPLOYING) is its deploy, not a request.
+        if newer_mode == Mode::Approval && old.status != Status::AwaitingApproval {
+            return Ok(());
+        }
         // A release already approved goes ahead (its promotion deploys it); the newer one waits
         // for its own approval.
         if old.status == Status::AwaitingApproval && self.approved(&old).await? {

@@ -12,7 +12,9 @@ use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{Promotion, SnapshotState, Step, next_step};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
-use crate::ports::{Approvals, Deployments, Ecs, Notifier, Outbox, ServiceLocks, Snapshots, StateMove, StoreError};
+use crate::ports::{
+    Approvals, Deployments, Ecs, Notifier, Outbox, ServiceLocks, SnapshotError, Snapshots, StateMove, StoreError,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -28,13 +30,28 @@ pub struct Promote<S, E, R, N> {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "did", rename_all = "snake_case")]
 pub enum Advanced {
-    Nothing { reason: String },
-    Waiting { until: String },
-    Snapshotting { snapshots: usize },
-    Expired,
-    Closed { status: ApprovalStatus },
-    Failed { why: String },
-    Deployed { services: Vec<String> },
+    Nothing {
+        reason: String,
+    },
+    Waiting {
+        until: String,
+    },
+    Snapshotting {
+        snapshots: usize,
+    },
+    Closed {
+        status: ApprovalStatus,
+    },
+    Failed {
+        why: String,
+    },
+    Deployed {
+        services: Vec<String>,
+    },
+    /// A sweep's step that failed (logged; the next sweep tries again).
+    Unfinished {
+        error: String,
+    },
 }
 
 /// How many times a step that lost a race to another write is taken again on the fresh request.
@@ -73,36 +90,36 @@ where
             }
             Trigger::Sweep => {
                 let swept = self.sweep(now, deadline).await.map_err(PromoteError::Sweep)?;
-                Ok(
-                    serde_json::json!({ "swept": swept.into_iter().map(|(id, advanced)| serde_json::json!({"approval_id": id, "advanced": advanced})).collect::<Vec<_>>() }),
-                )
+                let swept: Vec<_> = swept
+                    .into_iter()
+                    .map(|(id, advanced)| serde_json::json!({"approval_id": id, "advanced": advanced}))
+                    .collect();
+                Ok(serde_json::json!({ "swept": swept }))
             }
         }
     }
 
     /// The one-minute sweep: every request in flight taken as far as it can go at `now` (its
-    /// timers, its snapshots, whose RDS events are best effort, its expiry). One request's
-    /// failure does not hold up the others; it fails the sweep, so it is retried.
+    /// timers, its snapshots, whose RDS events are best effort, its expiry, its closing). A
+    /// request whose step fails is reported as unfinished and tried again by the next sweep;
+    /// only a sweep that cannot read the requests in flight fails.
     pub async fn sweep(
         &self,
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<Vec<(String, Advanced)>, ServiceError> {
         let mut done = Vec::new();
-        let mut failed = None;
         for id in self.records.in_flight_approvals().await? {
-            match self.advance(&id, now, deadline).await {
-                Ok(advanced) => done.push((id.to_string(), advanced)),
+            let advanced = match self.advance(&id, now, deadline).await {
+                Ok(advanced) => advanced,
                 Err(err) => {
-                    tracing::error!(approval = %id, error = %err, "promotion step failed");
-                    failed = Some(err);
+                    tracing::error!(approval = %id, error = %err, error_type = err.error_type(), "promotion step failed");
+                    Advanced::Unfinished { error: err.to_string() }
                 }
-            }
+            };
+            done.push((id.to_string(), advanced));
         }
-        match failed {
-            Some(err) => Err(err),
-            None => Ok(done),
-        }
+        Ok(done)
     }
 
     /// Takes request `id` as far as it can go at `now`.
@@ -123,26 +140,41 @@ where
                     reason: format!("stage {} is no longer in the pipeline file", request.stage),
                 });
             };
-            let step = next_step(&request, &stage.snapshot_before_deploy, now);
-            let (next, done) = match step {
+            let mut next = request.clone();
+            let done = match next_step(&request, &stage.snapshot_before_deploy, now) {
                 Step::Done => {
                     return Ok(Advanced::Nothing {
                         reason: format!("the request is {}", request.status),
                     });
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
-                Step::Close(status) => {
-                    self.close(&request, status, None).await?;
-                    return Ok(Advanced::Closed { status });
+                Step::Close { status, failed } => return self.close(&request, status, failed.as_deref()).await,
+                // Started before (a retry): deploy again without writing, every service idempotent.
+                Step::Deploy
+                    if request
+                        .promotion
+                        .as_ref()
+                        .is_some_and(|p| p.deploy_started_at.is_some()) =>
+                {
+                    return self.deploy(&request, deadline).await;
                 }
-                Step::Expire => (
-                    ApprovalRequest {
+                Step::Deploy => {
+                    next.promotion
+                        .get_or_insert_with(|| Promotion::started(now))
+                        .deploy_started_at = Some(now);
+                    Advanced::Deployed { services: Vec::new() }
+                }
+                Step::Expire => {
+                    next.status = ApprovalStatus::Expired;
+                    next.decided_at = Some(now);
+                    Advanced::Closed {
                         status: ApprovalStatus::Expired,
-                        decided_at: Some(now),
-                        ..request.clone()
-                    },
-                    Advanced::Expired,
-                ),
+                    }
+                }
+                Step::Fail { why } => {
+                    next.promotion.get_or_insert_with(|| Promotion::started(now)).failed = Some(why.clone());
+                    Advanced::Failed { why }
+                }
                 Step::TakeSnapshots(mut planned) => {
                     let tags = [
                         ("created-by", "ecs-deploy"),
@@ -150,143 +182,129 @@ where
                         ("ecs-deploy:approval", id.as_str()),
                     ];
                     for snapshot in &mut planned {
-                        snapshot.state = self
-                            .rds
-                            .take_snapshot(&snapshot.db, &snapshot.id, &tags)
-                            .await
-                            .map_err(|e| StoreError::retryable(e.to_string()))?;
+                        snapshot.state =
+                            snapshot_outcome(self.rds.take_snapshot(&snapshot.db, &snapshot.id, &tags).await)?;
                     }
-                    let count = planned.len();
-                    let next = ApprovalRequest {
-                        promotion: Some(Promotion {
-                            started_at: now,
-                            snapshots: planned,
-                            deploy_started_at: None,
-                            deployed_at: None,
-                            failed: None,
-                        }),
-                        ..request.clone()
-                    };
-                    (next, Advanced::Snapshotting { snapshots: count })
+                    let mut promotion = Promotion::started(now);
+                    promotion.snapshots = planned;
+                    let count = promotion.snapshots.len();
+                    next.promotion = Some(promotion);
+                    Advanced::Snapshotting { snapshots: count }
                 }
                 Step::CheckSnapshots(ids) => {
-                    let mut next = request.clone();
                     let promotion = next.promotion.as_mut().expect("snapshots are checked only once taken");
                     for snapshot in promotion.snapshots.iter_mut().filter(|s| ids.contains(&s.id)) {
-                        match self
-                            .rds
-                            .snapshot_state(&snapshot.id)
-                            .await
-                            .map_err(|e| StoreError::retryable(e.to_string()))?
-                        {
-                            Some(state) => snapshot.state = state,
-                            None => {
-                                snapshot.state = SnapshotState::Failed {
-                                    why: "RDS knows no such snapshot".into(),
-                                }
-                            }
-                        }
+                        snapshot.state = match snapshot_outcome(self.rds.snapshot_state(&snapshot.id).await)? {
+                            Some(state) => state,
+                            None => SnapshotState::Failed {
+                                why: "RDS knows no such snapshot".into(),
+                            },
+                        };
                     }
                     if next == request {
                         return Ok(Advanced::Snapshotting { snapshots: ids.len() });
                     }
-                    (next, Advanced::Snapshotting { snapshots: ids.len() })
-                }
-                Step::Fail { why } => {
-                    let mut next = request.clone();
-                    if let Some(promotion) = next.promotion.as_mut() {
-                        promotion.failed = Some(why.clone());
-                    } else {
-                        next.promotion = Some(Promotion {
-                            started_at: now,
-                            snapshots: Vec::new(),
-                            deploy_started_at: None,
-                            deployed_at: None,
-                            failed: Some(why.clone()),
-                        });
-                    }
-                    (next, Advanced::Failed { why })
-                }
-                Step::Deploy => {
-                    let mut next = request.clone();
-                    let promotion = next.promotion.get_or_insert(Promotion {
-                        started_at: now,
-                        snapshots: Vec::new(),
-                        deploy_started_at: None,
-                        deployed_at: None,
-                        failed: None,
-                    });
-                    promotion.deploy_started_at.get_or_insert(now);
-                    (next, Advanced::Deployed { services: Vec::new() })
+                    Advanced::Snapshotting { snapshots: ids.len() }
                 }
             };
-            let mut next = next;
             next.version += 1;
             if !self.records.save_approval(&next).await? {
                 continue;
             }
-            return self.after(&next, done, deadline).await;
+            return match done {
+                Advanced::Closed { status } => self.close(&next, status, None).await,
+                Advanced::Failed { why } => self.close(&next, ApprovalStatus::Approved, Some(&why)).await,
+                Advanced::Deployed { .. } => self.deploy(&next, deadline).await,
+                Advanced::Snapshotting { snapshots } => {
+                    let detail = format!(
+                        "Approved; {snapshots} pre-deployment snapshot(s) taken. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
+                        next.deploy_not_before().map(utc).unwrap_or_default()
+                    );
+                    self.tell(&next, "snapshotting", "approved, backing up", &detail)
+                        .await?;
+                    Ok(Advanced::Snapshotting { snapshots })
+                }
+                other => Ok(other),
+            };
         }
         Err(StoreError::retryable(format!("{id} kept changing while it was promoted")).into())
     }
 
-    /// What follows a step once it is written: the notice, and for a deploy, the deploy itself.
-    async fn after(
+    /// Deploys each service of the request (idempotent per service), then records the deploy
+    /// finished and tells the team. A service the account refuses (a permanent error) ends the
+    /// promotion as failed; a transient error goes back for a retry.
+    async fn deploy(&self, request: &ApprovalRequest, deadline: DateTime<Utc>) -> Result<Advanced, ServiceError> {
+        let mut deployed = Vec::new();
+        for service in &request.services {
+            match self.deploy_service(request, service, deadline).await {
+                Ok(true) => deployed.push(service.service.to_string()),
+                Ok(false) => {
+                    tracing::warn!(approval = %request.id, service = %service.service, "its record is no longer this release's to deploy")
+                }
+                Err(err) if err.is_permanent() => {
+                    let why = format!("{}: {err}", service.service);
+                    return self.give_up(&request.id, &why).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if deployed.is_empty() {
+            return self
+                .give_up(
+                    &request.id,
+                    "no service of this release was left to deploy (a newer release took its place)",
+                )
+                .await;
+        }
+        self.mark_deployed(&request.id).await?;
+        let detail = format!("Approved and backed up; deploying to {}.", deployed.join(", "));
+        self.tell(request, "deployed", "deploying", &detail).await?;
+        Ok(Advanced::Deployed { services: deployed })
+    }
+
+    /// Records the promotion failed (`why`) and closes the request.
+    async fn give_up(&self, id: &ApprovalId, why: &str) -> Result<Advanced, ServiceError> {
+        for _ in 0..ATTEMPTS {
+            let Some(mut request) = self.records.get_approval(id).await? else {
+                return Ok(Advanced::Nothing {
+                    reason: format!("no approval request {id}"),
+                });
+            };
+            request
+                .promotion
+                .get_or_insert_with(|| Promotion::started(Utc::now()))
+                .failed
+                .get_or_insert_with(|| why.to_owned());
+            request.version += 1;
+            if self.records.save_approval(&request).await? {
+                return self.close(&request, ApprovalStatus::Approved, Some(why)).await;
+            }
+        }
+        Err(StoreError::retryable(format!("{id} kept changing while its promotion was given up")).into())
+    }
+
+    /// Keeps and delivers one notice per request and `step`.
+    async fn tell(
         &self,
         request: &ApprovalRequest,
-        done: Advanced,
-        deadline: DateTime<Utc>,
-    ) -> Result<Advanced, ServiceError> {
-        let (key, headline, detail) = match &done {
-            Advanced::Expired => {
-                self.close(request, ApprovalStatus::Expired, None).await?;
-                return Ok(done);
-            }
-            Advanced::Failed { why } => {
-                self.close(request, ApprovalStatus::Approved, Some(why)).await?;
-                return Ok(done);
-            }
-            Advanced::Snapshotting { snapshots } => (
-                "snapshotting",
-                "approved, backing up".to_owned(),
-                format!(
-                    "Approved; {snapshots} pre-deployment snapshot(s) started. The deploy starts once they are available, at {} UTC at the earliest.",
-                    request.deploy_not_before().map(utc).unwrap_or_default()
-                ),
-            ),
-            Advanced::Deployed { .. } => (
-                "deploying",
-                "deploying".to_owned(),
-                "Approved and backed up; the deploy starts now.".to_owned(),
-            ),
-            _ => return Ok(done),
-        };
-        let notice = promotion_notice(request, &headline, &detail);
-        let kept = keep_notice(&self.records, format!("promotion|{}|{key}", request.id), &notice).await?;
-        deliver_notice(&self.records, &self.notifier, &kept).await?;
-        if let Advanced::Deployed { .. } = done {
-            let mut deployed = Vec::new();
-            for service in &request.services {
-                if self.deploy_service(request, service, deadline).await? {
-                    deployed.push(service.service.to_string());
-                } else {
-                    tracing::warn!(approval = %request.id, service = %service.service, "its record is no longer this release's to deploy");
-                }
-            }
-            self.mark_deployed(&request.id).await?;
-            return Ok(Advanced::Deployed { services: deployed });
-        }
-        Ok(done)
+        step: &str,
+        headline: &str,
+        detail: &str,
+    ) -> Result<(), ServiceError> {
+        let notice = promotion_notice(request, headline, detail);
+        let kept = keep_notice(&self.records, format!("promotion|{}|{step}", request.id), &notice).await?;
+        deliver_notice(&self.records, &self.notifier, &kept).await
     }
 
     /// A request that will not deploy: each service's record follows it (REJECTED, CANCELLED,
-    /// EXPIRED, or FAILED when the promotion gave up with `failed`), and the team is told once.
+    /// EXPIRED, or FAILED when the promotion gave up with `failed`), the team is told once,
+    /// and the request is marked closed (until then a retry or the sweep closes it again).
     async fn close(
         &self,
         request: &ApprovalRequest,
         status: ApprovalStatus,
         failed: Option<&str>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Advanced, ServiceError> {
         let to = match (status, failed) {
             (_, Some(_)) => Status::Failed,
             (ApprovalStatus::Rejected, _) => Status::Rejected,
@@ -321,7 +339,7 @@ where
             (_, Some(why)) => (
                 "failed",
                 "not deployed",
-                format!("The pre-deployment backup did not complete, and prod never deploys without it: {why}."),
+                format!("The promotion gave up, and nothing more is deployed: {why}."),
             ),
             (Status::Rejected, _) => (
                 "rejected",
@@ -345,10 +363,29 @@ where
                 ),
             ),
         };
-        let notice = promotion_notice(request, headline, &detail);
-        let kept = keep_notice(&self.records, format!("promotion|{}|{key}", request.id), &notice).await?;
-        deliver_notice(&self.records, &self.notifier, &kept).await?;
-        Ok(())
+        self.tell(request, key, headline, &detail).await?;
+        self.mark_closed(&request.id).await?;
+        Ok(match failed {
+            Some(why) => Advanced::Failed { why: why.to_owned() },
+            None => Advanced::Closed { status },
+        })
+    }
+
+    async fn mark_closed(&self, id: &ApprovalId) -> Result<(), ServiceError> {
+        for _ in 0..ATTEMPTS {
+            let Some(mut request) = self.records.get_approval(id).await? else {
+                return Ok(());
+            };
+            if request.closed_at.is_some() {
+                return Ok(());
+            }
+            request.closed_at = Some(Utc::now());
+            request.version += 1;
+            if self.records.save_approval(&request).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::retryable(format!("{id} kept changing while it was closed")).into())
     }
 
     /// Every service's deploy started and was recorded: the promotion is over.
@@ -360,7 +397,10 @@ where
             let Some(promotion) = request.promotion.as_mut() else {
                 return Ok(());
             };
-            promotion.deployed_at.get_or_insert(Utc::now());
+            if promotion.deployed_at.is_some() {
+                return Ok(());
+            }
+            promotion.deployed_at = Some(Utc::now());
             request.version += 1;
             if self.records.save_approval(&request).await? {
                 return Ok(());
@@ -369,9 +409,6 @@ where
         Err(StoreError::retryable(format!("{id} kept changing while its deploy was recorded")).into())
     }
 
-    /// One service of an approved request, under its lock: its record AWAITING_APPROVAL →
-    /// APPROVED (claimed, with what the service runs now), then the pinned deploy. A record
-    /// already beyond that was deployed by an earlier try; one superseded meanwhile is left.
     async fn deploy_service(
         &self,
         request: &ApprovalRequest,
@@ -383,7 +420,7 @@ where
             &request.cluster,
             &service.service,
             deadline,
-            |_state| async move {
+            |state| async move {
                 let Some(record) = self.records.get_deployment(&service.deployment).await? else {
                     return Ok(LockedWork::only(false));
                 };
@@ -406,14 +443,18 @@ where
                         (approved, false)
                     }
                     Status::Approved => (record, true),
-                    Status::Deploying | Status::Succeeded | Status::Failed | Status::RolledBack => {
-                        return Ok(LockedWork {
-                            outcome: true,
-                            moves: Some(StateMove {
-                                field: ServiceStateField::Latest,
-                                to: record.reference(),
-                            }),
+                    // Deployed by an earlier try: point the state at it if nothing newer is there
+                    // (a retry after the deploy was recorded must not move it back).
+                    Status::Deploying | Status::Succeeded => {
+                        let newer_ahead = state
+                            .latest
+                            .as_ref()
+                            .is_some_and(|latest| latest.id != record.id && latest.pushed_at >= record.image.pushed_at);
+                        let moves = (!newer_ahead).then(|| StateMove {
+                            field: ServiceStateField::Latest,
+                            to: record.reference(),
                         });
+                        return Ok(LockedWork { outcome: true, moves });
                     }
                     _ => return Ok(LockedWork::only(false)),
                 };
@@ -428,6 +469,33 @@ where
             },
         )
         .await
+    }
+}
+
+/// RDS's answer for a snapshot: a refusal (access, quota, an invalid state) is a failed
+/// snapshot, so the promotion gives up with the reason; anything else is worth a retry.
+fn snapshot_outcome<T: FromRefusal>(result: Result<T, SnapshotError>) -> Result<T, ServiceError> {
+    match result {
+        Ok(state) => Ok(state),
+        Err(SnapshotError::Refused(why)) => Ok(T::refused(why)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// What a refused snapshot call means for its caller.
+trait FromRefusal {
+    fn refused(why: String) -> Self;
+}
+
+impl FromRefusal for SnapshotState {
+    fn refused(why: String) -> Self {
+        SnapshotState::Failed { why }
+    }
+}
+
+impl FromRefusal for Option<SnapshotState> {
+    fn refused(why: String) -> Self {
+        Some(SnapshotState::Failed { why })
     }
 }
 

@@ -467,18 +467,22 @@ async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
 
     // Nobody decides: the sweep past the expiry closes it.
     let swept = promote.sweep(request.expires_at, deadline).await.unwrap();
-    assert_eq!(swept[0].1, Advanced::Expired);
-    assert!(world.prod_records().iter().all(|d| d.status == Status::Expired));
-    // The stream then delivers the EXPIRED write: nothing more happens, nothing is said twice.
     assert_eq!(
-        promote
-            .advance(&request.id, request.expires_at, deadline)
-            .await
-            .unwrap(),
+        swept[0].1,
         Advanced::Closed {
             status: ApprovalStatus::Expired
         }
     );
+    assert!(world.prod_records().iter().all(|d| d.status == Status::Expired));
+    // The stream then delivers the EXPIRED write: nothing more happens, nothing is said twice.
+    assert!(matches!(
+        promote
+            .advance(&request.id, request.expires_at, deadline)
+            .await
+            .unwrap(),
+        Advanced::Nothing { .. }
+    ));
+    assert!(world.records.approvals()[0].closed_at.is_some());
     let subjects: Vec<_> = world.notifier.published().into_iter().map(|n| n.subject).collect();
     assert_eq!(subjects, ["v1.0.0 of backend to prod: approval expired"]);
 
@@ -520,4 +524,83 @@ async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
     let last = world.notifier.published().pop().unwrap();
     assert_eq!(last.subject, "v1.1.0 of backend to prod: rejected");
     assert!(last.message.contains("(\"not today\")"), "{}", last.message);
+}
+
+/// WIP: a deploy cut short resumes without rewriting the request, and a newer release never
+/// supersedes the promoted deploy.
+#[tokio::test]
+async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alone() {
+    use super::promote::{Advanced, Promote};
+    use crate::domain::promotion::SnapshotState;
+    use crate::fakes::{FakeSnapshots, UpdateFailure};
+    use crate::ports::Approvals;
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let (_, notice) = world.mail.sent().remove(0);
+    let request = world.records.approvals().remove(0);
+    let now = Utc::now();
+    let mut approved = request
+        .cast(
+            &token_in(&notice.message).hash(),
+            crate::domain::approval::Verdict::Approve,
+            Default::default(),
+            now,
+        )
+        .unwrap();
+    approved.version += 1;
+    assert!(world.records.save_approval(&approved).await.unwrap());
+    let rds = FakeSnapshots::default();
+    let promote = Promote {
+        pipeline: shipped_pipeline(),
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds: rds.clone(),
+        notifier: world.notifier.clone(),
+    };
+    promote
+        .advance(&approved.id, now, now + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    rds.finish(SnapshotState::Available);
+    promote
+        .advance(&approved.id, now, now + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+
+    let later = now + TimeDelta::minutes(6);
+    world.ecs.fail_updates(Some(UpdateFailure::Refused));
+    assert!(
+        promote
+            .advance(&approved.id, later, later + TimeDelta::seconds(30))
+            .await
+            .is_err()
+    );
+    let started = world.records.approvals().remove(0).version;
+    assert!(
+        promote
+            .advance(&approved.id, later, later + TimeDelta::seconds(30))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        world.records.approvals()[0].version,
+        started,
+        "a resumed deploy writes nothing"
+    );
+    world.ecs.fail_updates(None);
+    let deployed = promote
+        .advance(&approved.id, later, later + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert!(matches!(deployed, Advanced::Deployed { services } if services.len() == 2));
+
+    world.staging_ended(2, Status::Succeeded);
+    world.push(&release("v1.1.0", 2, 30)).await.unwrap();
+    let v1: Vec<_> = world
+        .prod_records()
+        .into_iter()
+        .filter(|d| d.image.tag.as_str() == "v1.0.0")
+        .collect();
+    assert!(v1.iter().all(|d| d.status == Status::Deploying), "{v1:?}");
 }

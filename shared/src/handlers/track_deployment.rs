@@ -155,7 +155,8 @@ where
         })
     }
 
-    /// A deploy of ours whose handler died right after UpdateService has a REQUESTED record
+    /// A deploy of ours whose handler died right after UpdateService has a claimed record
+    /// (REQUESTED, or APPROVED for a promotion)
     /// with its revision but no ECS deployment id yet. If ECS says this deployment runs that
     /// revision, it is recorded DEPLOYING with the id, under the service's lock, and made the
     /// service's latest deployment, as the deploy's own retry would have: the ending then lands
@@ -167,9 +168,9 @@ where
             .await?;
         // Only a deploy that could still be rolling out: older ones are not this ending's.
         let Some(requested) = page.deployments.into_iter().find(|d| {
-            d.status == Status::Requested
+            matches!(d.status, Status::Requested | Status::Approved)
                 && d.task_definition.is_some()
-                && ended.at - d.requested_at <= ROLLOUT_ALLOWANCE
+                && ended.at - d.updated_at <= ROLLOUT_ALLOWANCE
         }) else {
             return Ok(None);
         };
@@ -188,7 +189,7 @@ where
                 return Ok(LockedWork::only(None));
             };
             // The deploy's retry recorded it meanwhile.
-            if fresh.status != Status::Requested {
+            if !matches!(fresh.status, Status::Requested | Status::Approved) {
                 return Ok(LockedWork::only(Some(fresh)));
             }
             let deploying = record_deploying(records, fresh, ended.ecs_deployment_id.clone(), ended.at).await?;

@@ -8,7 +8,7 @@
 //! pipeline file or the account is fixed. Ignoring such an event would lose it.
 
 use crate::lambda::service_lock::LOCK_WAIT;
-use crate::ports::{AlarmStateError, EcsError, NotifyError, StoreError};
+use crate::ports::{AlarmStateError, EcsError, NotifyError, SnapshotError, StoreError};
 
 /// Why one service's work failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,8 @@ pub enum ServiceError {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     Alarms(#[from] AlarmStateError),
+    #[error(transparent)]
+    Snapshots(#[from] SnapshotError),
     #[error("another handler held this service's lock for {}s; retry later", LOCK_WAIT.num_seconds())]
     Busy,
     /// Too little of the invocation was left to act on ECS and record it: the record stays
@@ -31,12 +33,24 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// Short, stable names for the Lambda error type, which alarms and DLQ readers filter on.
+    /// A failure no retry will fix: the pipeline file and the account disagree, or AWS refuses.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Ecs(EcsError::NotFound(_) | EcsError::Rejected(_) | EcsError::ContainerMissing(_))
+                | ServiceError::Store(StoreError { retryable: false, .. })
+                | ServiceError::Snapshots(SnapshotError::Refused(_))
+        )
+    }
+
     pub fn error_type(&self) -> &'static str {
         match self {
             ServiceError::Ecs(err) => err.error_type(),
             ServiceError::Store(err) => err.error_type(),
             ServiceError::Notify(_) => "NotifyFailed",
             ServiceError::Alarms(_) => "AlarmStatesUnavailable",
+            ServiceError::Snapshots(SnapshotError::Transient(_)) => "RdsUnavailable",
+            ServiceError::Snapshots(SnapshotError::Refused(_)) => "RdsRefused",
             ServiceError::Busy => "ServiceBusy",
             ServiceError::OutOfTime => "OutOfTime",
         }

@@ -306,6 +306,8 @@ struct ApprovalItem {
     cancelled: Option<crate::domain::approval::Cancellation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promotion: Option<crate::domain::promotion::Promotion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    closed_at: Option<DateTime<Utc>>,
     version: u64,
 }
 
@@ -337,6 +339,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         superseded_by: r.superseded_by.clone(),
         cancelled: r.cancelled.clone(),
         promotion: r.promotion.clone(),
+        closed_at: r.closed_at,
         version: r.version,
     };
     serde_dynamo::to_item(item).expect("an approval request always serializes")
@@ -370,6 +373,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         superseded_by: stored.superseded_by,
         cancelled: stored.cancelled,
         promotion: stored.promotion,
+        closed_at: stored.closed_at,
         version: stored.version,
     })
 }
