@@ -73,6 +73,8 @@ impl Status {
                 // Cancelled during the wait, or the promotion gave up (no backup, no deploy).
                 | (AwaitingApproval, Cancelled | Failed)
                 | (Approved, Cancelled | Failed)
+                // An approved release a newer one overtook before its deploy started.
+                | (Approved, Superseded)
                 | (Approved, Snapshotting | Deploying)
                 | (Snapshotting, Deploying)
                 | (Deploying, Succeeded | Failed | Superseded | RolledBack)

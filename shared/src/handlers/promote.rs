@@ -135,6 +135,10 @@ where
                     reason: format!("no approval request {id}"),
                 });
             };
+            if request.promotion.is_some() {
+                // A notice kept by an earlier call that died before delivering it.
+                deliver_notice(&self.records, &self.notifier, &backing_up_key(id)).await?;
+            }
             let Some(stage) = self.pipeline.stages().iter().find(|s| s.name == request.stage) else {
                 return Ok(Advanced::Nothing {
                     reason: format!("stage {} is no longer in the pipeline file", request.stage),
@@ -189,6 +193,17 @@ where
                     promotion.snapshots = planned;
                     let count = promotion.snapshots.len();
                     next.promotion = Some(promotion);
+                    // Kept before the write, delivered after it (or by whichever call comes next).
+                    let detail = format!(
+                        "Approved; {count} pre-deployment snapshot(s) taken. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
+                        next.deploy_not_before().map(utc).unwrap_or_default()
+                    );
+                    keep_notice(
+                        &self.records,
+                        backing_up_key(id),
+                        &promotion_notice(&next, "approved, backing up", &detail),
+                    )
+                    .await?;
                     Advanced::Snapshotting { snapshots: count }
                 }
                 Step::CheckSnapshots(ids) => {
@@ -216,12 +231,7 @@ where
                 Advanced::Failed { why } => self.close(&next, ApprovalStatus::Approved, Some(&why)).await,
                 Advanced::Deployed { .. } => self.deploy(&next, deadline).await,
                 Advanced::Snapshotting { snapshots } => {
-                    let detail = format!(
-                        "Approved; {snapshots} pre-deployment snapshot(s) taken. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
-                        next.deploy_not_before().map(utc).unwrap_or_default()
-                    );
-                    self.tell(&next, "snapshotting", "approved, backing up", &detail)
-                        .await?;
+                    deliver_notice(&self.records, &self.notifier, &backing_up_key(id)).await?;
                     Ok(Advanced::Snapshotting { snapshots })
                 }
                 other => Ok(other),
@@ -241,8 +251,13 @@ where
                 Ok(false) => {
                     tracing::warn!(approval = %request.id, service = %service.service, "its record is no longer this release's to deploy")
                 }
-                Err(err) if err.is_permanent() => {
-                    let why = format!("{}: {err}", service.service);
+                // ECS refused before anything moved (a missing service, an invalid definition,
+                // an UpdateService refused): no retry will do better.
+                Err(err @ ServiceError::Ecs(_)) if err.is_permanent() => {
+                    let mut why = format!("{}: {err}", service.service);
+                    if !deployed.is_empty() {
+                        why.push_str(&format!("; already deploying: {}", deployed.join(", ")));
+                    }
                     return self.give_up(&request.id, &why).await;
                 }
                 Err(err) => return Err(err),
@@ -256,9 +271,16 @@ where
                 )
                 .await;
         }
-        self.mark_deployed(&request.id).await?;
+        // Kept before the deploy is marked finished, delivered after: a retry then finds it.
         let detail = format!("Approved and backed up; deploying to {}.", deployed.join(", "));
-        self.tell(request, "deployed", "deploying", &detail).await?;
+        let kept = keep_notice(
+            &self.records,
+            format!("promotion|{}|deployed", request.id),
+            &promotion_notice(request, "deploying", &detail),
+        )
+        .await?;
+        self.mark_deployed(&request.id).await?;
+        deliver_notice(&self.records, &self.notifier, &kept).await?;
         Ok(Advanced::Deployed { services: deployed })
     }
 
@@ -270,6 +292,11 @@ where
                     reason: format!("no approval request {id}"),
                 });
             };
+            if request.promotion.as_ref().is_some_and(|p| p.deployed_at.is_some()) {
+                return Ok(Advanced::Nothing {
+                    reason: "deployed already".into(),
+                });
+            }
             request
                 .promotion
                 .get_or_insert_with(|| Promotion::started(Utc::now()))
@@ -424,6 +451,19 @@ where
                 let Some(record) = self.records.get_deployment(&service.deployment).await? else {
                     return Ok(LockedWork::only(false));
                 };
+                // A newer release already deployed here (its own approval came first): this
+                // older one must not go over it.
+                let overtaken = state
+                    .latest
+                    .as_ref()
+                    .is_some_and(|latest| latest.id != record.id && latest.pushed_at > record.image.pushed_at);
+                if overtaken
+                    && matches!(record.status, Status::AwaitingApproval | Status::Approved)
+                    && let Ok(superseded) = record.transition(Status::Superseded, Utc::now())
+                {
+                    self.records.save_transition(&superseded, record.status).await?;
+                    return Ok(LockedWork::only(false));
+                }
                 let running = self.ecs.running_service(&request.cluster, &service.service).await?;
                 let (claimed, resuming) = match record.status {
                     Status::AwaitingApproval => {
@@ -456,6 +496,10 @@ where
                         });
                         return Ok(LockedWork { outcome: true, moves });
                     }
+                    // This promotion's deploy, which ECS since ended: deployed.
+                    Status::Failed | Status::RolledBack if record.ecs_deployment_id.is_some() => {
+                        return Ok(LockedWork::only(true));
+                    }
                     _ => return Ok(LockedWork::only(false)),
                 };
                 let deployed = deploy_pinned(&self.records, &self.ecs, claimed, &running, resuming, deadline).await?;
@@ -470,6 +514,10 @@ where
         )
         .await
     }
+}
+
+fn backing_up_key(id: &ApprovalId) -> String {
+    format!("promotion|{id}|snapshotting")
 }
 
 /// RDS's answer for a snapshot: a refusal (access, quota, an invalid state) is a failed
