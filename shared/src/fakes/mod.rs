@@ -436,6 +436,15 @@ impl FakeEcs {
         ecs
     }
 
+    /// The service is deleted: ECS no longer knows it.
+    pub fn delete_service(&self, cluster: &ClusterName, service: &ServiceName) {
+        self.state
+            .lock()
+            .unwrap()
+            .services
+            .remove(&service_key(cluster, service));
+    }
+
     pub fn fail_updates(&self, failure: Option<UpdateFailure>) {
         let mut state = self.state.lock().unwrap();
         state.update_fails = failure;

@@ -54,8 +54,9 @@ pub enum Advanced {
     },
 }
 
-/// How many times a step that lost a race to another write is taken again on the fresh request.
-const ATTEMPTS: usize = 4;
+/// How many rounds one call takes: a step that lost a race to another write is taken again on
+/// the fresh request, and a snapshot step is followed by the next step at once.
+const ATTEMPTS: usize = 6;
 
 impl<S, E, R, N> Promote<S, E, R, N>
 where
@@ -230,10 +231,9 @@ where
                 Advanced::Closed { status } => self.close(&next, status, None).await,
                 Advanced::Failed { why } => self.close(&next, ApprovalStatus::Approved, Some(&why)).await,
                 Advanced::Deployed { .. } => self.deploy(&next, deadline).await,
-                Advanced::Snapshotting { snapshots } => {
-                    deliver_notice(&self.records, &self.notifier, &backing_up_key(id)).await?;
-                    Ok(Advanced::Snapshotting { snapshots })
-                }
+                // Snapshots taken or changed: their news is delivered at the top of the next
+                // round, which takes whatever step follows (a check, a failure, the deploy).
+                Advanced::Snapshotting { .. } => continue,
                 other => Ok(other),
             };
         }

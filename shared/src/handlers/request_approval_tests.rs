@@ -604,3 +604,110 @@ async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alon
         .collect();
     assert!(v1.iter().all(|d| d.status == Status::Deploying), "{v1:?}");
 }
+
+/// WIP: what gives a promotion up, and what does not.
+#[tokio::test]
+async fn a_refused_snapshot_or_a_deleted_service_gives_the_promotion_up_and_says_what_deployed() {
+    use super::promote::{Advanced, Promote};
+    use crate::domain::promotion::SnapshotState;
+    use crate::fakes::FakeSnapshots;
+    use crate::ports::Approvals;
+    async fn approved(world: &World, byte: u8, second: u32) -> crate::domain::approval::ApprovalId {
+        world.staging_ended(byte, Status::Succeeded);
+        world
+            .push(&release(&format!("v{byte}.0.0"), byte, second))
+            .await
+            .unwrap();
+        let (_, notice) = world.mail.sent().pop().unwrap();
+        let request = world
+            .records
+            .approvals()
+            .into_iter()
+            .find(|r| r.image.tag.as_str() == format!("v{byte}.0.0"))
+            .unwrap();
+        let mut approved = request
+            .cast(
+                &token_in(&notice.message).hash(),
+                crate::domain::approval::Verdict::Approve,
+                Default::default(),
+                Utc::now(),
+            )
+            .unwrap();
+        approved.version += 1;
+        assert!(world.records.save_approval(&approved).await.unwrap());
+        approved.id
+    }
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = Promote {
+        pipeline: shipped_pipeline(),
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds: rds.clone(),
+        notifier: world.notifier.clone(),
+    };
+    let now = Utc::now();
+    let soon = now + TimeDelta::seconds(30);
+
+    // RDS refuses the snapshot (here: it fails): no deploy, records FAILED, told once.
+    let first = approved(&world, 1, 0).await;
+    promote.advance(&first, now, soon).await.unwrap();
+    rds.finish(SnapshotState::Failed {
+        why: "quota exceeded".into(),
+    });
+    assert!(
+        matches!(promote.advance(&first, now, soon).await.unwrap(), Advanced::Failed { why } if why.contains("quota exceeded"))
+    );
+    let v1: Vec<_> = world
+        .prod_records()
+        .into_iter()
+        .filter(|d| d.image.tag.as_str() == "v1.0.0")
+        .collect();
+    assert!(v1.iter().all(|d| d.status == Status::Failed), "{v1:?}");
+    assert!(
+        matches!(
+            promote.advance(&first, now, soon).await.unwrap(),
+            Advanced::Nothing { .. }
+        ),
+        "closed once"
+    );
+    let failed_notices = world
+        .notifier
+        .published()
+        .into_iter()
+        .filter(|n| n.subject.ends_with("not deployed"))
+        .count();
+    assert_eq!(failed_notices, 1);
+
+    // The second service was deleted: the first deploys, then the promotion gives up, naming it.
+    let second = approved(&world, 2, 30).await;
+    promote.advance(&second, now, soon).await.unwrap();
+    rds.finish(SnapshotState::Available);
+    promote.advance(&second, now, soon).await.unwrap();
+    world
+        .ecs
+        .delete_service(&cluster("prod"), &ServiceName::parse("worker-service").unwrap());
+    let later = now + TimeDelta::minutes(6);
+    let given_up = promote
+        .advance(&second, later, later + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&given_up, Advanced::Failed { why } if why.contains("worker-service") && why.contains("already deploying: backend-service")),
+        "{given_up:?}"
+    );
+    let v2: Vec<_> = world
+        .prod_records()
+        .into_iter()
+        .filter(|d| d.image.tag.as_str() == "v2.0.0")
+        .collect();
+    let statuses: Vec<_> = v2.iter().map(|d| (d.service.to_string(), d.status)).collect();
+    assert!(
+        statuses.contains(&("backend-service".into(), Status::Deploying)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("worker-service".into(), Status::Failed)),
+        "{statuses:?}"
+    );
+}
