@@ -318,3 +318,24 @@ async fn register_task_definition(ecs: &aws_sdk_ecs::Client, family: &str, conta
         .and_then(|td| td.task_definition_arn)
         .expect("task definition ARN")
 }
+
+/// An RDS DB instance in the emulator (PostgreSQL, or a member of Aurora cluster `cluster`):
+/// what a stage's `snapshot_before_deploy` names.
+pub async fn create_database(config: &SdkConfig, name: &str, cluster: Option<&str>) {
+    aws_sdk_rds::Client::new(config)
+        .create_db_instance()
+        .db_instance_identifier(name)
+        .db_instance_class("db.t3.medium")
+        .engine(if cluster.is_some() {
+            "aurora-postgresql"
+        } else {
+            "postgres"
+        })
+        .set_db_cluster_identifier(cluster.map(str::to_owned))
+        .master_username("app")
+        .master_user_password("emulator-only-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create the DB instance");
+}

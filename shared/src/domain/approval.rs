@@ -689,37 +689,12 @@ mod tests {
     }
 
     fn request(required: usize) -> ApprovalRequest {
-        let pipeline = shipped_pipeline();
-        let prod = &pipeline.stages()[2];
-        let mut policy = prod.approval.clone().unwrap();
-        policy.required = required;
-        let app = &pipeline.applications()[0];
-        let mut request = ApprovalRequest::new(
-            ApprovalId::for_release(&image(), &prod.name, &app.name),
-            (&prod.name, &prod.cluster),
-            &policy,
-            &app.name,
-            &image(),
-            vec![ReleaseService {
-                service: app.services[0].name.clone(),
-                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
-                running_now: Some("td:6".into()),
-            }],
-            Ok(Some(evidence())),
-            at(0),
-        );
-        for (n, approver) in policy.approvers.iter().enumerate() {
+        let mut request = crate::domain::fixtures::approval_request(required);
+        let approvers: Vec<Approver> = request.ballots.iter().map(|b| b.approver.clone()).collect();
+        for (n, approver) in approvers.iter().enumerate() {
             request.issue_link(approver, &token(n as u8));
         }
         request
-    }
-
-    fn evidence() -> Evidence {
-        Evidence {
-            stage: StageName::parse("staging").unwrap(),
-            deployments: Vec::new(),
-            alarms_checked: Vec::new(),
-        }
     }
 
     fn token(n: u8) -> ApprovalToken {

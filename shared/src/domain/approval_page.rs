@@ -294,33 +294,12 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::approval::{ApprovalId, ApprovalToken, Evidence, Voter};
-    use crate::domain::deployment::{Kind, Status};
-    use crate::domain::fixtures::{at, deployment, shipped_pipeline};
+    use crate::domain::approval::{ApprovalToken, Voter};
+
+    use crate::domain::fixtures::at;
 
     fn request() -> (ApprovalRequest, ApprovalToken) {
-        let pipeline = shipped_pipeline();
-        let prod = &pipeline.stages()[2];
-        let app = &pipeline.applications()[0];
-        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
-        let mut request = ApprovalRequest::new(
-            ApprovalId::for_release(&image, &prod.name, &app.name),
-            (&prod.name, &prod.cluster),
-            prod.approval.as_ref().unwrap(),
-            &app.name,
-            &image,
-            vec![crate::domain::approval::ReleaseService {
-                service: app.services[0].name.clone(),
-                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
-                running_now: Some("td:6".into()),
-            }],
-            Ok(Some(Evidence {
-                stage: pipeline.stages()[1].name.clone(),
-                deployments: Vec::new(),
-                alarms_checked: Vec::new(),
-            })),
-            at(0),
-        );
+        let mut request = crate::domain::fixtures::approval_request(1);
         let token = ApprovalToken::from_random([1; 32]);
         let approver = request.ballots[0].approver.clone();
         request.issue_link(&approver, &token);

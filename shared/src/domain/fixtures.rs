@@ -1,6 +1,7 @@
 //! Values the unit tests build their cases from: one clock, the shipped pipeline, and a
 //! deployment record numbered `n` (revision `td:n`, replacing `td:n-1`).
 
+use super::approval::{ApprovalId, ApprovalRequest, Evidence, ReleaseService};
 use super::deployment::{Deployment, DeploymentId, Kind, PushedImage, Status};
 use super::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use super::pipeline::Pipeline;
@@ -50,4 +51,34 @@ pub fn deployment(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> 
         completed_at: completed.map(at),
         ecs_reason: None,
     }
+}
+
+/// Prod's approval request for `deployment(7)`'s image, made at 10:00: backend-service (its
+/// record `dep-7`, running `td:6`), verified in staging, `required` approvals needed, no link
+/// issued yet.
+pub fn approval_request(required: usize) -> ApprovalRequest {
+    let pipeline = shipped_pipeline();
+    let prod = &pipeline.stages()[2];
+    let app = &pipeline.applications()[0];
+    let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
+    let mut policy = prod.approval.clone().expect("prod is approved");
+    policy.required = required;
+    ApprovalRequest::new(
+        ApprovalId::for_release(&image, &prod.name, &app.name),
+        (&prod.name, &prod.cluster),
+        &policy,
+        &app.name,
+        &image,
+        vec![ReleaseService {
+            service: app.services[0].name.clone(),
+            deployment: DeploymentId::from_stored("dep-7".into()),
+            running_now: Some("td:6".into()),
+        }],
+        Ok(Some(Evidence {
+            stage: pipeline.stages()[1].name.clone(),
+            deployments: Vec::new(),
+            alarms_checked: Vec::new(),
+        })),
+        at(0),
+    )
 }

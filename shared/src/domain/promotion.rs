@@ -234,33 +234,16 @@ fn deploy_when_waited(request: &ApprovalRequest, now: DateTime<Utc>) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::approval::{ApprovalToken, ReleaseService, Verdict, Voter};
-    use crate::domain::deployment::{DeploymentId, Kind, Status};
-    use crate::domain::fixtures::{at, deployment, shipped_pipeline};
+    use crate::domain::approval::{ApprovalToken, Verdict, Voter};
+
+    use crate::domain::fixtures::at;
 
     fn db(name: &str) -> DbInstanceId {
         DbInstanceId::parse(name).unwrap()
     }
 
     fn approved_at(minute: u32) -> ApprovalRequest {
-        let pipeline = shipped_pipeline();
-        let prod = &pipeline.stages()[2];
-        let app = &pipeline.applications()[0];
-        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
-        let mut request = ApprovalRequest::new(
-            ApprovalId::for_release(&image, &prod.name, &app.name),
-            (&prod.name, &prod.cluster),
-            prod.approval.as_ref().unwrap(),
-            &app.name,
-            &image,
-            vec![ReleaseService {
-                service: app.services[0].name.clone(),
-                deployment: DeploymentId::from_stored("dep-7".into()),
-                running_now: None,
-            }],
-            Ok(None),
-            at(0),
-        );
+        let mut request = crate::domain::fixtures::approval_request(1);
         let token = ApprovalToken::from_random([1; 32]);
         let approver = request.ballots[0].approver.clone();
         request.issue_link(&approver, &token);

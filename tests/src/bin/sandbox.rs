@@ -48,17 +48,7 @@ async fn main() {
     let world = seed(&config, &pipeline).await;
     println!("moto server (emulated AWS): {}", moto.endpoint);
     println!("seeded: table `{}`, topic {}", world.table, world.topic_arn);
-    aws_sdk_rds::Client::new(&config)
-        .create_db_instance()
-        .db_instance_identifier("social-analytics-db")
-        .db_instance_class("db.t3.medium")
-        .engine("postgres")
-        .master_username("app")
-        .master_user_password("sandbox-only-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .expect("create the RDS instance");
+    harness::seed::create_database(&config, "social-analytics-db", None).await;
     println!("  RDS instance social-analytics-db (PostgreSQL), snapshotted before each prod deploy");
     println!("  (the sandbox's pipeline file sets wait_minutes = 0: the deploy follows the approval at once)");
     for ((cluster, service), arn) in &world.initial {

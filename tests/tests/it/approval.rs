@@ -264,16 +264,7 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
     use shared::handlers::promote::{Advanced, Promote};
     let run = Loop::start().await;
     let rds = aws_sdk_rds::Client::new(&run.env.config);
-    rds.create_db_instance()
-        .db_instance_identifier("social-analytics-db")
-        .db_instance_class("db.t3.medium")
-        .engine("postgres")
-        .master_username("app")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
     run.release("v9.0.0", 0x90, 0).await;
     let link = run.links().await.remove(0).2;
     let page = request_get(&link).await;
@@ -352,16 +343,7 @@ async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
     let env = Env::with_pipeline(shared::domain::pipeline::Pipeline::parse(&text).unwrap()).await;
     let run = Loop::start_with(env, async |moto: &str| moto.to_owned()).await;
     let rds = aws_sdk_rds::Client::new(&run.env.config);
-    rds.create_db_instance()
-        .db_instance_identifier("social-analytics-db")
-        .db_instance_class("db.t3.medium")
-        .engine("postgres")
-        .master_username("app")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
     run.release("v9.1.0", 0x91, 0).await;
     let link = run.links().await.remove(0).2;
     let approve = [("verdict", "approve"), ("nonce", &nonce_in(&request_get(&link).await))];

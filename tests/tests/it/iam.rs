@@ -172,17 +172,7 @@ async fn promote_calls_only_what_its_role_allows() {
     use shared::adapters::{ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
     use shared::handlers::promote::Promote;
     let run = crate::approval::Loop::start().await;
-    let rds = aws_sdk_rds::Client::new(&run.env.config);
-    rds.create_db_instance()
-        .db_instance_identifier("social-analytics-db")
-        .db_instance_class("db.t3.medium")
-        .engine("postgres")
-        .master_username("app")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
     run.release("v9.2.0", 0x92, 0).await;
     let links = run.links().await;
     let link = &links[0].2;

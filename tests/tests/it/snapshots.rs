@@ -9,21 +9,8 @@ use shared::domain::names::DbInstanceId;
 use shared::domain::promotion::{SnapshotId, SnapshotState};
 use shared::ports::Snapshots;
 
-async fn instance(rds: &aws_sdk_rds::Client, name: &str, cluster: Option<&str>) {
-    let request = rds
-        .create_db_instance()
-        .db_instance_identifier(name)
-        .db_instance_class("db.t3.medium")
-        .engine(if cluster.is_some() {
-            "aurora-postgresql"
-        } else {
-            "postgres"
-        })
-        .set_db_cluster_identifier(cluster.map(str::to_owned))
-        .master_username("app")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20);
-    request.send().await.unwrap();
+async fn instance(env: &Env, name: &str, cluster: Option<&str>) {
+    harness::seed::create_database(&env.config, name, cluster).await;
 }
 
 fn id_for(db: &str) -> (DbInstanceId, SnapshotId) {
@@ -37,7 +24,7 @@ fn id_for(db: &str) -> (DbInstanceId, SnapshotId) {
 async fn a_snapshot_is_made_once_tagged_and_adopted_by_a_retry() {
     let env = Env::new().await;
     let rds = aws_sdk_rds::Client::new(&env.config);
-    instance(&rds, "social-analytics-db", None).await;
+    instance(&env, "social-analytics-db", None).await;
     let snapshots = RdsSnapshots::new(&env.config);
     let (db, id) = id_for("social-analytics-db");
     let tags = [
@@ -93,7 +80,7 @@ async fn a_cluster_member_gets_a_cluster_snapshot() {
         .send()
         .await
         .unwrap();
-    instance(&rds, "analytics-aurora-1", Some("analytics-aurora")).await;
+    instance(&env, "analytics-aurora-1", Some("analytics-aurora")).await;
     let snapshots = RdsSnapshots::new(&env.config);
     let (db, id) = id_for("analytics-aurora-1");
     snapshots.take_snapshot(&db, &id, &[]).await.unwrap();
@@ -111,7 +98,7 @@ async fn a_cluster_member_gets_a_cluster_snapshot() {
 async fn a_db_that_cannot_be_snapshotted_is_a_failed_snapshot() {
     let env = Env::new().await;
     let rds = aws_sdk_rds::Client::new(&env.config);
-    instance(&rds, "stopped-db", None).await;
+    instance(&env, "stopped-db", None).await;
     rds.stop_db_instance()
         .db_instance_identifier("stopped-db")
         .send()

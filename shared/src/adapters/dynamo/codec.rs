@@ -403,25 +403,9 @@ mod tests {
     #[test]
     fn an_approval_request_round_trips_through_its_item() {
         use crate::domain::approval::{ApprovalToken, Verdict, Voter};
-        use crate::domain::fixtures::{at, shipped_pipeline};
-        let pipeline = shipped_pipeline();
-        let prod = &pipeline.stages()[2];
-        let app = &pipeline.applications()[0];
-        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
-        let mut request = ApprovalRequest::new(
-            ApprovalId::for_release(&image, &prod.name, &app.name),
-            (&prod.name, &prod.cluster),
-            prod.approval.as_ref().unwrap(),
-            &app.name,
-            &image,
-            vec![crate::domain::approval::ReleaseService {
-                service: app.services[0].name.clone(),
-                deployment: crate::domain::deployment::DeploymentId::from_stored("dep-7".into()),
-                running_now: Some("td:6".into()),
-            }],
-            Err("not in staging".into()),
-            at(0) + chrono::TimeDelta::nanoseconds(123_456_789),
-        );
+        use crate::domain::fixtures::at;
+        let mut request = crate::domain::fixtures::approval_request(2);
+        request.requested_at = at(0) + chrono::TimeDelta::nanoseconds(123_456_789);
         let token = ApprovalToken::from_random([3; 32]);
         let approver = request.ballots[0].approver.clone();
         request.issue_link(&approver, &token);
