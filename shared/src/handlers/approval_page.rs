@@ -221,9 +221,8 @@ impl<S: Approvals> ApprovalPage<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::approval::{Evidence, ReleaseService};
-    use crate::domain::deployment::{DeploymentId, Kind, Status};
-    use crate::domain::fixtures::{at, deployment, shipped_pipeline};
+
+    use crate::domain::fixtures::{approval_request, at, shipped_pipeline};
     use crate::fakes::MemoryRecords;
 
     struct Case {
@@ -235,33 +234,12 @@ mod tests {
 
     async fn case(required: usize) -> Case {
         let pipeline = shipped_pipeline();
-        let prod = &pipeline.stages()[2];
-        let app = &pipeline.applications()[0];
-        let image = deployment(7, Kind::Deploy, Status::Requested, None).image;
-        let mut policy = prod.approval.clone().unwrap();
-        policy.required = required;
-        let mut request = ApprovalRequest::new(
-            ApprovalId::for_release(&image, &prod.name, &app.name),
-            (&prod.name, &prod.cluster),
-            &policy,
-            &app.name,
-            &image,
-            vec![ReleaseService {
-                service: app.services[0].name.clone(),
-                deployment: DeploymentId::from_stored("dep-7".into()),
-                running_now: Some("td:6".into()),
-            }],
-            Ok(Some(Evidence {
-                stage: pipeline.stages()[1].name.clone(),
-                deployments: Vec::new(),
-                alarms_checked: Vec::new(),
-            })),
-            at(0),
-        );
-        let tokens: Vec<_> = (0..policy.approvers.len())
+        let mut request = approval_request(required);
+        let approvers: Vec<_> = request.ballots.iter().map(|b| b.approver.clone()).collect();
+        let tokens: Vec<_> = (0..approvers.len())
             .map(|n| ApprovalToken::from_random([n as u8 + 1; 32]))
             .collect();
-        for (approver, token) in policy.approvers.iter().zip(&tokens) {
+        for (approver, token) in approvers.iter().zip(&tokens) {
             request.issue_link(approver, token);
         }
         let records = MemoryRecords::default();
