@@ -17,8 +17,8 @@ impl RdsSnapshots {
     }
 }
 
-/// Refused requests (access, quota, invalid state or parameter) are not worth a retry; the
-/// rest (throttling, 5xx, network) are.
+/// RDS's refusals (access, quota, a missing DB, an invalid request) are not worth a retry;
+/// the rest (throttling, 5xx, network, codes not named here) are.
 fn rds_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> SnapshotError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -27,16 +27,55 @@ where
     move |err| {
         let message = describe_sdk_error(operation, &err);
         match err.code() {
-            Some(code)
-                if code.contains("Throttl")
-                    || code.contains("InternalFailure")
-                    || code.contains("ServiceUnavailable") =>
-            {
-                SnapshotError::Transient(message)
-            }
-            Some(_) => SnapshotError::Refused(message),
-            None => SnapshotError::Transient(message),
+            Some(
+                "SnapshotQuotaExceeded"
+                | "DBInstanceNotFound"
+                | "DBClusterNotFoundFault"
+                | "InvalidDBInstanceState"
+                | "InvalidDBClusterStateFault"
+                | "KMSKeyNotAccessibleFault"
+                | "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
+                | "InvalidClientTokenId"
+                | "InvalidParameterValue"
+                | "InvalidParameterCombination",
+            ) => SnapshotError::Refused(message),
+            _ => SnapshotError::Transient(message),
         }
+    }
+}
+
+/// DB states that pass on their own (a backup window, a modification, a reboot): a snapshot
+/// waits for them. Any other state but `available` (stopped, failed, storage-full, ...) fails it.
+const PASSING_DB_STATES: &[&str] = &[
+    "backing-up",
+    "configuring-enhanced-monitoring",
+    "configuring-iam-database-auth",
+    "configuring-log-exports",
+    "converting-to-vpc",
+    "maintenance",
+    "modifying",
+    "moving-to-vpc",
+    "rebooting",
+    "renaming",
+    "resetting-master-credentials",
+    "starting",
+    "storage-config-upgrade",
+    "storage-optimization",
+    "upgrading",
+];
+
+/// Whether a DB in `status` can be snapshotted now, later, or not at all.
+fn snapshot_of_db(db: &DbInstanceId, status: &str) -> Option<SnapshotState> {
+    match status {
+        "available" => None,
+        busy if PASSING_DB_STATES.contains(&busy) => Some(SnapshotState::NotStarted {
+            why: format!("DB instance {db} is {busy}"),
+        }),
+        other => Some(SnapshotState::Failed {
+            why: format!("DB instance {db} is {other}, not available"),
+        }),
     }
 }
 
@@ -48,6 +87,13 @@ fn state_of(status: Option<&str>) -> SnapshotState {
         Some(other) => SnapshotState::Failed {
             why: format!("RDS reports it {other}"),
         },
+    }
+}
+
+/// A snapshot refused because its DB became busy between the look and the request.
+fn busy<E: ProvideErrorMetadata>(db: &DbInstanceId, err: E) -> SnapshotState {
+    SnapshotState::NotStarted {
+        why: format!("DB instance {db} is busy: {}", err.message().unwrap_or("invalid state")),
     }
 }
 
@@ -77,11 +123,8 @@ impl Snapshots for RdsSnapshots {
                 why: format!("DB instance {db} does not exist"),
             });
         };
-        let status = instance.db_instance_status().unwrap_or("unknown");
-        if status != "available" {
-            return Ok(SnapshotState::Failed {
-                why: format!("DB instance {db} is {status}, not available"),
-            });
+        if let Some(not_now) = snapshot_of_db(db, instance.db_instance_status().unwrap_or("unknown")) {
+            return Ok(not_now);
         }
         let tags: Vec<Tag> = tags
             .iter()
@@ -100,6 +143,7 @@ impl Snapshots for RdsSnapshots {
                 match made {
                     Ok(out) => out.db_cluster_snapshot.and_then(|s| s.status),
                     Err(err) if err.code() == Some("DBClusterSnapshotAlreadyExistsFault") => None,
+                    Err(err) if err.code() == Some("InvalidDBClusterStateFault") => return Ok(busy(db, err)),
                     Err(err) => return Err(rds_error("CreateDBClusterSnapshot")(err)),
                 }
             }
@@ -116,6 +160,8 @@ impl Snapshots for RdsSnapshots {
                     Ok(out) => out.db_snapshot.and_then(|s| s.status),
                     // Made by a concurrent or earlier try whose answer was lost: adopt it.
                     Err(err) if err.code() == Some("DBSnapshotAlreadyExists") => None,
+                    // Became busy since it was described (a backup window opening).
+                    Err(err) if err.code() == Some("InvalidDBInstanceState") => return Ok(busy(db, err)),
                     Err(err) => return Err(rds_error("CreateDBSnapshot")(err)),
                 }
             }
@@ -154,6 +200,63 @@ impl Snapshots for RdsSnapshots {
                 .map(|snapshot| state_of(snapshot.status()))),
             Err(err) if err.code() == Some("DBClusterSnapshotNotFoundFault") => Ok(None),
             Err(err) => Err(rds_error("DescribeDBClusterSnapshots")(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::operation::create_db_snapshot::CreateDBSnapshotError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn refused_with(code: &str) -> SnapshotError {
+        let meta = ErrorMetadata::builder().code(code).message("m").build();
+        rds_error("CreateDBSnapshot")(SdkError::service_error(
+            CreateDBSnapshotError::generic(meta),
+            HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::empty()),
+        ))
+    }
+
+    #[test]
+    fn refusals_fail_the_snapshot_and_the_rest_are_retried() {
+        for code in [
+            "SnapshotQuotaExceeded",
+            "AccessDenied",
+            "DBInstanceNotFound",
+            "InvalidParameterValue",
+        ] {
+            assert!(matches!(refused_with(code), SnapshotError::Refused(_)), "{code}");
+        }
+        for code in [
+            "Throttling",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "RequestExpired",
+            "SomethingNew",
+        ] {
+            assert!(matches!(refused_with(code), SnapshotError::Transient(_)), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_busy_db_puts_its_snapshot_off_and_a_stopped_one_fails_it() {
+        let db = DbInstanceId::parse("orders-db").unwrap();
+        assert_eq!(snapshot_of_db(&db, "available"), None);
+        for busy in ["backing-up", "modifying", "rebooting"] {
+            assert!(
+                matches!(snapshot_of_db(&db, busy), Some(SnapshotState::NotStarted { why }) if why.ends_with(busy)),
+                "{busy}"
+            );
+        }
+        for down in ["stopped", "failed", "storage-full", "deleting"] {
+            assert!(
+                matches!(snapshot_of_db(&db, down), Some(SnapshotState::Failed { why }) if why.contains(down)),
+                "{down}"
+            );
         }
     }
 }

@@ -81,6 +81,11 @@ fn is_valid_snapshot_id(text: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SnapshotState {
+    /// Not started: its DB is busy with something that passes (a backup window, a
+    /// modification, a reboot). It is asked for again until the snapshot timeout.
+    NotStarted {
+        why: String,
+    },
     /// CreateDB(Cluster)Snapshot was answered (or found the snapshot made by an earlier try).
     Creating,
     Available,
@@ -132,7 +137,8 @@ impl Promotion {
 pub enum Step {
     /// Nothing now; look again at `at` (the sweeper's due time).
     WaitUntil { at: DateTime<Utc> },
-    /// Make these snapshots (each adopting one an earlier try made).
+    /// Make these snapshots (each adopting one an earlier try made): all of them at the
+    /// approval, then again those whose DB was busy.
     TakeSnapshots(Vec<PlannedSnapshot>),
     /// Ask RDS how these snapshots stand: their events may never come.
     CheckSnapshots(Vec<SnapshotId>),
@@ -203,25 +209,39 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     }) {
         return Step::Fail { why: failed };
     }
-    let creating: Vec<SnapshotId> = promotion
+    let unfinished: Vec<&PlannedSnapshot> = promotion
         .snapshots
         .iter()
-        .filter(|s| s.state == SnapshotState::Creating)
-        .map(|s| s.id.clone())
+        .filter(|s| matches!(s.state, SnapshotState::Creating | SnapshotState::NotStarted { .. }))
         .collect();
-    if !creating.is_empty() {
-        if now - promotion.started_at >= SNAPSHOT_TIMEOUT {
-            return Step::Fail {
-                why: format!(
-                    "no snapshot within {} minutes: {}",
-                    SNAPSHOT_TIMEOUT.num_minutes(),
-                    creating.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            };
-        }
-        return Step::CheckSnapshots(creating);
+    if unfinished.is_empty() {
+        return deploy_when_waited(request, now);
     }
-    deploy_when_waited(request, now)
+    if now - promotion.started_at >= SNAPSHOT_TIMEOUT {
+        let late: Vec<String> = unfinished
+            .iter()
+            .map(|s| match &s.state {
+                SnapshotState::NotStarted { why } => format!("{} (not started: {why})", s.id),
+                _ => s.id.to_string(),
+            })
+            .collect();
+        return Step::Fail {
+            why: format!(
+                "no snapshot within {} minutes: {}",
+                SNAPSHOT_TIMEOUT.num_minutes(),
+                late.join(", ")
+            ),
+        };
+    }
+    let not_started: Vec<PlannedSnapshot> = unfinished
+        .iter()
+        .filter(|s| matches!(s.state, SnapshotState::NotStarted { .. }))
+        .map(|s| (*s).clone())
+        .collect();
+    if !not_started.is_empty() {
+        return Step::TakeSnapshots(not_started);
+    }
+    Step::CheckSnapshots(unfinished.iter().map(|s| s.id.clone()).collect())
 }
 
 fn deploy_when_waited(request: &ApprovalRequest, now: DateTime<Utc>) -> Step {
@@ -330,6 +350,19 @@ mod tests {
         let late = at(1) + SNAPSHOT_TIMEOUT;
         assert!(
             matches!(next_step(&creating, &dbs, late), Step::Fail { why } if why.starts_with("no snapshot within 60 minutes"))
+        );
+
+        let busy = SnapshotState::NotStarted {
+            why: "DB instance db0 is backing-up".into(),
+        };
+        let deferred = promoted(&request, 1, &[busy.clone(), SnapshotState::Creating]);
+        assert!(
+            matches!(next_step(&deferred, &dbs, at(2)), Step::TakeSnapshots(again) if again.len() == 1 && again[0].state == busy),
+            "a snapshot its busy DB put off is asked for again before the others are checked"
+        );
+        assert!(
+            matches!(next_step(&deferred, &dbs, late), Step::Fail { why } if why.contains("(not started: DB instance db0 is backing-up)")),
+            "but not past the timeout"
         );
 
         let failed = promoted(

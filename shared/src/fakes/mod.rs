@@ -457,6 +457,13 @@ impl FakeEcs {
             .clone()
     }
 
+    /// The id of the last deployment UpdateService started on the service.
+    pub fn last_deployment(&self, cluster: &ClusterName, service: &ServiceName) -> String {
+        let state = self.state.lock().unwrap();
+        let (_, deployments) = &state.services[&service_key(cluster, service)];
+        deployments.last().expect("a service has a deployment").0.clone()
+    }
+
     pub fn revisions(&self) -> Vec<String> {
         self.state.lock().unwrap().revisions.clone()
     }
@@ -625,13 +632,19 @@ impl ApproverMail for FakeApproverMail {
 }
 
 /// RDS snapshots by id: taking one records it `Creating` (or the state it already has);
-/// `finish` makes it available. Clones share it.
+/// `finish` makes it available. While `busy` names a DB state, nothing is taken. Clones share it.
 #[derive(Clone, Default)]
 pub struct FakeSnapshots {
     taken: Arc<Mutex<BTreeMap<String, crate::domain::promotion::SnapshotState>>>,
+    busy: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeSnapshots {
+    /// The DBs are in `state` (`backing-up`, say) until `None`.
+    pub fn busy(&self, state: Option<&str>) {
+        *self.busy.lock().unwrap() = state.map(str::to_owned);
+    }
+
     pub fn taken(&self) -> Vec<String> {
         self.taken.lock().unwrap().keys().cloned().collect()
     }
@@ -646,10 +659,15 @@ impl FakeSnapshots {
 impl crate::ports::Snapshots for FakeSnapshots {
     async fn take_snapshot(
         &self,
-        _db: &crate::domain::names::DbInstanceId,
+        db: &crate::domain::names::DbInstanceId,
         id: &crate::domain::promotion::SnapshotId,
         _tags: &[(&str, &str)],
     ) -> Result<crate::domain::promotion::SnapshotState, crate::ports::SnapshotError> {
+        if let Some(state) = self.busy.lock().unwrap().clone() {
+            return Ok(crate::domain::promotion::SnapshotState::NotStarted {
+                why: format!("DB instance {db} is {state}"),
+            });
+        }
         let mut taken = self.taken.lock().unwrap();
         Ok(taken
             .entry(id.to_string())

@@ -1,8 +1,8 @@
-//! promote: what follows an approval (WIP: the core; its events, template and tests are the
-//! next step). For one request at a time it does the next step `domain::promotion` names:
-//! take the pre-deployment snapshots, check on them, give up, expire, or deploy the request's
-//! services through the same pinned deploy as automatic stages, one service under its lock.
-//! Every write to the request is conditional on the version read; a lost race reads again.
+//! promote: what follows an approval. For one request at a time it does the next step
+//! `domain::promotion` names: take the pre-deployment snapshots, check on them, give up, expire,
+//! or deploy the request's services through the same pinned deploy as automatic stages, one
+//! service under its lock. Every write to the request is conditional on the version read; a
+//! lost race reads again.
 
 use super::{deliver_notice, deploy_pinned, keep_notice};
 use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService};
@@ -140,14 +140,23 @@ where
                 // A notice kept by an earlier call that died before delivering it.
                 deliver_notice(&self.records, &self.notifier, &backing_up_key(id)).await?;
             }
-            let Some(stage) = self.pipeline.stages().iter().find(|s| s.name == request.stage) else {
-                return Ok(Advanced::Nothing {
-                    reason: format!("stage {} is no longer in the pipeline file", request.stage),
-                });
+            let stage = self.pipeline.stages().iter().find(|s| s.name == request.stage);
+            let dbs = stage.map(|s| s.snapshot_before_deploy.as_slice()).unwrap_or_default();
+            let step = match next_step(&request, dbs, now) {
+                // Its stage left the pipeline file: it expires or closes as usual, never deploys.
+                Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy if stage.is_none() => Step::Fail {
+                    why: format!("stage {} is no longer in the pipeline file", request.stage),
+                },
+                step => step,
             };
             let mut next = request.clone();
-            let done = match next_step(&request, &stage.snapshot_before_deploy, now) {
+            let done = match step {
                 Step::Done => {
+                    if request.promotion.as_ref().is_some_and(|p| p.deployed_at.is_some()) {
+                        // Kept before the deploy was recorded; the call that kept it may have
+                        // died before delivering it.
+                        deliver_notice(&self.records, &self.notifier, &deployed_key(id)).await?;
+                    }
                     return Ok(Advanced::Nothing {
                         reason: format!("the request is {}", request.status),
                     });
@@ -190,21 +199,37 @@ where
                         snapshot.state =
                             snapshot_outcome(self.rds.take_snapshot(&snapshot.db, &snapshot.id, &tags).await)?;
                     }
-                    let mut promotion = Promotion::started(now);
-                    promotion.snapshots = planned;
+                    let first = next.promotion.is_none();
+                    let promotion = next.promotion.get_or_insert_with(|| Promotion::started(now));
+                    for taken in planned {
+                        match promotion.snapshots.iter_mut().find(|s| s.id == taken.id) {
+                            Some(kept) => *kept = taken,
+                            None => promotion.snapshots.push(taken),
+                        }
+                    }
                     let count = promotion.snapshots.len();
-                    next.promotion = Some(promotion);
-                    // Kept before the write, delivered after it (or by whichever call comes next).
-                    let detail = format!(
-                        "Approved; {count} pre-deployment snapshot(s) taken. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
-                        next.deploy_not_before().map(utc).unwrap_or_default()
-                    );
-                    keep_notice(
-                        &self.records,
-                        backing_up_key(id),
-                        &promotion_notice(&next, "approved, backing up", &detail),
-                    )
-                    .await?;
+                    let failed = promotion
+                        .snapshots
+                        .iter()
+                        .any(|s| matches!(s.state, SnapshotState::Failed { .. }));
+                    if first && !failed {
+                        // Kept before the write, delivered after it (or by whichever call comes
+                        // next). A failed snapshot is told by the failure's notice instead.
+                        let detail = format!(
+                            "Approved; {count} pre-deployment snapshot(s) requested. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
+                            next.deploy_not_before().map(utc).unwrap_or_default()
+                        );
+                        keep_notice(
+                            &self.records,
+                            backing_up_key(id),
+                            &promotion_notice(&next, "approved, backing up", &detail),
+                        )
+                        .await?;
+                    }
+                    if next == request {
+                        // A busy DB put its snapshot off again: nothing to write.
+                        return Ok(Advanced::Snapshotting { snapshots: count });
+                    }
                     Advanced::Snapshotting { snapshots: count }
                 }
                 Step::CheckSnapshots(ids) => {
@@ -275,7 +300,7 @@ where
         let detail = format!("Approved and backed up; deploying to {}.", deployed.join(", "));
         let kept = keep_notice(
             &self.records,
-            format!("promotion|{}|deployed", request.id),
+            deployed_key(&request.id),
             &promotion_notice(request, "deploying", &detail),
         )
         .await?;
@@ -518,6 +543,10 @@ where
 
 fn backing_up_key(id: &ApprovalId) -> String {
     format!("promotion|{id}|snapshotting")
+}
+
+fn deployed_key(id: &ApprovalId) -> String {
+    format!("promotion|{id}|deployed")
 }
 
 /// RDS's answer for a snapshot: a refusal (access, quota, an invalid state) is a failed

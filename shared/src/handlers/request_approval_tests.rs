@@ -3,13 +3,14 @@
 
 use super::deploy_on_push::{DeployOnPush, PushError, PushResponse};
 use super::request_approval::ApprovalDesk;
-use crate::domain::approval::{ApprovalStatus, ApprovalToken};
+use crate::domain::approval::{ApprovalId, ApprovalStatus, ApprovalToken};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
 use crate::domain::fixtures::{deployment, shipped_pipeline};
 use crate::domain::names::{ClusterName, ImageDigest, ServiceName, StageName};
+use crate::domain::pipeline::Pipeline;
 use crate::events::EcrEvent;
-use crate::fakes::{FakeAlarms, FakeApproverMail, FakeEcs, FakeNotifier, MemoryRecords};
-use crate::ports::Quarantine;
+use crate::fakes::{FakeAlarms, FakeApproverMail, FakeEcs, FakeNotifier, FakeSnapshots, MemoryRecords};
+use crate::ports::{Approvals, Quarantine};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
@@ -300,7 +301,6 @@ async fn the_staging_verdict_stands_for_the_retry_of_a_release_whose_service_was
 async fn a_release_older_than_the_open_request_is_superseded_by_it_and_sends_no_link() {
     use crate::domain::approval::{ApprovalId, ApprovalRequest};
     use crate::domain::names::ImageTag;
-    use crate::ports::Approvals;
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
     // v1.1.0, pushed later, already has the stage's open request (its delivery came first).
@@ -357,13 +357,63 @@ async fn a_release_that_changes_no_service_leaves_no_request() {
     assert_eq!(world.mail.sent().len(), 2);
 }
 
-/// WIP: the promotion core over the fakes.
+/// Release `v{byte}.0.0`, which staging ran, pushed and approved by its first link now.
+async fn approved(world: &World, byte: u8, second: u32) -> ApprovalId {
+    world.staging_ended(byte, Status::Succeeded);
+    world
+        .push(&release(&format!("v{byte}.0.0"), byte, second))
+        .await
+        .unwrap();
+    let (_, notice) = world.mail.sent().pop().unwrap();
+    let request = world
+        .records
+        .approvals()
+        .into_iter()
+        .find(|r| r.image.tag.as_str() == format!("v{byte}.0.0"))
+        .unwrap();
+    let mut approved = request
+        .cast(
+            &token_in(&notice.message).hash(),
+            crate::domain::approval::Verdict::Approve,
+            Default::default(),
+            Utc::now(),
+        )
+        .unwrap();
+    approved.version += 1;
+    assert!(world.records.save_approval(&approved).await.unwrap());
+    approved.id
+}
+
+type Promoter = super::promote::Promote<MemoryRecords, FakeEcs, FakeSnapshots, FakeNotifier>;
+
+impl World {
+    fn promoter(&self, pipeline: Pipeline, rds: &FakeSnapshots) -> Promoter {
+        super::promote::Promote {
+            pipeline,
+            records: self.records.clone(),
+            ecs: self.ecs.clone(),
+            rds: rds.clone(),
+            notifier: self.notifier.clone(),
+        }
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        self.notifier.published().into_iter().map(|n| n.subject).collect()
+    }
+
+    fn prod_records_of(&self, tag: &str) -> Vec<Deployment> {
+        self.prod_records()
+            .into_iter()
+            .filter(|d| d.image.tag.as_str() == tag)
+            .collect()
+    }
+}
+
+/// The promotion over the fakes: snapshot, wait, deploy.
 #[tokio::test]
 async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once() {
     use super::promote::{Advanced, Promote};
     use crate::domain::promotion::SnapshotState;
-    use crate::fakes::FakeSnapshots;
-    use crate::ports::Approvals;
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
@@ -444,13 +494,11 @@ async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once()
     );
 }
 
-/// WIP: a rejected release and an expired one close their records and tell the team, once.
+/// A rejected release and an expired one close their records and tell the team, once.
 #[tokio::test]
 async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
     use super::promote::{Advanced, Promote};
     use crate::domain::approval::Verdict;
-    use crate::fakes::FakeSnapshots;
-    use crate::ports::Approvals;
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
@@ -526,14 +574,13 @@ async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
     assert!(last.message.contains("(\"not today\")"), "{}", last.message);
 }
 
-/// WIP: a deploy cut short resumes without rewriting the request, and a newer release never
+/// A deploy cut short resumes without rewriting the request, and a newer release never
 /// supersedes the promoted deploy.
 #[tokio::test]
 async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alone() {
     use super::promote::{Advanced, Promote};
     use crate::domain::promotion::SnapshotState;
-    use crate::fakes::{FakeSnapshots, UpdateFailure};
-    use crate::ports::Approvals;
+    use crate::fakes::UpdateFailure;
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
@@ -605,38 +652,11 @@ async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alon
     assert!(v1.iter().all(|d| d.status == Status::Deploying), "{v1:?}");
 }
 
-/// WIP: what gives a promotion up, and what does not.
+/// What gives a promotion up, and what does not.
 #[tokio::test]
 async fn a_refused_snapshot_or_a_deleted_service_gives_the_promotion_up_and_says_what_deployed() {
     use super::promote::{Advanced, Promote};
     use crate::domain::promotion::SnapshotState;
-    use crate::fakes::FakeSnapshots;
-    use crate::ports::Approvals;
-    async fn approved(world: &World, byte: u8, second: u32) -> crate::domain::approval::ApprovalId {
-        world.staging_ended(byte, Status::Succeeded);
-        world
-            .push(&release(&format!("v{byte}.0.0"), byte, second))
-            .await
-            .unwrap();
-        let (_, notice) = world.mail.sent().pop().unwrap();
-        let request = world
-            .records
-            .approvals()
-            .into_iter()
-            .find(|r| r.image.tag.as_str() == format!("v{byte}.0.0"))
-            .unwrap();
-        let mut approved = request
-            .cast(
-                &token_in(&notice.message).hash(),
-                crate::domain::approval::Verdict::Approve,
-                Default::default(),
-                Utc::now(),
-            )
-            .unwrap();
-        approved.version += 1;
-        assert!(world.records.save_approval(&approved).await.unwrap());
-        approved.id
-    }
     let world = World::new();
     let rds = FakeSnapshots::default();
     let promote = Promote {
@@ -710,4 +730,279 @@ async fn a_refused_snapshot_or_a_deleted_service_gives_the_promotion_up_and_says
         statuses.contains(&("worker-service".into(), Status::Failed)),
         "{statuses:?}"
     );
+}
+
+/// A DB in its backup window puts the snapshot off (no write each minute); once it is free the
+/// snapshot is taken, and the team was told of the approval once.
+#[tokio::test]
+async fn a_busy_db_puts_the_snapshot_off_until_it_is_free() {
+    use super::promote::Advanced;
+    use crate::domain::promotion::SnapshotState;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let id = approved(&world, 1, 0).await;
+    let now = Utc::now();
+    let soon = now + TimeDelta::seconds(30);
+
+    rds.busy(Some("backing-up"));
+    promote.advance(&id, now, soon).await.unwrap();
+    let put_off = world.records.approvals().remove(0);
+    let snapshots = &put_off.promotion.as_ref().unwrap().snapshots;
+    assert!(
+        matches!(&snapshots[0].state, SnapshotState::NotStarted { why } if why.ends_with("is backing-up")),
+        "{snapshots:?}"
+    );
+    assert!(rds.taken().is_empty());
+    promote.advance(&id, now + TimeDelta::minutes(1), soon).await.unwrap();
+    assert_eq!(
+        world.records.approvals()[0].version,
+        put_off.version,
+        "still busy: nothing written"
+    );
+
+    rds.busy(None);
+    assert_eq!(
+        promote.advance(&id, now + TimeDelta::minutes(2), soon).await.unwrap(),
+        Advanced::Snapshotting { snapshots: 1 }
+    );
+    assert_eq!(rds.taken().len(), 1);
+    let promotion = world.records.approvals()[0].promotion.clone().unwrap();
+    assert_eq!(promotion.snapshots[0].state, SnapshotState::Creating);
+    assert_eq!(
+        promotion.started_at,
+        put_off.promotion.unwrap().started_at,
+        "the timeout counts from the approval"
+    );
+    assert_eq!(world.subjects(), ["v1.0.0 of backend to prod: approved, backing up"]);
+}
+
+/// A request whose stage left the pipeline file is never deployed: an approved one gives up.
+#[tokio::test]
+async fn an_approved_request_whose_stage_left_the_pipeline_gives_up() {
+    use super::promote::Advanced;
+    let world = World::new();
+    let id = approved(&world, 1, 0).await;
+    let renamed =
+        Pipeline::parse(&include_str!("../../../pipeline.toml").replace("name = \"prod\"", "name = \"production\""))
+            .unwrap();
+    let promote = world.promoter(renamed, &FakeSnapshots::default());
+    let now = Utc::now();
+    let advanced = promote
+        .sweep(now + TimeDelta::minutes(6), now + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(advanced[0].0, id.to_string());
+    assert!(
+        matches!(&advanced[0].1, Advanced::Failed { why } if why == "stage prod is no longer in the pipeline file"),
+        "{advanced:?}"
+    );
+    assert!(
+        world
+            .prod_records_of("v1.0.0")
+            .iter()
+            .all(|d| d.status == Status::Failed)
+    );
+    assert_eq!(world.subjects(), ["v1.0.0 of backend to prod: not deployed"]);
+    assert!(
+        promote
+            .sweep(now, now + TimeDelta::seconds(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "out of flight"
+    );
+}
+
+/// The deployed notice is kept before the deploy is recorded: a publish that fails after it is
+/// delivered by the retry, which finds the deploy done.
+#[tokio::test]
+async fn the_deployed_notice_a_failed_publish_held_back_goes_out_on_the_retry() {
+    use super::promote::Advanced;
+    use crate::domain::promotion::SnapshotState;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let id = approved(&world, 1, 0).await;
+    let now = Utc::now();
+    promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
+    rds.finish(SnapshotState::Available);
+    let later = now + TimeDelta::minutes(6);
+    let deadline = later + TimeDelta::seconds(30);
+
+    world.notifier.fail(true);
+    assert!(promote.advance(&id, later, deadline).await.is_err());
+    world.notifier.fail(false);
+    assert!(
+        world.records.approvals()[0]
+            .promotion
+            .as_ref()
+            .unwrap()
+            .deployed_at
+            .is_some()
+    );
+    assert!(matches!(
+        promote.advance(&id, later, deadline).await.unwrap(),
+        Advanced::Nothing { .. }
+    ));
+    promote.advance(&id, later, deadline).await.unwrap();
+    assert_eq!(
+        world.subjects(),
+        [
+            "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: deploying"
+        ],
+        "each once"
+    );
+}
+
+/// An older approved release whose wait outlasts a newer one's deploy is superseded, never
+/// deployed over it.
+#[tokio::test]
+async fn an_older_approved_release_overtaken_by_a_newer_deploy_is_superseded() {
+    use super::promote::Advanced;
+    use crate::domain::promotion::SnapshotState;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let now = Utc::now();
+    let soon = now + TimeDelta::seconds(30);
+    let older = approved(&world, 1, 0).await;
+    promote.advance(&older, now, soon).await.unwrap();
+    // v2 is pushed while v1 waits: an approved release is not superseded by a push.
+    let newer = approved(&world, 2, 30).await;
+    promote.advance(&newer, now, soon).await.unwrap();
+    rds.finish(SnapshotState::Available);
+
+    let later = now + TimeDelta::minutes(6);
+    let deadline = later + TimeDelta::seconds(30);
+    assert!(
+        matches!(promote.advance(&newer, later, deadline).await.unwrap(), Advanced::Deployed { services } if services.len() == 2)
+    );
+    let running = world
+        .ecs
+        .running(&cluster("prod"), &ServiceName::parse("backend-service").unwrap());
+    let given_up = promote.advance(&older, later, deadline).await.unwrap();
+    assert!(
+        matches!(&given_up, Advanced::Failed { why } if why.contains("a newer release took its place")),
+        "{given_up:?}"
+    );
+    assert!(
+        world
+            .prod_records_of("v1.0.0")
+            .iter()
+            .all(|d| d.status == Status::Superseded)
+    );
+    assert_eq!(
+        world
+            .ecs
+            .running(&cluster("prod"), &ServiceName::parse("backend-service").unwrap()),
+        running,
+        "v2 still runs"
+    );
+}
+
+/// A promotion whose UpdateService answer was lost leaves its records APPROVED: the ECS
+/// ending adopts them as DEPLOYING, and the promotion's retry finds the deploy done.
+#[tokio::test]
+async fn an_ecs_ending_adopts_a_promoted_deploy_whose_answer_was_lost() {
+    use super::promote::Advanced;
+    use super::restore::Restorer;
+    use super::track_deployment::{TrackDeployment, TrackResponse};
+    use crate::domain::promotion::SnapshotState;
+    use crate::fakes::UpdateFailure;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let id = approved(&world, 1, 0).await;
+    let now = Utc::now();
+    promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
+    rds.finish(SnapshotState::Available);
+    let later = now + TimeDelta::minutes(6);
+    let deadline = later + TimeDelta::seconds(30);
+
+    world.ecs.fail_updates(Some(UpdateFailure::AnswerLost));
+    assert!(promote.advance(&id, later, deadline).await.is_err());
+    world.ecs.fail_updates(None);
+    let backend = ServiceName::parse("backend-service").unwrap();
+    let claimed = world
+        .prod_records_of("v1.0.0")
+        .into_iter()
+        .find(|d| d.service == backend)
+        .unwrap();
+    assert_eq!(claimed.status, Status::Approved);
+    let ecs_deployment = world.ecs.last_deployment(&cluster("prod"), &backend);
+
+    let tracker = TrackDeployment {
+        pipeline: shipped_pipeline(),
+        restorer: Restorer {
+            records: world.records.clone(),
+            ecs: world.ecs.clone(),
+            notifier: world.notifier.clone(),
+        },
+    };
+    let ended: crate::events::EcsDeploymentEvent = serde_json::from_value(json!({
+        "version": "0", "id": "2", "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
+        "account": "123456789012", "time": Utc::now().to_rfc3339(), "region": "us-east-1",
+        "resources": ["arn:aws:ecs:us-east-1:123456789012:service/social-analytics-prod/backend-service"],
+        "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED", "deploymentId": ecs_deployment,
+                   "updatedAt": Utc::now().to_rfc3339(), "reason": "done"}
+    }))
+    .unwrap();
+    let response = tracker
+        .handle_event(&ended, Utc::now() + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&response, TrackResponse::Recorded { deployment_id, status, .. } if *deployment_id == claimed.id.to_string() && status == "SUCCEEDED"),
+        "{response:?}"
+    );
+
+    let retried = promote.advance(&id, later, deadline).await.unwrap();
+    assert!(
+        matches!(&retried, Advanced::Deployed { services } if services.len() == 2),
+        "{retried:?}"
+    );
+    let revisions = world.ecs.revisions().len();
+    assert!(matches!(
+        promote.advance(&id, later, deadline).await.unwrap(),
+        Advanced::Nothing { .. }
+    ));
+    assert_eq!(world.ecs.revisions().len(), revisions, "nothing deployed twice");
+    let statuses: Vec<_> = world.prod_records_of("v1.0.0").into_iter().map(|d| d.status).collect();
+    assert!(statuses.contains(&Status::Succeeded), "{statuses:?}");
+}
+
+/// A sweep goes on past a request whose step fails, reports it unfinished, and the next sweep
+/// closes it: the records once, the notice once.
+#[tokio::test]
+async fn a_sweep_reports_a_failed_close_unfinished_and_the_next_sweep_finishes_it_once() {
+    use super::promote::Advanced;
+    let world = World::new();
+    let promote = world.promoter(shipped_pipeline(), &FakeSnapshots::default());
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let request = world.records.approvals().remove(0);
+    let deadline = Utc::now() + TimeDelta::seconds(30);
+
+    world.notifier.fail(true);
+    let swept = promote.sweep(request.expires_at, deadline).await.unwrap();
+    assert!(
+        matches!(&swept[0].1, Advanced::Unfinished { error } if error.contains("Publish")),
+        "{swept:?}"
+    );
+    assert!(world.prod_records().iter().all(|d| d.status == Status::Expired));
+    assert_eq!(world.records.approvals()[0].closed_at, None, "still in flight");
+
+    world.notifier.fail(false);
+    let swept = promote.sweep(request.expires_at, deadline).await.unwrap();
+    assert_eq!(
+        swept[0].1,
+        Advanced::Closed {
+            status: ApprovalStatus::Expired
+        }
+    );
+    assert!(world.records.approvals()[0].closed_at.is_some());
+    assert_eq!(world.subjects(), ["v1.0.0 of backend to prod: approval expired"]);
+    assert!(promote.sweep(request.expires_at, deadline).await.unwrap().is_empty());
 }
