@@ -8,7 +8,7 @@ use shared::domain::approval_page::{state_line, vote_line};
 use shared::domain::names::Approver;
 use shared::domain::notice::utc;
 use shared::domain::pipeline::Pipeline;
-use shared::ports::Approvals;
+use shared::ports::{Change, update_approval};
 use std::collections::BTreeSet;
 
 /// Requests still open, with who voted what.
@@ -80,46 +80,35 @@ pub async fn vote(records: &DynamoRecords, pipeline: &Pipeline, cast: OperatorVo
         comment: cast.comment.unwrap_or_default(),
         operator: Some(cast.operator.clone()),
     };
-    for _ in 0..3 {
-        let request = records
-            .get_approval(&id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no approval request {id}"))?;
-        let listed = pipeline
-            .stages()
-            .iter()
-            .find(|stage| stage.name == request.stage)
-            .and_then(|stage| stage.approval.as_ref())
-            .is_some_and(|policy| {
-                policy
-                    .approvers
-                    .iter()
-                    .any(|a| a.as_str().eq_ignore_ascii_case(approver.as_str()))
-            });
-        if !listed {
-            return Err(format!(
+    let voted = update_approval(records, &id, "the vote was cast", |request| {
+        if !pipeline.lists_approver(&request.stage, &approver) {
+            return Change::Leave(Err(format!(
                 "{approver} is not an approver of {} in the pipeline file",
                 request.stage
-            ));
+            )));
         }
-        let mut next = match request.cast_for(&approver, verdict, voter.clone(), chrono::Utc::now()) {
-            Ok(next) => next,
-            Err(Refusal::Expired) => return Err(format!("{id} expired at {} UTC", utc(request.expires_at))),
-            Err(refusal) => return Err(format!("{id}: nothing changed: {refusal}")),
-        };
-        next.version += 1;
-        if records.save_approval(&next).await.map_err(|e| e.to_string())? {
-            println!(
-                "{id}: {} for {approver} by {}; {}",
-                verdict.past_tense(),
-                cast.operator,
-                state_line(&next, chrono::Utc::now())
-            );
-            return Ok(());
+        match request.cast_for(&approver, verdict, voter.clone(), chrono::Utc::now()) {
+            Ok(next) => {
+                *request = next;
+                Change::Write(Ok(()))
+            }
+            Err(Refusal::Expired) => Change::Leave(Err(format!("{id} expired at {} UTC", utc(request.expires_at)))),
+            Err(refusal) => Change::Leave(Err(format!("{id}: nothing changed: {refusal}"))),
         }
-    }
-    Err(format!("{id} kept changing; try again"))
+    })
+    .await
+    .map_err(|e| format!("{e}; try again"))?;
+    let Some((next, answer)) = voted else {
+        return Err(format!("no approval request {id}"));
+    };
+    answer?;
+    println!(
+        "{id}: {} for {approver} by {}; {}",
+        verdict.past_tense(),
+        cast.operator,
+        state_line(&next, chrono::Utc::now())
+    );
+    Ok(())
 }
 
 /// An SNS call's failure in one line.

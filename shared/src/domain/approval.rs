@@ -199,17 +199,24 @@ pub struct Vote {
     pub voter: Voter,
 }
 
+impl Voter {
+    /// The voter as kept (with a vote or a cancellation): the comment and user agent, which
+    /// the caller chose, cut to their limits.
+    fn kept(self) -> Self {
+        Voter {
+            comment: self.comment.chars().take(MAX_COMMENT_CHARS).collect(),
+            user_agent: self.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
+            ..self
+        }
+    }
+}
+
 impl Vote {
-    /// A vote as kept: the comment and user agent cut to their limits.
     fn new(verdict: Verdict, voter: Voter, at: DateTime<Utc>) -> Self {
         Vote {
             verdict,
             at,
-            voter: Voter {
-                comment: voter.comment.chars().take(MAX_COMMENT_CHARS).collect(),
-                user_agent: voter.user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
-                ..voter
-            },
+            voter: voter.kept(),
         }
     }
 }
@@ -426,7 +433,7 @@ impl ApprovalRequest {
             cancelled: Some(Cancellation {
                 by: ballot.approver.clone(),
                 at: now,
-                voter,
+                voter: voter.kept(),
             }),
             ..self.clone()
         })
@@ -876,11 +883,18 @@ mod tests {
             ..voter()
         };
         let approved = request(1)
-            .cast(&token(0).hash(), Verdict::Approve, long, at(1))
+            .cast(&token(0).hash(), Verdict::Approve, long.clone(), at(1))
             .unwrap();
         let vote = approved.ballots[0].vote.as_ref().unwrap();
         assert_eq!(vote.voter.comment.len(), MAX_COMMENT_CHARS);
         assert_eq!(vote.voter.user_agent.len(), MAX_USER_AGENT_CHARS);
+        let cancelled = approved.cancel(&token(0).hash(), long, at(2)).unwrap();
+        let by = &cancelled.cancelled.as_ref().unwrap().voter;
+        assert_eq!(
+            by.user_agent.len(),
+            MAX_USER_AGENT_CHARS,
+            "a cancellation keeps as much"
+        );
     }
 
     #[test]

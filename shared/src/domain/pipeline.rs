@@ -141,6 +141,21 @@ impl Pipeline {
     pub fn stages(&self) -> &[Stage] {
         &self.stages
     }
+
+    /// Whether the pipeline file still lists `approver` (any case) for `stage`: a vote counts
+    /// only then, so removing someone from the file takes their open links away.
+    pub fn lists_approver(&self, stage: &StageName, approver: &Approver) -> bool {
+        self.stages
+            .iter()
+            .find(|s| s.name == *stage)
+            .and_then(|s| s.approval.as_ref())
+            .is_some_and(|policy| {
+                policy
+                    .approvers
+                    .iter()
+                    .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
+            })
+    }
 }
 
 #[derive(Deserialize)]

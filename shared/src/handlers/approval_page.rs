@@ -12,7 +12,7 @@ use crate::domain::approval_page::{
     Page, gone, method_not_allowed, no_decision, no_longer_approver, not_found, request_page, stale_form, unavailable,
 };
 use crate::domain::pipeline::Pipeline;
-use crate::ports::Approvals;
+use crate::ports::{Approvals, Change, update_approval};
 use chrono::{DateTime, Utc};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +40,6 @@ pub struct ApprovalPage<S> {
     pub pipeline: Pipeline,
     pub records: S,
 }
-
-/// How often a vote that lost a race to another write is cast again on the fresh request.
-const CAST_ATTEMPTS: usize = 3;
 
 /// `/a/<id>/<token>`, or nothing: anything else is a 404 without a read.
 fn parse_path(path: &str) -> Option<(ApprovalId, ApprovalToken)> {
@@ -113,46 +110,46 @@ impl<S: Approvals> ApprovalPage<S> {
             comment: field("comment").unwrap_or_default().trim().to_owned(),
             operator: None,
         };
-        for _ in 0..CAST_ATTEMPTS {
-            let request = match self.read(id, token).await {
-                Ok(request) => request,
-                Err(page) => return page,
+        let cast = update_approval(&self.records, id, "a vote was cast", |request| {
+            let Some(ballot) = request.ballot(&hash).cloned() else {
+                return Change::Leave(Err(not_found()));
             };
-            let ballot = request.ballot(&hash).expect("read() found it").clone();
-            if !self.may_still_vote(&request, &ballot.approver) {
+            if !self.pipeline.lists_approver(&request.stage, &ballot.approver) {
                 tracing::warn!(approval = %id, approver = %ballot.approver, "approver no longer listed: nothing decided");
-                return no_longer_approver();
+                return Change::Leave(Err(no_longer_approver()));
             }
-            let mut next = match request.cast(&hash, verdict, voter.clone(), now) {
-                Ok(next) => next,
-                Err(Refusal::Expired) => return gone(),
-                Err(Refusal::UnknownLink) => return not_found(),
+            match request.cast(&hash, verdict, voter.clone(), now) {
+                Ok(next) => {
+                    *request = next;
+                    Change::Write(Ok(ballot))
+                }
+                Err(Refusal::Expired) => Change::Leave(Err(gone())),
+                Err(Refusal::UnknownLink) => Change::Leave(Err(not_found())),
                 Err(refusal) => {
                     tracing::info!(approval = %id, approver = %ballot.approver, %refusal, "vote not counted");
                     let notice = format!("Already decided: {refusal}. Nothing changed.");
-                    return request_page(&request, &ballot, None, Some(&notice), 409, now);
-                }
-            };
-            next.version += 1;
-            match self.records.save_approval(&next).await {
-                Ok(true) => {
-                    tracing::info!(
-                        approval = %id, approver = %ballot.approver, verdict = verdict.past_tense(),
-                        status = %next.status, token = hash.prefix(), source_ip = %http.source_ip,
-                        "vote recorded"
-                    );
-                    let notice = format!("Recorded: you {} this release.", verdict.past_tense());
-                    return request_page(&next, &ballot, None, Some(&notice), 200, now);
-                }
-                // Another vote (or a supersede) came first: cast again on what it wrote.
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::error!(approval = %id, error = %err, "vote not saved");
-                    return unavailable();
+                    Change::Leave(Err(request_page(request, &ballot, None, Some(&notice), 409, now)))
                 }
             }
+        })
+        .await;
+        match cast {
+            Ok(Some((next, Ok(ballot)))) => {
+                tracing::info!(
+                    approval = %id, approver = %ballot.approver, verdict = verdict.past_tense(),
+                    status = %next.status, token = hash.prefix(), source_ip = %http.source_ip,
+                    "vote recorded"
+                );
+                let notice = format!("Recorded: you {} this release.", verdict.past_tense());
+                request_page(&next, &ballot, None, Some(&notice), 200, now)
+            }
+            Ok(Some((_, Err(page)))) => page,
+            Ok(None) => not_found(),
+            Err(err) => {
+                tracing::error!(approval = %id, error = %err, "vote not saved");
+                unavailable()
+            }
         }
-        unavailable()
     }
 
     /// A link's holder calls the approved release off during the wait (the nonce checked).
@@ -164,57 +161,44 @@ impl<S: Approvals> ApprovalPage<S> {
             comment: String::new(),
             operator: None,
         };
-        for _ in 0..CAST_ATTEMPTS {
-            let request = match self.read(id, token).await {
-                Ok(request) => request,
-                Err(page) => return page,
+        let cancelled = update_approval(&self.records, id, "it was cancelled", |request| {
+            let Some(ballot) = request.ballot(&hash).cloned() else {
+                return Change::Leave(Err(not_found()));
             };
-            let ballot = request.ballot(&hash).expect("read() found it").clone();
-            if !self.may_still_vote(&request, &ballot.approver) {
-                return no_longer_approver();
+            if !self.pipeline.lists_approver(&request.stage, &ballot.approver) {
+                return Change::Leave(Err(no_longer_approver()));
             }
-            let mut next = match request.cancel(&hash, voter.clone(), now) {
-                Ok(next) => next,
+            match request.cancel(&hash, voter.clone(), now) {
+                Ok(next) => {
+                    *request = next;
+                    Change::Write(Ok(ballot))
+                }
                 Err(refusal) => {
                     let notice = format!("Nothing changed: {refusal}.");
-                    return request_page(&request, &ballot, None, Some(&notice), 409, now);
-                }
-            };
-            next.version += 1;
-            match self.records.save_approval(&next).await {
-                Ok(true) => {
-                    tracing::info!(approval = %id, approver = %ballot.approver, source_ip = %http.source_ip, "release cancelled");
-                    return request_page(
-                        &next,
-                        &ballot,
-                        None,
-                        Some("Cancelled: nothing will be deployed."),
-                        200,
-                        now,
-                    );
-                }
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::error!(approval = %id, error = %err, "cancel not saved");
-                    return unavailable();
+                    Change::Leave(Err(request_page(request, &ballot, None, Some(&notice), 409, now)))
                 }
             }
+        })
+        .await;
+        match cancelled {
+            Ok(Some((next, Ok(ballot)))) => {
+                tracing::info!(approval = %id, approver = %ballot.approver, source_ip = %http.source_ip, "release cancelled");
+                request_page(
+                    &next,
+                    &ballot,
+                    None,
+                    Some("Cancelled: nothing will be deployed."),
+                    200,
+                    now,
+                )
+            }
+            Ok(Some((_, Err(page)))) => page,
+            Ok(None) => not_found(),
+            Err(err) => {
+                tracing::error!(approval = %id, error = %err, "cancel not saved");
+                unavailable()
+            }
         }
-        unavailable()
-    }
-
-    fn may_still_vote(&self, request: &ApprovalRequest, approver: &crate::domain::names::Approver) -> bool {
-        self.pipeline
-            .stages()
-            .iter()
-            .find(|stage| stage.name == request.stage)
-            .and_then(|stage| stage.approval.as_ref())
-            .is_some_and(|policy| {
-                policy
-                    .approvers
-                    .iter()
-                    .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
-            })
     }
 }
 

@@ -13,7 +13,8 @@ use crate::domain::promotion::{Promotion, SnapshotState, Step, next_step};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{
-    Approvals, Deployments, Ecs, Notifier, Outbox, ServiceLocks, SnapshotError, Snapshots, StateMove, StoreError,
+    Approvals, Change, Deployments, Ecs, Notifier, Outbox, ServiceLocks, SnapshotError, Snapshots, StateMove,
+    StoreError, update_approval,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -311,28 +312,24 @@ where
 
     /// Records the promotion failed (`why`) and closes the request.
     async fn give_up(&self, id: &ApprovalId, why: &str) -> Result<Advanced, ServiceError> {
-        for _ in 0..ATTEMPTS {
-            let Some(mut request) = self.records.get_approval(id).await? else {
-                return Ok(Advanced::Nothing {
-                    reason: format!("no approval request {id}"),
-                });
-            };
-            if request.promotion.as_ref().is_some_and(|p| p.deployed_at.is_some()) {
-                return Ok(Advanced::Nothing {
-                    reason: "deployed already".into(),
-                });
+        let updated = update_approval(&self.records, id, "its promotion was given up", |request| {
+            let promotion = request.promotion.get_or_insert_with(|| Promotion::started(Utc::now()));
+            if promotion.deployed_at.is_some() {
+                return Change::Leave(false);
             }
-            request
-                .promotion
-                .get_or_insert_with(|| Promotion::started(Utc::now()))
-                .failed
-                .get_or_insert_with(|| why.to_owned());
-            request.version += 1;
-            if self.records.save_approval(&request).await? {
-                return self.close(&request, ApprovalStatus::Approved, Some(why)).await;
-            }
+            promotion.failed.get_or_insert_with(|| why.to_owned());
+            Change::Write(true)
+        })
+        .await?;
+        match updated {
+            Some((request, true)) => self.close(&request, ApprovalStatus::Approved, Some(why)).await,
+            Some((_, false)) => Ok(Advanced::Nothing {
+                reason: "deployed already".into(),
+            }),
+            None => Ok(Advanced::Nothing {
+                reason: format!("no approval request {id}"),
+            }),
         }
-        Err(StoreError::retryable(format!("{id} kept changing while its promotion was given up")).into())
     }
 
     /// Keeps and delivers one notice per request and `step`.
@@ -424,41 +421,30 @@ where
     }
 
     async fn mark_closed(&self, id: &ApprovalId) -> Result<(), ServiceError> {
-        for _ in 0..ATTEMPTS {
-            let Some(mut request) = self.records.get_approval(id).await? else {
-                return Ok(());
-            };
+        update_approval(&self.records, id, "it was closed", |request| {
             if request.closed_at.is_some() {
-                return Ok(());
+                return Change::Leave(());
             }
             request.closed_at = Some(Utc::now());
-            request.version += 1;
-            if self.records.save_approval(&request).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::retryable(format!("{id} kept changing while it was closed")).into())
+            Change::Write(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Every service's deploy started and was recorded: the promotion is over.
     async fn mark_deployed(&self, id: &ApprovalId) -> Result<(), ServiceError> {
-        for _ in 0..ATTEMPTS {
-            let Some(mut request) = self.records.get_approval(id).await? else {
-                return Ok(());
-            };
-            let Some(promotion) = request.promotion.as_mut() else {
-                return Ok(());
-            };
-            if promotion.deployed_at.is_some() {
-                return Ok(());
+        update_approval(&self.records, id, "its deploy was recorded", |request| {
+            match request.promotion.as_mut() {
+                Some(promotion) if promotion.deployed_at.is_none() => {
+                    promotion.deployed_at = Some(Utc::now());
+                    Change::Write(())
+                }
+                _ => Change::Leave(()),
             }
-            promotion.deployed_at = Some(Utc::now());
-            request.version += 1;
-            if self.records.save_approval(&request).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::retryable(format!("{id} kept changing while its deploy was recorded")).into())
+        })
+        .await?;
+        Ok(())
     }
 
     async fn deploy_service(

@@ -20,7 +20,8 @@ use crate::domain::pipeline::ApprovalPolicy;
 use crate::domain::pipeline::{Application, Stage};
 use crate::lambda::errors::ServiceError;
 use crate::ports::{
-    AlarmStates, Approvals, ApproverMail, Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks, StoreError,
+    AlarmStates, Approvals, ApproverMail, Change, Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks,
+    StoreError, update_approval,
 };
 use chrono::Utc;
 use serde::Serialize;
@@ -314,29 +315,25 @@ where
         older: &ApprovalId,
         newer: &Successor,
     ) -> Result<Option<ApprovalRequest>, ServiceError> {
-        for _ in 0..3 {
-            let Some(old) = self.records.get_approval(older).await? else {
-                return Ok(None);
-            };
-            let superseded = match old.supersede(newer.clone(), Utc::now()) {
-                Some(mut superseded) => {
-                    superseded.version += 1;
-                    if !self.records.save_approval(&superseded).await? {
-                        continue;
-                    }
-                    tracing::info!(superseded = %older, by = %newer.id, "approval request superseded");
-                    superseded
+        let superseded = update_approval(&self.records, older, "it was superseded", |old| {
+            match old.supersede(newer.clone(), Utc::now()) {
+                Some(superseded) => {
+                    *old = superseded;
+                    Change::Write(true)
                 }
-                None if old.superseded_by.as_ref().is_some_and(|by| by.id == newer.id) => old,
-                // Decided, expired or replaced by another: it keeps its outcome.
-                None => return Ok(None),
-            };
-            let notice = superseded_request_notice(&superseded, newer);
-            let key = keep_notice(&self.records, format!("superseded|{older}"), &notice).await?;
-            deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
-            return Ok(Some(superseded));
-        }
-        Err(StoreError::retryable(format!("{older} kept changing while it was superseded")).into())
+                None => Change::Leave(old.superseded_by.as_ref().is_some_and(|by| by.id == newer.id)),
+            }
+        })
+        .await?;
+        // Not there, or decided, expired or replaced by another: it keeps its outcome.
+        let Some((superseded, true)) = superseded else {
+            return Ok(None);
+        };
+        tracing::info!(superseded = %older, by = %newer.id, "approval request superseded");
+        let notice = superseded_request_notice(&superseded, newer);
+        let key = keep_notice(&self.records, format!("superseded|{older}"), &notice).await?;
+        deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
+        Ok(Some(superseded))
     }
 
     /// Sends a link to every approver who has none yet and has not voted: new tokens are saved
@@ -394,19 +391,14 @@ where
         if sent.is_empty() {
             return Ok(());
         }
-        for _ in 0..3 {
-            let Some(mut request) = self.records.get_approval(id).await? else {
-                return Ok(());
-            };
+        update_approval(&self.records, id, "its links were marked sent", |request| {
             for (approver, at) in sent {
                 request.mark_sent(approver, *at);
             }
-            request.version += 1;
-            if self.records.save_approval(&request).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::retryable(format!("{id} kept changing while its links were marked sent")).into())
+            Change::Write(())
+        })
+        .await?;
+        Ok(())
     }
 }
 

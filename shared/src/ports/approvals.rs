@@ -52,3 +52,40 @@ pub trait Approvals: Send + Sync {
         expected: Option<&ApprovalId>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+/// What a change made of the request it was handed.
+pub enum Change<T> {
+    /// Write the request as changed (one version up), then answer `T`.
+    Write(T),
+    /// Nothing to write (the request must be left as read): answer `T`.
+    Leave(T),
+}
+
+/// How many times a change is made again on a request another write changed first.
+const UPDATE_ATTEMPTS: usize = 6;
+
+/// Reads request `id`, hands it to `change`, and writes what it made of it, conditional on
+/// the version read; when another write came first, reads again and changes that. `None`: no
+/// such request. Fails (retryable) when the request kept changing, naming `what` was done.
+pub async fn update_approval<A: Approvals, T>(
+    store: &A,
+    id: &ApprovalId,
+    what: &str,
+    mut change: impl FnMut(&mut ApprovalRequest) -> Change<T>,
+) -> Result<Option<(ApprovalRequest, T)>, StoreError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let Some(mut request) = store.get_approval(id).await? else {
+            return Ok(None);
+        };
+        match change(&mut request) {
+            Change::Leave(answer) => return Ok(Some((request, answer))),
+            Change::Write(answer) => {
+                request.version += 1;
+                if store.save_approval(&request).await? {
+                    return Ok(Some((request, answer)));
+                }
+            }
+        }
+    }
+    Err(StoreError::retryable(format!("{id} kept changing while {what}")))
+}

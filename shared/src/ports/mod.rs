@@ -13,7 +13,7 @@ pub mod quarantine;
 pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
-pub use approvals::{Approvals, OpenRequest};
+pub use approvals::{Approvals, Change, OpenRequest, update_approval};
 pub use deployments::{Deployments, HistoryPage};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};
