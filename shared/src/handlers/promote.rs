@@ -153,11 +153,6 @@ where
             let mut next = request.clone();
             let done = match step {
                 Step::Done => {
-                    if request.promotion.as_ref().is_some_and(|p| p.deployed_at.is_some()) {
-                        // Kept before the deploy was recorded; the call that kept it may have
-                        // died before delivering it.
-                        deliver_notice(&self.records, &self.notifier, &deployed_key(id)).await?;
-                    }
                     return Ok(Advanced::Nothing {
                         reason: format!("the request is {}", request.status),
                     });
@@ -297,16 +292,11 @@ where
                 )
                 .await;
         }
-        // Kept before the deploy is marked finished, delivered after: a retry then finds it.
+        // Told before the deploy is marked finished: until then the request stays in flight,
+        // so a notice a failure held back goes out with the sweep's retry.
         let detail = format!("Approved and backed up; deploying to {}.", deployed.join(", "));
-        let kept = keep_notice(
-            &self.records,
-            deployed_key(&request.id),
-            &promotion_notice(request, "deploying", &detail),
-        )
-        .await?;
+        self.tell(request, "deployed", "deploying", &detail).await?;
         self.mark_deployed(&request.id).await?;
-        deliver_notice(&self.records, &self.notifier, &kept).await?;
         Ok(Advanced::Deployed { services: deployed })
     }
 
@@ -529,10 +519,6 @@ where
 
 fn backing_up_key(id: &ApprovalId) -> String {
     format!("promotion|{id}|snapshotting")
-}
-
-fn deployed_key(id: &ApprovalId) -> String {
-    format!("promotion|{id}|deployed")
 }
 
 /// RDS's answer for a snapshot: a refusal (access, quota, an invalid state) is a failed

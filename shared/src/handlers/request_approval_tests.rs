@@ -814,10 +814,10 @@ async fn an_approved_request_whose_stage_left_the_pipeline_gives_up() {
     );
 }
 
-/// The deployed notice is kept before the deploy is recorded: a publish that fails after it is
-/// delivered by the retry, which finds the deploy done.
+/// The deploying notice goes out before the deploy is recorded: a publish that fails leaves the
+/// request in flight, and the next sweep tells the team and records it, without deploying again.
 #[tokio::test]
-async fn the_deployed_notice_a_failed_publish_held_back_goes_out_on_the_retry() {
+async fn the_deploying_notice_a_failed_publish_held_back_goes_out_with_the_next_sweep() {
     use super::promote::Advanced;
     use crate::domain::promotion::SnapshotState;
     let world = World::new();
@@ -831,21 +831,28 @@ async fn the_deployed_notice_a_failed_publish_held_back_goes_out_on_the_retry() 
     let deadline = later + TimeDelta::seconds(30);
 
     world.notifier.fail(true);
-    assert!(promote.advance(&id, later, deadline).await.is_err());
-    world.notifier.fail(false);
+    let swept = promote.sweep(later, deadline).await.unwrap();
+    assert!(matches!(&swept[0].1, Advanced::Unfinished { .. }), "{swept:?}");
     assert!(
         world.records.approvals()[0]
             .promotion
             .as_ref()
             .unwrap()
             .deployed_at
-            .is_some()
+            .is_none()
     );
-    assert!(matches!(
-        promote.advance(&id, later, deadline).await.unwrap(),
-        Advanced::Nothing { .. }
-    ));
-    promote.advance(&id, later, deadline).await.unwrap();
+    let revisions = world.ecs.revisions().len();
+    world.notifier.fail(false);
+    let swept = promote.sweep(later, deadline).await.unwrap();
+    assert!(
+        matches!(&swept[0].1, Advanced::Deployed { services } if services.len() == 2),
+        "{swept:?}"
+    );
+    assert_eq!(world.ecs.revisions().len(), revisions, "deployed once");
+    assert!(
+        promote.sweep(later, deadline).await.unwrap().is_empty(),
+        "out of flight"
+    );
     assert_eq!(
         world.subjects(),
         [

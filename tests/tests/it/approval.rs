@@ -257,11 +257,10 @@ async fn the_same_digest_tagged_again_opens_no_second_request() {
     assert_eq!(tags, ["v7.0.0"]);
 }
 
-/// WIP: the promotion against moto, driven by its sweep (the stream and RDS events come next).
+/// The promotion against moto, driven by its sweep.
 #[tokio::test]
 async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep() {
-    use shared::adapters::{ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
-    use shared::handlers::promote::{Advanced, Promote};
+    use shared::handlers::promote::Advanced;
     let run = Loop::start().await;
     let rds = aws_sdk_rds::Client::new(&run.env.config);
     harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
@@ -271,13 +270,7 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
     let approve = [("verdict", "approve"), ("nonce", &nonce_in(&page))];
     assert_eq!(request("POST", &link, BROWSER, Some(&approve)).await.status, 200);
 
-    let promote = Promote {
-        pipeline: run.env.pipeline.clone(),
-        records: DynamoRecords::new(&run.env.config, &run.env.world.table),
-        ecs: EcsAdapter::new(&run.env.config),
-        rds: RdsSnapshots::new(&run.env.config),
-        notifier: SnsNotifier::new(&run.env.config, &run.env.world.topic_arn),
-    };
+    let promote = run.env.promoter_with(&run.env.config);
     let now = chrono::Utc::now();
     let deadline = now + chrono::TimeDelta::seconds(30);
     let swept = promote.sweep(now, deadline).await.unwrap();
@@ -330,7 +323,7 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
     );
 }
 
-/// WIP: the built promote binary under the Runtime API, with the events/promote samples: the
+/// The built promote binary under the Runtime API, with the events/promote samples: the
 /// stream delivering the approval, an RDS snapshot event, a schedule tick. The shipped pipeline
 /// with no wait, so the deploy follows the snapshot at once.
 #[tokio::test]

@@ -1,11 +1,15 @@
 //! Every AWS call of deploy-on-push's automatic deploy, the conditional writes, history reads,
-//! alarm reads and publishes of its approval request (a release that passed staging), and
-//! every call of track-deployment's FAILED → rollback and of rollback-on-alarm's rollback,
+//! alarm reads and publishes of its approval request (a release that passed staging), every
+//! call of promote's snapshot and deploy of an approved release, and every call of
+//! track-deployment's FAILED → rollback and of rollback-on-alarm's rollback,
 //! failing in both ways a call fails: refused
 //! before it reaches the service (5xx), and applied by the service with the answer lost on
 //! the way back; from its n-th call on for the whole first delivery, or once. Then the fault
 //! heals and Lambda's retry delivers the event again. After the retry: one revision per
 //! deploy, no record that lies about ECS, nothing dropped (every notice sent).
+//!
+//! promote's deploy is the automatic deploy's (`deploy_pinned`): of its ECS calls the matrix
+//! takes UpdateService only, where the promotion's claim and resume meet ECS.
 //!
 //! Not in the matrix (covered by the handler unit tests over the fakes instead): the supersede
 //! of an older deploy or request, the adoption of a deploy whose
@@ -15,6 +19,10 @@ use crate::rollback::{alarm, deploy_and_complete};
 use crate::support::*;
 use harness::fault_proxy::{FaultKind, FaultProxy};
 use harness::moto::sdk_config_for;
+use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::approval::{ApprovalStatus, Verdict, Voter};
+use shared::domain::pipeline::Pipeline;
+use shared::ports::Approvals;
 use std::collections::BTreeMap;
 
 /// How a call fails: refused, or applied with the answer lost, from its n-th call on for the
@@ -57,15 +65,15 @@ impl Mode {
 }
 
 /// Runs `case` for every call site of `operation` in one clean delivery made by `deliver`
-/// (counted through the proxy), in every mode.
-async fn for_every_call_of<D, DF, C, CF>(operation: &str, deliver: D, case: C)
+/// (counted through the proxy) in an emulator seeded for `pipeline`, in every mode.
+async fn for_every_call_of<D, DF, C, CF>(operation: &str, pipeline: Pipeline, deliver: D, case: C)
 where
     D: FnOnce(Env, FaultProxy) -> DF,
     DF: std::future::Future<Output = FaultProxy>,
     C: Fn(String, Mode, usize) -> CF,
     CF: std::future::Future<Output = ()>,
 {
-    let env = Env::new().await;
+    let env = Env::with_pipeline(pipeline).await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let proxy = deliver(env, proxy).await;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -147,7 +155,7 @@ async fn deploy_matrix(operation: &str) {
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, deliver, |target, mode, n| async move {
+    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
         deploy_case(&target, mode, n).await
     })
     .await;
@@ -217,7 +225,7 @@ async fn approval_matrix(operation: &str) {
         handler.handle_event(&release(), deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, deliver, |target, mode, n| async move {
+    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
         approval_case(&target, mode, n).await
     })
     .await;
@@ -295,7 +303,7 @@ async fn failed_matrix(operation: &str) {
         tracker.handle_event(&failed, deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, deliver, |target, mode, n| async move {
+    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
         failed_case(&target, mode, n).await
     })
     .await;
@@ -356,8 +364,117 @@ async fn alarm_matrix(operation: &str) {
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, deliver, |target, mode, n| async move {
+    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
         alarm_case(&target, mode, n).await
+    })
+    .await;
+}
+
+/// The shipped pipeline without prod's wait: one sweep takes the snapshot, finds it available
+/// (moto makes it so at once) and deploys.
+fn no_wait_pipeline() -> Pipeline {
+    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
+    Pipeline::parse(&text.replace("wait_minutes = 5", "wait_minutes = 0")).unwrap()
+}
+
+/// The matrix's release, which passed staging, approved by an operator for prod's first approver.
+async fn approved_release(env: &Env) {
+    env.passes_staging(&digest(0x80), 0).await;
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    env.handler().handle_event(&release(), deadline()).await.unwrap();
+    let records = DynamoRecords::new(&env.config, &env.world.table);
+    let request = records
+        .approvals_in(&[ApprovalStatus::AwaitingApproval])
+        .await
+        .unwrap()
+        .remove(0);
+    let operator = Voter {
+        operator: Some("arn:aws:iam::123456789012:user/release".into()),
+        ..Voter::default()
+    };
+    let approver = request.ballots[0].approver.clone();
+    let mut approved = request
+        .cast_for(&approver, Verdict::Approve, operator, chrono::Utc::now())
+        .unwrap();
+    approved.version += 1;
+    assert!(records.save_approval(&approved).await.unwrap());
+}
+
+/// An approved release promoted by a sweep: after the next sweep, one pre-deployment snapshot,
+/// both prod services deploying one new revision each, the promotion recorded as deployed, and
+/// both notices (backing up, deploying) sent.
+async fn promote_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::with_pipeline(no_wait_pipeline()).await;
+    approved_release(&env).await;
+    let revisions = env.revision_count().await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let promote = env.promoter_with(&sdk_config_for(&proxy.endpoint).await);
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let first_deadline = deadline();
+    // A failed step leaves the request in flight (only an unreadable index fails the sweep).
+    let _ = promote.sweep(chrono::Utc::now(), first_deadline).await;
+    proxy.heal();
+    retry_after_leases(&env, first_deadline).await;
+    promote
+        .sweep(chrono::Utc::now(), deadline())
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the next sweep failed: {err}"));
+
+    let records = DynamoRecords::new(&env.config, &env.world.table);
+    let requests = records.approvals_in(&ApprovalStatus::ALL).await.unwrap();
+    assert_eq!(requests.len(), 1, "{case}: {requests:?}");
+    let promotion = requests[0].promotion.as_ref().expect("promoted");
+    assert!(
+        promotion.deployed_at.is_some() && promotion.failed.is_none(),
+        "{case}: {promotion:?}"
+    );
+    let snapshots = aws_sdk_rds::Client::new(&env.config)
+        .describe_db_snapshots()
+        .db_instance_identifier("social-analytics-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshots.db_snapshots().len(), 1, "{case}: one pre-deployment snapshot");
+    for (service, _) in SERVICES {
+        let prod = env.records_for(PROD, service).await;
+        assert_eq!(prod.len(), 1, "{case}: {prod:?}");
+        assert_eq!(prod[0]["status"], "DEPLOYING", "{case}");
+        assert_eq!(prod[0]["task_definition"], env.running(PROD, service).await, "{case}");
+        assert_eq!(
+            prod[0]["ecs_deployment_id"],
+            env.primary_deployment_id(PROD, service).await,
+            "{case}"
+        );
+    }
+    assert_eq!(
+        env.revision_count().await,
+        revisions + SERVICES.len(),
+        "{case}: one revision per service"
+    );
+    assert!(env.held_locks().await.is_empty(), "{case}");
+    let notices = env.notices().await;
+    for told in ["approved, backing up", "deploying"] {
+        let copies = notices.iter().filter(|n| n.subject.ends_with(told)).count();
+        assert!((1..=2).contains(&copies), "{case}: {told}: {notices:?}");
+    }
+    assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
+}
+
+async fn promote_matrix(operation: &str) {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
+        approved_release(&env).await;
+        let promote = env.promoter_with(&sdk_config_for(&proxy.endpoint).await);
+        let swept = promote.sweep(chrono::Utc::now(), deadline()).await.unwrap();
+        assert!(
+            matches!(&swept[0].1, shared::handlers::promote::Advanced::Deployed { .. }),
+            "{swept:?}"
+        );
+        proxy
+    };
+    for_every_call_of(operation, no_wait_pipeline(), deliver, |target, mode, n| async move {
+        promote_case(&target, mode, n).await
     })
     .await;
 }
@@ -385,6 +502,15 @@ matrix! {
     approval_survives_faults_in_query: approval_matrix("Query");
     approval_survives_faults_in_describe_alarms: approval_matrix("DescribeAlarms");
     approval_survives_faults_in_publish: approval_matrix("Publish");
+    promote_survives_faults_in_query: promote_matrix("Query");
+    promote_survives_faults_in_get_item: promote_matrix("GetItem");
+    promote_survives_faults_in_put_item: promote_matrix("PutItem");
+    promote_survives_faults_in_update_item: promote_matrix("UpdateItem");
+    promote_survives_faults_in_describe_db_instances: promote_matrix("DescribeDBInstances");
+    promote_survives_faults_in_create_db_snapshot: promote_matrix("CreateDBSnapshot");
+    promote_survives_faults_in_describe_db_snapshots: promote_matrix("DescribeDBSnapshots");
+    promote_survives_faults_in_update_service: promote_matrix("UpdateService");
+    promote_survives_faults_in_publish: promote_matrix("Publish");
     failed_rollback_survives_faults_in_query: failed_matrix("Query");
     failed_rollback_survives_faults_in_get_item: failed_matrix("GetItem");
     failed_rollback_survives_faults_in_put_item: failed_matrix("PutItem");

@@ -169,8 +169,6 @@ async fn approval_page_calls_only_what_its_role_allows() {
 
 #[tokio::test]
 async fn promote_calls_only_what_its_role_allows() {
-    use shared::adapters::{ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
-    use shared::handlers::promote::Promote;
     let run = crate::approval::Loop::start().await;
     harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
     run.release("v9.2.0", 0x92, 0).await;
@@ -184,13 +182,7 @@ async fn promote_calls_only_what_its_role_allows() {
 
     let proxy = FaultProxy::start(&run.env.moto.endpoint).await;
     let config = sdk_config_for(&proxy.endpoint).await;
-    let promote = Promote {
-        pipeline: run.env.pipeline.clone(),
-        records: shared::adapters::dynamo::DynamoRecords::new(&config, &run.env.world.table),
-        ecs: EcsAdapter::new(&config),
-        rds: RdsSnapshots::new(&config),
-        notifier: SnsNotifier::new(&config, &run.env.world.topic_arn),
-    };
+    let promote = run.env.promoter_with(&config);
     // Snapshot, check, the deploy after the wait, and the other request's expiry.
     let now = chrono::Utc::now();
     promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use harness::moto::Moto;
 use harness::seed::{Notice, World, seed, take_notices};
 use harness::{event_file, repo_root};
+use shared::adapters::rds::RdsSnapshots;
 use shared::adapters::{cloudwatch::CloudWatchAlarms, dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::domain::pipeline::Pipeline;
 use shared::events::EcrEvent;
 use shared::handlers::deploy_on_push::DeployOnPush;
+use shared::handlers::promote::Promote;
 use shared::handlers::request_approval::ApprovalDesk;
 use shared::handlers::restore::Restorer;
 use shared::handlers::rollback_on_alarm::RollbackOnAlarm;
@@ -20,6 +22,7 @@ pub type Handler = DeployOnPush<DynamoRecords, EcsAdapter, CloudWatchAlarms, Sns
 /// Where approval links point when a test does not serve the page.
 pub const NO_PAGE: &str = "https://approvals.invalid/";
 pub type Tracker = TrackDeployment<DynamoRecords, EcsAdapter, SnsNotifier>;
+pub type Promoter = Promote<DynamoRecords, EcsAdapter, RdsSnapshots, SnsNotifier>;
 pub type AlarmHandler = RollbackOnAlarm<DynamoRecords, EcsAdapter, SnsNotifier>;
 
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/social-analytics/backend";
@@ -104,6 +107,17 @@ impl Env {
         TrackDeployment {
             pipeline: self.pipeline.clone(),
             restorer: self.restorer(config),
+        }
+    }
+
+    /// The promotion, with its own AWS config (e.g. through a fault proxy).
+    pub fn promoter_with(&self, config: &SdkConfig) -> Promoter {
+        Promote {
+            pipeline: self.pipeline.clone(),
+            records: DynamoRecords::new(config, &self.world.table),
+            ecs: EcsAdapter::new(config),
+            rds: RdsSnapshots::new(config),
+            notifier: SnsNotifier::new(config, &self.world.topic_arn),
         }
     }
 
