@@ -307,21 +307,33 @@ impl fmt::Display for SkipReason {
     }
 }
 
-/// What a push should do to one service, from the service's state; `latest_failed` says
-/// whether the service's latest deployment ended FAILED (and was not rolled back: there was
-/// nothing to go back to), in which case its digest may be tried again.
-pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState, latest_failed: bool) -> Decision {
+/// What the records the service state points at say about a pushed digest, when it is the
+/// digest they hold (read only then).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PointedRecords {
+    /// The latest deployment put this digest on the service and ended FAILED (not rolled back:
+    /// there was nothing to go back to): the digest may be tried again.
+    pub latest_failed: bool,
+    /// The request for this digest that awaited approval was closed (rejected, expired,
+    /// cancelled, its promotion failed): the digest may ask again, under a new tag.
+    pub request_closed: bool,
+}
+
+/// What a push should do to one service, from the service's state and what the records it
+/// points at say (`pointed`).
+pub fn decide(mode: Mode, image: &PushedImage, state: &ServiceState, pointed: PointedRecords) -> Decision {
     if state.quarantined.contains(&image.digest) {
         return Decision::Skip(SkipReason::Quarantined);
     }
     if let Some(latest) = &state.latest
         && latest.digest.as_ref() == Some(&image.digest)
-        && !latest_failed
+        && !pointed.latest_failed
     {
         return Decision::Skip(SkipReason::AlreadyDeployed(latest.id.clone()));
     }
     let slot = match mode {
         Mode::Automatic => &state.latest,
+        Mode::Approval if pointed.request_closed => &None,
         Mode::Approval => &state.awaiting_approval,
     };
     if mode == Mode::Approval
@@ -376,7 +388,12 @@ mod tests {
     #[test]
     fn first_push_proceeds() {
         assert_eq!(
-            decide(Mode::Automatic, &image(1, 0), &ServiceState::default(), false),
+            decide(
+                Mode::Automatic,
+                &image(1, 0),
+                &ServiceState::default(),
+                PointedRecords::default()
+            ),
             Decision::Proceed { supersedes: None }
         );
     }
@@ -389,7 +406,7 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(2, 5), &state, false),
+            decide(Mode::Automatic, &image(2, 5), &state, PointedRecords::default()),
             Decision::Proceed {
                 supersedes: Some(pointer(1, 0))
             }
@@ -405,11 +422,11 @@ mod tests {
         };
         let retagged = image(1, 30);
         assert_eq!(
-            decide(Mode::Automatic, &retagged, &state, false),
+            decide(Mode::Automatic, &retagged, &state, PointedRecords::default()),
             Decision::Skip(SkipReason::AlreadyDeployed(DeploymentId("dep-1".into())))
         );
         assert!(matches!(
-            decide(Mode::Approval, &retagged, &state, false),
+            decide(Mode::Approval, &retagged, &state, PointedRecords::default()),
             Decision::Skip(_)
         ));
     }
@@ -422,7 +439,7 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(1, 0), &state, false),
+            decide(Mode::Automatic, &image(1, 0), &state, PointedRecords::default()),
             Decision::Skip(SkipReason::NewerImageAhead(DeploymentId("dep-2".into())))
         );
     }
@@ -435,7 +452,7 @@ mod tests {
             quarantined: vec![],
         };
         assert!(matches!(
-            decide(Mode::Automatic, &image(2, 5), &state, false),
+            decide(Mode::Automatic, &image(2, 5), &state, PointedRecords::default()),
             Decision::Skip(SkipReason::NewerImageAhead(_))
         ));
     }
@@ -448,7 +465,7 @@ mod tests {
             quarantined: vec![],
         };
         assert!(matches!(
-            decide(Mode::Approval, &image(1, 10), &state, false),
+            decide(Mode::Approval, &image(1, 10), &state, PointedRecords::default()),
             Decision::Skip(SkipReason::NewerImageAhead(_))
         ));
     }
@@ -461,15 +478,24 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Approval, &image(3, 9), &state, false),
+            decide(Mode::Approval, &image(3, 9), &state, PointedRecords::default()),
             Decision::Proceed {
                 supersedes: Some(pointer(2, 5))
             }
         );
         assert!(matches!(
-            decide(Mode::Approval, &image(2, 5), &state, false),
+            decide(Mode::Approval, &image(2, 5), &state, PointedRecords::default()),
             Decision::Skip(SkipReason::AlreadyAwaitingApproval(_))
         ));
+        let closed = PointedRecords {
+            request_closed: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(Mode::Approval, &image(2, 50), &state, closed),
+            Decision::Proceed { supersedes: None },
+            "a rejected digest asks again under a new tag, leaving the closed request alone"
+        );
     }
 
     #[test]
@@ -481,12 +507,12 @@ mod tests {
         };
         for mode in [Mode::Automatic, Mode::Approval] {
             assert_eq!(
-                decide(mode, &image(2, 40), &state, false),
+                decide(mode, &image(2, 40), &state, PointedRecords::default()),
                 Decision::Skip(SkipReason::Quarantined)
             );
         }
         assert_eq!(
-            decide(Mode::Automatic, &image(3, 40), &state, false),
+            decide(Mode::Automatic, &image(3, 40), &state, PointedRecords::default()),
             Decision::Proceed {
                 supersedes: Some(pointer(2, 5))
             }
@@ -502,7 +528,7 @@ mod tests {
             quarantined: vec![],
         };
         assert_eq!(
-            decide(Mode::Automatic, &image(2, 40), &lifted, false),
+            decide(Mode::Automatic, &image(2, 40), &lifted, PointedRecords::default()),
             Decision::Proceed {
                 supersedes: Some(rollback)
             }
@@ -518,13 +544,21 @@ mod tests {
         };
         let pushed_again = image(1, 30);
         assert_eq!(
-            decide(Mode::Automatic, &pushed_again, &state, true),
+            decide(
+                Mode::Automatic,
+                &pushed_again,
+                &state,
+                PointedRecords {
+                    latest_failed: true,
+                    ..Default::default()
+                }
+            ),
             Decision::Proceed {
                 supersedes: Some(pointer(1, 0))
             }
         );
         assert!(matches!(
-            decide(Mode::Automatic, &pushed_again, &state, false),
+            decide(Mode::Automatic, &pushed_again, &state, PointedRecords::default()),
             Decision::Skip(SkipReason::AlreadyDeployed(_))
         ));
     }

@@ -11,8 +11,8 @@
 use super::deploy_pinned;
 use super::request_approval::{ApprovalDesk, ApprovalResult, Gate};
 use crate::domain::deployment::{
-    Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PushedImage, ServiceState, ServiceStateField,
-    SkipReason, Status, decide,
+    Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PointedRecords, PushedImage, ServiceState,
+    ServiceStateField, SkipReason, Status, decide,
 };
 use crate::domain::pipeline::{ApprovalPolicy, Pipeline, Stage};
 use crate::domain::push::{BadEvent, PushPlan, Target, plan_push};
@@ -224,8 +224,8 @@ where
     ) -> Result<TargetOutcome, ServiceError> {
         let (cluster, service) = (&target.stage.cluster, &target.service.name);
         with_service_lock(&self.records, cluster, service, deadline, |state| async move {
-            let latest_failed = self.latest_failed_with(&image.digest, &state).await?;
-            match decide(target.mode, image, &state, latest_failed) {
+            let pointed = self.pointed_records(&image.digest, &state).await?;
+            match decide(target.mode, image, &state, pointed) {
                 Decision::Skip(reason) => {
                     if let SkipReason::NewerImageAhead(ahead) = &reason {
                         self.supersede_leftover(image, target, ahead).await?;
@@ -240,18 +240,29 @@ where
         .await
     }
 
-    /// Whether the service's latest deployment put this very digest on it and FAILED (with
-    /// nothing to roll back to): then a new push of the digest may try again.
-    async fn latest_failed_with(
+    /// What the records the state points at say of `digest`, read only when they hold it.
+    async fn pointed_records(
         &self,
         digest: &crate::domain::names::ImageDigest,
         state: &ServiceState,
-    ) -> Result<bool, StoreError> {
-        let Some(latest) = state.latest.as_ref().filter(|l| l.digest.as_ref() == Some(digest)) else {
-            return Ok(false);
+    ) -> Result<PointedRecords, StoreError> {
+        let holding = |pointer: &Option<DeploymentRef>| {
+            pointer
+                .as_ref()
+                .filter(|p| p.digest.as_ref() == Some(digest))
+                .map(|p| p.id.clone())
         };
-        let record = self.records.get_deployment(&latest.id).await?;
-        Ok(record.is_some_and(|d| d.status == Status::Failed))
+        let mut pointed = PointedRecords::default();
+        if let Some(id) = holding(&state.latest) {
+            let record = self.records.get_deployment(&id).await?;
+            pointed.latest_failed = record.is_some_and(|d| d.status == Status::Failed);
+        }
+        if let Some(id) = holding(&state.awaiting_approval) {
+            let record = self.records.get_deployment(&id).await?;
+            pointed.request_closed =
+                record.is_none_or(|d| !matches!(d.status, Status::AwaitingApproval | Status::Approved));
+        }
+        Ok(pointed)
     }
 
     /// Creates the record and, for an automatic stage, deploys; for an approval stage the

@@ -1013,3 +1013,55 @@ async fn a_sweep_reports_a_failed_close_unfinished_and_the_next_sweep_finishes_i
     assert_eq!(world.subjects(), ["v1.0.0 of backend to prod: approval expired"]);
     assert!(promote.sweep(request.expires_at, deadline).await.unwrap().is_empty());
 }
+
+/// A rejected release's digest may ask again under a new tag: a new request, new links; the
+/// rejected one stays rejected.
+#[tokio::test]
+async fn a_rejected_digest_asks_again_under_a_new_tag() {
+    use crate::domain::approval::Verdict;
+    let world = World::new();
+    let promote = world.promoter(shipped_pipeline(), &FakeSnapshots::default());
+    world.staging_ended(1, Status::Succeeded);
+    world.push(&release("v1.0.0", 1, 0)).await.unwrap();
+    let (_, notice) = world.mail.sent().pop().unwrap();
+    let open = world.records.approvals().remove(0);
+    let mut rejected = open
+        .cast(
+            &token_in(&notice.message).hash(),
+            Verdict::Reject,
+            Default::default(),
+            Utc::now(),
+        )
+        .unwrap();
+    rejected.version += 1;
+    assert!(world.records.save_approval(&rejected).await.unwrap());
+    let now = Utc::now();
+    promote
+        .advance(&open.id, now, now + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    let mails = world.mail.sent().len();
+
+    world.push(&release("v1.0.1", 1, 40)).await.unwrap();
+    let again = world
+        .records
+        .approvals()
+        .into_iter()
+        .find(|r| r.image.tag.as_str() == "v1.0.1")
+        .expect("a new request");
+    assert_eq!(again.status, ApprovalStatus::AwaitingApproval);
+    assert_eq!(again.services.len(), 2);
+    assert_eq!(world.mail.sent().len(), mails + 2, "a link to each approver");
+    assert!(
+        world
+            .prod_records_of("v1.0.0")
+            .iter()
+            .all(|d| d.status == Status::Rejected)
+    );
+    assert!(
+        world
+            .prod_records_of("v1.0.1")
+            .iter()
+            .all(|d| d.status == Status::AwaitingApproval)
+    );
+}

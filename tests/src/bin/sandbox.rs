@@ -3,7 +3,8 @@
 //! the sample ECR pushes, ECS completing them, a bad build, its alarm and the rollback, the bad
 //! digest refused, a fix forward; a release blocked because its digest skipped staging, and
 //! one that passed staging asking each approver by mail, approved through the real approval
-//! page over HTTP. Prints what each step changed, then the records and the notices sent.
+//! page over HTTP, backed up and deployed by promote; a release rejected on the page, and one
+//! nobody answers, expired. Prints what each step changed, then the records and the notices sent.
 //! `--keep` leaves moto and the approval page running to explore.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -12,7 +13,10 @@ use harness::function_url::{FunctionUrl, request};
 use harness::moto::Moto;
 use harness::seed::{seed, take_notices};
 use harness::{ACCOUNT, REGION, alarm_timestamp, built_binary, event_file, event_time, repo_root, story_time};
+use shared::adapters::dynamo::DynamoRecords;
+use shared::domain::approval::ApprovalStatus;
 use shared::domain::pipeline::Pipeline;
+use shared::ports::Approvals;
 
 const STORY: [(&str, &str); 4] = [
     ("push-latest.json", "a `latest` build: dev deploys automatically"),
@@ -227,6 +231,22 @@ async fn main() {
         let response = promote.invoke(stream_record(&id)).await.response();
         println!("   promote: {response}");
     }
+
+    // The same digest tagged again: nobody answers, and the request expires.
+    let mut unanswered = next_main.clone();
+    unanswered["detail"]["image-tag"] = "v1.5.1".into();
+    unanswered["time"] = event_time(story_time(62)).into();
+    push(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        "(release)",
+        "that digest tagged `v1.5.1`: prod asks again, and nobody answers",
+        &unanswered,
+    )
+    .await;
+    expire_unanswered(&mut promote, &config, &world).await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -245,6 +265,30 @@ async fn main() {
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it
+/// moves each open request's expiry to now (the one thing it writes itself); the next minute's
+/// sweep expires the request, closes its records and tells the team.
+async fn expire_unanswered(promote: &mut Function, config: &aws_config::SdkConfig, world: &harness::seed::World) {
+    for (approver, queue) in &world.approver_queues {
+        for notice in take_notices(config, queue).await {
+            println!("   mail to {approver}: {}", notice.subject);
+        }
+    }
+    let records = DynamoRecords::new(config, &world.table);
+    let open = records
+        .approvals_in(&[ApprovalStatus::AwaitingApproval])
+        .await
+        .expect("read the open requests");
+    for mut request in open {
+        request.expires_at = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+        request.version += 1;
+        assert!(records.save_approval(&request).await.expect("move the expiry"));
+    }
+    println!("\n━━ a day later, unanswered (the sandbox moves the expiry to now): the schedule's sweep expires it");
+    let response = promote.invoke(event_file("promote", "scheduled.json")).await.response();
+    println!("   promote: {response}");
 }
 
 /// What the table's stream hands promote when an approval request changes (the sample,
