@@ -114,6 +114,15 @@ pub fn no_decision() -> Page {
     )
 }
 
+/// A Cancel without its box ticked: what a scanner submitting forms would send.
+pub fn unconfirmed_cancel() -> Page {
+    document(
+        400,
+        "Not cancelled",
+        "<h1>Nothing was cancelled</h1><p>Tick the box to confirm. Open the link from your message again.</p>",
+    )
+}
+
 pub fn method_not_allowed() -> Page {
     document(405, "Method not allowed", "<h1>Method not allowed</h1>")
 }
@@ -200,6 +209,8 @@ pub fn request_page(
             "<form method=\"post\"><input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
              <input type=\"hidden\" name=\"action\" value=\"cancel\">\
              <p>The deploy has not started yet. Any approver may still call it off.</p>\
+             <p><label><input type=\"checkbox\" name=\"confirm\" value=\"cancel\" id=\"confirm-cancel\" required> \
+             Yes, nothing of this release deploys</label></p>\
              <p><button type=\"submit\" id=\"cancel\">Cancel the deploy</button></p></form>",
             nonce = escape(nonce),
         );

@@ -264,6 +264,17 @@ pub struct ServiceState {
     pub quarantined: Vec<ImageDigest>,
 }
 
+impl ServiceState {
+    /// Whether the service's latest deployment is another one, of an image pushed no earlier
+    /// than `record`'s: then `record` must not go over it. At a tie (pushes carry whole
+    /// seconds) the one already ahead stays, as in `decide`.
+    pub fn latest_is_ahead_of(&self, record: &Deployment) -> bool {
+        self.latest
+            .as_ref()
+            .is_some_and(|latest| latest.id != record.id && latest.pushed_at >= record.image.pushed_at)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Automatic,

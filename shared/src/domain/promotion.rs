@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// How long the snapshots may take before the deploy is given up (FAILED, with a notice).
+/// How long after the approval the snapshots may take before the deploy is given up (FAILED,
+/// with a notice), RDS refusing to be asked included.
 pub const SNAPSHOT_TIMEOUT: TimeDelta = TimeDelta::minutes(60);
 
 /// An RDS snapshot identifier that is valid for instance and cluster snapshots alike: a letter
@@ -106,7 +107,7 @@ pub struct PlannedSnapshot {
 /// What the promotion of an approved request has done so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {
-    /// When the promotion first acted on the approval: the snapshot timeout counts from here.
+    /// When the promotion first acted on the approval.
     pub started_at: DateTime<Utc>,
     pub snapshots: Vec<PlannedSnapshot>,
     /// When the deploy of the request's services began; until `deployed_at` is set, a retry
@@ -137,8 +138,10 @@ impl Promotion {
 pub enum Step {
     /// Nothing now; look again at `at` (the sweeper's due time).
     WaitUntil { at: DateTime<Utc> },
-    /// Make these snapshots (each adopting one an earlier try made): all of them at the
-    /// approval, then again those whose DB was busy.
+    /// The approval's first step: record the promotion begun, tell the team, and make these
+    /// snapshots (none when the stage takes none; each adopts one an earlier try made).
+    Begin(Vec<PlannedSnapshot>),
+    /// Make these snapshots again: their DB was busy.
     TakeSnapshots(Vec<PlannedSnapshot>),
     /// Ask RDS how these snapshots stand: their events may never come.
     CheckSnapshots(Vec<SnapshotId>),
@@ -176,12 +179,18 @@ pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
 }
 
 fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+    let approved_at = request.decided_at.unwrap_or(request.requested_at);
     let Some(promotion) = &request.promotion else {
-        // Not acted on yet: the snapshots start at once, so they are ready by the end of the wait.
-        if dbs.is_empty() {
-            return deploy_when_waited(request, now);
+        if !dbs.is_empty() && now - approved_at >= SNAPSHOT_TIMEOUT {
+            return Step::Fail {
+                why: format!(
+                    "no snapshot within {} minutes of the approval: RDS could not be asked",
+                    SNAPSHOT_TIMEOUT.num_minutes()
+                ),
+            };
         }
-        return Step::TakeSnapshots(
+        // The snapshots start at once, so they are ready by the end of the wait.
+        return Step::Begin(
             dbs.iter()
                 .map(|db| PlannedSnapshot {
                     db: db.clone(),
@@ -217,7 +226,7 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     if unfinished.is_empty() {
         return deploy_when_waited(request, now);
     }
-    if now - promotion.started_at >= SNAPSHOT_TIMEOUT {
+    if now - approved_at >= SNAPSHOT_TIMEOUT {
         let late: Vec<String> = unfinished
             .iter()
             .map(|s| match &s.state {
@@ -227,7 +236,7 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
             .collect();
         return Step::Fail {
             why: format!(
-                "no snapshot within {} minutes: {}",
+                "no snapshot within {} minutes of the approval: {}",
                 SNAPSHOT_TIMEOUT.num_minutes(),
                 late.join(", ")
             ),
@@ -339,11 +348,15 @@ mod tests {
     fn an_approval_takes_its_snapshots_at_once_then_waits_for_them() {
         let request = approved_at(1);
         let dbs = [db("social-analytics-db")];
-        let Step::TakeSnapshots(planned) = next_step(&request, &dbs, at(1)) else {
+        let Step::Begin(planned) = next_step(&request, &dbs, at(1)) else {
             panic!("snapshots first")
         };
         assert_eq!(planned.len(), 1);
         assert_eq!(planned[0].state, SnapshotState::Creating);
+        assert!(
+            matches!(next_step(&request, &dbs, at(1) + SNAPSHOT_TIMEOUT), Step::Fail { why } if why.ends_with("RDS could not be asked")),
+            "the timeout runs from the approval, even when RDS never answered"
+        );
 
         let creating = promoted(&request, 1, &[SnapshotState::Creating]);
         assert!(matches!(next_step(&creating, &dbs, at(2)), Step::CheckSnapshots(ids) if ids.len() == 1));
@@ -386,7 +399,13 @@ mod tests {
         assert_eq!(next_step(&ready, &dbs, at(3)), Step::WaitUntil { at: at(6) });
         assert_eq!(next_step(&ready, &dbs, at(6)), Step::Deploy);
 
-        let without_dbs = approved_at(1);
+        let approved = approved_at(1);
+        assert_eq!(
+            next_step(&approved, &[], at(2)),
+            Step::Begin(Vec::new()),
+            "begun (and told) without snapshots too"
+        );
+        let without_dbs = promoted(&approved, 2, &[]);
         assert_eq!(next_step(&without_dbs, &[], at(2)), Step::WaitUntil { at: at(6) });
         assert_eq!(next_step(&without_dbs, &[], at(7)), Step::Deploy);
 

@@ -10,6 +10,7 @@ use crate::domain::approval::{
 };
 use crate::domain::approval_page::{
     Page, gone, method_not_allowed, no_decision, no_longer_approver, not_found, request_page, stale_form, unavailable,
+    unconfirmed_cancel,
 };
 use crate::domain::pipeline::Pipeline;
 use crate::ports::{Approvals, Change, update_approval};
@@ -99,6 +100,10 @@ impl<S: Approvals> ApprovalPage<S> {
             return stale_form();
         }
         if field("action") == Some("cancel") {
+            // Like a vote, a cancel takes a choice a form-submitting scanner does not make.
+            if field("confirm") != Some("cancel") {
+                return unconfirmed_cancel();
+            }
             return self.cancel(id, token, http, now).await;
         }
         let Some(verdict) = field("verdict").and_then(Verdict::parse) else {
@@ -424,9 +429,23 @@ mod tests {
         // The other approver's page offers Cancel during the 5-minute wait.
         let page = early.page.respond(&get(&early.path(1), "Mozilla/5.0"), at(2)).await;
         assert!(page.html.contains("id=\"cancel\""), "{}", page.html);
-        let cancel = post(
+        let unticked = post(
             &early.path(1),
             &[("action", "cancel"), ("nonce", &early.nonce(1, at(2)))],
+        );
+        assert_eq!(
+            early.page.respond(&unticked, at(2)).await.status,
+            400,
+            "a scanner submitting the form as served cancels nothing"
+        );
+        assert_eq!(early.status().0, ApprovalStatus::Approved);
+        let cancel = post(
+            &early.path(1),
+            &[
+                ("action", "cancel"),
+                ("confirm", "cancel"),
+                ("nonce", &early.nonce(1, at(2))),
+            ],
         );
         let cancelled = early.page.respond(&cancel, at(2)).await;
         assert_eq!(cancelled.status, 200, "{}", cancelled.html);
@@ -446,7 +465,14 @@ mod tests {
         late.page.respond(&approve, at(1)).await;
         let page = late.page.respond(&get(&late.path(0), "Mozilla/5.0"), at(6)).await;
         assert!(!page.html.contains("id=\"cancel\""), "the wait is over");
-        let cancel = post(&late.path(0), &[("action", "cancel"), ("nonce", &late.nonce(0, at(6)))]);
+        let cancel = post(
+            &late.path(0),
+            &[
+                ("action", "cancel"),
+                ("confirm", "cancel"),
+                ("nonce", &late.nonce(0, at(6))),
+            ],
+        );
         assert_eq!(late.page.respond(&cancel, at(6)).await.status, 409);
         assert_eq!(late.status().0, ApprovalStatus::Approved);
         // A scanner's GET during the wait cancels nothing either.

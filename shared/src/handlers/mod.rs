@@ -7,6 +7,7 @@ pub mod promote;
 pub mod request_approval;
 pub mod restore;
 pub mod rollback_on_alarm;
+mod staging;
 pub mod track_deployment;
 
 use crate::domain::deployment::{Deployment, Status};
@@ -102,7 +103,7 @@ async fn register_pinned<S: Deployments, E: Ecs>(
     record.definition = Some(registered.definition);
     record.previous_definition = Some(registered.previous_definition);
     if !records.record_registration(record).await? {
-        return Err(StoreError::retryable(format!("{} is no longer REQUESTED", record.id)).into());
+        return Err(StoreError::retryable(format!("{} is no longer {}", record.id, record.status)).into());
     }
     Ok(registered.arn)
 }

@@ -4,17 +4,18 @@
 //! service under its lock. Every write to the request is conditional on the version read; a
 //! lost race reads again.
 
+use super::staging::stage_checks;
 use super::{deliver_notice, deploy_pinned, keep_notice};
-use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict, verify_release};
 use crate::domain::deployment::{ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::promotion::{Promotion, SnapshotState, Step, next_step};
+use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotState, Step, next_step};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{
-    Approvals, Change, Deployments, Ecs, Notifier, Outbox, ServiceLocks, SnapshotError, Snapshots, StateMove,
-    StoreError, update_approval,
+    Approvals, Change, Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks, SnapshotError, Snapshots,
+    StateMove, StoreError, update_approval,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -55,13 +56,14 @@ pub enum Advanced {
     },
 }
 
-/// How many rounds one call takes: a step that lost a race to another write is taken again on
-/// the fresh request, and a snapshot step is followed by the next step at once.
-const ATTEMPTS: usize = 6;
+/// How many rounds one call takes at most: each written step is followed by the next at once
+/// (begin, check the snapshots, start the deploy, deploy), and a step that lost a race to
+/// another write is taken again on what it wrote.
+const ROUNDS: usize = 10;
 
 impl<S, E, R, N> Promote<S, E, R, N>
 where
-    S: ServiceLocks + Deployments + Approvals + Outbox,
+    S: ServiceLocks + Deployments + Approvals + Quarantine + Outbox,
     E: Ecs,
     R: Snapshots,
     N: Notifier,
@@ -124,34 +126,41 @@ where
         Ok(done)
     }
 
-    /// Takes request `id` as far as it can go at `now`.
+    /// Takes request `id` as far as it can go at `now`: each round reads it, does the step
+    /// `next_step` names, and writes what changed (conditional on the version read) before the
+    /// next round, until a step leaves nothing to write (a wait, a deploy, a close).
     pub async fn advance(
         &self,
         id: &ApprovalId,
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<Advanced, ServiceError> {
-        for _ in 0..ATTEMPTS {
+        for _ in 0..ROUNDS {
             let Some(request) = self.records.get_approval(id).await? else {
                 return Ok(Advanced::Nothing {
                     reason: format!("no approval request {id}"),
                 });
             };
-            if request.promotion.is_some() {
-                // A notice kept by an earlier call that died before delivering it.
-                deliver_notice(&self.records, &self.notifier, &backing_up_key(id)).await?;
+            // Notices kept by an earlier round or call that ended before delivering them.
+            if let Some(promotion) = &request.promotion {
+                deliver_notice(&self.records, &self.notifier, &notice_key(id, BEGUN)).await?;
+                if backed_up(promotion) {
+                    deliver_notice(&self.records, &self.notifier, &notice_key(id, BACKED_UP)).await?;
+                }
             }
             let stage = self.pipeline.stages().iter().find(|s| s.name == request.stage);
             let dbs = stage.map(|s| s.snapshot_before_deploy.as_slice()).unwrap_or_default();
             let step = match next_step(&request, dbs, now) {
                 // Its stage left the pipeline file: it expires or closes as usual, never deploys.
-                Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy if stage.is_none() => Step::Fail {
-                    why: format!("stage {} is no longer in the pipeline file", request.stage),
-                },
+                Step::Begin(_) | Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy if stage.is_none() => {
+                    Step::Fail {
+                        why: format!("stage {} is no longer in the pipeline file", request.stage),
+                    }
+                }
                 step => step,
             };
             let mut next = request.clone();
-            let done = match step {
+            match step {
                 Step::Done => {
                     return Ok(Advanced::Nothing {
                         reason: format!("the request is {}", request.status),
@@ -159,7 +168,7 @@ where
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
                 Step::Close { status, failed } => return self.close(&request, status, failed.as_deref()).await,
-                // Started before (a retry): deploy again without writing, every service idempotent.
+                // Begun before (a retry): deploy again without writing, every service idempotent.
                 Step::Deploy
                     if request
                         .promotion
@@ -169,67 +178,50 @@ where
                     return self.deploy(&request, deadline).await;
                 }
                 Step::Deploy => {
-                    next.promotion
-                        .get_or_insert_with(|| Promotion::started(now))
-                        .deploy_started_at = Some(now);
-                    Advanced::Deployed { services: Vec::new() }
+                    let promotion = next.promotion.get_or_insert_with(|| Promotion::started(now));
+                    match self.reason_not_to_deploy(&request).await? {
+                        Some(why) => promotion.failed = Some(why),
+                        None => promotion.deploy_started_at = Some(now),
+                    }
                 }
                 Step::Expire => {
                     next.status = ApprovalStatus::Expired;
                     next.decided_at = Some(now);
-                    Advanced::Closed {
-                        status: ApprovalStatus::Expired,
-                    }
                 }
                 Step::Fail { why } => {
-                    next.promotion.get_or_insert_with(|| Promotion::started(now)).failed = Some(why.clone());
-                    Advanced::Failed { why }
+                    next.promotion.get_or_insert_with(|| Promotion::started(now)).failed = Some(why);
                 }
-                Step::TakeSnapshots(mut planned) => {
-                    let tags = [
-                        ("created-by", "ecs-deploy"),
-                        ("ecs-deploy:kind", "pre-deploy"),
-                        ("ecs-deploy:approval", id.as_str()),
-                    ];
-                    for snapshot in &mut planned {
-                        snapshot.state =
-                            snapshot_outcome(self.rds.take_snapshot(&snapshot.db, &snapshot.id, &tags).await)?;
-                    }
-                    let first = next.promotion.is_none();
-                    let promotion = next.promotion.get_or_insert_with(|| Promotion::started(now));
-                    for taken in planned {
-                        match promotion.snapshots.iter_mut().find(|s| s.id == taken.id) {
-                            Some(kept) => *kept = taken,
-                            None => promotion.snapshots.push(taken),
-                        }
-                    }
-                    let count = promotion.snapshots.len();
+                Step::Begin(planned) => {
+                    let mut promotion = Promotion::started(now);
+                    promotion.snapshots = self.take_snapshots(id, planned).await?;
                     let failed = promotion
                         .snapshots
                         .iter()
                         .any(|s| matches!(s.state, SnapshotState::Failed { .. }));
-                    if first && !failed {
-                        // Kept before the write, delivered after it (or by whichever call comes
-                        // next). A failed snapshot is told by the failure's notice instead.
-                        let detail = format!(
-                            "Approved; {count} pre-deployment snapshot(s) requested. The deploy starts once they are available, at {} UTC at the earliest; until then any approver's page offers Cancel.",
-                            next.deploy_not_before().map(utc).unwrap_or_default()
-                        );
+                    next.promotion = Some(promotion);
+                    // Kept before the write, delivered after it (at the top of the next round).
+                    // A failed snapshot is told by the failure's notice instead.
+                    if !failed {
+                        let (headline, detail) = begun_notice(&next);
                         keep_notice(
                             &self.records,
-                            backing_up_key(id),
-                            &promotion_notice(&next, "approved, backing up", &detail),
+                            notice_key(id, BEGUN),
+                            &promotion_notice(&next, headline, &detail),
                         )
                         .await?;
                     }
-                    if next == request {
-                        // A busy DB put its snapshot off again: nothing to write.
-                        return Ok(Advanced::Snapshotting { snapshots: count });
+                }
+                Step::TakeSnapshots(planned) => {
+                    let taken = self.take_snapshots(id, planned).await?;
+                    let promotion = next.promotion.as_mut().expect("snapshots are retaken once begun");
+                    for snapshot in taken {
+                        if let Some(kept) = promotion.snapshots.iter_mut().find(|s| s.id == snapshot.id) {
+                            *kept = snapshot;
+                        }
                     }
-                    Advanced::Snapshotting { snapshots: count }
                 }
                 Step::CheckSnapshots(ids) => {
-                    let promotion = next.promotion.as_mut().expect("snapshots are checked only once taken");
+                    let promotion = next.promotion.as_mut().expect("snapshots are checked once begun");
                     for snapshot in promotion.snapshots.iter_mut().filter(|s| ids.contains(&s.id)) {
                         snapshot.state = match snapshot_outcome(self.rds.snapshot_state(&snapshot.id).await)? {
                             Some(state) => state,
@@ -238,27 +230,93 @@ where
                             },
                         };
                     }
-                    if next == request {
-                        return Ok(Advanced::Snapshotting { snapshots: ids.len() });
+                    if backed_up(promotion) {
+                        let detail = backed_up_detail(&next, now);
+                        keep_notice(
+                            &self.records,
+                            notice_key(id, BACKED_UP),
+                            &promotion_notice(&next, "backed up", &detail),
+                        )
+                        .await?;
                     }
-                    Advanced::Snapshotting { snapshots: ids.len() }
                 }
-            };
-            next.version += 1;
-            if !self.records.save_approval(&next).await? {
-                continue;
             }
-            return match done {
-                Advanced::Closed { status } => self.close(&next, status, None).await,
-                Advanced::Failed { why } => self.close(&next, ApprovalStatus::Approved, Some(&why)).await,
-                Advanced::Deployed { .. } => self.deploy(&next, deadline).await,
-                // Snapshots taken or changed: their news is delivered at the top of the next
-                // round, which takes whatever step follows (a check, a failure, the deploy).
-                Advanced::Snapshotting { .. } => continue,
-                other => Ok(other),
-            };
+            if next == request {
+                // Snapshots still being made, or put off by a busy DB again: nothing to write.
+                return Ok(Advanced::Snapshotting {
+                    snapshots: request.promotion.map_or(0, |p| p.snapshots.len()),
+                });
+            }
+            next.version += 1;
+            // Written (the next round takes the step that follows), or another write came
+            // first (the next round takes the step again on what it wrote).
+            self.records.save_approval(&next).await?;
         }
-        Err(StoreError::retryable(format!("{id} kept changing while it was promoted")).into())
+        Err(StoreError::retryable(format!(
+            "{id} was still changing after {ROUNDS} rounds of its promotion"
+        ))
+        .into())
+    }
+
+    /// Asks RDS for each planned snapshot (adopting one an earlier try made); a refusal is a
+    /// failed snapshot.
+    async fn take_snapshots(
+        &self,
+        id: &ApprovalId,
+        mut planned: Vec<PlannedSnapshot>,
+    ) -> Result<Vec<PlannedSnapshot>, ServiceError> {
+        let tags = [
+            ("created-by", "ecs-deploy"),
+            ("ecs-deploy:kind", "pre-deploy"),
+            ("ecs-deploy:approval", id.as_str()),
+        ];
+        for snapshot in &mut planned {
+            snapshot.state = snapshot_outcome(self.rds.take_snapshot(&snapshot.db, &snapshot.id, &tags).await)?;
+        }
+        Ok(planned)
+    }
+
+    /// Why an approved release must not start deploying now, if it must not: a release deploys
+    /// whole or not at all (every service's record still awaits it), and only while the stage
+    /// it had to pass still vouches for its digest (not rolled back or quarantined there since).
+    async fn reason_not_to_deploy(&self, request: &ApprovalRequest) -> Result<Option<String>, ServiceError> {
+        for service in &request.services {
+            match self.records.get_deployment(&service.deployment).await? {
+                Some(record) if matches!(record.status, Status::AwaitingApproval | Status::Approved) => {}
+                Some(record) => {
+                    return Ok(Some(format!(
+                        "{}'s record {} is {}, so the release could not deploy whole; nothing was deployed",
+                        service.service, record.id, record.status
+                    )));
+                }
+                None => {
+                    return Ok(Some(format!(
+                        "{}'s record {} is gone; nothing was deployed",
+                        service.service, service.deployment
+                    )));
+                }
+            }
+        }
+        let Some(stage) = self.pipeline.stages().iter().find(|s| s.name == request.stage) else {
+            return Ok(None);
+        };
+        let required = stage
+            .approval
+            .as_ref()
+            .and_then(|policy| policy.requires.as_ref())
+            .and_then(|name| self.pipeline.stages().iter().find(|s| &s.name == name));
+        let app = self
+            .pipeline
+            .applications()
+            .iter()
+            .find(|a| a.name == request.application);
+        let (Some(required), Some(app)) = (required, app) else {
+            return Ok(None);
+        };
+        let checks = stage_checks(&self.records, required, app, &request.image.digest).await?;
+        Ok(verify_release(&required.name, &request.image.digest, &checks, &[], &[])
+            .err()
+            .map(|why| format!("{} no longer vouches for this digest: {why}", required.name)))
     }
 
     /// Deploys each service of the request (idempotent per service), then records the deploy
@@ -331,7 +389,7 @@ where
         detail: &str,
     ) -> Result<(), ServiceError> {
         let notice = promotion_notice(request, headline, detail);
-        let kept = keep_notice(&self.records, format!("promotion|{}|{step}", request.id), &notice).await?;
+        let kept = keep_notice(&self.records, notice_key(&request.id, step), &notice).await?;
         deliver_notice(&self.records, &self.notifier, &kept).await
     }
 
@@ -363,17 +421,6 @@ where
                 return Err(StoreError::retryable(format!("{} changed while it was closed", record.id)).into());
             }
         }
-        let decided_by = || {
-            request
-                .votes()
-                .filter(|(_, vote)| Some(vote.at) == request.decided_at)
-                .map(|(who, vote)| match vote.voter.comment.as_str() {
-                    "" => who.to_string(),
-                    comment => format!("{who} (\"{comment}\")"),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let (key, headline, detail) = match (to, failed) {
             (_, Some(why)) => (
                 "failed",
@@ -383,7 +430,10 @@ where
             (Status::Rejected, _) => (
                 "rejected",
                 "rejected",
-                format!("Rejected by {}; nothing was deployed.", decided_by()),
+                format!(
+                    "Rejected by {}; nothing was deployed.",
+                    voters(request, Verdict::Reject)
+                ),
             ),
             (Status::Cancelled, _) => (
                 "cancelled",
@@ -454,11 +504,7 @@ where
                 };
                 // A newer release already deployed here (its own approval came first): this
                 // older one must not go over it.
-                let overtaken = state
-                    .latest
-                    .as_ref()
-                    .is_some_and(|latest| latest.id != record.id && latest.pushed_at > record.image.pushed_at);
-                if overtaken
+                if state.latest_is_ahead_of(&record)
                     && matches!(record.status, Status::AwaitingApproval | Status::Approved)
                     && let Ok(superseded) = record.transition(Status::Superseded, Utc::now())
                 {
@@ -487,11 +533,7 @@ where
                     // Deployed by an earlier try: point the state at it if nothing newer is there
                     // (a retry after the deploy was recorded must not move it back).
                     Status::Deploying | Status::Succeeded => {
-                        let newer_ahead = state
-                            .latest
-                            .as_ref()
-                            .is_some_and(|latest| latest.id != record.id && latest.pushed_at >= record.image.pushed_at);
-                        let moves = (!newer_ahead).then(|| StateMove {
+                        let moves = (!state.latest_is_ahead_of(&record)).then(|| StateMove {
                             field: ServiceStateField::Latest,
                             to: record.reference(),
                         });
@@ -517,8 +559,72 @@ where
     }
 }
 
-fn backing_up_key(id: &ApprovalId) -> String {
-    format!("promotion|{id}|snapshotting")
+/// The outbox key of the notice of request `id`'s promotion `step`: one notice per step.
+fn notice_key(id: &ApprovalId, step: &str) -> String {
+    format!("promotion|{id}|{step}")
+}
+
+/// The promotion's steps told to the team beyond the closing ones.
+const BEGUN: &str = "approved";
+const BACKED_UP: &str = "backed-up";
+
+/// Every snapshot of a promotion that takes some is available.
+fn backed_up(promotion: &Promotion) -> bool {
+    !promotion.snapshots.is_empty() && promotion.snapshots.iter().all(|s| s.state == SnapshotState::Available)
+}
+
+/// Who voted `verdict`, with their comments.
+fn voters(request: &ApprovalRequest, verdict: Verdict) -> String {
+    request
+        .votes()
+        .filter(|(_, vote)| vote.verdict == verdict)
+        .map(|(who, vote)| match vote.voter.comment.as_str() {
+            "" => who.to_string(),
+            comment => format!("{who} (\"{comment}\")"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The notice of an approval the promotion has begun: who approved, the snapshots asked for,
+/// when the deploy starts and until when the page offers Cancel.
+fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
+    let at = request.deploy_not_before().map(utc).unwrap_or_default();
+    let snapshots: Vec<&str> = request
+        .promotion
+        .iter()
+        .flat_map(|p| &p.snapshots)
+        .map(|s| s.id.as_str())
+        .collect();
+    let approved = format!("Approved by {}.", voters(request, Verdict::Approve));
+    if snapshots.is_empty() {
+        return (
+            "approved",
+            format!("{approved} The deploy starts at {at} UTC; until then any approver's page offers Cancel."),
+        );
+    }
+    (
+        "approved, backing up",
+        format!(
+            "{approved} Backing up first: {}. The deploy starts once the snapshots are available, at {at} UTC at the earliest; until {at} UTC any approver's page offers Cancel.",
+            snapshots.join(", ")
+        ),
+    )
+}
+
+/// The notice of the snapshots ready at `now`: when the deploy follows.
+fn backed_up_detail(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
+    let snapshots: Vec<&str> = request
+        .promotion
+        .iter()
+        .flat_map(|p| &p.snapshots)
+        .map(|s| s.id.as_str())
+        .collect();
+    let when = match request.deploy_not_before() {
+        Some(at) if at > now => format!("The deploy starts when the wait ends, at {} UTC.", utc(at)),
+        _ => "The deploy starts now.".to_owned(),
+    };
+    format!("Pre-deployment snapshot(s) available: {}. {when}", snapshots.join(", "))
 }
 
 /// RDS's answer for a snapshot: a refusal (access, quota, an invalid state) is a failed

@@ -8,13 +8,13 @@
 //! not sent again.
 
 use super::deploy_on_push::DeployOnPush;
+use super::staging::stage_checks;
 use super::{deliver_notice, keep_notice};
 use crate::domain::approval::{
-    ApprovalId, ApprovalRequest, ApprovalStatus, ApprovalToken, Evidence, ReleaseService, StageCheck, Successor,
-    verify_release,
+    ApprovalId, ApprovalRequest, ApprovalStatus, ApprovalToken, Evidence, ReleaseService, Successor, verify_release,
 };
-use crate::domain::deployment::{DeploymentId, Kind, PushedImage, Status};
-use crate::domain::names::{AlarmName, ImageDigest};
+use crate::domain::deployment::{DeploymentId, PushedImage, Status};
+use crate::domain::names::AlarmName;
 use crate::domain::notice::{approval_request_notice, release_blocked_notice, superseded_request_notice};
 use crate::domain::pipeline::ApprovalPolicy;
 use crate::domain::pipeline::{Application, Stage};
@@ -55,10 +55,6 @@ pub(crate) enum Gate {
     /// Go on: the request is made, awaiting approval.
     Open,
 }
-
-/// How many history pages of a service in the required stage are searched for the digest.
-const HISTORY_PAGES: usize = 4;
-const HISTORY_PAGE_SIZE: i32 = 50;
 
 impl<S, E, C, M, N> DeployOnPush<S, E, C, M, N>
 where
@@ -139,19 +135,7 @@ where
         let Some(required) = required else {
             return Ok(Ok(None));
         };
-        let mut checks = Vec::new();
-        for service in &app.services {
-            let quarantined = self
-                .records
-                .quarantined(&required.cluster, &service.name)
-                .await?
-                .contains(&image.digest);
-            checks.push(StageCheck {
-                service: service.name.clone(),
-                newest_with_digest: self.newest_deploy_of(required, &service.name, &image.digest).await?,
-                quarantined,
-            });
-        }
+        let checks = stage_checks(&self.records, required, app, &image.digest).await?;
         let alarms: Vec<AlarmName> = required
             .alarms
             .iter()
@@ -160,33 +144,6 @@ where
             .collect();
         let in_alarm = self.approvals.alarms.in_alarm(&alarms).await?;
         Ok(verify_release(&required.name, &image.digest, &checks, &alarms, &in_alarm).map(Some))
-    }
-
-    async fn newest_deploy_of(
-        &self,
-        stage: &Stage,
-        service: &crate::domain::names::ServiceName,
-        digest: &ImageDigest,
-    ) -> Result<Option<(DeploymentId, Status, Option<chrono::DateTime<Utc>>)>, StoreError> {
-        let mut after = None;
-        for _ in 0..HISTORY_PAGES {
-            let page = self
-                .records
-                .history(&stage.cluster, service, HISTORY_PAGE_SIZE, after.as_deref())
-                .await?;
-            let found = page
-                .deployments
-                .iter()
-                .find(|d| d.kind == Kind::Deploy && &d.image.digest == digest);
-            if let Some(d) = found {
-                return Ok(Some((d.id.clone(), d.status, d.completed_at)));
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        Ok(None)
     }
 
     /// After every service of `stage` was handled: the request lists those awaiting approval

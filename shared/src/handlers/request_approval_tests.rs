@@ -10,7 +10,7 @@ use crate::domain::names::{ClusterName, ImageDigest, ServiceName, StageName};
 use crate::domain::pipeline::Pipeline;
 use crate::events::EcrEvent;
 use crate::fakes::{FakeAlarms, FakeApproverMail, FakeEcs, FakeNotifier, FakeSnapshots, MemoryRecords};
-use crate::ports::{Approvals, Quarantine};
+use crate::ports::{Approvals, Deployments, Quarantine};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
@@ -489,8 +489,15 @@ async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once()
         subjects,
         [
             "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: backed up",
             "v1.0.0 of backend to prod: deploying"
         ]
+    );
+    let published = world.notifier.published();
+    assert!(
+        published[0].message.contains("Approved by "),
+        "{}",
+        published[0].message
     );
 }
 
@@ -827,12 +834,17 @@ async fn the_deploying_notice_a_failed_publish_held_back_goes_out_with_the_next_
     let now = Utc::now();
     promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
     rds.finish(SnapshotState::Available);
+    assert!(matches!(
+        promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap(),
+        Advanced::Waiting { .. }
+    ));
     let later = now + TimeDelta::minutes(6);
     let deadline = later + TimeDelta::seconds(30);
 
     world.notifier.fail(true);
     let swept = promote.sweep(later, deadline).await.unwrap();
     assert!(matches!(&swept[0].1, Advanced::Unfinished { .. }), "{swept:?}");
+    assert!(world.prod_records().iter().all(|d| d.status == Status::Deploying));
     assert!(
         world.records.approvals()[0]
             .promotion
@@ -857,6 +869,7 @@ async fn the_deploying_notice_a_failed_publish_held_back_goes_out_with_the_next_
         world.subjects(),
         [
             "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: backed up",
             "v1.0.0 of backend to prod: deploying"
         ],
         "each once"
@@ -1064,4 +1077,97 @@ async fn a_rejected_digest_asks_again_under_a_new_tag() {
             .iter()
             .all(|d| d.status == Status::AwaitingApproval)
     );
+}
+
+/// Before it deploys, an approved release is checked again: it deploys whole (a service whose
+/// record a newer push superseded meanwhile stops it), and only while staging still vouches
+/// for its digest (rolled back there since stops it). Nothing deploys; the team is told why.
+#[tokio::test]
+async fn an_approved_release_deploys_whole_and_only_while_staging_vouches_for_it() {
+    use super::promote::Advanced;
+    use crate::domain::promotion::SnapshotState;
+    let rds = FakeSnapshots::default();
+    let backend = ServiceName::parse("backend-service").unwrap();
+    let later = Utc::now() + TimeDelta::minutes(6);
+    let deadline = later + TimeDelta::seconds(30);
+
+    let split = World::new();
+    let promote = split.promoter(shipped_pipeline(), &rds);
+    let id = approved(&split, 1, 0).await;
+    promote.advance(&id, Utc::now(), deadline).await.unwrap();
+    rds.finish(SnapshotState::Available);
+    let record = split
+        .prod_records_of("v1.0.0")
+        .into_iter()
+        .find(|d| d.service == backend)
+        .unwrap();
+    let superseded = record.transition(Status::Superseded, Utc::now()).unwrap();
+    assert!(
+        split
+            .records
+            .save_transition(&superseded, Status::AwaitingApproval)
+            .await
+            .unwrap()
+    );
+    let given_up = promote.advance(&id, later, deadline).await.unwrap();
+    assert!(
+        matches!(&given_up, Advanced::Failed { why } if why.contains("could not deploy whole")),
+        "{given_up:?}"
+    );
+    assert_eq!(split.ecs.running(&cluster("prod"), &backend), "td:1");
+    let statuses: Vec<_> = split.prod_records_of("v1.0.0").iter().map(|d| d.status).collect();
+    assert!(
+        statuses.contains(&Status::Superseded) && statuses.contains(&Status::Failed),
+        "{statuses:?}"
+    );
+
+    let rolled_back = World::new();
+    let promote = rolled_back.promoter(shipped_pipeline(), &rds);
+    let id = approved(&rolled_back, 1, 0).await;
+    promote.advance(&id, Utc::now(), deadline).await.unwrap();
+    rolled_back.staging_ended(1, Status::RolledBack);
+    let given_up = promote.advance(&id, later, deadline).await.unwrap();
+    assert!(
+        matches!(&given_up, Advanced::Failed { why } if why.starts_with("staging no longer vouches for this digest") && why.contains("ROLLED_BACK")),
+        "{given_up:?}"
+    );
+    assert_eq!(rolled_back.ecs.running(&cluster("prod"), &backend), "td:1");
+    assert!(
+        rolled_back
+            .prod_records_of("v1.0.0")
+            .iter()
+            .all(|d| d.status == Status::Failed)
+    );
+    assert_eq!(
+        rolled_back.subjects().last().map(String::as_str),
+        Some("v1.0.0 of backend to prod: not deployed")
+    );
+}
+
+/// A stage that takes no snapshot is told of the approval too: who approved, when it deploys.
+#[tokio::test]
+async fn an_approval_without_snapshots_is_told_with_its_deploy_time() {
+    use super::promote::Advanced;
+    let world = World::new();
+    let without_snapshots = Pipeline::parse(
+        &include_str!("../../../pipeline.toml").replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
+    )
+    .unwrap();
+    let promote = world.promoter(without_snapshots, &FakeSnapshots::default());
+    let id = approved(&world, 1, 0).await;
+    let now = Utc::now();
+    assert!(matches!(
+        promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap(),
+        Advanced::Waiting { .. }
+    ));
+    let told = world.notifier.published();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].subject, "v1.0.0 of backend to prod: approved");
+    assert!(
+        told[0].message.contains("Approved by release-manager@example.com")
+            || told[0].message.contains("Approved by oncall-lead@example.com"),
+        "{}",
+        told[0].message
+    );
+    assert!(told[0].message.contains("The deploy starts at "), "{}", told[0].message);
 }

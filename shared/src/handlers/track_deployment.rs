@@ -196,11 +196,7 @@ where
             tracing::info!(deployment = %deploying.id, ecs_deployment = %ended.ecs_deployment_id, "saved the ECS deployment id a deploy did not");
             // decide() let this push through: it is the service's latest unless a newer one
             // got ahead since.
-            let overtaken = state
-                .latest
-                .as_ref()
-                .is_some_and(|latest| latest.id != deploying.id && latest.pushed_at >= deploying.image.pushed_at);
-            let moves = (!overtaken).then(|| StateMove {
+            let moves = (!state.latest_is_ahead_of(&deploying)).then(|| StateMove {
                 field: ServiceStateField::Latest,
                 to: deploying.reference(),
             });

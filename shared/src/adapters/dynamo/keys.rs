@@ -5,7 +5,7 @@
 //!   quarantined).
 //! - outbox notice: pk `NOTE#<key>`, sk `NOTE`, expiring (TTL `expires_at`).
 //! - approval request: pk `APR#<id>`, sk `APR` (the approval function's role reaches only
-//!   these: `dynamodb:LeadingKeys` `APR#*`; the stream filter matches the prefix too).
+//!   these: `dynamodb:LeadingKeys` `APR#apr-*`; the stream filter matches the prefix too).
 //! - a stage and application's newest open request: pk `APR#open#<stage>#<application>`, sk `OPEN`.
 
 use crate::domain::approval::ApprovalId;
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 pub const BY_SERVICE_INDEX: &str = "by-service";
 pub const BY_ECS_DEPLOYMENT_INDEX: &str = "by-ecs-deployment";
 /// Sparse: only approval requests in flight carry `in_flight` (always `IN_FLIGHT`); the
-/// promotion's sweeper reads them all each minute (a handful at a time, in one partition).
+/// promotion's sweeper reads them all each minute (every page, in one partition).
 pub const IN_FLIGHT_INDEX: &str = "approvals-in-flight";
 pub const IN_FLIGHT: &str = "IN_FLIGHT";
 
