@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// How long after the approval the snapshots may take before the deploy is given up (FAILED,
-/// with a notice), RDS refusing to be asked included.
+/// How long after the approval (or until the deploy is due, if later) the snapshots may take
+/// before the deploy is given up (FAILED, with a notice), RDS refusing to be asked included.
 pub const SNAPSHOT_TIMEOUT: TimeDelta = TimeDelta::minutes(60);
 
 /// An RDS snapshot identifier that is valid for instance and cluster snapshots alike: a letter
@@ -180,8 +180,10 @@ pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
 
 fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
     let approved_at = request.decided_at.unwrap_or(request.requested_at);
+    let snapshots_late =
+        now >= (approved_at + SNAPSHOT_TIMEOUT).max(request.deploy_not_before().unwrap_or(approved_at));
     let Some(promotion) = &request.promotion else {
-        if !dbs.is_empty() && now - approved_at >= SNAPSHOT_TIMEOUT {
+        if !dbs.is_empty() && snapshots_late {
             return Step::Fail {
                 why: format!(
                     "no snapshot within {} minutes of the approval: RDS could not be asked",
@@ -226,7 +228,7 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     if unfinished.is_empty() {
         return deploy_when_waited(request, now);
     }
-    if now - approved_at >= SNAPSHOT_TIMEOUT {
+    if snapshots_late {
         let late: Vec<String> = unfinished
             .iter()
             .map(|s| match &s.state {
@@ -364,6 +366,19 @@ mod tests {
         assert!(
             matches!(next_step(&creating, &dbs, late), Step::Fail { why } if why.starts_with("no snapshot within 60 minutes"))
         );
+
+        let long_wait = ApprovalRequest {
+            wait: TimeDelta::minutes(120),
+            ..creating.clone()
+        };
+        assert!(
+            matches!(next_step(&long_wait, &dbs, late), Step::CheckSnapshots(_)),
+            "a slow snapshot is no failure while the deploy is not due yet"
+        );
+        assert!(matches!(
+            next_step(&long_wait, &dbs, at(1) + TimeDelta::minutes(120)),
+            Step::Fail { .. }
+        ));
 
         let busy = SnapshotState::NotStarted {
             why: "DB instance db0 is backing-up".into(),

@@ -4,9 +4,8 @@
 //! service under its lock. Every write to the request is conditional on the version read; a
 //! lost race reads again.
 
-use super::staging::stage_checks;
 use super::{deliver_notice, deploy_pinned, keep_notice};
-use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict, verify_release};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict};
 use crate::domain::deployment::{ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
@@ -152,7 +151,9 @@ where
             let dbs = stage.map(|s| s.snapshot_before_deploy.as_slice()).unwrap_or_default();
             let step = match next_step(&request, dbs, now) {
                 // Its stage left the pipeline file: it expires or closes as usual, never deploys.
-                Step::Begin(_) | Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy if stage.is_none() => {
+                Step::Begin(_) | Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy
+                    if stage.is_none() && !deploy_begun(&request) =>
+                {
                     Step::Fail {
                         why: format!("stage {} is no longer in the pipeline file", request.stage),
                     }
@@ -169,12 +170,7 @@ where
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
                 Step::Close { status, failed } => return self.close(&request, status, failed.as_deref()).await,
                 // Begun before (a retry): deploy again without writing, every service idempotent.
-                Step::Deploy
-                    if request
-                        .promotion
-                        .as_ref()
-                        .is_some_and(|p| p.deploy_started_at.is_some()) =>
-                {
+                Step::Deploy if deploy_begun(&request) => {
                     return self.deploy(&request, deadline).await;
                 }
                 Step::Deploy => {
@@ -230,16 +226,18 @@ where
                             },
                         };
                     }
-                    if backed_up(promotion) {
-                        let detail = backed_up_detail(&next, now);
-                        keep_notice(
-                            &self.records,
-                            notice_key(id, BACKED_UP),
-                            &promotion_notice(&next, "backed up", &detail),
-                        )
-                        .await?;
-                    }
                 }
+            }
+            // Whichever step found the snapshots all available (a retried Begin adopts ready
+            // ones) keeps the notice before its write; the next round delivers it.
+            if next.promotion.as_ref().is_some_and(backed_up) && !request.promotion.as_ref().is_some_and(backed_up) {
+                let detail = backed_up_detail(&next, now);
+                keep_notice(
+                    &self.records,
+                    notice_key(id, BACKED_UP),
+                    &promotion_notice(&next, "backed up", &detail),
+                )
+                .await?;
             }
             if next == request {
                 // Snapshots still being made, or put off by a busy DB again: nothing to write.
@@ -297,26 +295,37 @@ where
                 }
             }
         }
-        let Some(stage) = self.pipeline.stages().iter().find(|s| s.name == request.stage) else {
+        // The staging deploys the request was granted on, each still SUCCEEDED (not rolled
+        // back since) with the digest not quarantined there.
+        let Some(evidence) = &request.evidence else {
             return Ok(None);
         };
-        let required = stage
-            .approval
-            .as_ref()
-            .and_then(|policy| policy.requires.as_ref())
-            .and_then(|name| self.pipeline.stages().iter().find(|s| &s.name == name));
-        let app = self
-            .pipeline
-            .applications()
-            .iter()
-            .find(|a| a.name == request.application);
-        let (Some(required), Some(app)) = (required, app) else {
-            return Ok(None);
-        };
-        let checks = stage_checks(&self.records, required, app, &request.image.digest).await?;
-        Ok(verify_release(&required.name, &request.image.digest, &checks, &[], &[])
-            .err()
-            .map(|why| format!("{} no longer vouches for this digest: {why}", required.name)))
+        for verified in &evidence.deployments {
+            let why = match self.records.get_deployment(&verified.deployment).await? {
+                Some(deploy) if deploy.status != Status::Succeeded => {
+                    format!(
+                        "its deploy {} of {} is {} now",
+                        deploy.id, deploy.service, deploy.status
+                    )
+                }
+                Some(deploy)
+                    if self
+                        .records
+                        .quarantined(&deploy.cluster, &deploy.service)
+                        .await?
+                        .contains(&request.image.digest) =>
+                {
+                    format!("the digest is quarantined on {} there", deploy.service)
+                }
+                Some(_) => continue,
+                None => format!("its deploy {} of {} is gone", verified.deployment, verified.service),
+            };
+            return Ok(Some(format!(
+                "{} no longer vouches for this digest: {why}; nothing was deployed",
+                evidence.stage
+            )));
+        }
+        Ok(None)
     }
 
     /// Deploys each service of the request (idempotent per service), then records the deploy
@@ -365,7 +374,10 @@ where
             if promotion.deployed_at.is_some() {
                 return Change::Leave(false);
             }
-            promotion.failed.get_or_insert_with(|| why.to_owned());
+            if promotion.failed.is_some() {
+                return Change::Leave(true);
+            }
+            promotion.failed = Some(why.to_owned());
             Change::Write(true)
         })
         .await?;
@@ -567,6 +579,14 @@ fn notice_key(id: &ApprovalId, step: &str) -> String {
 /// The promotion's steps told to the team beyond the closing ones.
 const BEGUN: &str = "approved";
 const BACKED_UP: &str = "backed-up";
+
+/// The deploy of the request's services began (a retry resumes it).
+fn deploy_begun(request: &ApprovalRequest) -> bool {
+    request
+        .promotion
+        .as_ref()
+        .is_some_and(|p| p.deploy_started_at.is_some())
+}
 
 /// Every snapshot of a promotion that takes some is available.
 fn backed_up(promotion: &Promotion) -> bool {

@@ -776,11 +776,6 @@ async fn a_busy_db_puts_the_snapshot_off_until_it_is_free() {
     assert_eq!(rds.taken().len(), 1);
     let promotion = world.records.approvals()[0].promotion.clone().unwrap();
     assert_eq!(promotion.snapshots[0].state, SnapshotState::Creating);
-    assert_eq!(
-        promotion.started_at,
-        put_off.promotion.unwrap().started_at,
-        "the timeout counts from the approval"
-    );
     assert_eq!(world.subjects(), ["v1.0.0 of backend to prod: approved, backing up"]);
 }
 
@@ -1122,9 +1117,11 @@ async fn an_approved_release_deploys_whole_and_only_while_staging_vouches_for_it
     );
 
     let rolled_back = World::new();
+    let rds = FakeSnapshots::default();
     let promote = rolled_back.promoter(shipped_pipeline(), &rds);
     let id = approved(&rolled_back, 1, 0).await;
     promote.advance(&id, Utc::now(), deadline).await.unwrap();
+    rds.finish(SnapshotState::Available);
     rolled_back.staging_ended(1, Status::RolledBack);
     let given_up = promote.advance(&id, later, deadline).await.unwrap();
     assert!(
@@ -1170,4 +1167,31 @@ async fn an_approval_without_snapshots_is_told_with_its_deploy_time() {
         told[0].message
     );
     assert!(told[0].message.contains("The deploy starts at "), "{}", told[0].message);
+}
+
+/// A snapshot an earlier try made, available by the time the approval is begun again, is
+/// adopted: the team is told it is backed up all the same.
+#[tokio::test]
+async fn a_begin_that_adopts_an_available_snapshot_tells_it_backed_up() {
+    use crate::domain::names::DbInstanceId;
+    use crate::domain::promotion::{SnapshotId, SnapshotState};
+    use crate::ports::Snapshots;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let id = approved(&world, 1, 0).await;
+    let db = DbInstanceId::parse("social-analytics-db").unwrap();
+    rds.take_snapshot(&db, &SnapshotId::before_deploy(&id, &db), &[])
+        .await
+        .unwrap();
+    rds.finish(SnapshotState::Available);
+    let now = Utc::now();
+    promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
+    assert_eq!(
+        world.subjects(),
+        [
+            "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: backed up"
+        ]
+    );
 }

@@ -57,7 +57,7 @@ pub trait Approvals: Send + Sync {
 pub enum Change<T> {
     /// Write the request as changed (one version up), then answer `T`.
     Write(T),
-    /// Nothing to write (the request must be left as read): answer `T`.
+    /// Nothing to write: answer `T` (with the request as read, whatever the change did).
     Leave(T),
 }
 
@@ -74,11 +74,12 @@ pub async fn update_approval<A: Approvals, T>(
     mut change: impl FnMut(&mut ApprovalRequest) -> Change<T>,
 ) -> Result<Option<(ApprovalRequest, T)>, StoreError> {
     for _ in 0..UPDATE_ATTEMPTS {
-        let Some(mut request) = store.get_approval(id).await? else {
+        let Some(read) = store.get_approval(id).await? else {
             return Ok(None);
         };
+        let mut request = read.clone();
         match change(&mut request) {
-            Change::Leave(answer) => return Ok(Some((request, answer))),
+            Change::Leave(answer) => return Ok(Some((read, answer))),
             Change::Write(answer) => {
                 request.version += 1;
                 if store.save_approval(&request).await? {

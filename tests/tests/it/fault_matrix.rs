@@ -455,7 +455,7 @@ async fn promote_case(operation: &str, mode: Mode, pass_first: usize) {
     );
     assert!(env.held_locks().await.is_empty(), "{case}");
     let notices = env.notices().await;
-    for told in ["approved, backing up", "deploying"] {
+    for told in ["approved, backing up", "backed up", "deploying"] {
         let copies = notices.iter().filter(|n| n.subject.ends_with(told)).count();
         assert!((1..=2).contains(&copies), "{case}: {told}: {notices:?}");
     }

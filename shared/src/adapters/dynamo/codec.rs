@@ -298,7 +298,7 @@ struct ApprovalItem {
     wait_seconds: i64,
     requested_at: DateTime<Utc>,
     /// Not `expires_at`, the table's TTL attribute: DynamoDB must never delete a request.
-    #[serde(rename = "decide_by")]
+    #[serde(rename = "decide_by", alias = "expires_at")]
     expires_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     decided_at: Option<DateTime<Utc>>,
