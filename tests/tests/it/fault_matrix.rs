@@ -1,10 +1,10 @@
 //! Every AWS call of deploy-on-push's automatic deploy, the conditional writes, history reads,
 //! alarm reads and publishes of its approval request (a release that passed staging), every
 //! call of promote's snapshot and deploy of an approved release, and every call of
-//! track-deployment's FAILED → rollback and of rollback-on-alarm's rollback,
-//! failing in both ways a call fails: refused
-//! before it reaches the service (5xx), and applied by the service with the answer lost on
-//! the way back; from its n-th call on for the whole first delivery, or once. Then the fault
+//! track-deployment's FAILED → rollback and of rollback-on-alarm's rollback, failing in both
+//! ways a call fails: refused before it reaches the service (5xx), and applied by the service
+//! with the answer lost on the way back (not for reads, where that is the same as refused);
+//! from its n-th call on for the whole first delivery, or once. Then the fault
 //! heals and Lambda's retry delivers the event again. After the retry: one revision per
 //! deploy, no record that lies about ECS, nothing dropped (every notice sent).
 //!
@@ -48,6 +48,20 @@ const MODES: [Mode; 3] = [
     },
 ];
 
+/// A read changes nothing, so a lost answer to it is a failed read: only writes (and calls
+/// that act, like UpdateService or Publish) are tried with their answer lost.
+fn modes_for(operation: &str) -> Vec<Mode> {
+    let reads = ["GetItem", "Query", "Describe", "List"];
+    if reads.iter().any(|read| operation.starts_with(read)) {
+        MODES
+            .into_iter()
+            .filter(|mode| mode.kind == FaultKind::ServerError)
+            .collect()
+    } else {
+        MODES.to_vec()
+    }
+}
+
 impl Mode {
     fn inject(self, proxy: &FaultProxy, operation: &str, pass_first: usize) {
         if self.persistent {
@@ -84,7 +98,7 @@ where
         .iter()
         .find(|(target, _)| target.ends_with(operation))
         .unwrap_or_else(|| panic!("one delivery never calls {operation}: {counts:?}"));
-    for mode in MODES {
+    for mode in modes_for(operation) {
         for pass_first in 0..*calls {
             case(target.clone(), mode, pass_first).await;
         }
