@@ -1,10 +1,10 @@
 //! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm,
-//! approval-page) and a hello-world lambda_runtime binary built with the same release profile,
+//! approval-page, promote) and a hello-world lambda_runtime binary built with the same release profile,
 //! in one run, each over fresh processes under a Lambda Runtime API: init (process start →
 //! first `GET …/invocation/next`), first-event latency (process start → response to an event
 //! that really acts against moto: a push that deploys, a completion, an alarm that rolls back,
-//! an approver opening their link), peak RSS, zipped bootstrap size, and AWS calls per push
-//! and per page GET and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first
+//! an approver opening their link, a sweep over an open request), peak RSS, zipped bootstrap
+//! size, and AWS calls per push and per page GET and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first
 //! call's TLS handshake counts.
 
 use chrono::{TimeDelta, Utc};
@@ -53,6 +53,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let track = built_binary("track-deployment", "release");
     let on_alarm = built_binary("rollback-on-alarm", "release");
     let page = built_binary("approval-page", "release");
+    let promote = built_binary("promote", "release");
     let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
     let ca = ca.to_str().unwrap();
     let env = [
@@ -65,6 +66,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
     let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples, mut page_samples) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut promote_samples = Vec::new();
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -104,6 +106,15 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "every run must really show the page: {response}"
         );
         page_samples.push(shown);
+
+        let tick = event_file("promote", "scheduled.json");
+        let (swept, response) = sample(&promote, &moto.endpoint, &env, tick).await;
+        let response = response.response();
+        assert_eq!(
+            response["swept"][0]["advanced"]["did"], "waiting",
+            "every run must really sweep the open request: {response}"
+        );
+        promote_samples.push(swept);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -139,6 +150,14 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
                 "approval-page (GET of a link)",
                 &page_samples,
                 zipped_size(&page, scratch),
+            ),
+        ),
+        (
+            "promote",
+            row(
+                "promote (a sweep: one request awaiting approval)",
+                &promote_samples,
+                zipped_size(&promote, scratch),
             ),
         ),
     ];
