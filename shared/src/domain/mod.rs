@@ -10,6 +10,7 @@ pub mod notice;
 pub mod pipeline;
 pub mod promotion;
 pub mod push;
+pub mod retention;
 pub mod rollback_plan;
 pub mod tag_rule;
 pub mod taskdef;

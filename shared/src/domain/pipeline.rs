@@ -2,9 +2,10 @@
 //! invalid values; every error names the field it is about (`stage[2].tags: …`).
 
 use super::names::{
-    AlarmName, AppName, Approver, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, RepositoryName,
-    ServiceName, StageName,
+    AlarmName, AppName, Approver, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, Region,
+    RepositoryName, ServiceName, StageName,
 };
+use super::retention::{Quota, Retention};
 use super::tag_rule::TagRule;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -21,7 +22,44 @@ pub enum PipelineError {
 pub struct Pipeline {
     applications: Vec<Application>,
     stages: Vec<Stage>,
+    snapshots: SnapshotSettings,
 }
+
+/// The scheduled snapshots (`[snapshots]`): which DBs, how long their snapshots are kept, where
+/// they are copied, and the region's manual-snapshot quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    pub dbs: Vec<SnapshotPolicy>,
+    pub quota: Quota,
+}
+
+/// One DB snapshotted on the schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    pub db: DbInstanceId,
+    /// The stage the DB serves: its default retention, and what notices name.
+    pub stage: StageName,
+    pub retention: Retention,
+    /// A copy of each new snapshot in another region (disaster recovery), kept as long.
+    pub copy_to: Option<CopyTarget>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyTarget {
+    pub region: Region,
+    /// The destination region's KMS key, required to copy an encrypted DB's snapshot.
+    pub kms_key_id: Option<String>,
+}
+
+/// Days a snapshot is kept where the file names none: the seeds' 7 days, 30 in a stage that
+/// needs approval (production).
+pub const DEFAULT_KEEP_DAYS: i64 = 7;
+pub const PRODUCTION_KEEP_DAYS: i64 = 30;
+/// The newest snapshots of a DB never pruned, whatever their age.
+pub const DEFAULT_KEEP_LAST: i64 = 3;
+/// RDS's default manual-snapshot quota per region, and where we warn.
+pub const DEFAULT_SNAPSHOT_QUOTA: i64 = 100;
+pub const DEFAULT_QUOTA_WARN_PERCENT: i64 = 80;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Application {
@@ -142,6 +180,21 @@ impl Pipeline {
         &self.stages
     }
 
+    pub fn snapshots(&self) -> &SnapshotSettings {
+        &self.snapshots
+    }
+
+    /// How long `db`'s snapshots are kept: its `[snapshots]` entry, else the default of the
+    /// stage that snapshots it before deploys (its pre-deployment snapshots follow the same
+    /// retention), else the default.
+    pub fn retention_of(&self, db: &DbInstanceId) -> Retention {
+        if let Some(policy) = self.snapshots.dbs.iter().find(|p| p.db == *db) {
+            return policy.retention;
+        }
+        let stage = self.stages.iter().find(|s| s.snapshot_before_deploy.contains(db));
+        default_retention(stage.is_some_and(|s| s.approval.is_some()))
+    }
+
     /// Whether the pipeline file still lists `approver` (any case) for `stage`: a vote counts
     /// only then, so removing someone from the file takes their open links away.
     pub fn lists_approver(&self, stage: &StageName, approver: &Approver) -> bool {
@@ -163,6 +216,135 @@ impl Pipeline {
 struct RawPipeline {
     application: Vec<RawApplication>,
     stage: Vec<RawStage>,
+    #[serde(default)]
+    snapshots: RawSnapshots,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshots {
+    #[serde(default)]
+    quota: Option<i64>,
+    #[serde(default)]
+    warn_at_percent: Option<i64>,
+    #[serde(default)]
+    db: Vec<RawSnapshotDb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshotDb {
+    name: String,
+    stage: String,
+    #[serde(default)]
+    keep_days: Option<i64>,
+    #[serde(default)]
+    keep_last: Option<i64>,
+    #[serde(default)]
+    copy_to_region: Option<String>,
+    #[serde(default)]
+    copy_kms_key_id: Option<String>,
+}
+
+fn default_retention(production: bool) -> Retention {
+    let days = if production {
+        PRODUCTION_KEEP_DAYS
+    } else {
+        DEFAULT_KEEP_DAYS
+    };
+    Retention {
+        keep_for: chrono::TimeDelta::days(days),
+        keep_last: DEFAULT_KEEP_LAST as usize,
+    }
+}
+
+impl RawSnapshots {
+    fn validate(self, stages: &[Stage]) -> Result<SnapshotSettings, PipelineError> {
+        let quota = in_range(
+            "snapshots.quota",
+            self.quota.unwrap_or(DEFAULT_SNAPSHOT_QUOTA),
+            1..=100_000,
+            "snapshots",
+        )?;
+        let warn_percent = in_range(
+            "snapshots.warn_at_percent",
+            self.warn_at_percent.unwrap_or(DEFAULT_QUOTA_WARN_PERCENT),
+            1..=100,
+            "percent",
+        )?;
+        let mut dbs = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, raw) in self.db.into_iter().enumerate() {
+            let at = |f: &str| format!("snapshots.db[{i}].{f}");
+            let db = field(at("name"), DbInstanceId::parse(raw.name))?;
+            if !seen.insert(db.as_str().to_ascii_lowercase()) {
+                return Err(duplicate(at("name"), "snapshot policy for DB", db.as_str()));
+            }
+            let stage_name = field(at("stage"), StageName::parse(raw.stage))?;
+            let Some(stage) = stages.iter().find(|s| s.name == stage_name) else {
+                return Err(PipelineError::Field {
+                    field: at("stage"),
+                    message: format!("no stage is named `{stage_name}`"),
+                });
+            };
+            let default = default_retention(stage.approval.is_some());
+            let keep_days = match raw.keep_days {
+                Some(days) => in_range(&at("keep_days"), days, 1..=3650, "days")?,
+                None => default.keep_for.num_days(),
+            };
+            let keep_last = in_range(
+                &at("keep_last"),
+                raw.keep_last.unwrap_or(DEFAULT_KEEP_LAST),
+                0..=100,
+                "snapshots",
+            )?;
+            let copy_to = match (raw.copy_to_region, raw.copy_kms_key_id) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(PipelineError::Field {
+                        field: at("copy_kms_key_id"),
+                        message: "names a key for a copy, but copy_to_region names no region".into(),
+                    });
+                }
+                (Some(region), key) => Some(CopyTarget {
+                    region: field(at("copy_to_region"), Region::parse(region))?,
+                    kms_key_id: match key {
+                        Some(key) if key.trim().is_empty() || key.len() > 2048 => {
+                            return Err(PipelineError::Field {
+                                field: at("copy_kms_key_id"),
+                                message: "must be a KMS key id, alias or ARN".into(),
+                            });
+                        }
+                        key => key,
+                    },
+                }),
+            };
+            dbs.push(SnapshotPolicy {
+                db,
+                stage: stage_name,
+                retention: Retention {
+                    keep_for: chrono::TimeDelta::days(keep_days),
+                    keep_last: keep_last as usize,
+                },
+                copy_to,
+            });
+        }
+        Ok(SnapshotSettings {
+            dbs,
+            quota: Quota {
+                limit: quota as usize,
+                warn_percent: warn_percent as usize,
+            },
+        })
+    }
+}
+
+fn in_range(field: &str, value: i64, range: std::ops::RangeInclusive<i64>, unit: &str) -> Result<i64, PipelineError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(out_of_range(field.to_owned(), value, range, unit))
+    }
 }
 
 #[derive(Deserialize)]
@@ -436,7 +618,12 @@ impl RawPipeline {
                 notify_success: raw.notify_success.unwrap_or(i == last_stage),
             });
         }
-        Ok(Pipeline { applications, stages })
+        let snapshots = self.snapshots.validate(&stages)?;
+        Ok(Pipeline {
+            applications,
+            stages,
+            snapshots,
+        })
     }
 }
 
@@ -608,6 +795,77 @@ mod tests {
             error_of(&TWO_STAGES.replace("approval = true", "")),
             "pipeline file: stage[2].approvers: only a stage with `approval = true` takes approval settings"
         );
+    }
+
+    #[test]
+    fn snapshot_policies_default_by_stage_and_name_their_errors() {
+        let with = |section: &str| format!("{TWO_STAGES}\n{section}");
+        let pipeline = Pipeline::parse(&with(
+            r#"
+            [snapshots]
+            quota = 150
+            [[snapshots.db]]
+            name = "orders-dev"
+            stage = "dev"
+            [[snapshots.db]]
+            name = "orders-prod"
+            stage = "prod"
+            keep_last = 5
+            copy_to_region = "us-west-2"
+            copy_kms_key_id = "alias/dr"
+            "#,
+        ))
+        .unwrap();
+        let settings = pipeline.snapshots();
+        assert_eq!(
+            (settings.quota.limit, settings.quota.warn_percent),
+            (150, DEFAULT_QUOTA_WARN_PERCENT as usize)
+        );
+        let days = |db: &str| {
+            pipeline
+                .retention_of(&DbInstanceId::parse(db).unwrap())
+                .keep_for
+                .num_days()
+        };
+        assert_eq!(days("orders-dev"), 7, "7 days where nobody approves");
+        assert_eq!(days("orders-prod"), 30, "30 in a stage that needs approval");
+        assert_eq!(days("anything-else"), 7);
+        let prod = &settings.dbs[1];
+        assert_eq!(prod.retention.keep_last, 5);
+        let copy = prod.copy_to.as_ref().unwrap();
+        assert_eq!(
+            (copy.region.as_str(), copy.kms_key_id.as_deref()),
+            ("us-west-2", Some("alias/dr"))
+        );
+        assert!(
+            Pipeline::parse(TWO_STAGES).unwrap().snapshots().dbs.is_empty(),
+            "optional"
+        );
+
+        for (section, error) in [
+            (
+                "[[snapshots.db]]\nname = \"db\"\nstage = \"qa\"",
+                "pipeline file: snapshots.db[0].stage: no stage is named `qa`",
+            ),
+            (
+                "[[snapshots.db]]\nname = \"db\"\nstage = \"dev\"\nkeep_days = 0",
+                "pipeline file: snapshots.db[0].keep_days: 0 is not between 1 and 3650 days",
+            ),
+            (
+                "[[snapshots.db]]\nname = \"db\"\nstage = \"dev\"\ncopy_kms_key_id = \"alias/dr\"",
+                "pipeline file: snapshots.db[0].copy_kms_key_id: names a key for a copy, but copy_to_region names no region",
+            ),
+            (
+                "[[snapshots.db]]\nname = \"db\"\nstage = \"dev\"\n[[snapshots.db]]\nname = \"DB\"\nstage = \"dev\"",
+                "pipeline file: snapshots.db[1].name: duplicate snapshot policy for DB `DB`",
+            ),
+            (
+                "[snapshots]\nwarn_at_percent = 101",
+                "pipeline file: snapshots.warn_at_percent: 101 is not between 1 and 100 percent",
+            ),
+        ] {
+            assert_eq!(error_of(&with(section)), error, "{section}");
+        }
     }
 
     #[test]

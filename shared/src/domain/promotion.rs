@@ -52,7 +52,7 @@ impl fmt::Display for SnapshotId {
 
 /// `text` cut to `room` characters of lowercase letters, digits and single hyphens, with no
 /// hyphen at either end.
-fn readable(text: &str, room: usize) -> String {
+pub(crate) fn readable(text: &str, room: usize) -> String {
     let mut out = String::new();
     for c in text.chars() {
         let c = c.to_ascii_lowercase();
