@@ -1,20 +1,65 @@
 use super::describe_sdk_error;
-use crate::domain::names::DbInstanceId;
+use crate::domain::names::{DbInstanceId, Region};
+use crate::domain::pipeline::CopyTarget;
 use crate::domain::promotion::{SnapshotId, SnapshotState};
-use crate::ports::{SnapshotError, Snapshots};
+use crate::ports::{ListedSnapshot, SnapshotAdmin, SnapshotError, Snapshots};
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::Tag;
+use std::collections::BTreeMap;
 
 pub struct RdsSnapshots {
     client: aws_sdk_rds::Client,
+    /// One client per region snapshots are copied to, built at init.
+    regional: BTreeMap<Region, aws_sdk_rds::Client>,
 }
 
 impl RdsSnapshots {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self::with_regions(config, [])
+    }
+
+    /// With clients for the `regions` snapshots are copied to as well.
+    pub fn with_regions<'a>(config: &aws_config::SdkConfig, regions: impl IntoIterator<Item = &'a Region>) -> Self {
+        let regional = regions
+            .into_iter()
+            .map(|region| {
+                let regional = aws_sdk_rds::config::Builder::from(config)
+                    .region(aws_config::Region::new(region.as_str().to_owned()))
+                    .build();
+                (region.clone(), aws_sdk_rds::Client::from_conf(regional))
+            })
+            .collect();
         Self {
             client: aws_sdk_rds::Client::new(config),
+            regional,
         }
     }
+
+    fn client_in(&self, region: Option<&Region>) -> Result<&aws_sdk_rds::Client, SnapshotError> {
+        match region {
+            None => Ok(&self.client),
+            Some(region) => self.regional.get(region).ok_or_else(|| {
+                SnapshotError::Refused(format!("no RDS client for region {region} (not in the pipeline file)"))
+            }),
+        }
+    }
+}
+
+fn listed_time(time: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let time = time?;
+    chrono::DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+fn listed_tags(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+fn sdk_tags(tags: &[(&str, &str)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
 }
 
 /// RDS's refusals (access, quota, a missing DB, an invalid request) are not worth a retry;
@@ -126,10 +171,7 @@ impl Snapshots for RdsSnapshots {
         if let Some(not_now) = snapshot_of_db(db, instance.db_instance_status().unwrap_or("unknown")) {
             return Ok(not_now);
         }
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-            .collect();
+        let tags = sdk_tags(tags);
         let status = match instance.db_cluster_identifier() {
             Some(cluster) => {
                 let made = self
@@ -201,6 +243,133 @@ impl Snapshots for RdsSnapshots {
             Err(err) if err.code() == Some("DBClusterSnapshotNotFoundFault") => Ok(None),
             Err(err) => Err(rds_error("DescribeDBClusterSnapshots")(err)),
         }
+    }
+}
+
+impl SnapshotAdmin for RdsSnapshots {
+    async fn manual_snapshots(&self, region: Option<&Region>) -> Result<Vec<ListedSnapshot>, SnapshotError> {
+        let client = self.client_in(region)?;
+        let mut listed = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = client
+                .describe_db_snapshots()
+                .snapshot_type("manual")
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(rds_error("DescribeDBSnapshots"))?;
+            for snapshot in page.db_snapshots() {
+                listed.push(ListedSnapshot {
+                    id: snapshot.db_snapshot_identifier().unwrap_or_default().to_owned(),
+                    source: snapshot.db_instance_identifier().unwrap_or_default().to_owned(),
+                    cluster: false,
+                    arn: snapshot.db_snapshot_arn().unwrap_or_default().to_owned(),
+                    created_at: listed_time(snapshot.snapshot_create_time()),
+                    status: snapshot.status().unwrap_or_default().to_owned(),
+                    encrypted: snapshot.encrypted().unwrap_or(false),
+                    tags: listed_tags(snapshot.tag_list()),
+                });
+            }
+            marker = page.marker().map(str::to_owned);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let mut marker = None;
+        loop {
+            let page = client
+                .describe_db_cluster_snapshots()
+                .snapshot_type("manual")
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(rds_error("DescribeDBClusterSnapshots"))?;
+            for snapshot in page.db_cluster_snapshots() {
+                listed.push(ListedSnapshot {
+                    id: snapshot.db_cluster_snapshot_identifier().unwrap_or_default().to_owned(),
+                    source: snapshot.db_cluster_identifier().unwrap_or_default().to_owned(),
+                    cluster: true,
+                    arn: snapshot.db_cluster_snapshot_arn().unwrap_or_default().to_owned(),
+                    created_at: listed_time(snapshot.snapshot_create_time()),
+                    status: snapshot.status().unwrap_or_default().to_owned(),
+                    encrypted: snapshot.storage_encrypted().unwrap_or(false),
+                    tags: listed_tags(snapshot.tag_list()),
+                });
+            }
+            marker = page.marker().map(str::to_owned);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn delete_snapshot(&self, snapshot: &ListedSnapshot, region: Option<&Region>) -> Result<(), SnapshotError> {
+        let client = self.client_in(region)?;
+        if snapshot.cluster {
+            match client
+                .delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier(&snapshot.id)
+                .send()
+                .await
+            {
+                Err(err) if err.code() != Some("DBClusterSnapshotNotFoundFault") => {
+                    Err(rds_error("DeleteDBClusterSnapshot")(err))
+                }
+                _ => Ok(()),
+            }
+        } else {
+            match client
+                .delete_db_snapshot()
+                .db_snapshot_identifier(&snapshot.id)
+                .send()
+                .await
+            {
+                Err(err) if err.code() != Some("DBSnapshotNotFound") => Err(rds_error("DeleteDBSnapshot")(err)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    async fn copy_snapshot(
+        &self,
+        source: &ListedSnapshot,
+        to: &CopyTarget,
+        tags: &[(&str, &str)],
+    ) -> Result<SnapshotState, SnapshotError> {
+        let client = self.client_in(Some(&to.region))?;
+        let status = if source.cluster {
+            let made = client
+                .copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier(&source.arn)
+                .target_db_cluster_snapshot_identifier(&source.id)
+                .set_kms_key_id(to.kms_key_id.clone())
+                .set_tags(Some(sdk_tags(tags)))
+                .send()
+                .await;
+            match made {
+                Ok(out) => out.db_cluster_snapshot.and_then(|s| s.status),
+                Err(err) if err.code() == Some("DBClusterSnapshotAlreadyExistsFault") => None,
+                Err(err) => return Err(rds_error("CopyDBClusterSnapshot")(err)),
+            }
+        } else {
+            let made = client
+                .copy_db_snapshot()
+                .source_db_snapshot_identifier(&source.arn)
+                .target_db_snapshot_identifier(&source.id)
+                .set_kms_key_id(to.kms_key_id.clone())
+                .set_tags(Some(sdk_tags(tags)))
+                .send()
+                .await;
+            match made {
+                Ok(out) => out.db_snapshot.and_then(|s| s.status),
+                // Made by an earlier run whose answer was lost: adopt it.
+                Err(err) if err.code() == Some("DBSnapshotAlreadyExists") => None,
+                Err(err) => return Err(rds_error("CopyDBSnapshot")(err)),
+            }
+        };
+        Ok(state_of(status.as_deref()))
     }
 }
 

@@ -275,6 +275,21 @@ pub fn promotion_notice(request: &ApprovalRequest, headline: &str, detail: &str)
     }
 }
 
+/// What the team hears of a tick that could not do everything.
+pub fn snapshot_tick_notice(tick: chrono::DateTime<chrono::Utc>, problems: &[String]) -> Notice {
+    Notice {
+        subject: subject(format!(
+            "Scheduled RDS snapshots of {} UTC: attention needed",
+            utc(tick)
+        )),
+        message: format!(
+            "The scheduled snapshot run of {} UTC needs attention:\n\n{}\n",
+            utc(tick),
+            problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+        ),
+    }
+}
+
 /// A UTC time as people read it in a message or on the page.
 pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()

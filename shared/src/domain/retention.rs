@@ -17,6 +17,8 @@ pub const KIND_TAG: &str = "ecs-deploy:kind";
 pub const POLICY_TAG: &str = "ecs-deploy:policy";
 /// The tag saying when a snapshot expires under its policy at creation (RFC 3339 date).
 pub const EXPIRES_TAG: &str = "ecs-deploy:expires";
+/// The tag naming the approval request a pre-deployment snapshot was taken for.
+pub const APPROVAL_TAG: &str = "ecs-deploy:approval";
 
 /// Why we made a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,6 +7,7 @@ pub mod promote;
 pub mod request_approval;
 pub mod restore;
 pub mod rollback_on_alarm;
+pub mod scheduled_snapshots;
 mod staging;
 pub mod track_deployment;
 

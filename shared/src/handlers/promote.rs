@@ -10,6 +10,7 @@ use crate::domain::deployment::{ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotState, Step, next_step};
+use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, SnapshotKind};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{
@@ -263,12 +264,15 @@ where
         id: &ApprovalId,
         mut planned: Vec<PlannedSnapshot>,
     ) -> Result<Vec<PlannedSnapshot>, ServiceError> {
-        let tags = [
-            ("created-by", "ecs-deploy"),
-            ("ecs-deploy:kind", "pre-deploy"),
-            ("ecs-deploy:approval", id.as_str()),
-        ];
         for snapshot in &mut planned {
+            // Tagged as the scheduled ones are, so the snapshot function's retention keeps
+            // them by their DB's policy (and never while their deploy still needs them).
+            let tags = [
+                CREATED_BY,
+                (KIND_TAG, SnapshotKind::PreDeploy.tag()),
+                (POLICY_TAG, snapshot.db.as_str()),
+                (APPROVAL_TAG, id.as_str()),
+            ];
             snapshot.state = snapshot_outcome(self.rds.take_snapshot(&snapshot.db, &snapshot.id, &tags).await)?;
         }
         Ok(planned)

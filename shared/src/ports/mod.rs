@@ -20,7 +20,7 @@ pub use locks::{ServiceLocks, StateMove};
 pub use notifier::{ApproverMail, Notifier, NotifyError};
 pub use outbox::{Outbox, OutboxEntry};
 pub use quarantine::Quarantine;
-pub use snapshots::{SnapshotError, Snapshots};
+pub use snapshots::{ListedSnapshot, SnapshotAdmin, SnapshotError, Snapshots};
 
 /// A records call failed. `retryable` tells throttling, 5xx and network trouble (worth a
 /// Lambda retry) from a request the table refuses (a missing table, access denied, a

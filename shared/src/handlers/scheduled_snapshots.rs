@@ -1,0 +1,561 @@
+//! snapshot: on its schedule, a snapshot of every DB the pipeline file's `[snapshots]` names,
+//! under an id the tick derives (a redelivered tick adopts it); our expired snapshots pruned,
+//! here and in the disaster-recovery region; the region's manual-snapshot quota kept; each new
+//! snapshot copied to its DB's `copy_to_region`. What went wrong is told once per tick.
+
+use super::{deliver_notice, keep_notice};
+use crate::domain::names::DbInstanceId;
+use crate::domain::notice::snapshot_tick_notice;
+use crate::domain::pipeline::{Pipeline, SnapshotPolicy};
+use crate::domain::promotion::{SnapshotId, SnapshotState};
+use crate::domain::retention::{
+    APPROVAL_TAG, CREATED_BY, EXPIRES_TAG, KIND_TAG, OurSnapshot, POLICY_TAG, SnapshotKind, expired, quota_plan,
+};
+use crate::lambda::errors::ServiceError;
+use crate::ports::{Approvals, ListedSnapshot, Notifier, Outbox, SnapshotAdmin, SnapshotError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// AWS lets five snapshot copies run at once into one destination region.
+pub const COPIES_IN_FLIGHT: usize = 5;
+
+pub struct ScheduledSnapshots<S, R, N> {
+    pub pipeline: Pipeline,
+    pub records: S,
+    pub rds: R,
+    pub notifier: N,
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SnapshotRun {
+    /// Snapshots this tick made, or found made by an earlier delivery of it.
+    pub taken: Vec<String>,
+    /// DBs with no snapshot this tick, and why.
+    pub skipped: Vec<String>,
+    /// Our expired snapshots deleted (`<id>`, or `<id> in <region>`).
+    pub pruned: Vec<String>,
+    /// Copies started (`<id> to <region>`).
+    pub copied: Vec<String>,
+    /// Manual snapshots in the region after the tick, and the quota.
+    pub quota_used: usize,
+    pub quota_limit: usize,
+}
+
+impl<S, R, N> ScheduledSnapshots<S, R, N>
+where
+    S: Approvals + Outbox,
+    R: SnapshotAdmin,
+    N: Notifier,
+{
+    /// The tick at `tick` (the schedule's event time), run at `now`. RDS errors worth a retry
+    /// fail the tick once the rest is done; the retry derives the same ids and repeats nothing.
+    pub async fn run(&self, tick: DateTime<Utc>, now: DateTime<Utc>) -> Result<SnapshotRun, ServiceError> {
+        let settings = self.pipeline.snapshots();
+        let mut run = SnapshotRun {
+            quota_limit: settings.quota.limit,
+            ..SnapshotRun::default()
+        };
+        let mut retry = None;
+        let mut problems = Vec::new();
+
+        let listed = self.rds.manual_snapshots(None).await?;
+        let pruned = self.prune(&listed, None, now, &mut run, &mut retry).await?;
+        let present: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        let mut due = Vec::new();
+        for policy in &settings.dbs {
+            let id = SnapshotId::scheduled(&policy.db, tick);
+            if present.contains(id.as_str()) {
+                run.taken.push(id.to_string());
+            } else {
+                due.push(policy.db.clone());
+            }
+        }
+        let plan = quota_plan(&due, listed.len() - pruned, settings.quota);
+        for db in &plan.left_out {
+            run.skipped.push(format!("{db}: the manual-snapshot quota is full"));
+        }
+        if !plan.left_out.is_empty() {
+            problems.push(format!(
+                "The region holds {} manual snapshots of its quota of {}, even after pruning ours: no snapshot of {}. Delete snapshots no longer needed (other tools' count too), or ask AWS for a higher quota and raise `snapshots.quota`.",
+                listed.len() - pruned,
+                settings.quota.limit,
+                plan.left_out.iter().map(|db| db.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        } else if plan.warn {
+            problems.push(format!(
+                "{} of the region's {} manual snapshots are in use ({}% or more): prune or raise the quota before it is full.",
+                plan.used_after, settings.quota.limit, settings.quota.warn_percent
+            ));
+        }
+        let mut made = 0;
+        for db in &plan.take {
+            let policy = settings
+                .dbs
+                .iter()
+                .find(|p| p.db == *db)
+                .expect("planned from the policies");
+            let id = SnapshotId::scheduled(db, tick);
+            let expires = (now + policy.retention.keep_for).format("%Y-%m-%d").to_string();
+            let tags = [
+                CREATED_BY,
+                (KIND_TAG, SnapshotKind::Scheduled.tag()),
+                (POLICY_TAG, db.as_str()),
+                (EXPIRES_TAG, expires.as_str()),
+            ];
+            match self.rds.take_snapshot(db, &id, &tags).await {
+                Ok(SnapshotState::Creating | SnapshotState::Available) => {
+                    made += 1;
+                    run.taken.push(id.to_string());
+                }
+                Ok(SnapshotState::NotStarted { why } | SnapshotState::Failed { why })
+                | Err(SnapshotError::Refused(why)) => {
+                    run.skipped.push(format!("{db}: {why}"));
+                    problems.push(format!("No snapshot of {db} this time: {why}."));
+                }
+                Err(err @ SnapshotError::Transient(_)) => {
+                    run.skipped.push(format!("{db}: {err}"));
+                    retry.get_or_insert(err);
+                }
+            }
+        }
+        run.quota_used = listed.len() - pruned + made;
+
+        for policy in settings.dbs.iter().filter(|p| p.copy_to.is_some()) {
+            self.copy_and_prune(policy, &listed, now, &mut run, &mut retry).await?;
+        }
+
+        if !problems.is_empty() {
+            let notice = snapshot_tick_notice(tick, &problems);
+            let key = keep_notice(&self.records, format!("snapshots|{}", tick.to_rfc3339()), &notice).await?;
+            deliver_notice(&self.records, &self.notifier, &key).await?;
+        }
+        match retry {
+            Some(err) => Err(err.into()),
+            None => Ok(run),
+        }
+    }
+
+    /// Deletes our expired snapshots among `listed` (in `region`, or the home region); returns
+    /// how many went.
+    async fn prune(
+        &self,
+        listed: &[ListedSnapshot],
+        region: Option<&crate::domain::names::Region>,
+        now: DateTime<Utc>,
+        run: &mut SnapshotRun,
+        retry: &mut Option<SnapshotError>,
+    ) -> Result<usize, ServiceError> {
+        let ours: Vec<(OurSnapshot, &ListedSnapshot)> = listed.iter().filter_map(|l| Some((ours(l)?, l))).collect();
+        let in_use = self.in_use(&ours, now).await?;
+        let snapshots: Vec<OurSnapshot> = ours.iter().map(|(o, _)| o.clone()).collect();
+        let mut pruned = 0;
+        for gone in expired(&snapshots, |db| self.pipeline.retention_of(db), &in_use, now) {
+            let listed = ours.iter().find(|(o, _)| o.id == gone.id).expect("from the list").1;
+            match self.rds.delete_snapshot(listed, region).await {
+                Ok(()) => {
+                    pruned += 1;
+                    run.pruned.push(match region {
+                        Some(region) => format!("{} in {region}", gone.id),
+                        None => gone.id.to_string(),
+                    });
+                }
+                Err(err) => {
+                    tracing::error!(snapshot = %gone.id, error = %err, "expired snapshot not deleted");
+                    retry.get_or_insert(err);
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// Pre-deployment snapshots still guarding a deploy: its request in flight, or deployed
+    /// and inside its stage's watch window. A request no longer on record guards nothing.
+    async fn in_use(
+        &self,
+        ours: &[(OurSnapshot, &ListedSnapshot)],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<SnapshotId>, ServiceError> {
+        let mut in_use = HashSet::new();
+        for (snapshot, listed) in ours.iter().filter(|(o, _)| o.kind == SnapshotKind::PreDeploy) {
+            let Some(id) = listed
+                .tag(APPROVAL_TAG)
+                .and_then(crate::domain::approval::ApprovalId::parse)
+            else {
+                continue;
+            };
+            let Some(request) = self.records.get_approval(&id).await? else {
+                continue;
+            };
+            let watch = self
+                .pipeline
+                .stages()
+                .iter()
+                .find(|s| s.name == request.stage)
+                .map(|s| s.watch_window)
+                .unwrap_or_default();
+            let deployed_at = request.promotion.as_ref().and_then(|p| p.deployed_at);
+            if request.in_flight() || deployed_at.is_some_and(|at| now < at + watch) {
+                in_use.insert(snapshot.id.clone());
+            }
+        }
+        Ok(in_use)
+    }
+
+    /// Copies the DB's available snapshots missing in its DR region (at most five copies in
+    /// flight there), then prunes ours there by the same retention.
+    async fn copy_and_prune(
+        &self,
+        policy: &SnapshotPolicy,
+        listed: &[ListedSnapshot],
+        now: DateTime<Utc>,
+        run: &mut SnapshotRun,
+        retry: &mut Option<SnapshotError>,
+    ) -> Result<(), ServiceError> {
+        let to = policy.copy_to.as_ref().expect("filtered on copy_to");
+        let there = match self.rds.manual_snapshots(Some(&to.region)).await {
+            Ok(there) => there,
+            Err(err) => {
+                retry.get_or_insert(err);
+                return Ok(());
+            }
+        };
+        let present: HashSet<&str> = there.iter().map(|s| s.id.as_str()).collect();
+        let in_flight = there
+            .iter()
+            .filter(|s| ours(s).is_some() && s.status != "available")
+            .count();
+        let missing = listed.iter().filter(|l| {
+            l.status == "available" && !present.contains(l.id.as_str()) && ours(l).is_some_and(|o| o.db == policy.db)
+        });
+        for source in missing.take(COPIES_IN_FLIGHT.saturating_sub(in_flight)) {
+            let tags: Vec<(&str, &str)> = source.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            match self.rds.copy_snapshot(source, to, &tags).await {
+                Ok(_) => run.copied.push(format!("{} to {}", source.id, to.region)),
+                Err(err) => {
+                    tracing::error!(snapshot = %source.id, region = %to.region, error = %err, "snapshot not copied");
+                    retry.get_or_insert(err);
+                }
+            }
+        }
+        self.prune(&there, Some(&to.region), now, run, retry).await?;
+        Ok(())
+    }
+}
+
+/// A listed snapshot as ours, if it carries our tags; its DB is the one its policy tag names
+/// (an Aurora member's snapshot is listed under its cluster), else the one it was taken of.
+fn ours(listed: &ListedSnapshot) -> Option<OurSnapshot> {
+    let db = DbInstanceId::parse(listed.tag(POLICY_TAG).unwrap_or(&listed.source)).ok()?;
+    OurSnapshot::from_listing(
+        &listed.id,
+        &db,
+        &listed.tags,
+        listed.created_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+        &listed.status,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::retention::SnapshotKind;
+    use crate::fakes::{FakeNotifier, FakeSnapshots, MemoryRecords};
+    use chrono::TimeDelta;
+
+    const PIPELINE: &str = r#"
+        [[application]]
+        name = "backend"
+        repository = "social-analytics/backend"
+        services = [{ name = "backend-service", container = "api" }]
+
+        [[stage]]
+        name = "dev"
+        cluster = "c-dev"
+        tags = "*"
+
+        [[stage]]
+        name = "prod"
+        cluster = "c-prod"
+        tags = "v*"
+        approval = true
+        approvers = ["alice@example.com"]
+        snapshot_before_deploy = ["orders-prod"]
+
+        [snapshots]
+        quota = 10
+
+        [[snapshots.db]]
+        name = "orders-dev"
+        stage = "dev"
+
+        [[snapshots.db]]
+        name = "orders-prod"
+        stage = "prod"
+        copy_to_region = "us-west-2"
+    "#;
+
+    struct World {
+        rds: FakeSnapshots,
+        notifier: FakeNotifier,
+        records: MemoryRecords,
+    }
+
+    impl World {
+        fn new() -> Self {
+            World {
+                rds: FakeSnapshots::default(),
+                notifier: FakeNotifier::default(),
+                records: MemoryRecords::default(),
+            }
+        }
+
+        fn function(&self, pipeline: &str) -> ScheduledSnapshots<MemoryRecords, FakeSnapshots, FakeNotifier> {
+            ScheduledSnapshots {
+                pipeline: Pipeline::parse(pipeline).unwrap(),
+                records: self.records.clone(),
+                rds: self.rds.clone(),
+                notifier: self.notifier.clone(),
+            }
+        }
+
+        /// A snapshot made `days` ago, ours (`kind`) or another tool's (`None`).
+        fn made(&self, region: Option<&str>, id: &str, db: &str, kind: Option<SnapshotKind>, days: i64) {
+            let mut tags = vec![];
+            if let Some(kind) = kind {
+                tags.push(("created-by".to_owned(), "ecs-deploy".to_owned()));
+                tags.push((KIND_TAG.to_owned(), kind.tag().to_owned()));
+            } else {
+                tags.push(("created-by".to_owned(), "nightly-backup-tool".to_owned()));
+            }
+            self.rds.insert(
+                region,
+                ListedSnapshot {
+                    id: id.into(),
+                    source: db.into(),
+                    cluster: false,
+                    arn: format!(
+                        "arn:aws:rds:{}:123456789012:snapshot:{id}",
+                        region.unwrap_or("us-east-1")
+                    ),
+                    created_at: Some(Utc::now() - TimeDelta::days(days)),
+                    status: "available".into(),
+                    encrypted: false,
+                    tags,
+                },
+            );
+        }
+
+        fn tag(&self, region: Option<&str>, id: &str, key: &str, value: &str) {
+            let mut snapshot = self.rds.in_region(region).into_iter().find(|s| s.id == id).unwrap();
+            snapshot.tags.push((key.into(), value.into()));
+            self.rds.insert(region, snapshot);
+        }
+
+        fn ids(&self, region: Option<&str>) -> Vec<String> {
+            let mut ids: Vec<String> = self.rds.in_region(region).into_iter().map(|s| s.id).collect();
+            ids.sort();
+            ids
+        }
+    }
+
+    fn tick() -> DateTime<Utc> {
+        "2026-11-23T03:00:00Z".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tick_snapshots_each_db_once_tagged_and_a_redelivery_adopts_them() {
+        let world = World::new();
+        let function = world.function(PIPELINE);
+        let run = function.run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(
+            run.taken,
+            ["sched-orders-dev-20261123-0300", "sched-orders-prod-20261123-0300"]
+        );
+        let made = world.rds.in_region(None);
+        let prod = made.iter().find(|s| s.id.contains("orders-prod")).unwrap();
+        assert_eq!(prod.tag("created-by"), Some("ecs-deploy"));
+        assert_eq!(prod.tag(KIND_TAG), Some("scheduled"));
+        assert_eq!(prod.tag(POLICY_TAG), Some("orders-prod"));
+        let expires: chrono::NaiveDate = prod.tag(EXPIRES_TAG).unwrap().parse().unwrap();
+        assert_eq!((expires - Utc::now().date_naive()).num_days(), 30, "prod keeps 30 days");
+
+        let again = function.run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(again.taken, run.taken, "adopted");
+        assert_eq!(world.rds.in_region(None).len(), 2, "never two of one tick");
+        assert!(world.notifier.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_our_expired_snapshots_go_never_the_newest_nor_one_guarding_a_deploy() {
+        let world = World::new();
+        for (id, days) in [
+            ("sched-orders-dev-a", 20),
+            ("sched-orders-dev-b", 10),
+            ("sched-orders-dev-c", 9),
+            ("sched-orders-dev-d", 8),
+        ] {
+            world.made(None, id, "orders-dev", Some(SnapshotKind::Scheduled), days);
+        }
+        world.made(None, "nightly-orders-dev", "orders-dev", None, 400);
+        let mut request = crate::domain::fixtures::approval_request(1);
+        request.stage = crate::domain::names::StageName::parse("prod").unwrap();
+        assert!(world.records.create_approval(&request).await.unwrap());
+        world.made(
+            None,
+            "pre-orders-prod-x",
+            "orders-prod",
+            Some(SnapshotKind::PreDeploy),
+            90,
+        );
+        world.tag(None, "pre-orders-prod-x", APPROVAL_TAG, request.id.as_str());
+
+        let run = world.function(PIPELINE).run(tick(), Utc::now()).await.unwrap();
+        // dev keeps 7 days, but never its newest 3 (10, 9 and 8 days old here).
+        assert_eq!(run.pruned, ["sched-orders-dev-a"]);
+        let ids = world.ids(None);
+        assert!(
+            ids.contains(&"nightly-orders-dev".to_owned()),
+            "another tool's, whatever its age"
+        );
+        assert!(
+            ids.contains(&"pre-orders-prod-x".to_owned()),
+            "its release is still in flight"
+        );
+        assert!(!ids.contains(&"sched-orders-dev-a".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_full_quota_prunes_first_takes_what_fits_and_says_what_it_left_out() {
+        let world = World::new();
+        for n in 0..8 {
+            world.made(None, &format!("nightly-{n}"), "orders-dev", None, 1);
+        }
+        world.made(
+            None,
+            "sched-orders-dev-old",
+            "orders-dev",
+            Some(SnapshotKind::Scheduled),
+            60,
+        );
+        world.made(
+            None,
+            "sched-orders-dev-x",
+            "orders-dev",
+            Some(SnapshotKind::Scheduled),
+            3,
+        );
+        world.made(
+            None,
+            "sched-orders-dev-y",
+            "orders-dev",
+            Some(SnapshotKind::Scheduled),
+            2,
+        );
+        world.made(
+            None,
+            "sched-orders-dev-z",
+            "orders-dev",
+            Some(SnapshotKind::Scheduled),
+            1,
+        );
+        // 12 of 10: pruning the 60-day one leaves 11, still full.
+        let run = world.function(PIPELINE).run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(run.pruned, ["sched-orders-dev-old"]);
+        assert!(run.taken.is_empty());
+        assert_eq!(run.skipped.len(), 2, "{:?}", run.skipped);
+        let told = world.notifier.published();
+        assert_eq!(told.len(), 1);
+        assert!(
+            told[0]
+                .subject
+                .starts_with("Scheduled RDS snapshots of 2026-11-23 03:00:00 UTC")
+        );
+        assert!(told[0].message.contains("quota of 10"), "{}", told[0].message);
+
+        // With room for one, the first DB gets it; the other is told left out.
+        let roomy = PIPELINE.replace("quota = 10", "quota = 11");
+        let world = World::new();
+        for n in 0..10 {
+            world.made(None, &format!("nightly-{n}"), "orders-dev", None, 1);
+        }
+        let run = world.function(&roomy).run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(run.taken, ["sched-orders-dev-20261123-0300"]);
+        assert_eq!((run.quota_used, run.quota_limit), (11, 11));
+        assert!(world.notifier.published()[0].message.contains("orders-prod"));
+    }
+
+    #[tokio::test]
+    async fn a_db_that_cannot_be_snapshotted_is_skipped_and_told_once_per_tick() {
+        let world = World::new();
+        world.rds.busy(Some("stopped"));
+        let function = world.function(PIPELINE);
+        let run = function.run(tick(), Utc::now()).await.unwrap();
+        assert!(run.taken.is_empty());
+        assert_eq!(run.skipped.len(), 2);
+        function.run(tick(), Utc::now()).await.unwrap();
+        let told = world.notifier.published();
+        assert_eq!(told.len(), 1, "a redelivered tick tells nothing twice");
+        assert!(
+            told[0].message.contains("DB instance orders-dev is stopped"),
+            "{}",
+            told[0].message
+        );
+    }
+
+    #[tokio::test]
+    async fn available_snapshots_are_copied_to_the_dr_region_once_and_pruned_there_too() {
+        let world = World::new();
+        world.made(
+            None,
+            "sched-orders-prod-a",
+            "orders-prod",
+            Some(SnapshotKind::Scheduled),
+            1,
+        );
+        world.made(
+            None,
+            "sched-orders-dev-a",
+            "orders-dev",
+            Some(SnapshotKind::Scheduled),
+            1,
+        );
+        world.made(
+            Some("us-west-2"),
+            "sched-orders-prod-old",
+            "orders-prod",
+            Some(SnapshotKind::Scheduled),
+            45,
+        );
+        for n in 0..3 {
+            world.made(
+                Some("us-west-2"),
+                &format!("sched-orders-prod-new{n}"),
+                "orders-prod",
+                Some(SnapshotKind::Scheduled),
+                1,
+            );
+        }
+        let function = world.function(PIPELINE);
+        let run = function.run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(run.copied, ["sched-orders-prod-a to us-west-2"]);
+        assert_eq!(run.pruned, ["sched-orders-prod-old in us-west-2"]);
+        let there = world.ids(Some("us-west-2"));
+        assert!(there.contains(&"sched-orders-prod-a".to_owned()));
+        assert!(
+            !there.iter().any(|id| id.contains("orders-dev")),
+            "dev has no copy_to_region"
+        );
+        let copy = world
+            .rds
+            .in_region(Some("us-west-2"))
+            .into_iter()
+            .find(|s| s.id == "sched-orders-prod-a")
+            .unwrap();
+        assert_eq!(copy.tag("created-by"), Some("ecs-deploy"), "a copy carries our tags");
+
+        let again = function.run(tick(), Utc::now()).await.unwrap();
+        assert!(again.copied.is_empty(), "one copy each");
+    }
+}
