@@ -30,7 +30,8 @@ enum Command {
     Validate {
         #[arg(default_value = "pipeline.toml")]
         file: PathBuf,
-        /// The SAM template whose GuardedAlarmNames must list the file's alarms.
+        /// The SAM template whose GuardedAlarmNames and SnapshotDbNames must list the file's
+        /// alarms and scheduled snapshot DBs.
         #[arg(long)]
         template: Option<PathBuf>,
     },
@@ -152,7 +153,7 @@ fn validate(path: &std::path::Path, template: Option<&std::path::Path>) -> Resul
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
     let pipeline = Pipeline::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
     if let Some(template) = template {
-        check_alarm_rule(&pipeline, template)?;
+        check_template(&pipeline, template)?;
     }
     let stages: Vec<&str> = pipeline.stages().iter().map(|s| s.name.as_str()).collect();
     println!(
@@ -163,25 +164,47 @@ fn validate(path: &std::path::Path, template: Option<&std::path::Path>) -> Resul
     Ok(())
 }
 
-/// The template's `GuardedAlarmNames` default (one line, comma-separated) must name exactly
-/// the pipeline file's alarms, in file order: the rule delivers only those.
-fn check_alarm_rule(pipeline: &Pipeline, template: &std::path::Path) -> Result<(), String> {
+/// The template's parameters that repeat the pipeline file (each a one-line, comma-separated
+/// Default) must say what it says, in file order: `GuardedAlarmNames` its alarms (the rule
+/// delivers only those), `SnapshotDbNames` its scheduled DBs (the snapshot role reaches only
+/// those).
+fn check_template(pipeline: &Pipeline, template: &std::path::Path) -> Result<(), String> {
     let shown = template.display();
     let text = std::fs::read_to_string(template).map_err(|e| format!("{shown}: {e}"))?;
-    let default = text
+    let alarms: Vec<&str> = pipeline.alarm_names().map(|a| a.as_str()).collect();
+    let dbs: Vec<&str> = pipeline.snapshots().dbs.iter().map(|p| p.db.as_str()).collect();
+    for (parameter, in_pipeline, what) in [
+        ("GuardedAlarmNames", alarms, "alarms"),
+        ("SnapshotDbNames", dbs, "scheduled snapshot DBs"),
+    ] {
+        let default = text
+            .lines()
+            .skip_while(|line| line.trim() != format!("{parameter}:"))
+            .take_while(|line| !line.trim().is_empty())
+            .find_map(|line| line.trim().strip_prefix("Default: "))
+            .ok_or_else(|| format!("{shown}: no {parameter} parameter with a one-line Default"))?;
+        let in_template: Vec<&str> = default.split(',').map(str::trim).collect();
+        if in_template != in_pipeline {
+            return Err(format!(
+                "{shown}: {parameter} is {}, but the pipeline file's {what} are {}",
+                in_template.join(","),
+                in_pipeline.join(",")
+            ));
+        }
+    }
+    let copy_region = text
         .lines()
-        .skip_while(|line| line.trim() != "GuardedAlarmNames:")
+        .skip_while(|line| line.trim() != "SnapshotCopyRegion:")
         .take_while(|line| !line.trim().is_empty())
         .find_map(|line| line.trim().strip_prefix("Default: "))
-        .ok_or_else(|| format!("{shown}: no GuardedAlarmNames parameter with a one-line Default"))?;
-    let in_template: Vec<&str> = default.split(',').map(str::trim).collect();
-    let in_pipeline: Vec<&str> = pipeline.alarm_names().map(|a| a.as_str()).collect();
-    if in_template != in_pipeline {
-        return Err(format!(
-            "{shown}: GuardedAlarmNames is {}, but the pipeline file's alarms are {}",
-            in_template.join(","),
-            in_pipeline.join(",")
-        ));
+        .ok_or_else(|| format!("{shown}: no SnapshotCopyRegion parameter with a one-line Default"))?;
+    for policy in &pipeline.snapshots().dbs {
+        if let Some(copy) = policy.copy_to.as_ref().filter(|c| c.region.as_str() != copy_region) {
+            return Err(format!(
+                "{shown}: SnapshotCopyRegion is {copy_region}, but the pipeline file copies {}'s snapshots to {}",
+                policy.db, copy.region
+            ));
+        }
     }
     Ok(())
 }

@@ -785,9 +785,12 @@ async fn an_approved_request_whose_stage_left_the_pipeline_gives_up() {
     use super::promote::Advanced;
     let world = World::new();
     let id = approved(&world, 1, 0).await;
-    let renamed =
-        Pipeline::parse(&include_str!("../../../pipeline.toml").replace("name = \"prod\"", "name = \"production\""))
-            .unwrap();
+    let renamed = Pipeline::parse(
+        &include_str!("../../../pipeline.toml")
+            .replace("name = \"prod\"", "name = \"production\"")
+            .replace("stage = \"prod\"", "stage = \"production\""),
+    )
+    .unwrap();
     let promote = world.promoter(renamed, &FakeSnapshots::default());
     let now = Utc::now();
     let advanced = promote

@@ -49,6 +49,17 @@ where
     R: SnapshotAdmin,
     N: Notifier,
 {
+    /// The Lambda entry point: an EventBridge schedule's event, whose `time` is the tick.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<SnapshotRun, SnapshotRunError> {
+        let tick = tick_of(&event.payload).map_err(SnapshotRunError::BadEvent)?;
+        let run = self.run(tick, Utc::now()).await.map_err(SnapshotRunError::Service)?;
+        tracing::info!(taken = run.taken.len(), pruned = run.pruned.len(), copied = run.copied.len(), skipped = ?run.skipped, quota_used = run.quota_used, "snapshot run");
+        Ok(run)
+    }
+
     /// The tick at `tick` (the schedule's event time), run at `now`. RDS errors worth a retry
     /// fail the tick once the rest is done; the retry derives the same ids and repeats nothing.
     pub async fn run(&self, tick: DateTime<Utc>, now: DateTime<Utc>) -> Result<SnapshotRun, ServiceError> {
@@ -60,8 +71,9 @@ where
         let mut retry = None;
         let mut problems = Vec::new();
 
-        let listed = self.rds.manual_snapshots(None).await?;
+        let mut listed = self.rds.manual_snapshots(None).await?;
         let pruned = self.prune(&listed, None, now, &mut run, &mut retry).await?;
+        listed.retain(|s| !pruned.contains(&s.id));
         let present: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
         let mut due = Vec::new();
         for policy in &settings.dbs {
@@ -72,14 +84,14 @@ where
                 due.push(policy.db.clone());
             }
         }
-        let plan = quota_plan(&due, listed.len() - pruned, settings.quota);
+        let plan = quota_plan(&due, listed.len(), settings.quota);
         for db in &plan.left_out {
             run.skipped.push(format!("{db}: the manual-snapshot quota is full"));
         }
         if !plan.left_out.is_empty() {
             problems.push(format!(
                 "The region holds {} manual snapshots of its quota of {}, even after pruning ours: no snapshot of {}. Delete snapshots no longer needed (other tools' count too), or ask AWS for a higher quota and raise `snapshots.quota`.",
-                listed.len() - pruned,
+                listed.len(),
                 settings.quota.limit,
                 plan.left_out.iter().map(|db| db.as_str()).collect::<Vec<_>>().join(", ")
             ));
@@ -120,7 +132,7 @@ where
                 }
             }
         }
-        run.quota_used = listed.len() - pruned + made;
+        run.quota_used = listed.len() + made;
 
         for policy in settings.dbs.iter().filter(|p| p.copy_to.is_some()) {
             self.copy_and_prune(policy, &listed, now, &mut run, &mut retry).await?;
@@ -138,7 +150,7 @@ where
     }
 
     /// Deletes our expired snapshots among `listed` (in `region`, or the home region); returns
-    /// how many went.
+    /// the ids of those gone.
     async fn prune(
         &self,
         listed: &[ListedSnapshot],
@@ -146,16 +158,16 @@ where
         now: DateTime<Utc>,
         run: &mut SnapshotRun,
         retry: &mut Option<SnapshotError>,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<HashSet<String>, ServiceError> {
         let ours: Vec<(OurSnapshot, &ListedSnapshot)> = listed.iter().filter_map(|l| Some((ours(l)?, l))).collect();
         let in_use = self.in_use(&ours, now).await?;
         let snapshots: Vec<OurSnapshot> = ours.iter().map(|(o, _)| o.clone()).collect();
-        let mut pruned = 0;
+        let mut pruned = HashSet::new();
         for gone in expired(&snapshots, |db| self.pipeline.retention_of(db), &in_use, now) {
             let listed = ours.iter().find(|(o, _)| o.id == gone.id).expect("from the list").1;
             match self.rds.delete_snapshot(listed, region).await {
                 Ok(()) => {
-                    pruned += 1;
+                    pruned.insert(gone.id.to_string());
                     run.pruned.push(match region {
                         Some(region) => format!("{} in {region}", gone.id),
                         None => gone.id.to_string(),
@@ -241,6 +253,41 @@ where
         }
         self.prune(&there, Some(&to.region), now, run, retry).await?;
         Ok(())
+    }
+}
+
+/// The tick a schedule's event stands for: its `time`. Anything but a scheduled event from
+/// EventBridge is refused.
+pub fn tick_of(payload: &serde_json::Value) -> Result<DateTime<Utc>, String> {
+    if payload.get("detail-type").and_then(|t| t.as_str()) != Some("Scheduled Event") {
+        return Err("not an EventBridge Scheduled Event".into());
+    }
+    payload
+        .get("time")
+        .and_then(|t| t.as_str())
+        .ok_or("a scheduled event without `time`")?
+        .parse()
+        .map_err(|err| format!("time: {err}"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotRunError {
+    #[error("bad event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Service(ServiceError),
+}
+
+impl From<SnapshotRunError> for lambda_runtime::Diagnostic {
+    fn from(err: SnapshotRunError) -> Self {
+        let error_type = match &err {
+            SnapshotRunError::BadEvent(_) => "BadEvent",
+            SnapshotRunError::Service(err) => err.error_type(),
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
     }
 }
 
@@ -362,6 +409,16 @@ mod tests {
 
     fn tick() -> DateTime<Utc> {
         "2026-11-23T03:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn only_a_scheduled_event_is_a_tick() {
+        let scheduled = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-23T03:00:00Z", "detail": {}});
+        assert_eq!(tick_of(&scheduled), Ok(tick()));
+        assert!(
+            tick_of(&serde_json::json!({"detail-type": "ECR Image Action", "time": "2026-11-23T03:00:00Z"})).is_err()
+        );
+        assert!(tick_of(&serde_json::json!({"detail-type": "Scheduled Event", "time": "yesterday"})).is_err());
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod faults;
 mod iam;
 mod pipectl;
 mod rollback;
+mod scheduled_snapshots;
 mod snapshots;
 mod support;
 mod track_deployment;
