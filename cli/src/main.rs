@@ -6,6 +6,7 @@
 
 mod approvals;
 mod redrive;
+mod snapshots;
 
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::DynamoRecords;
@@ -88,6 +89,14 @@ enum Command {
         #[command(subcommand)]
         command: ApproversCommand,
     },
+    /// Our RDS snapshots (age, expiry under the current policy, status) in the home region
+    /// and the copy region, and how much of the manual-snapshot quota is used.
+    Snapshots,
+    /// A snapshot outside the schedule.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
     Redeploy {
@@ -96,6 +105,13 @@ enum Command {
         #[arg(long)]
         stack: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// A snapshot of DB now (its [[snapshots.db]] entry must exist), tagged and kept as the
+    /// scheduled ones. Needs TABLE_NAME and TOPIC_ARN, as the function does.
+    Now { db: String },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +144,13 @@ fn main() -> ExitCode {
             limit,
         } => with_aws(|aws| redrive(aws, queue_url, stack, limit)),
         Command::Redeploy { stage, service, stack } => redeploy(&stage, &service, &stack),
+        Command::Snapshots => {
+            load_pipeline().and_then(|pipeline| with_aws(|aws| async move { snapshots::list(&aws, &pipeline).await }))
+        }
+        Command::Snapshot {
+            command: SnapshotCommand::Now { db },
+        } => load_pipeline()
+            .and_then(|pipeline| with_aws(|aws| async move { snapshots::now(&aws, pipeline, &db).await })),
         Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
         Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
         Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),

@@ -109,14 +109,7 @@ where
                 .find(|p| p.db == *db)
                 .expect("planned from the policies");
             let id = SnapshotId::scheduled(db, tick);
-            let expires = (now + policy.retention.keep_for).format("%Y-%m-%d").to_string();
-            let tags = [
-                CREATED_BY,
-                (KIND_TAG, SnapshotKind::Scheduled.tag()),
-                (POLICY_TAG, db.as_str()),
-                (EXPIRES_TAG, expires.as_str()),
-            ];
-            match self.rds.take_snapshot(db, &id, &tags).await {
+            match self.snapshot_now(policy, tick, now).await {
                 Ok(SnapshotState::Creating | SnapshotState::Available) => {
                     made += 1;
                     run.taken.push(id.to_string());
@@ -147,6 +140,25 @@ where
             Some(err) => Err(err.into()),
             None => Ok(run),
         }
+    }
+
+    /// Takes (or adopts) the snapshot of `policy`'s DB for the tick at `tick`, tagged as ours:
+    /// the run's step for each DB, and `pipectl snapshot now`.
+    pub async fn snapshot_now(
+        &self,
+        policy: &SnapshotPolicy,
+        tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<SnapshotState, SnapshotError> {
+        let id = SnapshotId::scheduled(&policy.db, tick);
+        let expires = (now + policy.retention.keep_for).format("%Y-%m-%d").to_string();
+        let tags = [
+            CREATED_BY,
+            (KIND_TAG, SnapshotKind::Scheduled.tag()),
+            (POLICY_TAG, policy.db.as_str()),
+            (EXPIRES_TAG, expires.as_str()),
+        ];
+        self.rds.take_snapshot(&policy.db, &id, &tags).await
     }
 
     /// Deletes our expired snapshots among `listed` (in `region`, or the home region); returns
@@ -293,7 +305,7 @@ impl From<SnapshotRunError> for lambda_runtime::Diagnostic {
 
 /// A listed snapshot as ours, if it carries our tags; its DB is the one its policy tag names
 /// (an Aurora member's snapshot is listed under its cluster), else the one it was taken of.
-fn ours(listed: &ListedSnapshot) -> Option<OurSnapshot> {
+pub fn ours(listed: &ListedSnapshot) -> Option<OurSnapshot> {
     let db = DbInstanceId::parse(listed.tag(POLICY_TAG).unwrap_or(&listed.source)).ok()?;
     OurSnapshot::from_listing(
         &listed.id,

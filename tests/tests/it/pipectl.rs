@@ -521,3 +521,36 @@ async fn approvers_sync_subscribes_each_approver_with_a_filter_on_their_own_addr
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn snapshot_now_takes_a_kept_snapshot_and_snapshots_lists_ours_with_the_quota() {
+    let env = Env::new().await;
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    let taken = stdout(
+        &command(&env, &["snapshot", "now", "social-analytics-db"])
+            .env("TOPIC_ARN", &env.world.topic_arn)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        taken.starts_with("sched-social-analytics-db-") && taken.contains("kept 30 days"),
+        "{taken}"
+    );
+    let listed = stdout(&pipectl(&env, &["snapshots"]));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("sched-social-analytics-db-"))
+        .unwrap();
+    assert!(row.contains("scheduled") && row.contains("(home)"), "{listed}");
+    assert!(
+        listed.contains("manual snapshots in the home region (ours and others'): 1 of the quota of 100 (1%)"),
+        "{listed}"
+    );
+    let refused = pipectl(&env, &["snapshot", "now", "some-other-db"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("some-other-db has no [[snapshots.db]] entry"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
