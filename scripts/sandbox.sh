@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
-cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p harness
+cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p harness
 exec target/debug/sandbox "$@"

@@ -97,7 +97,7 @@ where
             ));
         } else if plan.warn {
             problems.push(format!(
-                "{} of the region's {} manual snapshots are in use ({}% or more): prune or raise the quota before it is full.",
+                "The region holds {} manual snapshots, of a quota of {} ({}% or more): prune or raise the quota before it is full.",
                 plan.used_after, settings.quota.limit, settings.quota.warn_percent
             ));
         }

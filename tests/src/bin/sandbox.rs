@@ -41,7 +41,8 @@ async fn main() {
     // sit through five minutes.
     let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml"))
         .expect("pipeline.toml")
-        .replace("wait_minutes = 5", "wait_minutes = 0");
+        .replace("wait_minutes = 5", "wait_minutes = 0")
+        .replace("quota = 100 ", "quota = 4 ");
     let pipeline_file = std::env::temp_dir().join(format!("sandbox-pipeline-{}.toml", std::process::id()));
     std::fs::write(&pipeline_file, &pipeline_text).expect("the sandbox's pipeline file");
     let pipeline_path = pipeline_file.to_str().expect("a UTF-8 temp path").to_owned();
@@ -54,7 +55,9 @@ async fn main() {
     println!("seeded: table `{}`, topic {}", world.table, world.topic_arn);
     harness::seed::create_database(&config, "social-analytics-db", None).await;
     println!("  RDS instance social-analytics-db (PostgreSQL), snapshotted before each prod deploy");
-    println!("  (the sandbox's pipeline file sets wait_minutes = 0: the deploy follows the approval at once)");
+    println!(
+        "  (the sandbox's pipeline file sets wait_minutes = 0: the deploy follows the approval at once; and a snapshot quota of 4, to be near it)"
+    );
     for ((cluster, service), arn) in &world.initial {
         println!("  {cluster}/{service} runs {}", short(arn));
     }
@@ -247,6 +250,8 @@ async fn main() {
     )
     .await;
     expire_unanswered(&mut promote, &config, &world).await;
+    let mut snapshot = Function::spawn(&built_binary("snapshot", "debug"), &moto.endpoint, &vars).await;
+    scheduled_snapshots(&mut snapshot, &config).await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -289,6 +294,56 @@ async fn expire_unanswered(promote: &mut Function, config: &aws_config::SdkConfi
     println!("\n━━ a day later, unanswered (the sandbox moves the expiry to now): the schedule's sweep expires it");
     let response = promote.invoke(event_file("promote", "scheduled.json")).await.response();
     println!("   promote: {response}");
+}
+
+/// Two nights of the snapshot schedule: another tool's snapshot is there first; each tick
+/// snapshots the DB (the second also copies the first night's to us-west-2); the region nears
+/// the sandbox's quota of 4, so the team is warned. Pruning needs snapshots older than their
+/// retention, which moto cannot make: the tests show it by running the function later.
+async fn scheduled_snapshots(snapshot: &mut Function, config: &aws_config::SdkConfig) {
+    let rds = aws_sdk_rds::Client::new(config);
+    rds.create_db_snapshot()
+        .db_instance_identifier("social-analytics-db")
+        .db_snapshot_identifier("nightly-tool-20261122")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("created-by")
+                .value("nightly-tool")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("another tool's snapshot");
+    println!("\n━━ the snapshot schedule: another tool's snapshot nightly-tool-20261122 is there already");
+    for night in ["2026-11-23T03:00:00Z", "2026-11-24T03:00:00Z"] {
+        let mut tick: serde_json::Value =
+            serde_json::from_slice(&event_file("snapshot", "scheduled.json")).expect("the sample tick");
+        tick["time"] = night.into();
+        let run = snapshot.invoke(tick.to_string().into_bytes()).await.response();
+        println!("   tick {night}: {run}");
+    }
+    for region in [None, Some("us-west-2")] {
+        let mut regional = aws_sdk_rds::config::Builder::from(config);
+        if let Some(region) = region {
+            regional = regional.region(aws_config::Region::new(region));
+        }
+        let listed = aws_sdk_rds::Client::from_conf(regional.build())
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .send()
+            .await
+            .expect("describe snapshots");
+        println!("   manual snapshots in {}:", region.unwrap_or("us-east-1"));
+        for s in listed.db_snapshots() {
+            let by = s
+                .tag_list()
+                .iter()
+                .find(|t| t.key() == Some("created-by"))
+                .and_then(|t| t.value())
+                .unwrap_or("?");
+            println!("     {} (created by {by})", s.db_snapshot_identifier().unwrap_or("?"));
+        }
+    }
 }
 
 /// What the table's stream hands promote when an approval request changes (the sample,
