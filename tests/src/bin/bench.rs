@@ -1,11 +1,12 @@
 //! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm,
-//! approval-page, promote) and a hello-world lambda_runtime binary built with the same release profile,
-//! in one run, each over fresh processes under a Lambda Runtime API: init (process start →
-//! first `GET …/invocation/next`), first-event latency (process start → response to an event
-//! that really acts against moto: a push that deploys, a completion, an alarm that rolls back,
-//! an approver opening their link, a sweep over an open request), peak RSS, zipped bootstrap
-//! size, and AWS calls per push and per page GET and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first
-//! call's TLS handshake counts.
+//! approval-page, promote, snapshot) and a hello-world lambda_runtime binary built with the
+//! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
+//! init (process start → first `GET …/invocation/next`), first-event latency (process start →
+//! response to an event that really acts against moto: a push that deploys, a completion, an
+//! alarm that rolls back, an approver opening their link, a sweep over an open request, a
+//! snapshot tick), peak RSS, zipped bootstrap size, and AWS calls per push and per page GET
+//! and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first call's TLS
+//! handshake counts.
 
 use chrono::{TimeDelta, Utc};
 use harness::fault_proxy::FaultProxy;
@@ -54,6 +55,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let on_alarm = built_binary("rollback-on-alarm", "release");
     let page = built_binary("approval-page", "release");
     let promote = built_binary("promote", "release");
+    let snapshot = built_binary("snapshot", "release");
+    harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
     let ca = ca.to_str().unwrap();
     let env = [
@@ -66,7 +69,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
     let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples, mut page_samples) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut promote_samples = Vec::new();
+    let (mut promote_samples, mut snapshot_samples) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -115,6 +118,18 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "every run must really sweep the open request: {response}"
         );
         promote_samples.push(swept);
+
+        // A tick of its own each run, so each really snapshots (and copies the one before).
+        let mut tick: serde_json::Value = serde_json::from_slice(&event_file("snapshot", "scheduled.json")).unwrap();
+        tick["time"] = format!("2026-11-23T03:{run:02}:00Z").into();
+        let (snapped, response) = sample(&snapshot, &moto.endpoint, &env, tick.to_string().into_bytes()).await;
+        let response = response.response();
+        assert_eq!(
+            response["taken"].as_array().map(Vec::len),
+            Some(1),
+            "every run must really snapshot: {response}"
+        );
+        snapshot_samples.push(snapped);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -158,6 +173,14 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
                 "promote (a sweep: one request awaiting approval)",
                 &promote_samples,
                 zipped_size(&promote, scratch),
+            ),
+        ),
+        (
+            "snapshot",
+            row(
+                "snapshot (a tick: one snapshot, one copy)",
+                &snapshot_samples,
+                zipped_size(&snapshot, scratch),
             ),
         ),
     ];
