@@ -206,7 +206,7 @@ fn check_template(pipeline: &Pipeline, template: &std::path::Path) -> Result<(),
             .take_while(|line| !line.trim().is_empty())
             .find_map(|line| line.trim().strip_prefix("Default: "))
             .ok_or_else(|| format!("{shown}: no {parameter} parameter with a one-line Default"))?;
-        let in_template: Vec<&str> = default.split(',').map(str::trim).collect();
+        let in_template: Vec<&str> = default.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
         if in_template != in_pipeline {
             return Err(format!(
                 "{shown}: {parameter} is {}, but the pipeline file's {what} are {}",

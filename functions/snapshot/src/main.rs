@@ -1,6 +1,6 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::adapters::{dynamo::DynamoRecords, rds::RdsSnapshots, sns::SnsNotifier};
-use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
+use shared::handlers::scheduled_snapshots::{ScheduledSnapshots, copy_regions};
 use shared::lambda::runtime;
 
 #[tokio::main(flavor = "current_thread")]
@@ -8,13 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
     let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let copy_regions = pipeline
-        .snapshots()
-        .dbs
-        .iter()
-        .filter_map(|p| p.copy_to.as_ref())
-        .map(|c| &c.region);
-    let rds = RdsSnapshots::with_regions(&aws, copy_regions);
+    let rds = RdsSnapshots::with_regions(&aws, copy_regions(&pipeline));
     let handler = ScheduledSnapshots {
         records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
         rds,

@@ -265,7 +265,13 @@ impl SnapshotAdmin for RdsSnapshots {
                     source: snapshot.db_instance_identifier().unwrap_or_default().to_owned(),
                     cluster: false,
                     arn: snapshot.db_snapshot_arn().unwrap_or_default().to_owned(),
-                    created_at: listed_time(snapshot.snapshot_create_time()),
+                    // A copy's own creation time is when it was copied: retention counts from
+                    // its source's.
+                    created_at: listed_time(
+                        snapshot
+                            .original_snapshot_create_time()
+                            .or(snapshot.snapshot_create_time()),
+                    ),
                     status: snapshot.status().unwrap_or_default().to_owned(),
                     encrypted: snapshot.encrypted().unwrap_or(false),
                     tags: listed_tags(snapshot.tag_list()),

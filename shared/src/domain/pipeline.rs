@@ -186,13 +186,13 @@ impl Pipeline {
 
     /// How long `db`'s snapshots are kept: its `[snapshots]` entry, else the default of the
     /// stage that snapshots it before deploys (its pre-deployment snapshots follow the same
-    /// retention), else the default.
-    pub fn retention_of(&self, db: &DbInstanceId) -> Retention {
+    /// retention). `None` for a DB this file does not name: its snapshots are not ours to prune.
+    pub fn retention_of(&self, db: &DbInstanceId) -> Option<Retention> {
         if let Some(policy) = self.snapshots.dbs.iter().find(|p| p.db == *db) {
-            return policy.retention;
+            return Some(policy.retention);
         }
-        let stage = self.stages.iter().find(|s| s.snapshot_before_deploy.contains(db));
-        default_retention(stage.is_some_and(|s| s.approval.is_some()))
+        let stage = self.stages.iter().find(|s| s.snapshot_before_deploy.contains(db))?;
+        Some(default_retention(stage.approval.is_some()))
     }
 
     /// Whether the pipeline file still lists `approver` (any case) for `stage`: a vote counts
@@ -824,12 +824,11 @@ mod tests {
         let days = |db: &str| {
             pipeline
                 .retention_of(&DbInstanceId::parse(db).unwrap())
-                .keep_for
-                .num_days()
+                .map(|r| r.keep_for.num_days())
         };
-        assert_eq!(days("orders-dev"), 7, "7 days where nobody approves");
-        assert_eq!(days("orders-prod"), 30, "30 in a stage that needs approval");
-        assert_eq!(days("anything-else"), 7);
+        assert_eq!(days("orders-dev"), Some(7), "7 days where nobody approves");
+        assert_eq!(days("orders-prod"), Some(30), "30 in a stage that needs approval");
+        assert_eq!(days("anything-else"), None, "not this file's to prune");
         let prod = &settings.dbs[1];
         assert_eq!(prod.retention.keep_last, 5);
         let copy = prod.copy_to.as_ref().unwrap();

@@ -80,9 +80,31 @@ pub struct OurSnapshot {
     pub id: SnapshotId,
     pub db: DbInstanceId,
     pub kind: SnapshotKind,
+    /// When it was taken: for a copy, when its source was (RDS's original creation time).
     pub created_at: DateTime<Utc>,
-    /// `available` (one still being made or copied is never pruned).
-    pub available: bool,
+    pub progress: Progress,
+    /// The day its `ecs-deploy:expires` tag names: never pruned before it.
+    pub expires: Option<chrono::NaiveDate>,
+}
+
+/// Where a snapshot stands, as far as retention cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Available,
+    /// Being made, copied, or otherwise busy: never pruned, never one of the newest kept.
+    InProgress,
+    /// RDS reports it failed: useless, pruned at once.
+    Failed,
+}
+
+impl Progress {
+    pub fn of(status: &str) -> Self {
+        match status {
+            "available" => Progress::Available,
+            "failed" | "incompatible-restore" | "incompatible-parameters" => Progress::Failed,
+            _ => Progress::InProgress,
+        }
+    }
 }
 
 impl OurSnapshot {
@@ -104,17 +126,21 @@ impl OurSnapshot {
             db: db.clone(),
             kind: SnapshotKind::from_tag(tag(KIND_TAG)?)?,
             created_at,
-            available: status == "available",
+            progress: Progress::of(status),
+            expires: tag(EXPIRES_TAG).and_then(|day| day.parse().ok()),
         })
     }
 }
 
-/// Our snapshots past their DB's retention at `now`, oldest first: per DB, none of the newest
-/// `keep_last`, none still being made, none `in_use` (a pre-deployment snapshot whose deploy
-/// is in flight or inside its watch window).
+/// Our snapshots to delete at `now`, oldest first: failed ones, and those past their DB's
+/// retention. A DB `retention_of` does not know (not in this pipeline file) keeps all its
+/// snapshots. Per DB, never one of the newest `keep_last` available ones, never one still in
+/// progress, never one before the day its expiry tag names, never one `in_use` (a
+/// pre-deployment snapshot whose deploy is in flight or inside its watch window, a source
+/// still being copied).
 pub fn expired<'a>(
     snapshots: &'a [OurSnapshot],
-    retention_of: impl Fn(&DbInstanceId) -> Retention,
+    retention_of: impl Fn(&DbInstanceId) -> Option<Retention>,
     in_use: &HashSet<SnapshotId>,
     now: DateTime<Utc>,
 ) -> Vec<&'a OurSnapshot> {
@@ -124,17 +150,20 @@ pub fn expired<'a>(
     }
     let mut expired = Vec::new();
     for (db, mut kept) in by_db {
-        let retention = retention_of(db);
+        let Some(retention) = retention_of(db) else {
+            continue;
+        };
+        kept.retain(|s| !in_use.contains(&s.id));
+        expired.extend(kept.iter().filter(|s| s.progress == Progress::Failed).copied());
+        kept.retain(|s| s.progress == Progress::Available);
         kept.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| a.id.as_str().cmp(b.id.as_str()))
         });
-        expired.extend(
-            kept.into_iter()
-                .skip(retention.keep_last)
-                .filter(|s| s.available && !in_use.contains(&s.id) && now - s.created_at >= retention.keep_for),
-        );
+        expired.extend(kept.into_iter().skip(retention.keep_last).filter(|s| {
+            now - s.created_at >= retention.keep_for && s.expires.is_none_or(|day| now.date_naive() > day)
+        }));
     }
     expired.sort_by_key(|s| s.created_at);
     expired
@@ -191,7 +220,8 @@ mod tests {
             db: db(db_name),
             kind,
             created_at: at(0) - TimeDelta::days(days_old),
-            available: true,
+            progress: Progress::Available,
+            expires: None,
         }
     }
 
@@ -292,28 +322,40 @@ mod tests {
             ours("pre-a-4", "a", SnapshotKind::PreDeploy, 10),
             ours("sched-a-5", "a", SnapshotKind::Scheduled, 11),
             OurSnapshot {
-                available: false,
+                progress: Progress::InProgress,
                 ..ours("sched-a-6", "a", SnapshotKind::Scheduled, 12)
             },
+            OurSnapshot {
+                progress: Progress::Failed,
+                ..ours("sched-a-7", "a", SnapshotKind::Scheduled, 0)
+            },
+            OurSnapshot {
+                expires: Some(at(0).date_naive() + TimeDelta::days(1)),
+                ..ours("sched-a-8", "a", SnapshotKind::Scheduled, 13)
+            },
+            ours("sched-z-1", "z", SnapshotKind::Scheduled, 400),
             ours("sched-b-1", "b", SnapshotKind::Scheduled, 30),
         ];
         let in_use = HashSet::from([SnapshotId::parse("pre-a-4").unwrap()]);
-        let gone: Vec<&str> = expired(&snapshots, |_| week, &in_use, at(0))
+        let known = |db: &DbInstanceId| (db.as_str() != "z").then_some(week);
+        let gone: Vec<&str> = expired(&snapshots, known, &in_use, at(0))
             .into_iter()
             .map(|s| s.id.as_str())
             .collect();
-        // a: the newest two (1, 8 days) stay; 9 and 11 days go; the pre-deploy one in use and
-        // the one still being made stay. b: its only snapshot is its newest.
-        assert_eq!(gone, ["sched-a-5", "sched-a-3"]);
+        // a: the newest two available (1, 8 days) stay; 9 and 11 days go, and the failed one;
+        // the pre-deploy one in use, the one still being made and the one whose expiry tag is
+        // tomorrow stay. b: its only snapshot is its newest. z: not this file's DB.
+        assert_eq!(gone, ["sched-a-5", "sched-a-3", "sched-a-7"]);
 
         let month = Retention {
             keep_for: TimeDelta::days(30),
             keep_last: 0,
         };
-        assert!(
-            expired(&snapshots, |_| month, &HashSet::new(), at(0)).len() == 1,
-            "only b's 30-day one"
-        );
+        let gone: Vec<&str> = expired(&snapshots, |_| Some(month), &HashSet::new(), at(0))
+            .into_iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(gone, ["sched-z-1", "sched-b-1", "sched-a-7"], "z is known here");
     }
 
     #[test]

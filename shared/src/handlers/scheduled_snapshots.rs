@@ -5,14 +5,16 @@
 
 use super::{deliver_notice, keep_notice};
 use crate::domain::names::DbInstanceId;
+use crate::domain::names::Region;
 use crate::domain::notice::snapshot_tick_notice;
-use crate::domain::pipeline::{Pipeline, SnapshotPolicy};
+use crate::domain::pipeline::{CopyTarget, Pipeline, SnapshotPolicy};
 use crate::domain::promotion::{SnapshotId, SnapshotState};
 use crate::domain::retention::{
-    APPROVAL_TAG, CREATED_BY, EXPIRES_TAG, KIND_TAG, OurSnapshot, POLICY_TAG, SnapshotKind, expired, quota_plan,
+    APPROVAL_TAG, CREATED_BY, EXPIRES_TAG, KIND_TAG, OurSnapshot, POLICY_TAG, Progress, SnapshotKind, expired,
+    quota_plan,
 };
 use crate::lambda::errors::ServiceError;
-use crate::ports::{Approvals, ListedSnapshot, Notifier, Outbox, SnapshotAdmin, SnapshotError};
+use crate::ports::{Approvals, ListedSnapshot, Notifier, Outbox, SnapshotAdmin, SnapshotError, Snapshots};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -72,7 +74,27 @@ where
         let mut problems = Vec::new();
 
         let mut listed = self.rds.manual_snapshots(None).await?;
-        let pruned = self.prune(&listed, None, now, &mut run, &mut retry).await?;
+        // The recovery regions' snapshots first: a source whose copy is still running there
+        // must not be pruned here.
+        let mut elsewhere = Vec::new();
+        for region in copy_regions(&self.pipeline) {
+            match self.rds.manual_snapshots(Some(region)).await {
+                Ok(there) => elsewhere.push((region, there)),
+                Err(err) => {
+                    retry.get_or_insert(err);
+                }
+            }
+        }
+        let being_copied: HashSet<SnapshotId> = elsewhere
+            .iter()
+            .flat_map(|(_, there)| there)
+            .filter_map(|s| ours(s, now))
+            .filter(|s| s.progress == Progress::InProgress)
+            .map(|s| s.id)
+            .collect();
+        let pruned = self
+            .prune(&listed, None, &being_copied, now, &mut run, &mut retry)
+            .await?;
         listed.retain(|s| !pruned.contains(&s.id));
         let present: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
         let mut due = Vec::new();
@@ -84,14 +106,16 @@ where
                 due.push(policy.db.clone());
             }
         }
-        let plan = quota_plan(&due, listed.len(), settings.quota);
+        // RDS counts manual instance snapshots against this quota (cluster snapshots have their own).
+        let used = listed.iter().filter(|s| !s.cluster).count();
+        let plan = quota_plan(&due, used, settings.quota);
         for db in &plan.left_out {
             run.skipped.push(format!("{db}: the manual-snapshot quota is full"));
         }
         if !plan.left_out.is_empty() {
             problems.push(format!(
                 "The region holds {} manual snapshots of its quota of {}, even after pruning ours: no snapshot of {}. Delete snapshots no longer needed (other tools' count too), or ask AWS for a higher quota and raise `snapshots.quota`.",
-                listed.len(),
+                used,
                 settings.quota.limit,
                 plan.left_out.iter().map(|db| db.as_str()).collect::<Vec<_>>().join(", ")
             ));
@@ -109,7 +133,7 @@ where
                 .find(|p| p.db == *db)
                 .expect("planned from the policies");
             let id = SnapshotId::scheduled(db, tick);
-            match self.snapshot_now(policy, tick, now).await {
+            match take_scheduled(&self.rds, policy, tick, now).await {
                 Ok(SnapshotState::Creating | SnapshotState::Available) => {
                     made += 1;
                     run.taken.push(id.to_string());
@@ -125,10 +149,11 @@ where
                 }
             }
         }
-        run.quota_used = listed.len() + made;
+        run.quota_used = used + made;
 
-        for policy in settings.dbs.iter().filter(|p| p.copy_to.is_some()) {
-            self.copy_and_prune(policy, &listed, now, &mut run, &mut retry).await?;
+        for (region, there) in &elsewhere {
+            self.prune_and_copy(region, there, &listed, now, &mut run, &mut problems, &mut retry)
+                .await?;
         }
 
         if !problems.is_empty() {
@@ -142,37 +167,21 @@ where
         }
     }
 
-    /// Takes (or adopts) the snapshot of `policy`'s DB for the tick at `tick`, tagged as ours:
-    /// the run's step for each DB, and `pipectl snapshot now`.
-    pub async fn snapshot_now(
-        &self,
-        policy: &SnapshotPolicy,
-        tick: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<SnapshotState, SnapshotError> {
-        let id = SnapshotId::scheduled(&policy.db, tick);
-        let expires = (now + policy.retention.keep_for).format("%Y-%m-%d").to_string();
-        let tags = [
-            CREATED_BY,
-            (KIND_TAG, SnapshotKind::Scheduled.tag()),
-            (POLICY_TAG, policy.db.as_str()),
-            (EXPIRES_TAG, expires.as_str()),
-        ];
-        self.rds.take_snapshot(&policy.db, &id, &tags).await
-    }
-
     /// Deletes our expired snapshots among `listed` (in `region`, or the home region); returns
     /// the ids of those gone.
     async fn prune(
         &self,
         listed: &[ListedSnapshot],
-        region: Option<&crate::domain::names::Region>,
+        region: Option<&Region>,
+        being_copied: &HashSet<SnapshotId>,
         now: DateTime<Utc>,
         run: &mut SnapshotRun,
         retry: &mut Option<SnapshotError>,
     ) -> Result<HashSet<String>, ServiceError> {
-        let ours: Vec<(OurSnapshot, &ListedSnapshot)> = listed.iter().filter_map(|l| Some((ours(l)?, l))).collect();
-        let in_use = self.in_use(&ours, now).await?;
+        let ours: Vec<(OurSnapshot, &ListedSnapshot)> =
+            listed.iter().filter_map(|l| Some((ours(l, now)?, l))).collect();
+        let mut in_use = self.in_use(&ours, now).await?;
+        in_use.extend(being_copied.iter().cloned());
         let snapshots: Vec<OurSnapshot> = ours.iter().map(|(o, _)| o.clone()).collect();
         let mut pruned = HashSet::new();
         for gone in expired(&snapshots, |db| self.pipeline.retention_of(db), &in_use, now) {
@@ -227,45 +236,105 @@ where
         Ok(in_use)
     }
 
-    /// Copies the DB's available snapshots missing in its DR region (at most five copies in
-    /// flight there), then prunes ours there by the same retention.
-    async fn copy_and_prune(
+    /// In recovery region `region` (holding `there`): ours pruned by the same retention, then
+    /// each available snapshot of ours at home (`listed`) whose DB copies there and that is
+    /// missing there copied, newest first, at most five copies in flight. A copy RDS refuses
+    /// (an encrypted snapshot without `copy_kms_key_id`, the region's quota) is told, not retried.
+    #[allow(clippy::too_many_arguments)]
+    async fn prune_and_copy(
         &self,
-        policy: &SnapshotPolicy,
+        region: &Region,
+        there: &[ListedSnapshot],
         listed: &[ListedSnapshot],
         now: DateTime<Utc>,
         run: &mut SnapshotRun,
+        problems: &mut Vec<String>,
         retry: &mut Option<SnapshotError>,
     ) -> Result<(), ServiceError> {
-        let to = policy.copy_to.as_ref().expect("filtered on copy_to");
-        let there = match self.rds.manual_snapshots(Some(&to.region)).await {
-            Ok(there) => there,
-            Err(err) => {
-                retry.get_or_insert(err);
-                return Ok(());
-            }
-        };
+        let pruned = self
+            .prune(there, Some(region), &HashSet::new(), now, run, retry)
+            .await?;
+        let there: Vec<&ListedSnapshot> = there.iter().filter(|s| !pruned.contains(&s.id)).collect();
         let present: HashSet<&str> = there.iter().map(|s| s.id.as_str()).collect();
         let in_flight = there
             .iter()
-            .filter(|s| ours(s).is_some() && s.status != "available")
+            .filter(|s| ours(s, now).is_some_and(|o| o.progress == Progress::InProgress))
             .count();
-        let missing = listed.iter().filter(|l| {
-            l.status == "available" && !present.contains(l.id.as_str()) && ours(l).is_some_and(|o| o.db == policy.db)
-        });
-        for source in missing.take(COPIES_IN_FLIGHT.saturating_sub(in_flight)) {
-            let tags: Vec<(&str, &str)> = source.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            match self.rds.copy_snapshot(source, to, &tags).await {
-                Ok(_) => run.copied.push(format!("{} to {}", source.id, to.region)),
+        let mut missing: Vec<(&ListedSnapshot, OurSnapshot, &CopyTarget)> = listed
+            .iter()
+            .filter(|l| l.status == "available" && !present.contains(l.id.as_str()))
+            .filter_map(|l| {
+                let ours = ours(l, now)?;
+                let policy = self.pipeline.snapshots().dbs.iter().find(|p| p.db == ours.db)?;
+                let to = policy.copy_to.as_ref().filter(|to| to.region == *region)?;
+                Some((l, ours, to))
+            })
+            .collect();
+        missing.sort_by_key(|(_, ours, _)| std::cmp::Reverse(ours.created_at));
+        for (source, _, to) in missing.into_iter().take(COPIES_IN_FLIGHT.saturating_sub(in_flight)) {
+            if source.encrypted && to.kms_key_id.is_none() {
+                problems.push(format!(
+                    "{} is encrypted: set copy_kms_key_id (a key in {region}) to copy it there.",
+                    source.id
+                ));
+                continue;
+            }
+            // RDS refuses a key for an unencrypted source, and tags under `aws:`.
+            let to = CopyTarget {
+                region: to.region.clone(),
+                kms_key_id: to.kms_key_id.clone().filter(|_| source.encrypted),
+            };
+            let tags: Vec<(&str, &str)> = source
+                .tags
+                .iter()
+                .filter(|(k, _)| !k.starts_with("aws:"))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            match self.rds.copy_snapshot(source, &to, &tags).await {
+                Ok(_) => run.copied.push(format!("{} to {region}", source.id)),
+                Err(SnapshotError::Refused(why)) => {
+                    problems.push(format!("{} was not copied to {region}: {why}.", source.id));
+                }
                 Err(err) => {
-                    tracing::error!(snapshot = %source.id, region = %to.region, error = %err, "snapshot not copied");
+                    tracing::error!(snapshot = %source.id, %region, error = %err, "snapshot not copied");
                     retry.get_or_insert(err);
                 }
             }
         }
-        self.prune(&there, Some(&to.region), now, run, retry).await?;
         Ok(())
     }
+}
+
+/// The regions the pipeline file copies snapshots to, each once.
+pub fn copy_regions(pipeline: &Pipeline) -> Vec<&Region> {
+    let mut regions: Vec<&Region> = pipeline
+        .snapshots()
+        .dbs
+        .iter()
+        .filter_map(|p| p.copy_to.as_ref().map(|c| &c.region))
+        .collect();
+    regions.sort();
+    regions.dedup();
+    regions
+}
+
+/// Takes (or adopts) the snapshot of `policy`'s DB for the tick at `tick`, tagged as ours: the
+/// run's step for each DB, and `pipectl snapshot now`.
+pub async fn take_scheduled<R: Snapshots>(
+    rds: &R,
+    policy: &SnapshotPolicy,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<SnapshotState, SnapshotError> {
+    let id = SnapshotId::scheduled(&policy.db, tick);
+    let expires = (now + policy.retention.keep_for).format("%Y-%m-%d").to_string();
+    let tags = [
+        CREATED_BY,
+        (KIND_TAG, SnapshotKind::Scheduled.tag()),
+        (POLICY_TAG, policy.db.as_str()),
+        (EXPIRES_TAG, expires.as_str()),
+    ];
+    rds.take_snapshot(&policy.db, &id, &tags).await
 }
 
 /// The tick a schedule's event stands for: its `time`. Anything but a scheduled event from
@@ -305,13 +374,14 @@ impl From<SnapshotRunError> for lambda_runtime::Diagnostic {
 
 /// A listed snapshot as ours, if it carries our tags; its DB is the one its policy tag names
 /// (an Aurora member's snapshot is listed under its cluster), else the one it was taken of.
-pub fn ours(listed: &ListedSnapshot) -> Option<OurSnapshot> {
+/// One listed without a creation time yet (a copy just started) counts as made `now`.
+pub fn ours(listed: &ListedSnapshot, now: DateTime<Utc>) -> Option<OurSnapshot> {
     let db = DbInstanceId::parse(listed.tag(POLICY_TAG).unwrap_or(&listed.source)).ok()?;
     OurSnapshot::from_listing(
         &listed.id,
         &db,
         &listed.tags,
-        listed.created_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+        listed.created_at.unwrap_or(now),
         &listed.status,
     )
 }
@@ -479,6 +549,16 @@ mod tests {
             90,
         );
         world.tag(None, "pre-orders-prod-x", APPROVAL_TAG, request.id.as_str());
+        // Three newer ones, so only its use keeps it.
+        for n in 1..=3 {
+            world.made(
+                None,
+                &format!("sched-orders-prod-{n}"),
+                "orders-prod",
+                Some(SnapshotKind::Scheduled),
+                n,
+            );
+        }
 
         let run = world.function(PIPELINE).run(tick(), Utc::now()).await.unwrap();
         // dev keeps 7 days, but never its newest 3 (10, 9 and 8 days old here).
@@ -626,5 +706,25 @@ mod tests {
 
         let again = function.run(tick(), Utc::now()).await.unwrap();
         assert!(again.copied.is_empty(), "one copy each");
+
+        // An encrypted snapshot needs a key in the recovery region: told, not retried.
+        let mut encrypted = world
+            .rds
+            .in_region(None)
+            .into_iter()
+            .find(|s| s.id == "sched-orders-prod-a")
+            .unwrap();
+        encrypted.id = "sched-orders-prod-b".into();
+        encrypted.encrypted = true;
+        world.rds.insert(None, encrypted);
+        let run = function.run(tick(), Utc::now()).await.unwrap();
+        assert!(run.copied.is_empty(), "{run:?}");
+        let told = world.notifier.published();
+        assert!(
+            told.iter().any(|n| n
+                .message
+                .contains("sched-orders-prod-b is encrypted: set copy_kms_key_id")),
+            "{told:?}"
+        );
     }
 }

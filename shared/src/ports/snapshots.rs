@@ -43,6 +43,7 @@ pub struct ListedSnapshot {
     pub source: String,
     pub cluster: bool,
     pub arn: String,
+    /// When it was taken; for a copy, when its source was.
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub status: String,
     pub encrypted: bool,
