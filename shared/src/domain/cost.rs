@@ -212,3 +212,266 @@ mod tests {
         assert!(shipped_prices("xx-nowhere-1").is_none());
     }
 }
+
+/// What Cost Explorer said for the month so far: the cost per AWS service, or why not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Actuals {
+    ByService(Vec<(String, f64)>),
+    Unavailable(String),
+}
+
+/// The month's forecast from Cost Explorer, or why not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Forecast {
+    Total(f64),
+    Unavailable(String),
+}
+
+/// A report: the estimate's lines, Cost Explorer's figures, and the last report's lines (by
+/// stage and item) to show the change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub application: String,
+    pub prices_source: String,
+    pub lines: Vec<Line>,
+    pub actuals: Actuals,
+    pub forecast: Forecast,
+    pub previous: Option<BTreeMap<String, f64>>,
+    /// Services whose running count is not their desired count: `(stage/service, running, desired)`.
+    pub not_at_desired: Vec<(String, u32, u32)>,
+    /// How many Cost Explorer calls the report made ($0.01 each).
+    pub cost_explorer_calls: u32,
+    /// Share of the estimate the forecast may differ by before it is flagged.
+    pub divergence: f64,
+}
+
+impl Report {
+    pub fn estimate_total(&self) -> f64 {
+        self.lines.iter().filter_map(|l| l.monthly).sum()
+    }
+
+    /// The key a line is compared under with the last report.
+    pub fn key(line: &Line) -> String {
+        format!("{}|{}", line.stage, line.item)
+    }
+
+    /// The estimate per line, as kept for the next report's comparison.
+    pub fn kept_lines(&self) -> BTreeMap<String, f64> {
+        self.lines
+            .iter()
+            .filter_map(|l| Some((Self::key(l), l.monthly?)))
+            .collect()
+    }
+}
+
+fn dollars(amount: f64) -> String {
+    format!("${amount:.2}")
+}
+
+fn change(now: f64, before: Option<f64>) -> String {
+    match before {
+        Some(before) if (now - before).abs() >= 0.005 => format!("{:+.2}", now - before),
+        Some(_) => "=".to_owned(),
+        None => "new".to_owned(),
+    }
+}
+
+/// The report as a plain-text notice with aligned columns; the subject says the application,
+/// the monthly estimate, the month to date and the change, in one line under 100 characters.
+pub fn report_notice(report: &Report) -> super::notice::Notice {
+    let total = report.estimate_total();
+    let previous_total = report.previous.as_ref().map(|p| p.values().sum::<f64>());
+    let month_to_date = match &report.actuals {
+        Actuals::ByService(costs) => Some(costs.iter().map(|(_, c)| c).sum::<f64>()),
+        Actuals::Unavailable(_) => None,
+    };
+    let subject = format!(
+        "{}: est {}/mo, MTD {}, change {}",
+        report.application,
+        dollars(total),
+        month_to_date.map_or("n/a".to_owned(), dollars),
+        previous_total.map_or("n/a".to_owned(), |p| format!("{:+.2}", total - p)),
+    );
+    let mut body = format!(
+        "Monthly estimate from what runs now ({} prices):\n\n",
+        report.prices_source
+    );
+    let item_width = report
+        .lines
+        .iter()
+        .map(|l| l.stage.len() + 1 + l.item.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    body.push_str(&format!(
+        "{:<item_width$}  {:>10}  {:>9}  {}\n",
+        "item", "monthly", "change", "what"
+    ));
+    for line in &report.lines {
+        let name = if line.stage.is_empty() {
+            line.item.clone()
+        } else {
+            format!("{}/{}", line.stage, line.item)
+        };
+        let before = report
+            .previous
+            .as_ref()
+            .and_then(|p| p.get(&Report::key(line)).copied());
+        let (monthly, delta) = match line.monthly {
+            Some(m) => (dollars(m), change(m, before)),
+            None => ("?".to_owned(), "-".to_owned()),
+        };
+        body.push_str(&format!(
+            "{name:<item_width$}  {monthly:>10}  {delta:>9}  {}\n",
+            line.note
+        ));
+    }
+    body.push_str(&format!(
+        "{:<item_width$}  {:>10}  {:>9}\n",
+        "total",
+        dollars(total),
+        previous_total.map_or("new".to_owned(), |p| change(total, Some(p)))
+    ));
+    let unpriced: Vec<&str> = report
+        .lines
+        .iter()
+        .filter(|l| l.monthly.is_none())
+        .map(|l| l.item.as_str())
+        .collect();
+    if !unpriced.is_empty() {
+        body.push_str(&format!(
+            "Not in the price table (left out of the total): {}.\n",
+            unpriced.join(", ")
+        ));
+    }
+    body.push_str("\nActual cost this month so far (Cost Explorer):\n");
+    match &report.actuals {
+        Actuals::ByService(costs) => {
+            let width = costs.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+            for (service, cost) in costs {
+                body.push_str(&format!("  {service:<width$}  {:>10}\n", dollars(*cost)));
+            }
+            body.push_str(&format!(
+                "  {:<width$}  {:>10}\n",
+                "total",
+                dollars(month_to_date.unwrap_or(0.0))
+            ));
+        }
+        Actuals::Unavailable(why) => body.push_str(&format!("  unavailable ({why}); the estimate stands alone\n")),
+    }
+    match &report.forecast {
+        Forecast::Total(forecast) => {
+            body.push_str(&format!("Forecast for the month: {}\n", dollars(*forecast)));
+            if total > 0.0 && (forecast - total).abs() / total > report.divergence {
+                body.push_str(&format!(
+                    "FLAG: the forecast differs from the estimate by more than {:.0}%: something runs that the estimate does not see (or the other way round).\n",
+                    report.divergence * 100.0
+                ));
+            }
+        }
+        Forecast::Unavailable(why) => body.push_str(&format!("Forecast: unavailable ({why})\n")),
+    }
+    for (service, running, desired) in &report.not_at_desired {
+        body.push_str(&format!(
+            "FLAG: {service} runs {running} task(s), not its desired {desired}.\n"
+        ));
+    }
+    body.push_str(&format!(
+        "\nCost Explorer calls made for this report: {} ($0.01 each).\n",
+        report.cost_explorer_calls
+    ));
+    super::notice::Notice {
+        subject: super::notice::subject(subject),
+        message: body,
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            application: "backend".into(),
+            prices_source: "us-east-1, 2025-01".into(),
+            lines: vec![
+                Line {
+                    stage: "prod".into(),
+                    item: "ECS backend-service".into(),
+                    monthly: Some(42.53),
+                    note: "2 task(s)".into(),
+                },
+                Line {
+                    stage: "prod".into(),
+                    item: "RDS social-analytics-db".into(),
+                    monthly: Some(128.12),
+                    note: "Multi-AZ".into(),
+                },
+                Line {
+                    stage: String::new(),
+                    item: "nat_gateway".into(),
+                    monthly: None,
+                    note: "1 × nat_gateway".into(),
+                },
+            ],
+            actuals: Actuals::ByService(vec![("Amazon RDS".into(), 80.0), ("Amazon ECS".into(), 20.5)]),
+            forecast: Forecast::Total(250.0),
+            previous: Some(BTreeMap::from([("prod|ECS backend-service".to_owned(), 30.0)])),
+            not_at_desired: vec![("prod/worker-service".into(), 1, 2)],
+            cost_explorer_calls: 2,
+            divergence: 0.25,
+        }
+    }
+
+    #[test]
+    fn the_report_reads_in_columns_with_its_changes_and_flags() {
+        let notice = report_notice(&report());
+        assert_eq!(notice.subject, "backend: est $170.65/mo, MTD $100.50, change +140.65");
+        assert!(notice.subject.len() < 100);
+        let text = &notice.message;
+        assert!(
+            text.contains("prod/ECS backend-service          $42.53     +12.53  2 task(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prod/RDS social-analytics-db     $128.12        new  Multi-AZ"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not in the price table (left out of the total): nat_gateway."),
+            "{text}"
+        );
+        assert!(
+            text.contains("FLAG: the forecast differs from the estimate by more than 25%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FLAG: prod/worker-service runs 1 task(s), not its desired 2."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Cost Explorer calls made for this report: 2 ($0.01 each)."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_cost_explorer_failure_leaves_a_labelled_estimate() {
+        let mut degraded = report();
+        degraded.actuals = Actuals::Unavailable("GetCostAndUsage: AccessDenied".into());
+        degraded.forecast = Forecast::Unavailable("GetCostForecast: DataUnavailableException".into());
+        let notice = report_notice(&degraded);
+        assert_eq!(notice.subject, "backend: est $170.65/mo, MTD n/a, change +140.65");
+        assert!(
+            notice
+                .message
+                .contains("unavailable (GetCostAndUsage: AccessDenied); the estimate stands alone")
+        );
+        assert!(
+            notice
+                .message
+                .contains("Forecast: unavailable (GetCostForecast: DataUnavailableException)")
+        );
+        assert!(!notice.message.contains("FLAG: the forecast"));
+    }
+}
