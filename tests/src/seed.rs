@@ -339,3 +339,54 @@ pub async fn create_database(config: &SdkConfig, name: &str, cluster: Option<&st
         .await
         .expect("create the DB instance");
 }
+
+/// A manual snapshot of `db` made by another tool (tagged `created-by=nightly-tool`): what
+/// the snapshot function must never prune.
+pub async fn snapshot_by_another_tool(config: &SdkConfig, db: &str, id: &str) {
+    aws_sdk_rds::Client::new(config)
+        .create_db_snapshot()
+        .db_instance_identifier(db)
+        .db_snapshot_identifier(id)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("created-by")
+                .value("nightly-tool")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("another tool's snapshot");
+}
+
+/// The manual DB snapshots in `region` (the config's own when `None`), by id, with their tags.
+pub async fn manual_snapshots(config: &SdkConfig, region: Option<&str>) -> Vec<(String, Vec<(String, String)>)> {
+    let mut regional = aws_sdk_rds::config::Builder::from(config);
+    if let Some(region) = region {
+        regional = regional.region(aws_config::Region::new(region.to_owned()));
+    }
+    let listed = aws_sdk_rds::Client::from_conf(regional.build())
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .expect("describe snapshots");
+    let mut snapshots: Vec<_> = listed
+        .db_snapshots()
+        .iter()
+        .map(|s| {
+            let tags = s
+                .tag_list()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            (s.db_snapshot_identifier().unwrap_or_default().to_owned(), tags)
+        })
+        .collect();
+    snapshots.sort();
+    snapshots
+}

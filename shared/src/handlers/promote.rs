@@ -610,16 +610,21 @@ fn voters(request: &ApprovalRequest, verdict: Verdict) -> String {
         .join(", ")
 }
 
-/// The notice of an approval the promotion has begun: who approved, the snapshots asked for,
-/// when the deploy starts and until when the page offers Cancel.
-fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
-    let at = request.deploy_not_before().map(utc).unwrap_or_default();
-    let snapshots: Vec<&str> = request
+/// The ids of the request's pre-deployment snapshots, as the notices name them.
+fn snapshot_ids(request: &ApprovalRequest) -> Vec<&str> {
+    request
         .promotion
         .iter()
         .flat_map(|p| &p.snapshots)
         .map(|s| s.id.as_str())
-        .collect();
+        .collect()
+}
+
+/// The notice of an approval the promotion has begun: who approved, the snapshots asked for,
+/// when the deploy starts and until when the page offers Cancel.
+fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
+    let at = request.deploy_not_before().map(utc).unwrap_or_default();
+    let snapshots = snapshot_ids(request);
     let approved = format!("Approved by {}.", voters(request, Verdict::Approve));
     if snapshots.is_empty() {
         return (
@@ -638,12 +643,7 @@ fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
 
 /// The notice of the snapshots ready at `now`: when the deploy follows.
 fn backed_up_detail(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
-    let snapshots: Vec<&str> = request
-        .promotion
-        .iter()
-        .flat_map(|p| &p.snapshots)
-        .map(|s| s.id.as_str())
-        .collect();
+    let snapshots = snapshot_ids(request);
     let when = match request.deploy_not_before() {
         Some(at) if at > now => format!("The deploy starts when the wait ends, at {} UTC.", utc(at)),
         _ => "The deploy starts now.".to_owned(),

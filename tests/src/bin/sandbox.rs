@@ -301,19 +301,7 @@ async fn expire_unanswered(promote: &mut Function, config: &aws_config::SdkConfi
 /// the sandbox's quota of 4, so the team is warned. Pruning needs snapshots older than their
 /// retention, which moto cannot make: the tests show it by running the function later.
 async fn scheduled_snapshots(snapshot: &mut Function, config: &aws_config::SdkConfig) {
-    let rds = aws_sdk_rds::Client::new(config);
-    rds.create_db_snapshot()
-        .db_instance_identifier("social-analytics-db")
-        .db_snapshot_identifier("nightly-tool-20261122")
-        .tags(
-            aws_sdk_rds::types::Tag::builder()
-                .key("created-by")
-                .value("nightly-tool")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("another tool's snapshot");
+    harness::seed::snapshot_by_another_tool(config, "social-analytics-db", "nightly-tool-20261122").await;
     println!("\n━━ the snapshot schedule: another tool's snapshot nightly-tool-20261122 is there already");
     for night in ["2026-11-23T03:00:00Z", "2026-11-24T03:00:00Z"] {
         let mut tick: serde_json::Value =
@@ -323,25 +311,13 @@ async fn scheduled_snapshots(snapshot: &mut Function, config: &aws_config::SdkCo
         println!("   tick {night}: {run}");
     }
     for region in [None, Some("us-west-2")] {
-        let mut regional = aws_sdk_rds::config::Builder::from(config);
-        if let Some(region) = region {
-            regional = regional.region(aws_config::Region::new(region));
-        }
-        let listed = aws_sdk_rds::Client::from_conf(regional.build())
-            .describe_db_snapshots()
-            .snapshot_type("manual")
-            .send()
-            .await
-            .expect("describe snapshots");
         println!("   manual snapshots in {}:", region.unwrap_or("us-east-1"));
-        for s in listed.db_snapshots() {
-            let by = s
-                .tag_list()
+        for (id, tags) in harness::seed::manual_snapshots(config, region).await {
+            let by = tags
                 .iter()
-                .find(|t| t.key() == Some("created-by"))
-                .and_then(|t| t.value())
-                .unwrap_or("?");
-            println!("     {} (created by {by})", s.db_snapshot_identifier().unwrap_or("?"));
+                .find(|(k, _)| k == "created-by")
+                .map_or("?", |(_, v)| v.as_str());
+            println!("     {id} (created by {by})");
         }
     }
 }

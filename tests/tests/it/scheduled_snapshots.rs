@@ -31,57 +31,11 @@ fn tick(day: u32) -> DateTime<Utc> {
     format!("2026-11-{day:02}T03:00:00Z").parse().unwrap()
 }
 
-/// The manual snapshots in `region` (the home region when `None`), with their tags.
-async fn snapshots_in(env: &Env, region: Option<&str>) -> Vec<(String, Vec<(String, String)>)> {
-    let mut config = aws_sdk_rds::config::Builder::from(&env.config);
-    if let Some(region) = region {
-        config = config.region(aws_config::Region::new(region.to_owned()));
-    }
-    let client = aws_sdk_rds::Client::from_conf(config.build());
-    let listed = client
-        .describe_db_snapshots()
-        .snapshot_type("manual")
-        .send()
-        .await
-        .unwrap();
-    let mut snapshots: Vec<_> = listed
-        .db_snapshots()
-        .iter()
-        .map(|s| {
-            let tags = s
-                .tag_list()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_owned(),
-                        t.value().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect();
-            (s.db_snapshot_identifier().unwrap_or_default().to_owned(), tags)
-        })
-        .collect();
-    snapshots.sort();
-    snapshots
-}
-
 #[tokio::test]
 async fn ticks_snapshot_tag_copy_and_prune_only_ours_in_both_regions() {
     let env = Env::with_pipeline(pipeline()).await;
     harness::seed::create_database(&env.config, DB, None).await;
-    let rds = aws_sdk_rds::Client::new(&env.config);
-    rds.create_db_snapshot()
-        .db_instance_identifier(DB)
-        .db_snapshot_identifier("nightly-tool-1")
-        .tags(
-            aws_sdk_rds::types::Tag::builder()
-                .key("created-by")
-                .value("nightly-tool")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    harness::seed::snapshot_by_another_tool(&env.config, DB, "nightly-tool-1").await;
     let function = function(&env);
 
     let first = function.run(tick(21), Utc::now()).await.unwrap();
@@ -89,7 +43,7 @@ async fn ticks_snapshot_tag_copy_and_prune_only_ours_in_both_regions() {
     assert_eq!((first.quota_used, first.quota_limit), (2, 100));
     let again = function.run(tick(21), Utc::now()).await.unwrap();
     assert_eq!(again.taken, first.taken, "a redelivered tick adopts its snapshot");
-    let home = snapshots_in(&env, None).await;
+    let home = harness::seed::manual_snapshots(&env.config, None).await;
     assert_eq!(home.len(), 2, "{home:?}");
     let (_, tags) = home.iter().find(|(id, _)| id.starts_with("sched-")).unwrap();
     for (key, value) in [
@@ -101,7 +55,7 @@ async fn ticks_snapshot_tag_copy_and_prune_only_ours_in_both_regions() {
     }
     // The first tick's snapshot (moto makes it available at once) goes to the recovery region.
     assert_eq!(again.copied, ["sched-social-analytics-db-20261121-0300 to us-west-2"]);
-    let west = snapshots_in(&env, Some("us-west-2")).await;
+    let west = harness::seed::manual_snapshots(&env.config, Some("us-west-2")).await;
     assert_eq!(west.len(), 1, "{west:?}");
     assert!(west[0].1.contains(&("created-by".to_owned(), "ecs-deploy".to_owned())));
 
@@ -114,10 +68,16 @@ async fn ticks_snapshot_tag_copy_and_prune_only_ours_in_both_regions() {
             "sched-social-analytics-db-20261121-0300 in us-west-2"
         ]
     );
-    let home: Vec<String> = snapshots_in(&env, None).await.into_iter().map(|(id, _)| id).collect();
+    let home: Vec<String> = harness::seed::manual_snapshots(&env.config, None)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(home, ["nightly-tool-1", "sched-social-analytics-db-20261122-0300"]);
     assert!(
-        snapshots_in(&env, Some("us-west-2")).await.is_empty(),
+        harness::seed::manual_snapshots(&env.config, Some("us-west-2"))
+            .await
+            .is_empty(),
         "nothing copied back"
     );
 }
