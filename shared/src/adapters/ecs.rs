@@ -392,3 +392,99 @@ mod tests {
         ));
     }
 }
+
+/// A task's `cpu` (units, or `1 vCPU`) in vCPU, or its `memory` (MiB, or `2 GB`) in GB.
+fn task_size(value: Option<&str>, unit_per_one: f64, suffix: &str) -> f64 {
+    let Some(value) = value.map(str::trim) else {
+        return 0.0;
+    };
+    match value.strip_suffix(suffix) {
+        Some(whole) => whole.trim().parse().unwrap_or(0.0),
+        None => value.parse::<f64>().map_or(0.0, |units| units / unit_per_one),
+    }
+}
+
+impl crate::ports::ServiceInventory for EcsAdapter {
+    async fn service_shape(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+    ) -> Result<Option<crate::domain::cost::ServiceShape>, EcsError> {
+        use aws_sdk_ecs::types::{CpuArchitecture, LaunchType};
+        let found = match self.describe_service(cluster, service).await {
+            Ok(Some(found)) => found,
+            Ok(None) | Err(EcsError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let Some(task_definition) = found.task_definition() else {
+            return Ok(None);
+        };
+        let described = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(classify("DescribeTaskDefinition"))?;
+        let Some(definition) = described.task_definition() else {
+            return Ok(None);
+        };
+        // A capacity provider strategy wins over the launch type; its weights say the share
+        // of tasks each provider runs (a `base` is left out of the estimate).
+        let strategy = found.capacity_provider_strategy();
+        let (fargate, spot_share) = if strategy.is_empty() {
+            let fargate = match found.launch_type() {
+                Some(launch) => *launch == LaunchType::Fargate,
+                None => definition
+                    .requires_compatibilities()
+                    .iter()
+                    .any(|c| c.as_str() == "FARGATE"),
+            };
+            (fargate, 0.0)
+        } else {
+            let weight = |name: &str| -> f64 {
+                strategy
+                    .iter()
+                    .filter(|s| s.capacity_provider() == name)
+                    .map(|s| f64::from(s.weight()))
+                    .sum()
+            };
+            let total: f64 = strategy.iter().map(|s| f64::from(s.weight())).sum();
+            let all_fargate = strategy
+                .iter()
+                .all(|s| matches!(s.capacity_provider(), "FARGATE" | "FARGATE_SPOT"));
+            let spot = if total > 0.0 {
+                weight("FARGATE_SPOT") / total
+            } else {
+                0.0
+            };
+            (all_fargate, spot)
+        };
+        Ok(Some(crate::domain::cost::ServiceShape {
+            running: u32::try_from(found.running_count()).unwrap_or(0),
+            desired: u32::try_from(found.desired_count()).unwrap_or(0),
+            vcpu: task_size(definition.cpu(), 1024.0, "vCPU"),
+            memory_gb: task_size(definition.memory(), 1024.0, "GB"),
+            arm64: definition
+                .runtime_platform()
+                .and_then(|p| p.cpu_architecture())
+                .is_some_and(|a| *a == CpuArchitecture::Arm64),
+            fargate,
+            spot_share,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod inventory_tests {
+    use super::task_size;
+
+    #[test]
+    fn task_sizes_read_in_units_or_words() {
+        assert_eq!(task_size(Some("512"), 1024.0, "vCPU"), 0.5);
+        assert_eq!(task_size(Some("1 vCPU"), 1024.0, "vCPU"), 1.0);
+        assert_eq!(task_size(Some("2048"), 1024.0, "GB"), 2.0);
+        assert_eq!(task_size(Some("4 GB"), 1024.0, "GB"), 4.0);
+        assert_eq!(task_size(None, 1024.0, "GB"), 0.0);
+    }
+}

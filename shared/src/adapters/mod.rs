@@ -3,6 +3,8 @@
 
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
+#[cfg(feature = "costexplorer")]
+pub mod cost_explorer;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 #[cfg(feature = "ecs")]

@@ -1,6 +1,7 @@
 //! The pipeline file: what is deployed where. Parsed strictly into types that cannot hold
 //! invalid values; every error names the field it is about (`stage[2].tags: …`).
 
+use super::cost::{CostTag, PriceOverrides};
 use super::names::{
     AlarmName, AppName, Approver, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, Region,
     RepositoryName, ServiceName, StageName,
@@ -18,12 +19,33 @@ pub enum PipelineError {
     Field { field: String, message: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Pipeline {
     applications: Vec<Application>,
     stages: Vec<Stage>,
     snapshots: SnapshotSettings,
+    cost: CostSettings,
 }
+
+/// The cost report (`[cost]`): what the estimate adds to what runs, the prices it changes, and
+/// how Cost Explorer is asked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostSettings {
+    /// Whether each report asks Cost Explorer (two calls, $0.01 each).
+    pub cost_explorer: bool,
+    /// The cost-allocation tag Cost Explorer's figures are filtered by.
+    pub tag: Option<CostTag>,
+    /// Share of the estimate the forecast may differ by before the report flags it.
+    pub divergence: f64,
+    /// Items billed by the hour that the inventory does not see (`alb`, `nat_gateway`), by count.
+    pub fixed: Vec<(String, u32)>,
+    /// CloudWatch Logs ingested per month.
+    pub log_ingestion_gb: f64,
+    /// Prices that replace (or add to) the shipped table's.
+    pub prices: PriceOverrides,
+}
+
+pub const DEFAULT_DIVERGENCE_PERCENT: i64 = 25;
 
 /// The scheduled snapshots (`[snapshots]`): which DBs, how long their snapshots are kept, where
 /// they are copied, and the region's manual-snapshot quota.
@@ -184,6 +206,24 @@ impl Pipeline {
         &self.snapshots
     }
 
+    pub fn cost(&self) -> &CostSettings {
+        &self.cost
+    }
+
+    /// Every DB the file names, once, with the stage it serves: the snapshot policies' first,
+    /// then the stages' pre-deployment snapshots.
+    pub fn databases(&self) -> Vec<(&StageName, &DbInstanceId)> {
+        let mut dbs: Vec<(&StageName, &DbInstanceId)> = self.snapshots.dbs.iter().map(|p| (&p.stage, &p.db)).collect();
+        for stage in &self.stages {
+            for db in &stage.snapshot_before_deploy {
+                if !dbs.iter().any(|(_, known)| *known == db) {
+                    dbs.push((&stage.name, db));
+                }
+            }
+        }
+        dbs
+    }
+
     /// How long `db`'s snapshots are kept: its `[snapshots]` entry, else the default of the
     /// stage that snapshots it before deploys (its pre-deployment snapshots follow the same
     /// retention). `None` for a DB this file does not name: its snapshots are not ours to prune.
@@ -218,6 +258,79 @@ struct RawPipeline {
     stage: Vec<RawStage>,
     #[serde(default)]
     snapshots: RawSnapshots,
+    #[serde(default)]
+    cost: RawCost,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCost {
+    #[serde(default)]
+    cost_explorer: Option<bool>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    divergence_percent: Option<i64>,
+    #[serde(default)]
+    fixed: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    log_ingestion_gb: Option<f64>,
+    #[serde(default)]
+    prices: PriceOverrides,
+}
+
+impl RawCost {
+    fn validate(self) -> Result<CostSettings, PipelineError> {
+        let divergence = in_range(
+            "cost.divergence_percent",
+            self.divergence_percent.unwrap_or(DEFAULT_DIVERGENCE_PERCENT),
+            1..=1000,
+            "percent",
+        )?;
+        let tag = match self.tag {
+            None => None,
+            Some(tag) => Some(CostTag::parse(&tag).map_err(|message| PipelineError::Field {
+                field: "cost.tag".into(),
+                message,
+            })?),
+        };
+        let mut fixed = Vec::new();
+        for (name, count) in self.fixed {
+            let at = format!("cost.fixed.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(PipelineError::Field {
+                    field: at,
+                    message:
+                        "an item's name is lower-case letters, digits and `_` (a key of the price table's `fixed_hour`)"
+                            .into(),
+                });
+            }
+            fixed.push((name, in_range(&at, count, 0..=1000, "items")? as u32));
+        }
+        let log_ingestion_gb = self.log_ingestion_gb.unwrap_or(0.0);
+        if !(0.0..=1_000_000.0).contains(&log_ingestion_gb) {
+            return Err(PipelineError::Field {
+                field: "cost.log_ingestion_gb".into(),
+                message: format!("{log_ingestion_gb} is not between 0 and 1000000 GB a month"),
+            });
+        }
+        self.prices.check().map_err(|(field, message)| PipelineError::Field {
+            field: format!("cost.prices.{field}"),
+            message,
+        })?;
+        Ok(CostSettings {
+            cost_explorer: self.cost_explorer.unwrap_or(true),
+            tag,
+            divergence: divergence as f64 / 100.0,
+            fixed,
+            log_ingestion_gb,
+            prices: self.prices,
+        })
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -619,10 +732,12 @@ impl RawPipeline {
             });
         }
         let snapshots = self.snapshots.validate(&stages)?;
+        let cost = self.cost.validate()?;
         Ok(Pipeline {
             applications,
             stages,
             snapshots,
+            cost,
         })
     }
 }
@@ -865,6 +980,57 @@ mod tests {
         ] {
             assert_eq!(error_of(&with(section)), error, "{section}");
         }
+    }
+
+    #[test]
+    fn cost_settings_default_and_name_their_errors() {
+        let with = |section: &str| format!("{TWO_STAGES}\n{section}");
+        let defaults = Pipeline::parse(TWO_STAGES).unwrap();
+        let cost = defaults.cost();
+        assert!(cost.cost_explorer && cost.tag.is_none() && cost.fixed.is_empty());
+        assert_eq!(cost.divergence, 0.25);
+        let set = Pipeline::parse(&with(
+            "[cost]\ntag = \"app=backend\"\nfixed = { alb = 1 }\nlog_ingestion_gb = 5\n[cost.prices]\nfixed_hour.alb = 0.03",
+        ))
+        .unwrap();
+        assert_eq!(set.cost().tag.as_ref().unwrap().to_string(), "app=backend");
+        assert_eq!(set.cost().fixed, vec![("alb".to_owned(), 1)]);
+        assert_eq!(set.cost().prices.fixed_hour["alb"], 0.03);
+        for (section, error) in [
+            (
+                "[cost]\ntag = \"backend\"",
+                "pipeline file: cost.tag: `backend` is not `key=value`",
+            ),
+            (
+                "[cost]\nfixed = { ALB = 1 }",
+                "pipeline file: cost.fixed.ALB: an item's name is lower-case letters, digits and `_` (a key of the price table's `fixed_hour`)",
+            ),
+            (
+                "[cost]\nfixed = { alb = -1 }",
+                "pipeline file: cost.fixed.alb: -1 is not between 0 and 1000 items",
+            ),
+            (
+                "[cost]\ndivergence_percent = 0",
+                "pipeline file: cost.divergence_percent: 0 is not between 1 and 1000 percent",
+            ),
+            (
+                "[cost.prices]\nrds_storage_gb_month.gp3 = -0.1",
+                "pipeline file: cost.prices.rds_storage_gb_month.\"gp3\": -0.1 is not a price in dollars (0 or more)",
+            ),
+        ] {
+            assert_eq!(error_of(&with(section)), error, "{section}");
+        }
+    }
+
+    #[test]
+    fn every_database_is_listed_once_with_its_stage() {
+        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let dbs: Vec<String> = pipeline
+            .databases()
+            .iter()
+            .map(|(stage, db)| format!("{stage}/{db}"))
+            .collect();
+        assert_eq!(dbs, ["prod/social-analytics-db"]);
     }
 
     #[test]

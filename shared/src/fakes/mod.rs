@@ -17,6 +17,9 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+mod cost;
+pub use cost::{FakeCostExplorer, FakeInventory};
+
 type ServiceKey = (String, String);
 
 fn service_key(cluster: &ClusterName, service: &ServiceName) -> ServiceKey {
@@ -31,6 +34,7 @@ struct Tables {
     outbox: BTreeMap<String, OutboxEntry>,
     approvals: BTreeMap<String, ApprovalRequest>,
     open_requests: HashMap<(String, String), OpenRequest>,
+    cost_report: Option<crate::ports::KeptReport>,
 }
 
 /// The records table in memory. Clones share it, as handlers share one table.

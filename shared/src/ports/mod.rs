@@ -4,6 +4,7 @@
 
 pub mod alarms;
 pub mod approvals;
+pub mod cost;
 pub mod deployments;
 pub mod ecs;
 pub mod locks;
@@ -14,6 +15,7 @@ pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
 pub use approvals::{Approvals, Change, OpenRequest, update_approval};
+pub use cost::{CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, ServiceInventory};
 pub use deployments::{Deployments, HistoryPage};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};

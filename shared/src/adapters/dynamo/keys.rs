@@ -7,6 +7,7 @@
 //! - approval request: pk `APR#<id>`, sk `APR` (the approval function's role reaches only
 //!   these: `dynamodb:LeadingKeys` `APR#apr-*`; the stream filter matches the prefix too).
 //! - a stage and application's newest open request: pk `APR#open#<stage>#<application>`, sk `OPEN`.
+//! - the last cost report: pk `COST#last`, sk `COST`.
 
 use crate::domain::approval::ApprovalId;
 use crate::domain::deployment::DeploymentId;
@@ -29,6 +30,10 @@ pub fn s(value: impl Into<String>) -> AttributeValue {
 
 fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn cost_report_key() -> Item {
+    key("COST#last".to_owned(), "COST")
 }
 
 pub fn deployment_pk(id: &DeploymentId) -> String {

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod codec;
+mod cost;
 mod deployments;
 mod keys;
 mod locks;

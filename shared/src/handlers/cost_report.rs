@@ -1,0 +1,459 @@
+//! cost-report: on its schedule, the monthly estimate from what the pipeline's services and
+//! DBs run now (priced from the shipped table and the pipeline file's overrides), next to Cost
+//! Explorer's month to date and forecast (one call each), sent over SNS and kept as the last
+//! report. A redelivered tick sends the report it made, and asks Cost Explorer nothing.
+
+use super::scheduled_snapshots::tick_of;
+use super::{deliver_notice, keep_notice};
+use crate::domain::cost::{
+    Actuals, FixedItems, Forecast, PriceTable, Report, RunningDb, RunningService, estimate, not_at_desired,
+    report_notice,
+};
+use crate::domain::pipeline::Pipeline;
+use crate::lambda::errors::ServiceError;
+use crate::ports::{CostExplorer, CostReports, DbInventory, KeptReport, Notifier, Outbox, ServiceInventory};
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub struct CostReporter<S, E, D, C, N> {
+    pub pipeline: Pipeline,
+    pub prices: PriceTable,
+    pub records: S,
+    pub ecs: E,
+    pub rds: D,
+    pub cost_explorer: C,
+    pub notifier: N,
+}
+
+/// What one tick did.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ReportRun {
+    /// The report's subject; none when a later tick's report was kept first.
+    pub subject: Option<String>,
+    /// Whether this delivery made the report (else an earlier delivery of the tick had).
+    pub made: bool,
+    pub cost_explorer_calls: u32,
+}
+
+impl<S, E, D, C, N> CostReporter<S, E, D, C, N>
+where
+    S: CostReports + Outbox,
+    E: ServiceInventory,
+    D: DbInventory,
+    C: CostExplorer,
+    N: Notifier,
+{
+    /// The Lambda entry point: an EventBridge schedule's event, whose `time` is the tick.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<ReportRun, ReportError> {
+        let tick = tick_of(&event.payload).map_err(ReportError::BadEvent)?;
+        let run = self.run(tick).await.map_err(ReportError::Service)?;
+        tracing::info!(subject = ?run.subject, made = run.made, cost_explorer_calls = run.cost_explorer_calls, "cost report");
+        Ok(run)
+    }
+
+    /// The report for `tick`: made, kept, then sent. Kept before it is sent, so a retry sends
+    /// the same report, and the next one compares with it.
+    pub async fn run(&self, tick: DateTime<Utc>) -> Result<ReportRun, ServiceError> {
+        let key = format!("cost-report|{}", tick.to_rfc3339());
+        let mut run = ReportRun {
+            subject: None,
+            made: false,
+            cost_explorer_calls: 0,
+        };
+        if self.records.entry(&key).await?.is_none() {
+            let last = self.records.last_report().await?;
+            let kept = match last {
+                Some(last) if last.tick == tick => last,
+                Some(last) if last.tick > tick => {
+                    tracing::info!(kept = %last.tick, "a later tick's report is kept: this one is not made");
+                    return Ok(run);
+                }
+                previous => {
+                    let report = self.report(tick, previous.map(|p| p.lines)).await?;
+                    run.made = true;
+                    run.cost_explorer_calls = report.cost_explorer_calls;
+                    let made = KeptReport {
+                        tick,
+                        notice: report_notice(&report),
+                        lines: report.kept_lines(),
+                    };
+                    if self.records.keep_report(&made).await? {
+                        made
+                    } else {
+                        // Another delivery kept one first: send that one, if it is this tick's.
+                        match self.records.last_report().await? {
+                            Some(last) if last.tick == tick => last,
+                            _ => return Ok(run),
+                        }
+                    }
+                }
+            };
+            keep_notice(&self.records, key.clone(), &kept.notice).await?;
+        }
+        if let Some(entry) = self.records.entry(&key).await? {
+            run.subject = Some(entry.notice.subject);
+        }
+        deliver_notice(&self.records, &self.notifier, &key).await?;
+        Ok(run)
+    }
+
+    /// The report for `tick` from what runs now and what Cost Explorer says, compared with
+    /// `previous` (the last report's lines).
+    pub async fn report(
+        &self,
+        tick: DateTime<Utc>,
+        previous: Option<BTreeMap<String, f64>>,
+    ) -> Result<Report, ServiceError> {
+        let mut services = Vec::new();
+        for stage in self.pipeline.stages() {
+            for service in self.pipeline.services() {
+                services.push(RunningService {
+                    stage: stage.name.to_string(),
+                    service: service.name.to_string(),
+                    shape: self.ecs.service_shape(&stage.cluster, &service.name).await?,
+                });
+            }
+        }
+        let mut dbs = Vec::new();
+        for (stage, db) in self.pipeline.databases() {
+            dbs.push(RunningDb {
+                stage: stage.to_string(),
+                db: db.to_string(),
+                shape: self.rds.db_shape(db).await?,
+            });
+        }
+        let settings = self.pipeline.cost();
+        let fixed = FixedItems {
+            counts: settings.fixed.clone(),
+            log_ingestion_gb: settings.log_ingestion_gb,
+        };
+        let (actuals, forecast, calls) = self.cost_explorer_figures(tick.date_naive()).await;
+        Ok(Report {
+            application: self
+                .pipeline
+                .applications()
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            prices_source: self.prices.describe(),
+            lines: estimate(&self.prices, &services, &dbs, &fixed),
+            actuals,
+            forecast,
+            previous,
+            not_at_desired: not_at_desired(&services),
+            cost_explorer_calls: calls,
+            divergence: settings.divergence,
+        })
+    }
+
+    /// The month to date by AWS service (costliest first) and the month's forecast: one call
+    /// each, none when the pipeline file turns Cost Explorer off. A failed call leaves its
+    /// figure unavailable, with the reason.
+    async fn cost_explorer_figures(&self, today: NaiveDate) -> (Actuals, Forecast, u32) {
+        let settings = self.pipeline.cost();
+        if !settings.cost_explorer {
+            let off = "Cost Explorer is off in the pipeline file (cost.cost_explorer)".to_owned();
+            return (Actuals::Unavailable(off.clone()), Forecast::Unavailable(off), 0);
+        }
+        let month_start = today.with_day(1).expect("every month has a first day");
+        let next_month = month_start + Months::new(1);
+        let tag = settings.tag.as_ref();
+        let mut calls = 0;
+        // Cost Explorer's end is exclusive: on the first of the month there is nothing to ask.
+        let actuals = if today == month_start {
+            Actuals::ByService(Vec::new())
+        } else {
+            calls += 1;
+            match self.cost_explorer.cost_by_service(month_start, today, tag).await {
+                Ok(mut costs) => {
+                    costs.retain(|(_, cost)| cost.abs() >= 0.005);
+                    costs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    Actuals::ByService(costs)
+                }
+                Err(err) => Actuals::Unavailable(err.0),
+            }
+        };
+        calls += 1;
+        let forecast = match self.cost_explorer.forecast(today, next_month, tag).await {
+            Ok(rest_of_month) => match &actuals {
+                Actuals::ByService(costs) => Forecast::Total(costs.iter().map(|(_, c)| c).sum::<f64>() + rest_of_month),
+                Actuals::Unavailable(_) => Forecast::RestOfMonth(rest_of_month),
+            },
+            Err(err) => Forecast::Unavailable(err.0),
+        };
+        (actuals, forecast, calls)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("bad event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Service(ServiceError),
+}
+
+impl From<ReportError> for lambda_runtime::Diagnostic {
+    fn from(err: ReportError) -> Self {
+        let error_type = match &err {
+            ReportError::BadEvent(_) => "BadEvent",
+            ReportError::Service(err) => err.error_type(),
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cost::{DbShape, ServiceShape, prices_for};
+    use crate::fakes::{FakeCostExplorer, FakeInventory, FakeNotifier, MemoryRecords};
+
+    const PIPELINE: &str = r#"
+        [[application]]
+        name = "backend"
+        repository = "social-analytics/backend"
+        services = [{ name = "backend-service", container = "api" }]
+
+        [[stage]]
+        name = "dev"
+        cluster = "c-dev"
+        tags = "*"
+
+        [[stage]]
+        name = "prod"
+        cluster = "c-prod"
+        tags = "v*"
+        snapshot_before_deploy = ["orders-prod"]
+
+        [cost]
+        tag = "app=backend"
+        fixed = { alb = 2 }
+    "#;
+
+    type Reporter = CostReporter<MemoryRecords, FakeInventory, FakeInventory, FakeCostExplorer, FakeNotifier>;
+
+    fn reporter(pipeline: &str) -> Reporter {
+        let pipeline = Pipeline::parse(pipeline).unwrap();
+        let inventory = FakeInventory::default();
+        let shape = ServiceShape {
+            running: 2,
+            desired: 2,
+            vcpu: 0.5,
+            memory_gb: 2.0,
+            arm64: false,
+            fargate: true,
+            spot_share: 0.0,
+        };
+        inventory.set_service("c-prod", "backend-service", shape.clone());
+        inventory.set_service(
+            "c-dev",
+            "backend-service",
+            ServiceShape {
+                running: 0,
+                desired: 1,
+                ..shape
+            },
+        );
+        inventory.set_db(
+            "orders-prod",
+            DbShape {
+                engine: "postgres".into(),
+                class: "db.t3.medium".into(),
+                multi_az: true,
+                storage_gb: 100,
+                storage_type: "gp3".into(),
+            },
+        );
+        let cost_explorer = FakeCostExplorer::default();
+        cost_explorer.answer_costs(Some(vec![
+            ("Amazon Elastic Container Service", 20.0),
+            ("Amazon Relational Database Service", 60.0),
+            ("Tax", 0.001),
+        ]));
+        cost_explorer.answer_forecast(Some(100.0));
+        CostReporter {
+            prices: prices_for("us-east-1", &pipeline.cost().prices),
+            pipeline,
+            records: MemoryRecords::default(),
+            ecs: inventory.clone(),
+            rds: inventory,
+            cost_explorer,
+            notifier: FakeNotifier::default(),
+        }
+    }
+
+    fn tick(day: u32) -> DateTime<Utc> {
+        format!("2026-11-{day:02}T08:00:00Z").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_report_prices_what_runs_asks_cost_explorer_twice_and_is_kept_and_sent() {
+        let r = reporter(PIPELINE);
+        let run = r.run(tick(23)).await.unwrap();
+        assert!(run.made);
+        assert_eq!(run.cost_explorer_calls, 2);
+        assert_eq!(
+            r.cost_explorer.calls(),
+            vec![
+                "GetCostAndUsage 2026-11-01..2026-11-23 app=backend",
+                "GetCostForecast 2026-11-23..2026-12-01 app=backend",
+            ]
+        );
+        let sent = r.notifier.published();
+        assert_eq!(sent.len(), 1);
+        // prod 42.53 + dev 0 tasks + RDS 128.12 + 2 ALBs 32.85 = 203.50
+        assert_eq!(sent[0].subject, "backend: est $203.50/mo, MTD $80.00, change n/a");
+        let text = &sent[0].message;
+        for expected in [
+            "prod/ECS backend-service",
+            "dev/ECS backend-service",
+            "prod/RDS orders-prod",
+            "alb",
+            "Amazon Relational Database Service",
+            "Forecast for the month: $180.00",
+            "FLAG: dev/backend-service runs 0 task(s), not its desired 1.",
+            "Cost Explorer calls made for this report: 2",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+        assert!(!text.contains("Tax"), "a cost under a cent is left out:\n{text}");
+        let kept = r.records.last_report().await.unwrap().unwrap();
+        assert_eq!((kept.tick, &kept.notice), (tick(23), &sent[0]));
+        assert!((kept.lines["prod|RDS orders-prod"] - 128.12).abs() < 0.01);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_tick_sends_nothing_twice_and_asks_cost_explorer_nothing() {
+        let r = reporter(PIPELINE);
+        r.run(tick(23)).await.unwrap();
+        let again = r.run(tick(23)).await.unwrap();
+        assert!(!again.made);
+        assert_eq!(r.cost_explorer.calls().len(), 2);
+        assert_eq!(r.notifier.published().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_is_retried_with_the_kept_report() {
+        let r = reporter(PIPELINE);
+        r.notifier.fail(true);
+        let err = r.run(tick(23)).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotifyFailed");
+        r.notifier.fail(false);
+        r.cost_explorer.answer_forecast(Some(1.0));
+        let retry = r.run(tick(23)).await.unwrap();
+        assert!(!retry.made);
+        assert_eq!(r.cost_explorer.calls().len(), 2);
+        let sent = r.notifier.published();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].message.contains("Forecast for the month: $180.00"));
+    }
+
+    #[tokio::test]
+    async fn the_next_report_shows_the_change_per_line_and_in_total() {
+        let r = reporter(PIPELINE);
+        r.run(tick(16)).await.unwrap();
+        r.ecs.set_service(
+            "c-dev",
+            "backend-service",
+            ServiceShape {
+                running: 1,
+                desired: 1,
+                vcpu: 0.5,
+                memory_gb: 2.0,
+                arm64: false,
+                fargate: true,
+                spot_share: 0.0,
+            },
+        );
+        r.run(tick(23)).await.unwrap();
+        let sent = r.notifier.published();
+        assert_eq!(sent.len(), 2);
+        assert!(sent[1].subject.ends_with("change +21.26"), "{}", sent[1].subject);
+        assert!(sent[1].message.contains("+21.26"), "{}", sent[1].message);
+        assert!(!sent[1].message.contains("FLAG: dev/backend-service"));
+    }
+
+    #[tokio::test]
+    async fn cost_explorer_failures_leave_a_labelled_report() {
+        let r = reporter(PIPELINE);
+        r.cost_explorer.answer_costs(None);
+        r.run(tick(23)).await.unwrap();
+        let text = &r.notifier.published()[0].message;
+        assert!(
+            text.contains("unavailable (GetCostAndUsage: AccessDeniedException"),
+            "{text}"
+        );
+        assert!(text.contains("Forecast for the rest of the month: $100.00"), "{text}");
+
+        let r = reporter(PIPELINE);
+        r.cost_explorer.answer_costs(None);
+        r.cost_explorer.answer_forecast(None);
+        r.run(tick(23)).await.unwrap();
+        let sent = &r.notifier.published()[0];
+        assert!(sent.subject.contains("MTD n/a"), "{}", sent.subject);
+        assert!(
+            sent.message
+                .contains("Forecast: unavailable (GetCostForecast: DataUnavailableException")
+        );
+    }
+
+    #[tokio::test]
+    async fn cost_explorer_off_makes_no_call_and_the_first_of_the_month_only_the_forecast() {
+        let r = reporter(&format!("{PIPELINE}\ncost_explorer = false\n"));
+        let run = r.run(tick(23)).await.unwrap();
+        assert_eq!((run.cost_explorer_calls, r.cost_explorer.calls().len()), (0, 0));
+        assert!(r.notifier.published()[0].message.contains("Cost Explorer is off"));
+
+        let r = reporter(PIPELINE);
+        let first: DateTime<Utc> = "2026-12-01T08:00:00Z".parse().unwrap();
+        assert_eq!(r.run(first).await.unwrap().cost_explorer_calls, 1);
+        assert_eq!(
+            r.cost_explorer.calls(),
+            vec!["GetCostForecast 2026-12-01..2027-01-01 app=backend"]
+        );
+        assert!(
+            r.notifier.published()[0]
+                .message
+                .contains("Forecast for the month: $100.00")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_inventory_fails_the_tick_before_any_cost_or_record() {
+        let r = reporter(PIPELINE);
+        r.ecs.throttle(true);
+        let err = r.run(tick(23)).await.unwrap_err();
+        assert_eq!(err.error_type(), "EcsUnavailable");
+        assert!(r.cost_explorer.calls().is_empty());
+        assert!(r.records.last_report().await.unwrap().is_none());
+        assert!(r.notifier.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_older_tick_delivered_late_makes_no_report() {
+        let r = reporter(PIPELINE);
+        r.run(tick(23)).await.unwrap();
+        let late = r.run(tick(16)).await.unwrap();
+        assert_eq!((late.made, late.subject), (false, None));
+        assert_eq!(r.notifier.published().len(), 1);
+        assert_eq!(r.records.last_report().await.unwrap().unwrap().tick, tick(23));
+    }
+
+    #[tokio::test]
+    async fn a_service_or_db_the_account_lacks_is_a_line_without_an_amount() {
+        let r = reporter(&PIPELINE.replace("orders-prod", "orders-gone"));
+        r.run(tick(23)).await.unwrap();
+        let text = &r.notifier.published()[0].message;
+        assert!(text.contains("not found in RDS"), "{text}");
+        assert!(text.contains("Left out of the total, unpriced or not found (see their lines): RDS orders-gone."));
+    }
+}
