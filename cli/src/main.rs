@@ -5,6 +5,7 @@
 //! functions use (PIPELINE_FILE or the shipped one).
 
 mod approvals;
+mod cost;
 mod redrive;
 mod snapshots;
 
@@ -97,6 +98,13 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// The last cost report, as it was sent.
+    Cost,
+    /// A cost report outside the schedule.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
     Redeploy {
@@ -112,6 +120,14 @@ enum SnapshotCommand {
     /// A snapshot of DB now (its [[snapshots.db]] entry must exist), tagged and kept as the
     /// scheduled ones. Needs TABLE_NAME and TOPIC_ARN, as the function does.
     Now { db: String },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Make the cost report now, send it to the topic and keep it as the last one (two Cost
+    /// Explorer requests, $0.01 each, unless the pipeline file turns it off). Needs TABLE_NAME
+    /// and TOPIC_ARN, as the function does.
+    Now,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +167,10 @@ fn main() -> ExitCode {
             command: SnapshotCommand::Now { db },
         } => load_pipeline()
             .and_then(|pipeline| with_aws(|aws| async move { snapshots::now(&aws, pipeline, &db).await })),
+        Command::Cost => with_table(|records| async move { cost::last(&records).await }),
+        Command::Report {
+            command: ReportCommand::Now,
+        } => load_pipeline().and_then(|pipeline| with_aws(|aws| async move { cost::now(&aws, pipeline).await })),
         Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
         Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
         Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),

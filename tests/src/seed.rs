@@ -390,3 +390,38 @@ pub async fn manual_snapshots(config: &SdkConfig, region: Option<&str>) -> Vec<(
     snapshots.sort();
     snapshots
 }
+
+/// Queues Cost Explorer's answer to the next GetCostAndUsage (moto tracks no cost): one month,
+/// grouped by AWS service, through moto's `/moto-api/static/ce/cost-and-usage-results`.
+pub async fn cost_and_usage(endpoint: &str, from: &str, to: &str, by_service: &[(&str, f64)]) {
+    use http_body_util::{BodyExt, Full};
+    let groups: Vec<serde_json::Value> = by_service
+        .iter()
+        .map(|(service, cost)| {
+            serde_json::json!({
+                "Keys": [service],
+                "Metrics": {"UnblendedCost": {"Amount": cost.to_string(), "Unit": "USD"}},
+            })
+        })
+        .collect();
+    let results = serde_json::json!({"results": [{
+        "ResultsByTime": [{
+            "TimePeriod": {"Start": from, "End": to},
+            "Total": {},
+            "Groups": groups,
+            "Estimated": true,
+        }],
+        "DimensionValueAttributes": [],
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }]});
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = hyper::Request::post(format!("{endpoint}/moto-api/static/ce/cost-and-usage-results"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(results.to_string())))
+        .unwrap();
+    let response = client.request(request).await.expect("moto answers");
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(status.is_success(), "queueing cost results: {status} {body:?}");
+}

@@ -379,6 +379,32 @@ impl SnapshotAdmin for RdsSnapshots {
     }
 }
 
+impl crate::ports::DbInventory for RdsSnapshots {
+    async fn db_shape(&self, db: &DbInstanceId) -> Result<Option<crate::domain::cost::DbShape>, SnapshotError> {
+        let out = match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(db.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if err.code() == Some("DBInstanceNotFound") => return Ok(None),
+            Err(err) => return Err(rds_error("DescribeDBInstances")(err)),
+        };
+        Ok(out.db_instances().first().map(|instance| crate::domain::cost::DbShape {
+            engine: instance.engine().unwrap_or_default().to_owned(),
+            class: instance.db_instance_class().unwrap_or_default().to_owned(),
+            multi_az: instance.multi_az().unwrap_or(false),
+            storage_gb: instance
+                .allocated_storage()
+                .and_then(|gb| u32::try_from(gb).ok())
+                .unwrap_or(0),
+            storage_type: instance.storage_type().unwrap_or("gp2").to_owned(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,31 +459,5 @@ mod tests {
                 "{down}"
             );
         }
-    }
-}
-
-impl crate::ports::DbInventory for RdsSnapshots {
-    async fn db_shape(&self, db: &DbInstanceId) -> Result<Option<crate::domain::cost::DbShape>, SnapshotError> {
-        let out = match self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(db.as_str())
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err) if err.code() == Some("DBInstanceNotFound") => return Ok(None),
-            Err(err) => return Err(rds_error("DescribeDBInstances")(err)),
-        };
-        Ok(out.db_instances().first().map(|instance| crate::domain::cost::DbShape {
-            engine: instance.engine().unwrap_or_default().to_owned(),
-            class: instance.db_instance_class().unwrap_or_default().to_owned(),
-            multi_az: instance.multi_az().unwrap_or(false),
-            storage_gb: instance
-                .allocated_storage()
-                .and_then(|gb| u32::try_from(gb).ok())
-                .unwrap_or(0),
-            storage_type: instance.storage_type().unwrap_or("gp2").to_owned(),
-        }))
     }
 }

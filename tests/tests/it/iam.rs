@@ -37,6 +37,7 @@ fn iam_action(call: &str) -> String {
         Some((service, operation)) if service.starts_with("DynamoDB") => format!("dynamodb:{operation}"),
         Some((service, operation)) if service.starts_with("AmazonEC2ContainerService") => format!("ecs:{operation}"),
         Some((service, operation)) if service.starts_with("GraniteServiceVersion") => format!("cloudwatch:{operation}"),
+        Some((service, operation)) if service.starts_with("AWSInsightsIndexService") => format!("ce:{operation}"),
         None if call == "Publish" => "sns:Publish".into(),
         None if call == "DescribeAlarms" => "cloudwatch:DescribeAlarms".into(),
         None if call.contains("DB") => format!("rds:{call}"),
@@ -241,4 +242,47 @@ async fn snapshot_calls_only_what_its_role_allows() {
         );
     }
     assert_allowed("SnapshotRole", &proxy);
+}
+
+#[tokio::test]
+async fn cost_report_calls_only_what_its_role_allows() {
+    let env = Env::new().await;
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
+    reporter.run("2026-11-23T08:00:00Z".parse().unwrap()).await.unwrap();
+    let calls = proxy.calls();
+    for expected in [
+        "GetCostAndUsage",
+        "GetCostForecast",
+        "DescribeServices",
+        "DescribeTaskDefinition",
+        "DescribeDBInstances",
+        "PutItem",
+        "Publish",
+    ] {
+        assert!(
+            calls.iter().any(|c| c.ends_with(expected)),
+            "{expected} not called: {calls:?}"
+        );
+    }
+    assert_allowed("CostReportRole", &proxy);
+}
+
+/// Cost Explorer ($0.01 a request) and the Price List are the cost report's alone.
+#[test]
+fn only_the_cost_report_role_reaches_cost_explorer_or_the_price_list() {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let roles: Vec<&str> = template
+        .lines()
+        .filter_map(|line| line.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| name.ends_with("Role") && !name.starts_with(' '))
+        .collect();
+    assert!(roles.len() >= 7, "{roles:?}");
+    for role in roles {
+        let reaches = role_actions(role)
+            .iter()
+            .any(|a| a.starts_with("ce:") || a.starts_with("pricing:"));
+        assert_eq!(reaches, role == "CostReportRole", "{role}");
+    }
 }

@@ -3,6 +3,7 @@
 mod approval;
 mod binaries;
 mod browser;
+mod cost_report;
 mod deploy_on_push;
 mod fault_matrix;
 mod faults;

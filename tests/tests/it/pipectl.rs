@@ -554,3 +554,27 @@ async fn snapshot_now_takes_a_kept_snapshot_and_snapshots_lists_ours_with_the_qu
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[tokio::test]
+async fn report_now_sends_and_keeps_a_cost_report_and_cost_prints_the_last_one() {
+    let env = Env::new().await;
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    let none = stdout(&pipectl(&env, &["cost"]));
+    assert!(none.starts_with("no cost report kept yet"), "{none}");
+    let made = stdout(
+        &command(&env, &["report", "now"])
+            .env("TOPIC_ARN", &env.world.topic_arn)
+            .output()
+            .unwrap(),
+    );
+    assert!(made.starts_with("backend: est $"), "{made}");
+    let sent = env.notices().await;
+    assert_eq!(sent.len(), 1);
+    assert!(made.starts_with(&sent[0].subject), "{made}");
+    let last = stdout(&pipectl(&env, &["cost"]));
+    assert_eq!(last, made);
+    assert!(
+        last.contains("prod/RDS social-analytics-db") && last.contains("Forecast: unavailable"),
+        "{last}"
+    );
+}
