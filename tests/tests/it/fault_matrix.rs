@@ -1,6 +1,7 @@
 //! Every AWS call of deploy-on-push's automatic deploy, the conditional writes, history reads,
 //! alarm reads and publishes of its approval request (a release that passed staging), every
-//! call of promote's snapshot and deploy of an approved release, and every call of
+//! call of promote's snapshot and deploy of an approved release, every call of the cost
+//! report (the inventory, Cost Explorer, the kept report and its notice), and every call of
 //! track-deployment's FAILED → rollback and of rollback-on-alarm's rollback, failing in both
 //! ways a call fails: refused before it reaches the service (5xx), and applied by the service
 //! with the answer lost on the way back (not for reads, where that is the same as refused);
@@ -493,6 +494,58 @@ async fn promote_matrix(operation: &str) {
     .await;
 }
 
+/// The cost report for one tick: after the retry, the report kept once for its tick, sent (a
+/// lost Publish answer may send it twice), every notice marked sent. A failed Cost Explorer
+/// call is not retried: the report says the figure is unavailable.
+async fn cost_case(operation: &str, mode: Mode, pass_first: usize) {
+    let env = Env::new().await;
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    let proxy = FaultProxy::start(&env.moto.endpoint).await;
+    let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
+    let tick = "2026-11-23T08:00:00Z".parse().unwrap();
+    mode.inject(&proxy, operation, pass_first);
+    let case = format!("{operation} {mode:?} from call {pass_first}");
+    let _ = reporter.run(tick).await;
+    proxy.heal();
+    reporter
+        .run(tick)
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
+
+    let kept = shared::ports::CostReports::last_report(&reporter.records)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{case}: no report kept"));
+    assert_eq!(kept.tick, tick, "{case}");
+    let notices = env.notices().await;
+    let sent: Vec<_> = notices.iter().filter(|n| n.subject == kept.notice.subject).collect();
+    assert!((1..=2).contains(&sent.len()), "{case}: {notices:?}");
+    assert_eq!(sent[0].message, kept.notice.message, "{case}");
+    if operation.ends_with("GetCostAndUsage") {
+        assert!(kept.notice.message.contains("unavailable (GetCostAndUsage"), "{case}");
+    }
+    assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
+}
+
+async fn cost_matrix(operation: &str) {
+    let deliver = |env: Env, proxy: FaultProxy| async move {
+        harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+        let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
+        assert!(
+            reporter
+                .run("2026-11-23T08:00:00Z".parse().unwrap())
+                .await
+                .unwrap()
+                .made
+        );
+        proxy
+    };
+    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+        cost_case(&target, mode, n).await
+    })
+    .await;
+}
+
 macro_rules! matrix {
     ($($name:ident: $run:ident($operation:literal);)*) => {
         $(
@@ -525,6 +578,14 @@ matrix! {
     promote_survives_faults_in_describe_db_snapshots: promote_matrix("DescribeDBSnapshots");
     promote_survives_faults_in_update_service: promote_matrix("UpdateService");
     promote_survives_faults_in_publish: promote_matrix("Publish");
+    cost_report_survives_faults_in_get_item: cost_matrix("GetItem");
+    cost_report_survives_faults_in_put_item: cost_matrix("PutItem");
+    cost_report_survives_faults_in_update_item: cost_matrix("UpdateItem");
+    cost_report_survives_faults_in_describe_services: cost_matrix("DescribeServices");
+    cost_report_survives_faults_in_describe_task_definition: cost_matrix("DescribeTaskDefinition");
+    cost_report_survives_faults_in_describe_db_instances: cost_matrix("DescribeDBInstances");
+    cost_report_survives_faults_in_get_cost_and_usage: cost_matrix("GetCostAndUsage");
+    cost_report_survives_faults_in_publish: cost_matrix("Publish");
     failed_rollback_survives_faults_in_query: failed_matrix("Query");
     failed_rollback_survives_faults_in_get_item: failed_matrix("GetItem");
     failed_rollback_survives_faults_in_put_item: failed_matrix("PutItem");
