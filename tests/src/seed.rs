@@ -425,3 +425,24 @@ pub async fn cost_and_usage(endpoint: &str, from: &str, to: &str, by_service: &[
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(status.is_success(), "queueing cost results: {status} {body:?}");
 }
+
+/// Every service of `pipeline` at `count` running tasks (moto runs what is desired once a
+/// service is updated; created, it runs none), but `starting` (stage, service): none of its
+/// tasks run yet.
+pub async fn run_tasks(config: &SdkConfig, pipeline: &Pipeline, count: i32, starting: (&str, &str)) {
+    let ecs = aws_sdk_ecs::Client::new(config);
+    for stage in pipeline.stages() {
+        for service in pipeline.services() {
+            if (stage.name.as_str(), service.name.as_str()) == starting {
+                continue;
+            }
+            ecs.update_service()
+                .cluster(stage.cluster.as_str())
+                .service(service.name.as_str())
+                .desired_count(count)
+                .send()
+                .await
+                .expect("scale the service");
+        }
+    }
+}

@@ -85,7 +85,7 @@ pub fn prices_for(region: &str, overrides: &PriceOverrides) -> PriceTable {
 impl PriceTable {
     /// Where the prices come from, for the report's heading.
     pub fn describe(&self) -> String {
-        let mut text = format!("{}, {} as of {}", self.region, self.source, self.as_of);
+        let mut text = format!("{} as of {}: {}", self.region, self.as_of, self.source);
         if self.overridden > 0 {
             text.push_str(&format!("; {} from the pipeline file", self.overridden));
         }
@@ -479,7 +479,7 @@ mod tests {
         assert!(
             elsewhere
                 .describe()
-                .starts_with("eu-west-3, no prices shipped for eu-west-3")
+                .starts_with("eu-west-3 as of -: no prices shipped for eu-west-3")
         );
         assert!(elsewhere.fargate.is_empty());
     }
@@ -610,7 +610,7 @@ pub fn report_notice(report: &Report) -> super::notice::Notice {
         previous_total.map_or("n/a".to_owned(), |p| format!("{:+.2}", total - p)),
     );
     let mut body = format!(
-        "Monthly estimate from what runs now ({} prices):\n\n",
+        "Monthly estimate from what runs now.\nPrices: {}.\n\n",
         report.prices_source
     );
     let item_width = report

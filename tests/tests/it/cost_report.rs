@@ -30,31 +30,11 @@ fn tick(day: u32) -> DateTime<Utc> {
     format!("2026-11-{day:02}T08:00:00Z").parse().unwrap()
 }
 
-/// Every service of the shipped pipeline at `count` running tasks (moto runs what is desired
-/// once a service is updated), but dev's worker-service: still starting, none of its 2 run.
-pub async fn scale(env: &Env, count: i32) {
-    for stage in env.pipeline.stages() {
-        for service in env.pipeline.services() {
-            if (stage.name.as_str(), service.name.as_str()) == ("dev", "worker-service") {
-                continue;
-            }
-            env.ecs
-                .update_service()
-                .cluster(stage.cluster.as_str())
-                .service(service.name.as_str())
-                .desired_count(count)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_report_prices_what_runs_beside_cost_explorers_month_to_date_and_the_next_shows_the_change() {
     let env = Env::new().await;
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
-    scale(&env, 2).await;
+    harness::seed::run_tasks(&env.config, &env.pipeline, 2, ("dev", "worker-service")).await;
     harness::seed::cost_and_usage(
         &env.moto.endpoint,
         "2026-11-01",
