@@ -1,10 +1,10 @@
 //! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm,
-//! approval-page, promote, snapshot) and a hello-world lambda_runtime binary built with the
+//! approval-page, promote, snapshot, cost-report) and a hello-world lambda_runtime binary built with the
 //! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
 //! init (process start → first `GET …/invocation/next`), first-event latency (process start →
 //! response to an event that really acts against moto: a push that deploys, a completion, an
 //! alarm that rolls back, an approver opening their link, a sweep over an open request, a
-//! snapshot tick), peak RSS, zipped bootstrap size, and AWS calls per push and per page GET
+//! snapshot tick, a cost report), peak RSS, zipped bootstrap size, and AWS calls per push and per page GET
 //! and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first call's TLS
 //! handshake counts.
 
@@ -56,6 +56,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let page = built_binary("approval-page", "release");
     let promote = built_binary("promote", "release");
     let snapshot = built_binary("snapshot", "release");
+    let cost = built_binary("cost-report", "release");
     harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
     let ca = ca.to_str().unwrap();
@@ -69,7 +70,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
 
     let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples, mut page_samples) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut promote_samples, mut snapshot_samples) = (Vec::new(), Vec::new());
+    let (mut promote_samples, mut snapshot_samples, mut cost_samples) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -130,6 +131,17 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "every run must really snapshot: {response}"
         );
         snapshot_samples.push(snapped);
+
+        // A later tick each run, so each really makes a report.
+        let mut tick: serde_json::Value = serde_json::from_slice(&event_file("cost-report", "scheduled.json")).unwrap();
+        tick["time"] = format!("2026-11-23T08:{run:02}:00Z").into();
+        let (reported, response) = sample(&cost, &moto.endpoint, &env, tick.to_string().into_bytes()).await;
+        let response = response.response();
+        assert_eq!(
+            response["made"], true,
+            "every run must really make a report: {response}"
+        );
+        cost_samples.push(reported);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -181,6 +193,14 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
                 "snapshot (a tick: one snapshot, one copy)",
                 &snapshot_samples,
                 zipped_size(&snapshot, scratch),
+            ),
+        ),
+        (
+            "cost-report",
+            row(
+                "cost-report (a report: 6 services, 1 DB, 2 Cost Explorer calls)",
+                &cost_samples,
+                zipped_size(&cost, scratch),
             ),
         ),
     ];
