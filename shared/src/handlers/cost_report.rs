@@ -64,39 +64,41 @@ where
             made: false,
             cost_explorer_calls: 0,
         };
-        if self.records.entry(&key).await?.is_none() {
-            let last = self.records.last_report().await?;
-            let kept = match last {
-                Some(last) if last.tick == tick => last,
-                Some(last) if last.tick > tick => {
-                    tracing::info!(kept = %last.tick, "a later tick's report is kept: this one is not made");
-                    return Ok(run);
-                }
-                previous => {
-                    let report = self.report(tick, previous.map(|p| p.lines)).await?;
-                    run.made = true;
-                    run.cost_explorer_calls = report.cost_explorer_calls;
-                    let made = KeptReport {
-                        tick,
-                        notice: report_notice(&report),
-                        lines: report.kept_lines(),
-                    };
-                    if self.records.keep_report(&made).await? {
-                        made
-                    } else {
-                        // Another delivery kept one first: send that one, if it is this tick's.
-                        match self.records.last_report().await? {
-                            Some(last) if last.tick == tick => last,
-                            _ => return Ok(run),
+        let subject = match self.records.entry(&key).await? {
+            Some(entry) => entry.notice.subject,
+            None => {
+                let last = self.records.last_report().await?;
+                let kept = match last {
+                    Some(last) if last.tick == tick => last,
+                    Some(last) if last.tick > tick => {
+                        tracing::info!(kept = %last.tick, "a later tick's report is kept: this one is not made");
+                        return Ok(run);
+                    }
+                    previous => {
+                        let report = self.report(tick, previous.map(|p| p.lines)).await?;
+                        run.made = true;
+                        run.cost_explorer_calls = report.cost_explorer_calls;
+                        let made = KeptReport {
+                            tick,
+                            notice: report_notice(&report),
+                            lines: report.kept_lines(),
+                        };
+                        if self.records.keep_report(&made).await? {
+                            made
+                        } else {
+                            // Another delivery kept one first: send that one, if it is this tick's.
+                            match self.records.last_report().await? {
+                                Some(last) if last.tick == tick => last,
+                                _ => return Ok(run),
+                            }
                         }
                     }
-                }
-            };
-            keep_notice(&self.records, key.clone(), &kept.notice).await?;
-        }
-        if let Some(entry) = self.records.entry(&key).await? {
-            run.subject = Some(entry.notice.subject);
-        }
+                };
+                keep_notice(&self.records, key.clone(), &kept.notice).await?;
+                kept.notice.subject
+            }
+        };
+        run.subject = Some(subject);
         deliver_notice(&self.records, &self.notifier, &key).await?;
         Ok(run)
     }
