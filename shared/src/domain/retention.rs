@@ -191,11 +191,17 @@ pub struct QuotaPlan {
 }
 
 /// With `used` manual snapshots in the region after pruning, the DBs `due` a snapshot get one
-/// while the quota has room, in order; the rest are left out (and told).
-pub fn quota_plan(due: &[DbInstanceId], used: usize, quota: Quota) -> QuotaPlan {
+/// while the quota has room, in order from the `turn`-th (the tick's day: a full quota leaves
+/// out a different DB each day, not always the last ones); the rest are left out (and told).
+pub fn quota_plan(due: &[DbInstanceId], used: usize, quota: Quota, turn: usize) -> QuotaPlan {
     let room = quota.limit.saturating_sub(used);
-    let take: Vec<DbInstanceId> = due.iter().take(room).cloned().collect();
-    let left_out = due.iter().skip(room).cloned().collect();
+    let mut order = due.to_vec();
+    if room < order.len() {
+        let first = turn % order.len();
+        order.rotate_left(first);
+    }
+    let take: Vec<DbInstanceId> = order.iter().take(room).cloned().collect();
+    let left_out = order.iter().skip(room).cloned().collect();
     let used_after = used + take.len();
     QuotaPlan {
         warn: used_after * 100 >= quota.limit * quota.warn_percent,
@@ -365,14 +371,18 @@ mod tests {
             warn_percent: 80,
         };
         let due = [db("a"), db("b"), db("c")];
-        let roomy = quota_plan(&due, 10, quota);
+        let roomy = quota_plan(&due, 10, quota, 0);
         assert_eq!((roomy.take.len(), roomy.left_out.len(), roomy.warn), (3, 0, false));
-        let warned = quota_plan(&due, 77, quota);
+        let warned = quota_plan(&due, 77, quota, 0);
         assert_eq!((warned.used_after, warned.warn), (80, true));
-        let full = quota_plan(&due, 99, quota);
+        let full = quota_plan(&due, 99, quota, 0);
         assert_eq!(full.take, [db("a")]);
         assert_eq!(full.left_out, [db("b"), db("c")]);
-        let over = quota_plan(&due, 120, quota);
+        let over = quota_plan(&due, 120, quota, 0);
         assert!(over.take.is_empty() && over.left_out.len() == 3 && over.warn);
+        let next_day = quota_plan(&due, 99, quota, 1);
+        assert_eq!(next_day.take, [db("b")]);
+        assert_eq!(next_day.left_out, [db("c"), db("a")]);
+        assert_eq!(quota_plan(&due, 99, quota, 5).take, [db("c")]);
     }
 }

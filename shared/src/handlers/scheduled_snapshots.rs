@@ -15,7 +15,7 @@ use crate::domain::retention::{
 };
 use crate::lambda::errors::ServiceError;
 use crate::ports::{Approvals, ListedSnapshot, Notifier, Outbox, SnapshotAdmin, SnapshotError, Snapshots};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -108,7 +108,8 @@ where
         }
         // RDS counts manual instance snapshots against this quota (cluster snapshots have their own).
         let used = listed.iter().filter(|s| !s.cluster).count();
-        let plan = quota_plan(&due, used, settings.quota);
+        let turn = usize::try_from(tick.date_naive().num_days_from_ce()).unwrap_or(0);
+        let plan = quota_plan(&due, used, settings.quota, turn);
         for db in &plan.left_out {
             run.skipped.push(format!("{db}: the manual-snapshot quota is full"));
         }
@@ -623,16 +624,32 @@ mod tests {
         );
         assert!(told[0].message.contains("quota of 10"), "{}", told[0].message);
 
-        // With room for one, the first DB gets it; the other is told left out.
+        // With room for one, one DB gets it and the other is told left out; the next day,
+        // the other gets it.
         let roomy = PIPELINE.replace("quota = 10", "quota = 11");
-        let world = World::new();
-        for n in 0..10 {
-            world.made(None, &format!("nightly-{n}"), "orders-dev", None, 1);
+        let mut taken = Vec::new();
+        for (day, left_out) in [
+            (tick(), "orders-dev"),
+            (tick() + chrono::TimeDelta::days(1), "orders-prod"),
+        ] {
+            let world = World::new();
+            for n in 0..10 {
+                world.made(None, &format!("nightly-{n}"), "orders-dev", None, 1);
+            }
+            let run = world.function(&roomy).run(day, Utc::now()).await.unwrap();
+            assert_eq!(run.taken.len(), 1, "{run:?}");
+            assert_eq!((run.quota_used, run.quota_limit), (11, 11));
+            assert!(
+                world.notifier.published()[0]
+                    .message
+                    .contains(&format!("no snapshot of {left_out}"))
+            );
+            taken.push(run.taken[0].clone());
         }
-        let run = world.function(&roomy).run(tick(), Utc::now()).await.unwrap();
-        assert_eq!(run.taken, ["sched-orders-dev-20261123-0300"]);
-        assert_eq!((run.quota_used, run.quota_limit), (11, 11));
-        assert!(world.notifier.published()[0].message.contains("orders-prod"));
+        assert_eq!(
+            taken,
+            ["sched-orders-prod-20261123-0300", "sched-orders-dev-20261124-0300"]
+        );
     }
 
     #[tokio::test]
