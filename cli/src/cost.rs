@@ -3,13 +3,55 @@
 
 use chrono::{SubsecRound, Utc};
 use shared::adapters::{
-    cost_explorer::CostExplorerAdapter, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
+    billing::AwsBilling, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
 };
-use shared::domain::cost::prices_for;
 use shared::domain::pipeline::Pipeline;
 use shared::handlers::cost_report::CostReporter;
 use shared::lambda::runtime;
 use shared::ports::{CostReports, KeptReport};
+
+/// Has the stack's cost-report function refresh its price table from the AWS Price List (its
+/// role holds `pricing:GetProducts`; the reports that follow use the table).
+pub async fn refresh_prices(aws: &aws_config::SdkConfig, stack: &str) -> Result<(), String> {
+    let function = format!("{stack}-cost-report");
+    let out = aws_sdk_lambda::Client::new(aws)
+        .invoke()
+        .function_name(&function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
+        .payload(aws_sdk_lambda::primitives::Blob::new(r#"{"action":"refresh-prices"}"#))
+        .send()
+        .await
+        .map_err(|e| shared::adapters::describe_sdk_error("Invoke", &e))?;
+    let payload: serde_json::Value = out
+        .payload()
+        .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+        .unwrap_or_default();
+    if out.function_error().is_some() {
+        return Err(format!(
+            "{function}: {}: {}",
+            payload["errorType"].as_str().unwrap_or("error"),
+            payload["errorMessage"].as_str().unwrap_or("no message")
+        ));
+    }
+    let kept: Vec<&str> = payload["kept_as_before"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .collect();
+    println!(
+        "prices for {} as of {}: {} row(s) from the Price List{}",
+        payload["region"].as_str().unwrap_or("?"),
+        payload["as_of"].as_str().unwrap_or("?"),
+        payload["found"],
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!("; kept as before (not in the Price List): {}", kept.join(", "))
+        }
+    );
+    Ok(())
+}
 
 fn print(report: &KeptReport) {
     println!(
@@ -31,14 +73,13 @@ pub async fn last(records: &DynamoRecords) -> Result<(), String> {
 /// Cost Explorer requests unless the pipeline file turns it off). Needs TABLE_NAME and
 /// TOPIC_ARN, as the function does.
 pub async fn now(aws: &aws_config::SdkConfig, pipeline: Pipeline) -> Result<(), String> {
-    let region = aws.region().map_or("us-east-1", |r| r.as_ref());
     let env = |name| runtime::env(name).map_err(|e| e.to_string());
     let reporter = CostReporter {
-        prices: prices_for(region, &pipeline.cost().prices),
+        region: aws.region().map_or("us-east-1", |r| r.as_ref()).to_owned(),
         records: DynamoRecords::new(aws, env("TABLE_NAME")?),
         ecs: EcsAdapter::new(aws),
         rds: RdsSnapshots::new(aws),
-        cost_explorer: CostExplorerAdapter::new(aws),
+        billing: AwsBilling::new(aws),
         notifier: SnsNotifier::new(aws, env("TOPIC_ARN")?),
         pipeline,
     };

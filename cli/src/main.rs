@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// The cost report's prices.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
     Redeploy {
@@ -128,6 +133,18 @@ enum ReportCommand {
     /// Explorer requests, $0.01 each, unless the pipeline file turns it off). Needs TABLE_NAME
     /// and TOPIC_ARN, as the function does.
     Now,
+}
+
+#[derive(Subcommand)]
+enum PricesCommand {
+    /// Have the stack's cost-report function refresh its price table from the AWS Price List
+    /// (GetProducts, every page; the reports that follow use it, under the pipeline file's
+    /// [cost.prices]).
+    Refresh {
+        /// The stack name: the function is `<stack>-cost-report`.
+        #[arg(long)]
+        stack: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +188,9 @@ fn main() -> ExitCode {
         Command::Report {
             command: ReportCommand::Now,
         } => load_pipeline().and_then(|pipeline| with_aws(|aws| async move { cost::now(&aws, pipeline).await })),
+        Command::Prices {
+            command: PricesCommand::Refresh { stack },
+        } => with_aws(|aws| async move { cost::refresh_prices(&aws, &stack).await }),
         Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
         Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
         Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),

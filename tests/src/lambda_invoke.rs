@@ -102,11 +102,24 @@ async fn invoke(
         return Ok(response);
     };
     let outcome = function.lock().await.invoke(payload.to_vec()).await;
+    let answer = match (&outcome, invocation_type.as_str()) {
+        // An asynchronous invocation is accepted with 202 and no payload.
+        (_, "Event") => reply(StatusCode::ACCEPTED, ""),
+        (Outcome::Response(value), _) => reply(StatusCode::OK, &value.to_string()),
+        // A function's error is a 200 naming it in a header, as Lambda answers.
+        (Outcome::Error { error_type, message }, _) => {
+            let body = serde_json::json!({"errorType": error_type, "errorMessage": message});
+            let mut response = reply(StatusCode::OK, &body.to_string());
+            response
+                .headers_mut()
+                .insert("x-amz-function-error", "Unhandled".parse().unwrap());
+            response
+        }
+    };
     invoked.lock().unwrap().push(Invoked {
         function: name,
         invocation_type,
         outcome,
     });
-    // An asynchronous invocation is accepted with 202 and no payload.
-    Ok(reply(StatusCode::ACCEPTED, ""))
+    Ok(answer)
 }

@@ -1,10 +1,10 @@
 //! AWS SDK implementations of the ports: thin, no decisions. Each sits behind the cargo
 //! feature of its SDK, so a function links only the SDKs it calls.
 
+#[cfg(feature = "billing")]
+pub mod billing;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
-#[cfg(feature = "costexplorer")]
-pub mod cost_explorer;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 #[cfg(feature = "ecs")]

@@ -3,14 +3,14 @@
 //! doubling it, allocated storage by type) and fixed items the pipeline file names, priced from
 //! a shipped table per region. Pure: the cost report function gathers the inventory.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Hours AWS bills in an average month.
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 /// The prices the estimate uses in one region: where they come from and when they were read.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PriceTable {
     pub region: String,
@@ -32,7 +32,7 @@ pub struct PriceTable {
 
 /// Fargate's price per vCPU-hour and GB-hour for one architecture and capacity provider (the
 /// table's keys: `x86_64`, `arm64`, `x86_64/spot`, `arm64/spot`).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FargatePrice {
     pub vcpu_hour: f64,
@@ -55,20 +55,31 @@ pub fn shipped_prices(region: &str) -> Option<PriceTable> {
     shipped.table.into_iter().find(|t| t.region == region)
 }
 
-/// The prices for `region`: the shipped table (an empty one where none is shipped) with the
-/// pipeline file's `overrides` over it.
-pub fn prices_for(region: &str, overrides: &PriceOverrides) -> PriceTable {
-    let mut table = shipped_prices(region).unwrap_or_else(|| PriceTable {
-        region: region.to_owned(),
-        source: format!("no prices shipped for {region}"),
-        as_of: "-".into(),
-        fargate: BTreeMap::new(),
-        rds_instance_hour: BTreeMap::new(),
-        rds_storage_gb_month: BTreeMap::new(),
-        fixed_hour: BTreeMap::new(),
-        log_ingestion_gb: None,
-        overridden: 0,
-    });
+impl PriceTable {
+    /// A table with no prices, for a region none is shipped for.
+    pub fn empty(region: &str) -> Self {
+        PriceTable {
+            region: region.to_owned(),
+            source: format!("no prices shipped for {region}"),
+            as_of: "-".into(),
+            fargate: BTreeMap::new(),
+            rds_instance_hour: BTreeMap::new(),
+            rds_storage_gb_month: BTreeMap::new(),
+            fixed_hour: BTreeMap::new(),
+            log_ingestion_gb: None,
+            overridden: 0,
+        }
+    }
+}
+
+/// The prices for `region`: the table refreshed from the Price List when one is kept for it,
+/// else the shipped one (an empty one where none is shipped), with the pipeline file's
+/// `overrides` over it.
+pub fn prices_for(region: &str, refreshed: Option<PriceTable>, overrides: &PriceOverrides) -> PriceTable {
+    let mut table = refreshed
+        .filter(|t| t.region == region)
+        .or_else(|| shipped_prices(region))
+        .unwrap_or_else(|| PriceTable::empty(region));
     table.fargate.extend(overrides.fargate.clone());
     table.rds_instance_hour.extend(overrides.rds_instance_hour.clone());
     table
@@ -466,7 +477,7 @@ mod tests {
     fn the_pipeline_files_prices_replace_the_shipped_ones_and_say_so() {
         let overrides: PriceOverrides =
             toml::from_str("rds_instance_hour.\"postgres/db.t3.medium\" = 0.1\nfixed_hour.vpn = 0.05").unwrap();
-        let table = prices_for("us-east-1", &overrides);
+        let table = prices_for("us-east-1", None, &overrides);
         assert_eq!(table.rds_instance_hour["postgres/db.t3.medium"], 0.1);
         assert_eq!(table.rds_instance_hour["postgres/db.t3.small"], 0.036);
         assert_eq!(table.fixed_hour["vpn"], 0.05);
@@ -475,7 +486,7 @@ mod tests {
             "{}",
             table.describe()
         );
-        let elsewhere = prices_for("eu-west-3", &overrides);
+        let elsewhere = prices_for("eu-west-3", None, &overrides);
         assert!(
             elsewhere
                 .describe()

@@ -82,3 +82,24 @@ pub fn approval_request(required: usize) -> ApprovalRequest {
         at(0),
     )
 }
+
+/// A GetProducts document as the Price List answers (the shape of a captured one).
+pub fn price_list_product(service: &str, family: &str, attributes: &[(&str, &str)], price: &str) -> String {
+    let mut attrs = serde_json::json!({"regionCode": "us-east-1", "servicecode": service});
+    for (k, v) in attributes {
+        attrs[*k] = (*v).into();
+    }
+    serde_json::json!({
+        "product": {"productFamily": family, "attributes": attrs, "sku": "SKU1"},
+        "serviceCode": service,
+        "terms": {"OnDemand": {"SKU1.JRTCKXETXF": {
+            "priceDimensions": {"SKU1.JRTCKXETXF.6YS6EN2CT7": {
+                "unit": "hours", "beginRange": "0", "endRange": "Inf",
+                "pricePerUnit": {"USD": price}
+            }},
+            "offerTermCode": "JRTCKXETXF"
+        }}},
+        "version": "20261101000000"
+    })
+    .to_string()
+}

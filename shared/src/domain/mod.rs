@@ -9,6 +9,7 @@ pub mod deployment_end;
 pub mod names;
 pub mod notice;
 pub mod pipeline;
+pub mod price_list;
 pub mod promotion;
 pub mod push;
 pub mod retention;

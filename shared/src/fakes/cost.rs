@@ -1,11 +1,12 @@
-//! The cost report's ports in memory: the inventory, Cost Explorer, the kept report.
+//! The cost report's ports in memory: the inventory, Cost Explorer and the Price List, the kept
+//! report and price table.
 
 use super::MemoryRecords;
-use crate::domain::cost::{CostTag, DbShape, ServiceShape};
+use crate::domain::cost::{CostTag, DbShape, PriceTable, ServiceShape};
 use crate::domain::names::{ClusterName, DbInstanceId, ServiceName};
 use crate::ports::{
-    CostExplorer, CostExplorerError, CostReports, DbInventory, EcsError, KeptReport, ServiceInventory, SnapshotError,
-    StoreError,
+    CostExplorer, CostExplorerError, CostReports, DbInventory, EcsError, KeptReport, PriceList, PriceListError,
+    ServiceInventory, SnapshotError, StoreError,
 };
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -23,6 +24,15 @@ impl CostReports for MemoryRecords {
         }
         tables.cost_report = Some(report.clone());
         Ok(true)
+    }
+
+    async fn kept_prices(&self) -> Result<Option<PriceTable>, StoreError> {
+        Ok(self.tables.lock().unwrap().price_table.clone())
+    }
+
+    async fn keep_prices(&self, table: &PriceTable) -> Result<(), StoreError> {
+        self.tables.lock().unwrap().price_table = Some(table.clone());
+        Ok(())
     }
 }
 
@@ -79,9 +89,10 @@ impl DbInventory for FakeInventory {
     }
 }
 
-/// Cost Explorer answering what it is told, and counting the calls. Clones share it.
+/// Cost Explorer and the Price List answering what they are told, and counting the calls.
+/// Clones share it.
 #[derive(Clone, Default)]
-pub struct FakeCostExplorer {
+pub struct FakeBilling {
     answers: Arc<Mutex<CostAnswers>>,
 }
 
@@ -89,10 +100,12 @@ pub struct FakeCostExplorer {
 struct CostAnswers {
     by_service: Option<Vec<(String, f64)>>,
     forecast: Option<f64>,
+    /// The Price List's products by service code; `None` makes its calls fail.
+    products: Option<HashMap<String, Vec<String>>>,
     calls: Vec<String>,
 }
 
-impl FakeCostExplorer {
+impl FakeBilling {
     /// The month to date by service; `None` makes the call fail.
     pub fn answer_costs(&self, costs: Option<Vec<(&str, f64)>>) {
         self.answers.lock().unwrap().by_service =
@@ -104,7 +117,21 @@ impl FakeCostExplorer {
         self.answers.lock().unwrap().forecast = forecast;
     }
 
-    /// The calls made: `<operation> <from>..<to> <tag>`.
+    /// The Price List's products of `service`; `None` makes every GetProducts fail.
+    pub fn answer_products(&self, products: Option<(&str, Vec<String>)>) {
+        let mut answers = self.answers.lock().unwrap();
+        match products {
+            Some((service, list)) => {
+                answers
+                    .products
+                    .get_or_insert_with(HashMap::new)
+                    .insert(service.to_owned(), list);
+            }
+            None => answers.products = None,
+        }
+    }
+
+    /// The calls made: `<operation> <from>..<to> <tag>`, `GetProducts <service> <region>`.
     pub fn calls(&self) -> Vec<String> {
         self.answers.lock().unwrap().calls.clone()
     }
@@ -117,7 +144,7 @@ fn call(operation: &str, from: NaiveDate, to: NaiveDate, tag: Option<&CostTag>) 
     )
 }
 
-impl CostExplorer for FakeCostExplorer {
+impl CostExplorer for FakeBilling {
     async fn cost_by_service(
         &self,
         from: NaiveDate,
@@ -138,5 +165,22 @@ impl CostExplorer for FakeCostExplorer {
         answers
             .forecast
             .ok_or_else(|| CostExplorerError("GetCostForecast: DataUnavailableException: not enough data".into()))
+    }
+}
+
+impl PriceList for FakeBilling {
+    async fn products(
+        &self,
+        service: &str,
+        _filters: &[(&str, &str)],
+        region: &str,
+    ) -> Result<Vec<String>, PriceListError> {
+        let mut answers = self.answers.lock().unwrap();
+        answers.calls.push(format!("GetProducts {service} {region}"));
+        let products = answers
+            .products
+            .as_ref()
+            .ok_or_else(|| PriceListError("GetProducts: ThrottlingException: Rate exceeded".into()))?;
+        Ok(products.get(service).cloned().unwrap_or_default())
     }
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 mod cost;
-pub use cost::{FakeCostExplorer, FakeInventory};
+pub use cost::{FakeBilling, FakeInventory};
 
 type ServiceKey = (String, String);
 
@@ -35,6 +35,7 @@ struct Tables {
     approvals: BTreeMap<String, ApprovalRequest>,
     open_requests: HashMap<(String, String), OpenRequest>,
     cost_report: Option<crate::ports::KeptReport>,
+    price_table: Option<crate::domain::cost::PriceTable>,
 }
 
 /// The records table in memory. Clones share it, as handlers share one table.

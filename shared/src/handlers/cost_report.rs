@@ -2,27 +2,35 @@
 //! DBs run now (priced from the shipped table and the pipeline file's overrides), next to Cost
 //! Explorer's month to date and forecast (one call each), sent over SNS and kept as the last
 //! report. A redelivered tick sends the report it made, and asks Cost Explorer nothing.
+//!
+//! Told to (`{"action": "refresh-prices"}`, `pipectl prices refresh`), it reads the AWS Price
+//! List instead and keeps the table it makes for the reports that follow: an opt-in, never on
+//! the report path.
 
 use super::scheduled_snapshots::tick_of;
 use super::{deliver_notice, keep_notice};
 use crate::domain::cost::{
-    Actuals, FixedItems, Forecast, PriceTable, Report, RunningDb, RunningService, estimate, not_at_desired,
-    report_notice,
+    Actuals, FixedItems, Forecast, PriceTable, Report, RunningDb, RunningService, estimate, not_at_desired, prices_for,
+    report_notice, shipped_prices,
 };
 use crate::domain::pipeline::Pipeline;
+use crate::domain::price_list::{queries, refreshed_table};
 use crate::lambda::errors::ServiceError;
-use crate::ports::{CostExplorer, CostReports, DbInventory, KeptReport, Notifier, Outbox, ServiceInventory};
+use crate::ports::{
+    CostExplorer, CostReports, DbInventory, KeptReport, Notifier, Outbox, PriceList, ServiceInventory, StoreError,
+};
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub struct CostReporter<S, E, D, C, N> {
+pub struct CostReporter<S, E, D, B, N> {
     pub pipeline: Pipeline,
-    pub prices: PriceTable,
+    /// The function's region: whose prices the estimate uses.
+    pub region: String,
     pub records: S,
     pub ecs: E,
     pub rds: D,
-    pub cost_explorer: C,
+    pub billing: B,
     pub notifier: N,
 }
 
@@ -36,23 +44,76 @@ pub struct ReportRun {
     pub cost_explorer_calls: u32,
 }
 
-impl<S, E, D, C, N> CostReporter<S, E, D, C, N>
+/// A Price List refresh: the table kept, how many of its rows the Price List filled, and the
+/// rows it kept as before (the Price List had none).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PricesRefreshed {
+    pub region: String,
+    pub as_of: String,
+    pub found: usize,
+    pub kept_as_before: Vec<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum CostRun {
+    Report(ReportRun),
+    Prices(PricesRefreshed),
+}
+
+impl<S, E, D, B, N> CostReporter<S, E, D, B, N>
 where
     S: CostReports + Outbox,
     E: ServiceInventory,
     D: DbInventory,
-    C: CostExplorer,
+    B: CostExplorer + PriceList,
     N: Notifier,
 {
-    /// The Lambda entry point: an EventBridge schedule's event, whose `time` is the tick.
-    pub async fn handle(
-        &self,
-        event: lambda_runtime::LambdaEvent<serde_json::Value>,
-    ) -> Result<ReportRun, ReportError> {
+    /// The Lambda entry point: an EventBridge schedule's event, whose `time` is the tick; or
+    /// an operator's `{"action": "refresh-prices"}`.
+    pub async fn handle(&self, event: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<CostRun, ReportError> {
+        if event.payload.get("action").and_then(|a| a.as_str()) == Some("refresh-prices") {
+            let refreshed = self.refresh_prices(Utc::now().date_naive()).await?;
+            tracing::info!(found = refreshed.found, kept_as_before = ?refreshed.kept_as_before, "prices refreshed");
+            return Ok(CostRun::Prices(refreshed));
+        }
         let tick = tick_of(&event.payload).map_err(ReportError::BadEvent)?;
         let run = self.run(tick).await.map_err(ReportError::Service)?;
         tracing::info!(subject = ?run.subject, made = run.made, cost_explorer_calls = run.cost_explorer_calls, "cost report");
-        Ok(run)
+        Ok(CostRun::Report(run))
+    }
+
+    /// A price table for this region from the Price List (every page of each query), over the
+    /// shipped one, kept for the reports that follow. Nothing is kept when a call fails or the
+    /// Price List has nothing the table prices.
+    pub async fn refresh_prices(&self, today: NaiveDate) -> Result<PricesRefreshed, ReportError> {
+        let mut products = Vec::new();
+        for query in queries() {
+            let found = self
+                .billing
+                .products(query.service, &query.filters, &self.region)
+                .await
+                .map_err(|err| ReportError::PriceList(err.0))?;
+            products.extend(found);
+        }
+        let base = shipped_prices(&self.region).unwrap_or_else(|| PriceTable::empty(&self.region));
+        let as_of = today.format("%Y-%m-%d").to_string();
+        let refreshed = refreshed_table(&self.region, &as_of, base, &products).ok_or_else(|| {
+            ReportError::PriceList(format!(
+                "the Price List has none of the prices the estimate uses for {}",
+                self.region
+            ))
+        })?;
+        self.records
+            .keep_prices(&refreshed.table)
+            .await
+            .map_err(|err: StoreError| ReportError::Service(err.into()))?;
+        Ok(PricesRefreshed {
+            region: self.region.clone(),
+            as_of,
+            found: refreshed.found,
+            kept_as_before: refreshed.kept_from_base,
+        })
     }
 
     /// The report for `tick`: made, kept, then sent. Kept before it is sent, so a retry sends
@@ -133,6 +194,7 @@ where
             counts: settings.fixed.clone(),
             log_ingestion_gb: settings.log_ingestion_gb,
         };
+        let prices = prices_for(&self.region, self.records.kept_prices().await?, &settings.prices);
         let (actuals, forecast, calls) = self.cost_explorer_figures(tick.date_naive()).await;
         Ok(Report {
             application: self
@@ -142,8 +204,8 @@ where
                 .map(|a| a.name.as_str())
                 .collect::<Vec<_>>()
                 .join("+"),
-            prices_source: self.prices.describe(),
-            lines: estimate(&self.prices, &services, &dbs, &fixed),
+            prices_source: prices.describe(),
+            lines: estimate(&prices, &services, &dbs, &fixed),
             actuals,
             forecast,
             previous,
@@ -171,7 +233,7 @@ where
             Actuals::ByService(Vec::new())
         } else {
             calls += 1;
-            match self.cost_explorer.cost_by_service(month_start, today, tag).await {
+            match self.billing.cost_by_service(month_start, today, tag).await {
                 Ok(mut costs) => {
                     costs.retain(|(_, cost)| cost.abs() >= 0.005);
                     costs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -181,7 +243,7 @@ where
             }
         };
         calls += 1;
-        let forecast = match self.cost_explorer.forecast(today, next_month, tag).await {
+        let forecast = match self.billing.forecast(today, next_month, tag).await {
             Ok(rest_of_month) => match &actuals {
                 Actuals::ByService(costs) => Forecast::Total(costs.iter().map(|(_, c)| c).sum::<f64>() + rest_of_month),
                 Actuals::Unavailable(_) => Forecast::RestOfMonth(rest_of_month),
@@ -198,12 +260,16 @@ pub enum ReportError {
     BadEvent(String),
     #[error(transparent)]
     Service(ServiceError),
+    /// The Price List refresh failed (a call, or nothing found): nothing was kept.
+    #[error("price list: {0}")]
+    PriceList(String),
 }
 
 impl From<ReportError> for lambda_runtime::Diagnostic {
     fn from(err: ReportError) -> Self {
         let error_type = match &err {
             ReportError::BadEvent(_) => "BadEvent",
+            ReportError::PriceList(_) => "PriceListUnavailable",
             ReportError::Service(err) => err.error_type(),
         };
         lambda_runtime::Diagnostic {
@@ -216,8 +282,8 @@ impl From<ReportError> for lambda_runtime::Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::cost::{DbShape, ServiceShape, prices_for};
-    use crate::fakes::{FakeCostExplorer, FakeInventory, FakeNotifier, MemoryRecords};
+    use crate::domain::cost::{DbShape, ServiceShape};
+    use crate::fakes::{FakeBilling, FakeInventory, FakeNotifier, MemoryRecords};
 
     const PIPELINE: &str = r#"
         [[application]]
@@ -241,7 +307,7 @@ mod tests {
         fixed = { alb = 2 }
     "#;
 
-    type Reporter = CostReporter<MemoryRecords, FakeInventory, FakeInventory, FakeCostExplorer, FakeNotifier>;
+    type Reporter = CostReporter<MemoryRecords, FakeInventory, FakeInventory, FakeBilling, FakeNotifier>;
 
     fn reporter(pipeline: &str) -> Reporter {
         let pipeline = Pipeline::parse(pipeline).unwrap();
@@ -275,20 +341,20 @@ mod tests {
                 storage_type: "gp3".into(),
             },
         );
-        let cost_explorer = FakeCostExplorer::default();
-        cost_explorer.answer_costs(Some(vec![
+        let billing = FakeBilling::default();
+        billing.answer_costs(Some(vec![
             ("Amazon Elastic Container Service", 20.0),
             ("Amazon Relational Database Service", 60.0),
             ("Tax", 0.001),
         ]));
-        cost_explorer.answer_forecast(Some(100.0));
+        billing.answer_forecast(Some(100.0));
         CostReporter {
-            prices: prices_for("us-east-1", &pipeline.cost().prices),
+            region: "us-east-1".into(),
             pipeline,
             records: MemoryRecords::default(),
             ecs: inventory.clone(),
             rds: inventory,
-            cost_explorer,
+            billing,
             notifier: FakeNotifier::default(),
         }
     }
@@ -304,7 +370,7 @@ mod tests {
         assert!(run.made);
         assert_eq!(run.cost_explorer_calls, 2);
         assert_eq!(
-            r.cost_explorer.calls(),
+            r.billing.calls(),
             vec![
                 "GetCostAndUsage 2026-11-01..2026-11-23 app=backend",
                 "GetCostForecast 2026-11-23..2026-12-01 app=backend",
@@ -339,7 +405,7 @@ mod tests {
         r.run(tick(23)).await.unwrap();
         let again = r.run(tick(23)).await.unwrap();
         assert!(!again.made);
-        assert_eq!(r.cost_explorer.calls().len(), 2);
+        assert_eq!(r.billing.calls().len(), 2);
         assert_eq!(r.notifier.published().len(), 1);
     }
 
@@ -350,10 +416,10 @@ mod tests {
         let err = r.run(tick(23)).await.unwrap_err();
         assert_eq!(err.error_type(), "NotifyFailed");
         r.notifier.fail(false);
-        r.cost_explorer.answer_forecast(Some(1.0));
+        r.billing.answer_forecast(Some(1.0));
         let retry = r.run(tick(23)).await.unwrap();
         assert!(!retry.made);
-        assert_eq!(r.cost_explorer.calls().len(), 2);
+        assert_eq!(r.billing.calls().len(), 2);
         let sent = r.notifier.published();
         assert_eq!(sent.len(), 1);
         assert!(sent[0].message.contains("Forecast for the month: $180.00"));
@@ -387,7 +453,7 @@ mod tests {
     #[tokio::test]
     async fn cost_explorer_failures_leave_a_labelled_report() {
         let r = reporter(PIPELINE);
-        r.cost_explorer.answer_costs(None);
+        r.billing.answer_costs(None);
         r.run(tick(23)).await.unwrap();
         let text = &r.notifier.published()[0].message;
         assert!(
@@ -397,8 +463,8 @@ mod tests {
         assert!(text.contains("Forecast for the rest of the month: $100.00"), "{text}");
 
         let r = reporter(PIPELINE);
-        r.cost_explorer.answer_costs(None);
-        r.cost_explorer.answer_forecast(None);
+        r.billing.answer_costs(None);
+        r.billing.answer_forecast(None);
         r.run(tick(23)).await.unwrap();
         let sent = &r.notifier.published()[0];
         assert!(sent.subject.contains("MTD n/a"), "{}", sent.subject);
@@ -412,14 +478,14 @@ mod tests {
     async fn cost_explorer_off_makes_no_call_and_the_first_of_the_month_only_the_forecast() {
         let r = reporter(&format!("{PIPELINE}\ncost_explorer = false\n"));
         let run = r.run(tick(23)).await.unwrap();
-        assert_eq!((run.cost_explorer_calls, r.cost_explorer.calls().len()), (0, 0));
+        assert_eq!((run.cost_explorer_calls, r.billing.calls().len()), (0, 0));
         assert!(r.notifier.published()[0].message.contains("Cost Explorer is off"));
 
         let r = reporter(PIPELINE);
         let first: DateTime<Utc> = "2026-12-01T08:00:00Z".parse().unwrap();
         assert_eq!(r.run(first).await.unwrap().cost_explorer_calls, 1);
         assert_eq!(
-            r.cost_explorer.calls(),
+            r.billing.calls(),
             vec!["GetCostForecast 2026-12-01..2027-01-01 app=backend"]
         );
         assert!(
@@ -435,7 +501,7 @@ mod tests {
         r.ecs.throttle(true);
         let err = r.run(tick(23)).await.unwrap_err();
         assert_eq!(err.error_type(), "EcsUnavailable");
-        assert!(r.cost_explorer.calls().is_empty());
+        assert!(r.billing.calls().is_empty());
         assert!(r.records.last_report().await.unwrap().is_none());
         assert!(r.notifier.published().is_empty());
     }
@@ -457,5 +523,70 @@ mod tests {
         let text = &r.notifier.published()[0].message;
         assert!(text.contains("not found in RDS"), "{text}");
         assert!(text.contains("Left out of the total, unpriced or not found (see their lines): RDS orders-gone."));
+    }
+
+    fn event(payload: serde_json::Value) -> lambda_runtime::LambdaEvent<serde_json::Value> {
+        lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    #[tokio::test]
+    async fn a_price_refresh_keeps_the_price_lists_table_and_the_next_report_uses_it() {
+        use crate::domain::fixtures::price_list_product;
+        let r = reporter(PIPELINE);
+        r.billing.answer_products(Some((
+            "AmazonRDS",
+            vec![price_list_product(
+                "AmazonRDS",
+                "Database Instance",
+                &[
+                    ("usagetype", "InstanceUsage:db.t3.medium"),
+                    ("databaseEngine", "PostgreSQL"),
+                    ("instanceType", "db.t3.medium"),
+                ],
+                "0.1",
+            )],
+        )));
+        let refreshed = r
+            .handle(event(serde_json::json!({"action": "refresh-prices"})))
+            .await
+            .unwrap();
+        let CostRun::Prices(refreshed) = refreshed else {
+            panic!("{refreshed:?}")
+        };
+        assert_eq!((refreshed.region.as_str(), refreshed.found), ("us-east-1", 1));
+        assert!(refreshed.kept_as_before.contains(&"fargate.x86_64".to_owned()));
+        let calls = r.billing.calls();
+        assert_eq!(calls.len(), queries().len(), "{calls:?}");
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.starts_with("GetProducts ") && c.ends_with(" us-east-1"))
+        );
+        assert!(r.notifier.published().is_empty(), "a refresh sends no report");
+
+        r.run(tick(23)).await.unwrap();
+        let text = &r.notifier.published()[0].message;
+        assert!(
+            text.contains("Prices: us-east-1 as of ") && text.contains("the AWS Price List (GetProducts)"),
+            "{text}"
+        );
+        // 2 × (0.1 × 730 + 100 × 0.115) = 169.00
+        assert!(text.contains("$169.00"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_empty_price_refresh_keeps_nothing() {
+        let r = reporter(PIPELINE);
+        r.billing.answer_products(None);
+        let failed = r.refresh_prices(tick(23).date_naive()).await.unwrap_err();
+        assert!(failed.to_string().contains("ThrottlingException"), "{failed}");
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(failed).error_type,
+            "PriceListUnavailable"
+        );
+        r.billing.answer_products(Some(("AmazonECS", Vec::new())));
+        let empty = r.refresh_prices(tick(23).date_naive()).await.unwrap_err();
+        assert!(empty.to_string().contains("none of the prices"), "{empty}");
+        assert!(r.records.kept_prices().await.unwrap().is_none());
     }
 }

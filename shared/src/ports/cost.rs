@@ -2,7 +2,7 @@
 //! Explorer says, and the last report (kept in the table, for the change and `pipectl cost`).
 
 use super::{EcsError, SnapshotError, StoreError};
-use crate::domain::cost::{CostTag, DbShape, ServiceShape};
+use crate::domain::cost::{CostTag, DbShape, PriceTable, ServiceShape};
 use crate::domain::names::{ClusterName, DbInstanceId, ServiceName};
 use crate::domain::notice::Notice;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -49,6 +49,23 @@ pub trait CostExplorer: Send + Sync {
     ) -> impl Future<Output = Result<f64, CostExplorerError>> + Send;
 }
 
+/// A Price List call that failed; the refresh keeps nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PriceListError(pub String);
+
+/// The AWS Price List (GetProducts): read only when an operator asks for a refresh.
+pub trait PriceList: Send + Sync {
+    /// Every product of `service` in `region` whose attributes match `filters`, as the Price
+    /// List's JSON documents, every page.
+    fn products(
+        &self,
+        service: &str,
+        filters: &[(&str, &str)],
+        region: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PriceListError>> + Send;
+}
+
 /// A report as kept: the tick it was made for, what was sent, and its lines' estimates (by
 /// `stage|item`) for the next report's change.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,4 +81,9 @@ pub trait CostReports: Send + Sync {
     /// Keeps `report` as the last one, unless one for its tick or a later one is kept already
     /// (`false`: a concurrent or earlier delivery made it).
     fn keep_report(&self, report: &KeptReport) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The table the last Price List refresh made, if one was.
+    fn kept_prices(&self) -> impl Future<Output = Result<Option<PriceTable>, StoreError>> + Send;
+
+    fn keep_prices(&self, table: &PriceTable) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -15,7 +15,9 @@ pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
 pub use approvals::{Approvals, Change, OpenRequest, update_approval};
-pub use cost::{CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, ServiceInventory};
+pub use cost::{
+    CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, PriceList, PriceListError, ServiceInventory,
+};
 pub use deployments::{Deployments, HistoryPage};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};

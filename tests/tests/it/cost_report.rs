@@ -6,22 +6,21 @@
 use crate::support::*;
 use chrono::{DateTime, Utc};
 use shared::adapters::{
-    cost_explorer::CostExplorerAdapter, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
+    billing::AwsBilling, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
 };
-use shared::domain::cost::prices_for;
 use shared::handlers::cost_report::CostReporter;
 use shared::ports::CostReports;
 
-pub type Reporter = CostReporter<DynamoRecords, EcsAdapter, RdsSnapshots, CostExplorerAdapter, SnsNotifier>;
+pub type Reporter = CostReporter<DynamoRecords, EcsAdapter, RdsSnapshots, AwsBilling, SnsNotifier>;
 
 pub fn reporter(env: &Env, config: &aws_config::SdkConfig) -> Reporter {
     CostReporter {
         pipeline: env.pipeline.clone(),
-        prices: prices_for("us-east-1", &env.pipeline.cost().prices),
+        region: "us-east-1".into(),
         records: DynamoRecords::new(config, &env.world.table),
         ecs: EcsAdapter::new(config),
         rds: RdsSnapshots::new(config),
-        cost_explorer: CostExplorerAdapter::new(config),
+        billing: AwsBilling::new(config),
         notifier: SnsNotifier::new(config, &env.world.topic_arn),
     }
 }
@@ -123,4 +122,7 @@ async fn the_cost_report_binary_runs_the_sample_tick_and_refuses_other_events() 
         .invoke(br#"{"detail-type": "ECR Image Action", "source": "aws.ecr", "time": "2026-11-23T08:00:00Z"}"#.to_vec())
         .await;
     assert_eq!(refused.error().0, "BadEvent");
+    // moto has no Price List: the opt-in refresh fails, named, and the report is unchanged.
+    let refresh = function.invoke(br#"{"action": "refresh-prices"}"#.to_vec()).await;
+    assert_eq!(refresh.error().0, "PriceListUnavailable");
 }

@@ -38,6 +38,7 @@ fn iam_action(call: &str) -> String {
         Some((service, operation)) if service.starts_with("AmazonEC2ContainerService") => format!("ecs:{operation}"),
         Some((service, operation)) if service.starts_with("GraniteServiceVersion") => format!("cloudwatch:{operation}"),
         Some((service, operation)) if service.starts_with("AWSInsightsIndexService") => format!("ce:{operation}"),
+        Some((service, operation)) if service.starts_with("AWSPriceListService") => format!("pricing:{operation}"),
         None if call == "Publish" => "sns:Publish".into(),
         None if call == "DescribeAlarms" => "cloudwatch:DescribeAlarms".into(),
         None if call.contains("DB") => format!("rds:{call}"),
@@ -251,8 +252,12 @@ async fn cost_report_calls_only_what_its_role_allows() {
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
     reporter.run("2026-11-23T08:00:00Z".parse().unwrap()).await.unwrap();
+    // moto has no Price List: the refresh fails, but its call is seen.
+    let refresh = reporter.refresh_prices(chrono::Utc::now().date_naive()).await;
+    assert!(refresh.is_err(), "{refresh:?}");
     let calls = proxy.calls();
     for expected in [
+        "GetProducts",
         "GetCostAndUsage",
         "GetCostForecast",
         "DescribeServices",

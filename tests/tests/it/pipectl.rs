@@ -578,3 +578,29 @@ async fn report_now_sends_and_keeps_a_cost_report_and_cost_prints_the_last_one()
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn prices_refresh_asks_the_stacks_cost_report_function_and_names_its_error() {
+    let env = Env::new().await;
+    let function = harness::function::Function::spawn(
+        &built_binary("cost-report", "debug"),
+        &env.moto.endpoint,
+        &env.function_vars(),
+    )
+    .await;
+    let lambda = harness::lambda_invoke::LambdaInvoke::start([("cost-report".to_owned(), function)].into()).await;
+    // moto has no Price List: the function's refresh fails, and pipectl says so.
+    let output = pipectl_with_lambda(&env, &lambda.endpoint, &["prices", "refresh", "--stack", "prod"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("prod-cost-report: PriceListUnavailable: price list: GetProducts"),
+        "{stderr}"
+    );
+    let invoked = lambda.invoked();
+    assert_eq!(invoked.len(), 1);
+    assert_eq!(
+        (invoked[0].function.as_str(), invoked[0].invocation_type.as_str()),
+        ("prod-cost-report", "RequestResponse")
+    );
+}

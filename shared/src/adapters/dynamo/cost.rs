@@ -1,5 +1,6 @@
-use super::keys::{Item, cost_report_key, s};
+use super::keys::{Item, cost_report_key, price_table_key, s};
 use super::{DynamoRecords, conditional, store_error};
+use crate::domain::cost::PriceTable;
 use crate::domain::notice::Notice;
 use crate::ports::{CostReports, KeptReport, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -80,5 +81,38 @@ impl CostReports for DynamoRecords {
             .send()
             .await;
         conditional("PutItem", result)
+    }
+
+    async fn kept_prices(&self) -> Result<Option<PriceTable>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(price_table_key()))
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?;
+        let Some(table) = out.item.as_ref().and_then(|item| item.get("table")?.as_s().ok()) else {
+            return Ok(None);
+        };
+        serde_json::from_str(table)
+            .map(Some)
+            .map_err(|e| StoreError::permanent(format!("the kept price table is unreadable: {e}")))
+    }
+
+    async fn keep_prices(&self, table: &PriceTable) -> Result<(), StoreError> {
+        let mut item: Item = price_table_key();
+        item.insert(
+            "table".into(),
+            s(serde_json::to_string(table).expect("a price table serializes")),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error("PutItem"))?;
+        Ok(())
     }
 }

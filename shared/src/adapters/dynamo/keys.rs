@@ -7,7 +7,7 @@
 //! - approval request: pk `APR#<id>`, sk `APR` (the approval function's role reaches only
 //!   these: `dynamodb:LeadingKeys` `APR#apr-*`; the stream filter matches the prefix too).
 //! - a stage and application's newest open request: pk `APR#open#<stage>#<application>`, sk `OPEN`.
-//! - the last cost report: pk `COST#last`, sk `COST`.
+//! - the last cost report: pk `COST#last`, sk `COST`; the Price List's table: `COST#prices`.
 
 use crate::domain::approval::ApprovalId;
 use crate::domain::deployment::DeploymentId;
@@ -34,6 +34,10 @@ fn key(pk: String, sk: &str) -> Item {
 
 pub fn cost_report_key() -> Item {
     key("COST#last".to_owned(), "COST")
+}
+
+pub fn price_table_key() -> Item {
+    key("COST#prices".to_owned(), "COST")
 }
 
 pub fn deployment_pk(id: &DeploymentId) -> String {

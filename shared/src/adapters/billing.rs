@@ -1,9 +1,10 @@
-//! Cost Explorer over the SDK: one request per figure, never retried or paginated ($0.01 a
-//! request); a failure comes back as the reason the report prints.
+//! Cost Explorer and the Price List over the SDK. Cost Explorer: one request per figure, never
+//! retried or paginated ($0.01 a request); a failure comes back as the reason the report
+//! prints. The Price List: every page, only when an operator asks for a refresh.
 
 use super::describe_sdk_error;
 use crate::domain::cost::CostTag;
-use crate::ports::{CostExplorer, CostExplorerError};
+use crate::ports::{CostExplorer, CostExplorerError, PriceList, PriceListError};
 use aws_sdk_costexplorer::types::{
     DateInterval, Expression, Granularity, GroupDefinition, GroupDefinitionType, Metric, TagValues,
 };
@@ -11,17 +12,25 @@ use chrono::NaiveDate;
 
 const UNBLENDED: &str = "UnblendedCost";
 
-pub struct CostExplorerAdapter {
+pub struct AwsBilling {
     client: aws_sdk_costexplorer::Client,
+    price_list: aws_sdk_pricing::Client,
 }
 
-impl CostExplorerAdapter {
+/// The Price List's endpoint region (it answers for every region from there).
+const PRICE_LIST_REGION: &str = "us-east-1";
+
+impl AwsBilling {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         let once = aws_sdk_costexplorer::config::Builder::from(config)
             .retry_config(aws_sdk_costexplorer::config::retry::RetryConfig::disabled())
             .build();
+        let price_list = aws_sdk_pricing::config::Builder::from(config)
+            .region(aws_config::Region::new(PRICE_LIST_REGION))
+            .build();
         Self {
             client: aws_sdk_costexplorer::Client::from_conf(once),
+            price_list: aws_sdk_pricing::Client::from_conf(price_list),
         }
     }
 }
@@ -47,7 +56,7 @@ fn amount(text: Option<&str>, what: &str) -> Result<f64, CostExplorerError> {
         .ok_or_else(|| CostExplorerError(format!("{what}: no amount in the answer")))
 }
 
-impl CostExplorer for CostExplorerAdapter {
+impl CostExplorer for AwsBilling {
     async fn cost_by_service(
         &self,
         from: NaiveDate,
@@ -99,5 +108,41 @@ impl CostExplorer for CostExplorerAdapter {
             .await
             .map_err(|err| CostExplorerError(describe_sdk_error("GetCostForecast", &err)))?;
         amount(out.total().and_then(|t| t.amount()), "GetCostForecast")
+    }
+}
+
+impl PriceList for AwsBilling {
+    async fn products(
+        &self,
+        service: &str,
+        filters: &[(&str, &str)],
+        region: &str,
+    ) -> Result<Vec<String>, PriceListError> {
+        use aws_sdk_pricing::types::{Filter, FilterType};
+        let filter = |field: &str, value: &str| {
+            Filter::builder()
+                .r#type(FilterType::TermMatch)
+                .field(field)
+                .value(value)
+                .build()
+                .map_err(|err| PriceListError(format!("filter {field}: {err}")))
+        };
+        let mut request = self
+            .price_list
+            .get_products()
+            .service_code(service)
+            .format_version("aws_v1")
+            .max_results(100)
+            .filters(filter("regionCode", region)?);
+        for (field, value) in filters {
+            request = request.filters(filter(field, value)?);
+        }
+        let mut products = Vec::new();
+        let mut pages = request.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| PriceListError(describe_sdk_error("GetProducts", &err)))?;
+            products.extend(page.price_list().iter().cloned());
+        }
+        Ok(products)
     }
 }
