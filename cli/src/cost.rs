@@ -1,24 +1,23 @@
-//! `pipectl cost` and `pipectl report now`: the last cost report as kept in the table, and
-//! one made now by the cost report function's own code.
+//! `pipectl cost`, `pipectl report now` and `pipectl prices refresh`: the last cost report as
+//! kept in the table, and the stack's cost-report function asked for a report or a price
+//! refresh (its role, its one-at-a-time concurrency, its region's prices).
 
-use chrono::{SubsecRound, Utc};
-use shared::adapters::{
-    billing::AwsBilling, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
-};
-use shared::domain::pipeline::Pipeline;
-use shared::handlers::cost_report::CostReporter;
-use shared::lambda::runtime;
+use chrono::{SecondsFormat, SubsecRound, Utc};
+use shared::adapters::dynamo::DynamoRecords;
 use shared::ports::{CostReports, KeptReport};
 
-/// Has the stack's cost-report function refresh its price table from the AWS Price List (its
-/// role holds `pricing:GetProducts`; the reports that follow use the table).
-pub async fn refresh_prices(aws: &aws_config::SdkConfig, stack: &str) -> Result<(), String> {
+/// Invokes `<stack>-cost-report` with `event` and waits for its answer; its error, named.
+async fn invoke(
+    aws: &aws_config::SdkConfig,
+    stack: &str,
+    event: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let function = format!("{stack}-cost-report");
     let out = aws_sdk_lambda::Client::new(aws)
         .invoke()
         .function_name(&function)
         .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
-        .payload(aws_sdk_lambda::primitives::Blob::new(r#"{"action":"refresh-prices"}"#))
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
         .send()
         .await
         .map_err(|e| shared::adapters::describe_sdk_error("Invoke", &e))?;
@@ -33,6 +32,13 @@ pub async fn refresh_prices(aws: &aws_config::SdkConfig, stack: &str) -> Result<
             payload["errorMessage"].as_str().unwrap_or("no message")
         ));
     }
+    Ok(payload)
+}
+
+/// Has the stack's cost-report function refresh its price table from the AWS Price List (its
+/// role holds `pricing:GetProducts`; the reports that follow use the table).
+pub async fn refresh_prices(aws: &aws_config::SdkConfig, stack: &str) -> Result<(), String> {
+    let payload = invoke(aws, stack, &serde_json::json!({"action": "refresh-prices"})).await?;
     let kept: Vec<&str> = payload["kept_as_before"]
         .as_array()
         .into_iter()
@@ -69,29 +75,22 @@ pub async fn last(records: &DynamoRecords) -> Result<(), String> {
     Ok(())
 }
 
-/// A report now, sent to the topic and kept as the last one, as the schedule's would be (two
-/// Cost Explorer requests unless the pipeline file turns it off). Needs TABLE_NAME and
-/// TOPIC_ARN, as the function does.
-pub async fn now(aws: &aws_config::SdkConfig, pipeline: Pipeline) -> Result<(), String> {
-    let env = |name| runtime::env(name).map_err(|e| e.to_string());
-    let reporter = CostReporter {
-        region: aws.region().map_or("us-east-1", |r| r.as_ref()).to_owned(),
-        records: DynamoRecords::new(aws, env("TABLE_NAME")?),
-        ecs: EcsAdapter::new(aws),
-        rds: RdsSnapshots::new(aws),
-        billing: AwsBilling::new(aws),
-        notifier: SnsNotifier::new(aws, env("TOPIC_ARN")?),
-        pipeline,
-    };
-    let run = reporter
-        .run(Utc::now().trunc_subsecs(0))
-        .await
-        .map_err(|e| format!("{}: {e}", e.error_type()))?;
-    match reporter.records.last_report().await.map_err(|e| e.to_string())? {
-        Some(report) if run.subject.is_some() => {
-            print(&report);
+/// Has the stack's cost-report function make a report now, as its schedule would (two Cost
+/// Explorer requests unless the pipeline file turns it off): sent to the topic and kept as
+/// the last one; prints its subject.
+pub async fn now(aws: &aws_config::SdkConfig, stack: &str) -> Result<(), String> {
+    let tick = serde_json::json!({
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": Utc::now().trunc_subsecs(0).to_rfc3339_opts(SecondsFormat::Secs, true),
+        "detail": {},
+    });
+    let answer = invoke(aws, stack, &tick).await?;
+    match answer["subject"].as_str() {
+        Some(subject) => {
+            println!("{subject}\n(sent and kept; `pipectl cost` prints it whole)");
             Ok(())
         }
-        _ => Err("a later report was kept meanwhile; `pipectl cost` prints it".into()),
+        None => Err("a later report was kept meanwhile; `pipectl cost` prints it".into()),
     }
 }

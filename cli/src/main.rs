@@ -129,10 +129,14 @@ enum SnapshotCommand {
 
 #[derive(Subcommand)]
 enum ReportCommand {
-    /// Make the cost report now, send it to the topic and keep it as the last one (two Cost
-    /// Explorer requests, $0.01 each, unless the pipeline file turns it off). Needs TABLE_NAME
-    /// and TOPIC_ARN, as the function does.
-    Now,
+    /// Have the stack's cost-report function make the report now, send it to the topic and
+    /// keep it as the last one (two Cost Explorer requests, $0.01 each, unless the pipeline
+    /// file turns it off).
+    Now {
+        /// The stack name: the function is `<stack>-cost-report`.
+        #[arg(long)]
+        stack: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -186,8 +190,8 @@ fn main() -> ExitCode {
             .and_then(|pipeline| with_aws(|aws| async move { snapshots::now(&aws, pipeline, &db).await })),
         Command::Cost => with_table(|records| async move { cost::last(&records).await }),
         Command::Report {
-            command: ReportCommand::Now,
-        } => load_pipeline().and_then(|pipeline| with_aws(|aws| async move { cost::now(&aws, pipeline).await })),
+            command: ReportCommand::Now { stack },
+        } => with_aws(|aws| async move { cost::now(&aws, &stack).await }),
         Command::Prices {
             command: PricesCommand::Refresh { stack },
         } => with_aws(|aws| async move { cost::refresh_prices(&aws, &stack).await }),

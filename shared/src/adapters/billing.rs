@@ -79,6 +79,12 @@ impl CostExplorer for AwsBilling {
             .send()
             .await
             .map_err(|err| CostExplorerError(describe_sdk_error("GetCostAndUsage", &err)))?;
+        // A second page would be a second paid request: a partial month to date is not shown.
+        if out.next_page_token().is_some_and(|t| !t.is_empty()) {
+            return Err(CostExplorerError(
+                "GetCostAndUsage: the answer has more than one page (not read: each page is a paid request)".into(),
+            ));
+        }
         let mut by_service: Vec<(String, f64)> = Vec::new();
         for result in out.results_by_time() {
             for group in result.groups() {

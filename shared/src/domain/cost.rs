@@ -72,13 +72,15 @@ impl PriceTable {
     }
 }
 
-/// The prices for `region`: the table refreshed from the Price List when one is kept for it,
-/// else the shipped one (an empty one where none is shipped), with the pipeline file's
+/// The prices for `region`: the table refreshed from the Price List when one is kept for it
+/// (and is not older than the shipped one), else the shipped one (an empty one where none is shipped), with the pipeline file's
 /// `overrides` over it.
 pub fn prices_for(region: &str, refreshed: Option<PriceTable>, overrides: &PriceOverrides) -> PriceTable {
+    let shipped = shipped_prices(region);
+    // A refresh older than the shipped table (a release brought newer prices) gives way to it.
     let mut table = refreshed
-        .filter(|t| t.region == region)
-        .or_else(|| shipped_prices(region))
+        .filter(|t| t.region == region && shipped.as_ref().is_none_or(|s| t.as_of >= s.as_of))
+        .or(shipped)
         .unwrap_or_else(|| PriceTable::empty(region));
     table.fargate.extend(overrides.fargate.clone());
     table.rds_instance_hour.extend(overrides.rds_instance_hour.clone());
@@ -471,6 +473,9 @@ mod tests {
         assert_eq!(lines[4].monthly, None);
         assert_eq!(lines[5].monthly, Some(5.0));
         assert!(shipped_prices("xx-nowhere-1").is_none());
+        for region in ["us-east-2", "us-west-2"] {
+            assert_eq!(shipped_prices(region).unwrap().region, region);
+        }
     }
 
     #[test]
@@ -560,6 +565,11 @@ pub enum Forecast {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub application: String,
+    /// The schedule's tick the report is for.
+    pub made_for: chrono::DateTime<chrono::Utc>,
+    /// What Cost Explorer's month to date covers: from the first of the month up to (not
+    /// including) the day the report was made.
+    pub period: (chrono::NaiveDate, chrono::NaiveDate),
     pub prices_source: String,
     pub lines: Vec<Line>,
     pub actuals: Actuals,
@@ -613,17 +623,28 @@ pub fn report_notice(report: &Report) -> super::notice::Notice {
         Actuals::ByService(costs) => Some(costs.iter().map(|(_, c)| c).sum::<f64>()),
         Actuals::Unavailable(_) => None,
     };
-    let subject = format!(
-        "{}: est {}/mo, MTD {}, change {}",
-        report.application,
-        dollars(total),
+    let priced = report.lines.iter().any(|l| l.monthly.is_some());
+    let figures = format!(
+        ": est {}/mo, MTD {}, change {}",
+        if priced { dollars(total) } else { "n/a".to_owned() },
         month_to_date.map_or("n/a".to_owned(), dollars),
         previous_total.map_or("n/a".to_owned(), |p| format!("{:+.2}", total - p)),
     );
+    // The figures always fit: a long application name is what gets cut.
+    let room = 99usize.saturating_sub(figures.len());
+    let application: String = report.application.chars().take(room).collect();
+    let subject = format!("{application}{figures}");
     let mut body = format!(
-        "Monthly estimate from what runs now.\nPrices: {}.\n\n",
+        "Cost report for the schedule's tick of {}.\n\nMonthly estimate from what runs now.\nPrices: {}.\n",
+        report.made_for.format("%Y-%m-%d %H:%M UTC"),
         report.prices_source
     );
+    if !priced {
+        body.push_str(
+            "No line could be priced: ship a table for this region in shared/prices.toml, run `pipectl prices refresh`, or set [cost.prices] in the pipeline file.\n",
+        );
+    }
+    body.push('\n');
     let item_width = report
         .lines
         .iter()
@@ -672,7 +693,10 @@ pub fn report_notice(report: &Report) -> super::notice::Notice {
             unpriced.join(", ")
         ));
     }
-    body.push_str("\nActual cost this month so far (Cost Explorer):\n");
+    body.push_str(&format!(
+        "\nActual cost from {} up to {} (Cost Explorer):\n",
+        report.period.0, report.period.1
+    ));
     match &report.actuals {
         Actuals::ByService(costs) => {
             let width = costs.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
@@ -725,6 +749,11 @@ mod report_tests {
     fn report() -> Report {
         Report {
             application: "backend".into(),
+            made_for: "2026-11-23T08:00:00Z".parse().unwrap(),
+            period: (
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            ),
             prices_source: "us-east-1, 2025-01".into(),
             lines: vec![
                 Line {
@@ -784,6 +813,38 @@ mod report_tests {
         assert!(
             text.contains("Cost Explorer calls made for this report: 2 ($0.01 each)."),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_long_application_name_is_cut_before_the_figures_and_nothing_priced_says_so() {
+        let mut long = report();
+        long.application = "a-very-long-application-name+".repeat(5);
+        let notice = report_notice(&long);
+        assert!(notice.subject.len() <= 99, "{}", notice.subject);
+        assert!(
+            notice
+                .subject
+                .ends_with(": est $170.65/mo, MTD $100.50, change +140.65"),
+            "{}",
+            notice.subject
+        );
+        let mut unpriced = report();
+        for line in &mut unpriced.lines {
+            line.monthly = None;
+        }
+        let notice = report_notice(&unpriced);
+        assert!(notice.subject.starts_with("backend: est n/a/mo"), "{}", notice.subject);
+        assert!(notice.message.contains("No line could be priced"), "{}", notice.message);
+        assert!(
+            notice
+                .message
+                .contains("Cost report for the schedule's tick of 2026-11-23 08:00 UTC.")
+        );
+        assert!(
+            notice
+                .message
+                .contains("Actual cost from 2026-11-01 up to 2026-11-23 (Cost Explorer):")
         );
     }
 

@@ -25,12 +25,15 @@ const VOLUMES: [(&str, &str); 5] = [
     ("Magnetic", "standard"),
 ];
 
+/// In the region itself (not a Local Zone or an Outpost of it).
+const IN_REGION: (&str, &str) = ("locationType", "AWS Region");
+
 /// What to ask the Price List for: Fargate, RDS instances per engine, RDS storage, the load
 /// balancer, the NAT gateway, log ingestion.
 pub fn queries() -> Vec<ProductQuery> {
     let mut queries = vec![ProductQuery {
         service: "AmazonECS",
-        filters: vec![("productFamily", "Compute")],
+        filters: vec![("productFamily", "Compute"), IN_REGION],
     }];
     for (engine, _) in ENGINES {
         queries.push(ProductQuery {
@@ -40,26 +43,30 @@ pub fn queries() -> Vec<ProductQuery> {
                 ("databaseEngine", engine),
                 ("deploymentOption", "Single-AZ"),
                 ("licenseModel", "No license required"),
-                ("locationType", "AWS Region"),
+                IN_REGION,
             ],
         });
     }
     queries.extend([
         ProductQuery {
             service: "AmazonRDS",
-            filters: vec![("productFamily", "Database Storage"), ("deploymentOption", "Single-AZ")],
+            filters: vec![
+                ("productFamily", "Database Storage"),
+                ("deploymentOption", "Single-AZ"),
+                IN_REGION,
+            ],
         },
         ProductQuery {
             service: "AWSELB",
-            filters: vec![("productFamily", "Load Balancer-Application")],
+            filters: vec![("productFamily", "Load Balancer-Application"), IN_REGION],
         },
         ProductQuery {
             service: "AmazonEC2",
-            filters: vec![("productFamily", "NAT Gateway")],
+            filters: vec![("productFamily", "NAT Gateway"), IN_REGION],
         },
         ProductQuery {
             service: "AmazonCloudWatch",
-            filters: vec![("productFamily", "Data Payload")],
+            filters: vec![("productFamily", "Data Payload"), IN_REGION],
         },
     ]);
     queries

@@ -12,6 +12,13 @@ use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+impl MemoryRecords {
+    /// Has another delivery keep `report` just before the next `keep_report`: a lost race.
+    pub fn race_report(&self, report: KeptReport) {
+        *self.racing_report.lock().unwrap() = Some(report);
+    }
+}
+
 impl CostReports for MemoryRecords {
     async fn last_report(&self) -> Result<Option<KeptReport>, StoreError> {
         Ok(self.tables.lock().unwrap().cost_report.clone())
@@ -19,6 +26,9 @@ impl CostReports for MemoryRecords {
 
     async fn keep_report(&self, report: &KeptReport) -> Result<bool, StoreError> {
         let mut tables = self.tables.lock().unwrap();
+        if let Some(racing) = self.racing_report.lock().unwrap().take() {
+            tables.cost_report = Some(racing);
+        }
         if tables.cost_report.as_ref().is_some_and(|kept| kept.tick >= report.tick) {
             return Ok(false);
         }

@@ -44,6 +44,8 @@ pub struct MemoryRecords {
     tables: Arc<Mutex<Tables>>,
     failing_releases: Arc<Mutex<bool>>,
     failing_outbox: Arc<Mutex<bool>>,
+    /// A cost report another delivery keeps just before this one's write.
+    racing_report: Arc<Mutex<Option<crate::ports::KeptReport>>>,
 }
 
 impl MemoryRecords {

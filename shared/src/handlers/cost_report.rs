@@ -78,7 +78,7 @@ where
             return Ok(CostRun::Prices(refreshed));
         }
         let tick = tick_of(&event.payload).map_err(ReportError::BadEvent)?;
-        let run = self.run(tick).await.map_err(ReportError::Service)?;
+        let run = self.run(tick, Utc::now()).await.map_err(ReportError::Service)?;
         tracing::info!(subject = ?run.subject, made = run.made, cost_explorer_calls = run.cost_explorer_calls, "cost report");
         Ok(CostRun::Report(run))
     }
@@ -116,9 +116,11 @@ where
         })
     }
 
-    /// The report for `tick`: made, kept, then sent. Kept before it is sent, so a retry sends
-    /// the same report, and the next one compares with it.
-    pub async fn run(&self, tick: DateTime<Utc>) -> Result<ReportRun, ServiceError> {
+    /// The report for `tick`, made at `now` (what runs now, Cost Explorer's figures up to
+    /// today): made, kept, then sent. Kept before it is sent, so a retry sends the same report
+    /// and asks Cost Explorer nothing, and the next one compares with it. Cost Explorer is
+    /// asked again only by a retry of a delivery that failed before the report was kept.
+    pub async fn run(&self, tick: DateTime<Utc>, now: DateTime<Utc>) -> Result<ReportRun, ServiceError> {
         let key = format!("cost-report|{}", tick.to_rfc3339());
         let mut run = ReportRun {
             subject: None,
@@ -136,7 +138,7 @@ where
                         return Ok(run);
                     }
                     previous => {
-                        let report = self.report(tick, previous.map(|p| p.lines)).await?;
+                        let report = self.report(tick, now, previous.map(|p| p.lines)).await?;
                         run.made = true;
                         run.cost_explorer_calls = report.cost_explorer_calls;
                         let made = KeptReport {
@@ -148,6 +150,7 @@ where
                             made
                         } else {
                             // Another delivery kept one first: send that one, if it is this tick's.
+                            run.made = false;
                             match self.records.last_report().await? {
                                 Some(last) if last.tick == tick => last,
                                 _ => return Ok(run),
@@ -164,11 +167,12 @@ where
         Ok(run)
     }
 
-    /// The report for `tick` from what runs now and what Cost Explorer says, compared with
-    /// `previous` (the last report's lines).
+    /// The report for `tick` from what runs at `now` and what Cost Explorer says up to then,
+    /// compared with `previous` (the last report's lines).
     pub async fn report(
         &self,
         tick: DateTime<Utc>,
+        now: DateTime<Utc>,
         previous: Option<BTreeMap<String, f64>>,
     ) -> Result<Report, ServiceError> {
         let mut services = Vec::new();
@@ -194,8 +198,18 @@ where
             counts: settings.fixed.clone(),
             log_ingestion_gb: settings.log_ingestion_gb,
         };
-        let prices = prices_for(&self.region, self.records.kept_prices().await?, &settings.prices);
-        let (actuals, forecast, calls) = self.cost_explorer_figures(tick.date_naive()).await;
+        let refreshed = match self.records.kept_prices().await {
+            Ok(refreshed) => refreshed,
+            // A kept table this release cannot read must not stop the reports: the shipped one serves.
+            Err(err) if !err.retryable => {
+                tracing::warn!(error = %err, "the refreshed price table is unreadable; using the shipped one");
+                None
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let prices = prices_for(&self.region, refreshed, &settings.prices);
+        let today = now.date_naive();
+        let (actuals, forecast, calls) = self.cost_explorer_figures(today).await;
         Ok(Report {
             application: self
                 .pipeline
@@ -204,6 +218,8 @@ where
                 .map(|a| a.name.as_str())
                 .collect::<Vec<_>>()
                 .join("+"),
+            made_for: tick,
+            period: (today.with_day(1).expect("every month has a first day"), today),
             prices_source: prices.describe(),
             lines: estimate(&prices, &services, &dbs, &fixed),
             actuals,
@@ -366,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn a_report_prices_what_runs_asks_cost_explorer_twice_and_is_kept_and_sent() {
         let r = reporter(PIPELINE);
-        let run = r.run(tick(23)).await.unwrap();
+        let run = r.run(tick(23), tick(23)).await.unwrap();
         assert!(run.made);
         assert_eq!(run.cost_explorer_calls, 2);
         assert_eq!(
@@ -402,8 +418,8 @@ mod tests {
     #[tokio::test]
     async fn a_redelivered_tick_sends_nothing_twice_and_asks_cost_explorer_nothing() {
         let r = reporter(PIPELINE);
-        r.run(tick(23)).await.unwrap();
-        let again = r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
+        let again = r.run(tick(23), tick(23)).await.unwrap();
         assert!(!again.made);
         assert_eq!(r.billing.calls().len(), 2);
         assert_eq!(r.notifier.published().len(), 1);
@@ -413,11 +429,11 @@ mod tests {
     async fn a_failed_publish_is_retried_with_the_kept_report() {
         let r = reporter(PIPELINE);
         r.notifier.fail(true);
-        let err = r.run(tick(23)).await.unwrap_err();
+        let err = r.run(tick(23), tick(23)).await.unwrap_err();
         assert_eq!(err.error_type(), "NotifyFailed");
         r.notifier.fail(false);
         r.billing.answer_forecast(Some(1.0));
-        let retry = r.run(tick(23)).await.unwrap();
+        let retry = r.run(tick(23), tick(23)).await.unwrap();
         assert!(!retry.made);
         assert_eq!(r.billing.calls().len(), 2);
         let sent = r.notifier.published();
@@ -428,7 +444,7 @@ mod tests {
     #[tokio::test]
     async fn the_next_report_shows_the_change_per_line_and_in_total() {
         let r = reporter(PIPELINE);
-        r.run(tick(16)).await.unwrap();
+        r.run(tick(16), tick(16)).await.unwrap();
         r.ecs.set_service(
             "c-dev",
             "backend-service",
@@ -442,7 +458,7 @@ mod tests {
                 spot_share: 0.0,
             },
         );
-        r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
         let sent = r.notifier.published();
         assert_eq!(sent.len(), 2);
         assert!(sent[1].subject.ends_with("change +21.26"), "{}", sent[1].subject);
@@ -454,7 +470,7 @@ mod tests {
     async fn cost_explorer_failures_leave_a_labelled_report() {
         let r = reporter(PIPELINE);
         r.billing.answer_costs(None);
-        r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
         let text = &r.notifier.published()[0].message;
         assert!(
             text.contains("unavailable (GetCostAndUsage: AccessDeniedException"),
@@ -465,7 +481,7 @@ mod tests {
         let r = reporter(PIPELINE);
         r.billing.answer_costs(None);
         r.billing.answer_forecast(None);
-        r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
         let sent = &r.notifier.published()[0];
         assert!(sent.subject.contains("MTD n/a"), "{}", sent.subject);
         assert!(
@@ -477,13 +493,13 @@ mod tests {
     #[tokio::test]
     async fn cost_explorer_off_makes_no_call_and_the_first_of_the_month_only_the_forecast() {
         let r = reporter(&format!("{PIPELINE}\ncost_explorer = false\n"));
-        let run = r.run(tick(23)).await.unwrap();
+        let run = r.run(tick(23), tick(23)).await.unwrap();
         assert_eq!((run.cost_explorer_calls, r.billing.calls().len()), (0, 0));
         assert!(r.notifier.published()[0].message.contains("Cost Explorer is off"));
 
         let r = reporter(PIPELINE);
         let first: DateTime<Utc> = "2026-12-01T08:00:00Z".parse().unwrap();
-        assert_eq!(r.run(first).await.unwrap().cost_explorer_calls, 1);
+        assert_eq!(r.run(first, first).await.unwrap().cost_explorer_calls, 1);
         assert_eq!(
             r.billing.calls(),
             vec!["GetCostForecast 2026-12-01..2027-01-01 app=backend"]
@@ -499,7 +515,7 @@ mod tests {
     async fn a_throttled_inventory_fails_the_tick_before_any_cost_or_record() {
         let r = reporter(PIPELINE);
         r.ecs.throttle(true);
-        let err = r.run(tick(23)).await.unwrap_err();
+        let err = r.run(tick(23), tick(23)).await.unwrap_err();
         assert_eq!(err.error_type(), "EcsUnavailable");
         assert!(r.billing.calls().is_empty());
         assert!(r.records.last_report().await.unwrap().is_none());
@@ -507,10 +523,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tick_delivered_late_reports_what_runs_and_costs_up_to_the_day_it_runs() {
+        let r = reporter(PIPELINE);
+        r.run(tick(23), tick(25)).await.unwrap();
+        assert_eq!(
+            r.billing.calls(),
+            vec![
+                "GetCostAndUsage 2026-11-01..2026-11-25 app=backend",
+                "GetCostForecast 2026-11-25..2026-12-01 app=backend",
+            ]
+        );
+        let text = &r.notifier.published()[0].message;
+        assert!(
+            text.contains("tick of 2026-11-23 08:00 UTC") && text.contains("up to 2026-11-25"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_loses_the_race_to_keep_its_report_sends_the_kept_one() {
+        let r = reporter(PIPELINE);
+        let theirs = KeptReport {
+            tick: tick(23),
+            notice: crate::domain::notice::Notice {
+                subject: "kept by the other delivery".into(),
+                message: "theirs".into(),
+            },
+            lines: BTreeMap::new(),
+        };
+        r.records.race_report(theirs.clone());
+        let run = r.run(tick(23), tick(23)).await.unwrap();
+        assert!(!run.made);
+        assert_eq!(run.subject.as_deref(), Some("kept by the other delivery"));
+        assert_eq!(r.notifier.published(), vec![theirs.notice]);
+    }
+
+    #[tokio::test]
     async fn an_older_tick_delivered_late_makes_no_report() {
         let r = reporter(PIPELINE);
-        r.run(tick(23)).await.unwrap();
-        let late = r.run(tick(16)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
+        let late = r.run(tick(16), tick(16)).await.unwrap();
         assert_eq!((late.made, late.subject), (false, None));
         assert_eq!(r.notifier.published().len(), 1);
         assert_eq!(r.records.last_report().await.unwrap().unwrap().tick, tick(23));
@@ -519,7 +571,7 @@ mod tests {
     #[tokio::test]
     async fn a_service_or_db_the_account_lacks_is_a_line_without_an_amount() {
         let r = reporter(&PIPELINE.replace("orders-prod", "orders-gone"));
-        r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
         let text = &r.notifier.published()[0].message;
         assert!(text.contains("not found in RDS"), "{text}");
         assert!(text.contains("Left out of the total, unpriced or not found (see their lines): RDS orders-gone."));
@@ -564,7 +616,7 @@ mod tests {
         );
         assert!(r.notifier.published().is_empty(), "a refresh sends no report");
 
-        r.run(tick(23)).await.unwrap();
+        r.run(tick(23), tick(23)).await.unwrap();
         let text = &r.notifier.published()[0].message;
         assert!(
             text.contains("Prices: us-east-1 as of ") && text.contains("the AWS Price List (GetProducts)"),

@@ -505,10 +505,10 @@ async fn cost_case(operation: &str, mode: Mode, pass_first: usize) {
     let tick = "2026-11-23T08:00:00Z".parse().unwrap();
     mode.inject(&proxy, operation, pass_first);
     let case = format!("{operation} {mode:?} from call {pass_first}");
-    let _ = reporter.run(tick).await;
+    let _ = reporter.run(tick, tick).await;
     proxy.heal();
     reporter
-        .run(tick)
+        .run(tick, tick)
         .await
         .unwrap_or_else(|err| panic!("{case}: the retry failed: {err}"));
 
@@ -525,19 +525,19 @@ async fn cost_case(operation: &str, mode: Mode, pass_first: usize) {
         assert!(kept.notice.message.contains("unavailable (GetCostAndUsage"), "{case}");
     }
     assert!(env.outbox().await.iter().all(|(_, sent)| *sent), "{case}");
+    // Cost Explorer is asked again only by the retry of a delivery that kept no report.
+    for paid in ["GetCostAndUsage", "GetCostForecast"] {
+        let asked = proxy.calls().iter().filter(|c| c.ends_with(paid)).count();
+        assert!((1..=2).contains(&asked), "{case}: {paid} asked {asked} times");
+    }
 }
 
 async fn cost_matrix(operation: &str) {
     let deliver = |env: Env, proxy: FaultProxy| async move {
         harness::seed::create_database(&env.config, "social-analytics-db", None).await;
         let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
-        assert!(
-            reporter
-                .run("2026-11-23T08:00:00Z".parse().unwrap())
-                .await
-                .unwrap()
-                .made
-        );
+        let tick = "2026-11-23T08:00:00Z".parse().unwrap();
+        assert!(reporter.run(tick, tick).await.unwrap().made);
         proxy
     };
     for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {

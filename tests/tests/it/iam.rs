@@ -251,7 +251,8 @@ async fn cost_report_calls_only_what_its_role_allows() {
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let reporter = crate::cost_report::reporter(&env, &sdk_config_for(&proxy.endpoint).await);
-    reporter.run("2026-11-23T08:00:00Z".parse().unwrap()).await.unwrap();
+    let tick = "2026-11-23T08:00:00Z".parse().unwrap();
+    reporter.run(tick, tick).await.unwrap();
     // moto has no Price List: the refresh fails, but its call is seen.
     let refresh = reporter.refresh_prices(chrono::Utc::now().date_naive()).await;
     assert!(refresh.is_err(), "{refresh:?}");

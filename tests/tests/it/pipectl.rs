@@ -555,24 +555,37 @@ async fn snapshot_now_takes_a_kept_snapshot_and_snapshots_lists_ours_with_the_qu
     );
 }
 
+/// The stack's cost-report function, built, behind Lambda's Invoke API.
+async fn cost_report_function(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
+    let function = harness::function::Function::spawn(
+        &built_binary("cost-report", "debug"),
+        &env.moto.endpoint,
+        &env.function_vars(),
+    )
+    .await;
+    harness::lambda_invoke::LambdaInvoke::start([("cost-report".to_owned(), function)].into()).await
+}
+
 #[tokio::test]
-async fn report_now_sends_and_keeps_a_cost_report_and_cost_prints_the_last_one() {
+async fn report_now_has_the_function_send_and_keep_a_report_and_cost_prints_the_last_one() {
     let env = Env::new().await;
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let none = stdout(&pipectl(&env, &["cost"]));
     assert!(none.starts_with("no cost report kept yet"), "{none}");
-    let made = stdout(
-        &command(&env, &["report", "now"])
-            .env("TOPIC_ARN", &env.world.topic_arn)
-            .output()
-            .unwrap(),
-    );
+    let lambda = cost_report_function(&env).await;
+    let made = stdout(&pipectl_with_lambda(&env, &lambda.endpoint, &["report", "now", "--stack", "prod"]).await);
     assert!(made.starts_with("backend: est $"), "{made}");
+    let invoked = lambda.invoked();
+    assert_eq!(
+        (invoked[0].function.as_str(), invoked[0].invocation_type.as_str()),
+        ("prod-cost-report", "RequestResponse")
+    );
     let sent = env.notices().await;
     assert_eq!(sent.len(), 1);
     assert!(made.starts_with(&sent[0].subject), "{made}");
     let last = stdout(&pipectl(&env, &["cost"]));
-    assert_eq!(last, made);
+    assert!(last.starts_with(&sent[0].subject), "{last}");
+    assert!(last.contains(&sent[0].message), "{last}");
     assert!(
         last.contains("prod/RDS social-analytics-db") && last.contains("Forecast: unavailable"),
         "{last}"
@@ -582,13 +595,7 @@ async fn report_now_sends_and_keeps_a_cost_report_and_cost_prints_the_last_one()
 #[tokio::test]
 async fn prices_refresh_asks_the_stacks_cost_report_function_and_names_its_error() {
     let env = Env::new().await;
-    let function = harness::function::Function::spawn(
-        &built_binary("cost-report", "debug"),
-        &env.moto.endpoint,
-        &env.function_vars(),
-    )
-    .await;
-    let lambda = harness::lambda_invoke::LambdaInvoke::start([("cost-report".to_owned(), function)].into()).await;
+    let lambda = cost_report_function(&env).await;
     // moto has no Price List: the function's refresh fails, and pipectl says so.
     let output = pipectl_with_lambda(&env, &lambda.endpoint, &["prices", "refresh", "--stack", "prod"]).await;
     assert_eq!(output.status.code(), Some(1));
