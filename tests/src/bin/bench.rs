@@ -4,8 +4,8 @@
 //! init (process start → first `GET …/invocation/next`), first-event latency (process start →
 //! response to an event that really acts against moto: a push that deploys, a completion, an
 //! alarm that rolls back, an approver opening their link, a sweep over an open request, a
-//! snapshot tick, a cost report), peak RSS, zipped bootstrap size, and AWS calls per push and per page GET
-//! and POST. moto serves HTTPS with a throwaway CA, as AWS would, so the first call's TLS
+//! snapshot tick, a cost report), peak RSS, zipped bootstrap size, and AWS calls per push,
+//! per page GET and POST, per snapshot tick and per cost report. moto serves HTTPS with a throwaway CA, as AWS would, so the first call's TLS
 //! handshake counts.
 
 use chrono::{TimeDelta, Utc};
@@ -145,7 +145,9 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
-    let calls = calls_per_push(&pipeline, &deploy).await;
+    let calls = calls_for(&pipeline, &deploy, event_file("deploy-on-push", "push-latest.json")).await;
+    let snapshot_calls = calls_for(&pipeline, &snapshot, event_file("snapshot", "scheduled.json")).await;
+    let cost_calls = calls_for(&pipeline, &cost, event_file("cost-report", "scheduled.json")).await;
     let page_calls = calls_per_page(&pipeline, &page).await;
 
     println!(
@@ -205,6 +207,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         ),
     ];
     println!("\nAWS calls for the sample push (2 services deployed): {calls}");
+    println!("AWS calls for a snapshot tick (one DB, the first: nothing to copy yet): {snapshot_calls}");
+    println!("AWS calls for a cost report (6 services, 1 DB): {cost_calls}");
     println!("AWS calls of the approval page: {page_calls}");
     let check = |ok: bool| if ok { "met" } else { "NOT met" };
     for (name, (init, rss, zip)) in functions {
@@ -385,9 +389,12 @@ fn row(name: &str, samples: &[Sample], zip_bytes: u64) -> (Duration, u64, u64) {
 }
 
 /// Counts the calls one push makes, through the counting proxy (plain HTTP moto).
-async fn calls_per_push(pipeline: &Pipeline, deploy: &Path) -> String {
+/// The AWS calls `binary` makes for `event` in a fresh emulator (seeded, with the RDS
+/// instance), counted through the proxy: `total (Operation n, ...)`.
+async fn calls_for(pipeline: &Pipeline, binary: &Path, event: Vec<u8>) -> String {
     let moto = Moto::start();
     let world = seed(&moto.sdk_config().await, pipeline).await;
+    harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let env = [
         ("TABLE_NAME", world.table.as_str()),
@@ -395,11 +402,8 @@ async fn calls_per_push(pipeline: &Pipeline, deploy: &Path) -> String {
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),
     ];
-    let mut function = Function::spawn(deploy, &proxy.endpoint, &env).await;
-    function
-        .invoke(event_file("deploy-on-push", "push-latest.json"))
-        .await
-        .response();
+    let mut function = Function::spawn(binary, &proxy.endpoint, &env).await;
+    function.invoke(event).await.response();
     let calls = proxy.calls();
     let mut counts = std::collections::BTreeMap::new();
     for call in &calls {

@@ -273,6 +273,28 @@ async fn cost_report_calls_only_what_its_role_allows() {
         );
     }
     assert_allowed("CostReportRole", &proxy);
+
+    // Every item it wrote has a key its role's dynamodb:LeadingKeys condition allows.
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let allowed: Vec<String> = template
+        .lines()
+        .skip_while(|line| *line != "  CostReportRole:")
+        .find_map(|line| line.trim().strip_prefix("dynamodb:LeadingKeys: "))
+        .expect("the role's LeadingKeys")
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|key| key.trim().trim_matches('"').to_owned())
+        .collect();
+    let items = env.ddb.scan().table_name(&env.world.table).send().await.unwrap();
+    assert!(items.count() >= 2, "the report and its notice");
+    for item in items.items() {
+        let pk = item["pk"].as_s().unwrap();
+        let matches = allowed.iter().any(|key| match key.strip_suffix('*') {
+            Some(prefix) => pk.starts_with(prefix),
+            None => pk == key,
+        });
+        assert!(matches, "{pk} is not among the role's LeadingKeys {allowed:?}");
+    }
 }
 
 /// Cost Explorer ($0.01 a request) and the Price List are the cost report's alone.
