@@ -4,7 +4,9 @@
 //! digest refused, a fix forward; a release blocked because its digest skipped staging, and
 //! one that passed staging asking each approver by mail, approved through the real approval
 //! page over HTTP, backed up and deployed by promote; a release rejected on the page, and one
-//! nobody answers, expired. Prints what each step changed, then the records and the notices sent.
+//! nobody answers, expired; two nights of scheduled snapshots, and a tick forty days on that
+//! prunes them; Monday's cost report. Prints what each step changed, then the records and the
+//! notices sent.
 //! `--keep` leaves moto and the approval page running to explore.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -42,7 +44,8 @@ async fn main() {
     let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml"))
         .expect("pipeline.toml")
         .replace("wait_minutes = 5", "wait_minutes = 0")
-        .replace("quota = 100 ", "quota = 4 ");
+        .replace("quota = 100 ", "quota = 4 ")
+        .replace("keep_last = 7 ", "keep_last = 1 ");
     let pipeline_file = std::env::temp_dir().join(format!("sandbox-pipeline-{}.toml", std::process::id()));
     std::fs::write(&pipeline_file, &pipeline_text).expect("the sandbox's pipeline file");
     let pipeline_path = pipeline_file.to_str().expect("a UTF-8 temp path").to_owned();
@@ -252,6 +255,7 @@ async fn main() {
     expire_unanswered(&mut promote, &config, &world).await;
     let mut snapshot = Function::spawn(&built_binary("snapshot", "debug"), &moto.endpoint, &vars).await;
     scheduled_snapshots(&mut snapshot, &config).await;
+    forty_days_later(&config, &pipeline, &world).await;
     let mut cost = Function::spawn(&built_binary("cost-report", "debug"), &moto.endpoint, &vars).await;
     cost_report(&mut cost, &config, &pipeline, &moto.endpoint).await;
     let _ = std::fs::remove_file(&pipeline_file);
@@ -321,6 +325,38 @@ async fn scheduled_snapshots(snapshot: &mut Function, config: &aws_config::SdkCo
                 .map_or("?", |(_, v)| v.as_str());
             println!("     {id} (created by {by})");
         }
+    }
+}
+
+/// Forty days on, prod's 30 days are over for the first nights' snapshots: the next tick prunes
+/// ours here and in us-west-2 (all but the newest, the sandbox's `keep_last = 1`) and leaves
+/// the other tool's. moto cannot age a snapshot, so this one tick runs the snapshot function's
+/// own code in-process, against the same emulator, with its clock forty days on.
+async fn forty_days_later(config: &aws_config::SdkConfig, pipeline: &Pipeline, world: &harness::seed::World) {
+    use shared::adapters::{rds::RdsSnapshots, sns::SnsNotifier};
+    use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
+    let west = shared::domain::names::Region::parse("us-west-2").expect("a region");
+    let function = ScheduledSnapshots {
+        pipeline: pipeline.clone(),
+        records: DynamoRecords::new(config, &world.table),
+        rds: RdsSnapshots::with_regions(config, [&west]),
+        notifier: SnsNotifier::new(config, &world.topic_arn),
+    };
+    let tick = "2027-01-02T03:00:00Z".parse().expect("a tick");
+    let run = function
+        .run(tick, chrono::Utc::now() + chrono::TimeDelta::days(40))
+        .await
+        .expect("the snapshot tick forty days on");
+    println!("\n━━ forty days later (the snapshot function's code with its clock moved on: moto cannot age a snapshot)");
+    println!("   pruned: {}", run.pruned.join(", "));
+    println!("   taken: {}", run.taken.join(", "));
+    for region in [None, Some("us-west-2")] {
+        let left: Vec<String> = harness::seed::manual_snapshots(config, region)
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        println!("   left in {}: {}", region.unwrap_or("us-east-1"), left.join(", "));
     }
 }
 
