@@ -347,7 +347,9 @@ async fn forty_days_later(config: &aws_config::SdkConfig, pipeline: &Pipeline, w
         .run(tick, chrono::Utc::now() + chrono::TimeDelta::days(40))
         .await
         .expect("the snapshot tick forty days on");
-    println!("\n━━ forty days later (the snapshot function's code with its clock moved on: moto cannot age a snapshot)");
+    println!(
+        "\n━━ forty days later (the snapshot function's code with its clock moved on: moto cannot age a snapshot)"
+    );
     println!("   pruned: {}", run.pruned.join(", "));
     println!("   taken: {}", run.taken.join(", "));
     for region in [None, Some("us-west-2")] {
