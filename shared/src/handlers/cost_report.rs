@@ -1,5 +1,6 @@
 //! cost-report: on its schedule, the monthly estimate from what the pipeline's services and
-//! DBs run now (priced from the shipped table and the pipeline file's overrides), next to Cost
+//! DBs run now (priced from the shipped table, or the last Price List refresh, under the
+//! pipeline file's overrides), next to Cost
 //! Explorer's month to date and forecast (one call each), sent over SNS and kept as the last
 //! report. A redelivered tick sends the report it made, and asks Cost Explorer nothing.
 //!
@@ -39,7 +40,7 @@ pub struct CostReporter<S, E, D, B, N> {
 pub struct ReportRun {
     /// The report's subject; none when a later tick's report was kept first.
     pub subject: Option<String>,
-    /// Whether this delivery made the report (else an earlier delivery of the tick had).
+    /// Whether this delivery made the report that was kept (else another delivery did).
     pub made: bool,
     pub cost_explorer_calls: u32,
 }
