@@ -126,6 +126,15 @@ where
                 plan.used_after, settings.quota.limit, settings.quota.warn_percent
             ));
         }
+        // Aurora cluster snapshots have a quota of their own (RDS's default is 100 too): warned
+        // alike; one RDS refuses at that limit is told as any refused snapshot is.
+        let cluster_used = listed.iter().filter(|s| s.cluster).count();
+        if cluster_used * 100 >= settings.quota.limit * settings.quota.warn_percent {
+            problems.push(format!(
+                "The region holds {cluster_used} manual cluster snapshots, of their own quota (taken as {}, {}% or more): prune or raise the quota before it is full.",
+                settings.quota.limit, settings.quota.warn_percent
+            ));
+        }
         let mut made = 0;
         for db in &plan.take {
             let policy = settings
@@ -649,6 +658,36 @@ mod tests {
         assert_eq!(
             taken,
             ["sched-orders-prod-20261123-0300", "sched-orders-dev-20261124-0300"]
+        );
+    }
+
+    #[tokio::test]
+    async fn cluster_snapshots_near_their_own_quota_are_warned_of() {
+        let world = World::new();
+        for n in 0..8 {
+            world.rds.insert(
+                None,
+                ListedSnapshot {
+                    id: format!("aurora-nightly-{n}"),
+                    source: "orders-cluster".into(),
+                    cluster: true,
+                    arn: format!("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:aurora-nightly-{n}"),
+                    created_at: Some(Utc::now()),
+                    status: "available".into(),
+                    encrypted: false,
+                    tags: vec![],
+                },
+            );
+        }
+        // 8 of 10 is 80%: warned, though the instance quota has room.
+        let run = world.function(PIPELINE).run(tick(), Utc::now()).await.unwrap();
+        assert_eq!(run.taken.len(), 2, "{run:?}");
+        let told = world.notifier.published();
+        assert_eq!(told.len(), 1);
+        assert!(
+            told[0].message.contains("8 manual cluster snapshots"),
+            "{}",
+            told[0].message
         );
     }
 
