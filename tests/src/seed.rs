@@ -446,3 +446,23 @@ pub async fn run_tasks(config: &SdkConfig, pipeline: &Pipeline, count: i32, star
         }
     }
 }
+
+/// The snapshot function's handler, as its `main` builds it (clients for the pipeline's copy
+/// regions too), over `config` (moto, or a proxy in front of it), for `world`'s table and topic.
+pub fn snapshot_handler(
+    config: &SdkConfig,
+    world: &World,
+    pipeline: Pipeline,
+) -> shared::handlers::scheduled_snapshots::ScheduledSnapshots<
+    shared::adapters::dynamo::DynamoRecords,
+    shared::adapters::rds::RdsSnapshots,
+    shared::adapters::sns::SnsNotifier,
+> {
+    use shared::handlers::scheduled_snapshots::{ScheduledSnapshots, copy_regions};
+    ScheduledSnapshots {
+        records: shared::adapters::dynamo::DynamoRecords::new(config, &world.table),
+        rds: shared::adapters::rds::RdsSnapshots::with_regions(config, copy_regions(&pipeline)),
+        notifier: shared::adapters::sns::SnsNotifier::new(config, &world.topic_arn),
+        pipeline,
+    }
+}

@@ -333,15 +333,7 @@ async fn scheduled_snapshots(snapshot: &mut Function, config: &aws_config::SdkCo
 /// the other tool's. moto cannot age a snapshot, so this one tick runs the snapshot function's
 /// own code in-process, against the same emulator, with its clock forty days on.
 async fn forty_days_later(config: &aws_config::SdkConfig, pipeline: &Pipeline, world: &harness::seed::World) {
-    use shared::adapters::{rds::RdsSnapshots, sns::SnsNotifier};
-    use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
-    let west = shared::domain::names::Region::parse("us-west-2").expect("a region");
-    let function = ScheduledSnapshots {
-        pipeline: pipeline.clone(),
-        records: DynamoRecords::new(config, &world.table),
-        rds: RdsSnapshots::with_regions(config, [&west]),
-        notifier: SnsNotifier::new(config, &world.topic_arn),
-    };
+    let function = harness::seed::snapshot_handler(config, world, pipeline.clone());
     let tick = "2027-01-02T03:00:00Z".parse().expect("a tick");
     let run = function
         .run(tick, chrono::Utc::now() + chrono::TimeDelta::days(40))

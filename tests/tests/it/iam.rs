@@ -206,22 +206,12 @@ async fn promote_calls_only_what_its_role_allows() {
 
 #[tokio::test]
 async fn snapshot_calls_only_what_its_role_allows() {
-    use shared::adapters::{dynamo::DynamoRecords, rds::RdsSnapshots, sns::SnsNotifier};
-    use shared::domain::names::Region;
-    use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
-    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
-    let pipeline = shared::domain::pipeline::Pipeline::parse(&text.replace("keep_last = 7", "keep_last = 0")).unwrap();
+    let pipeline = crate::scheduled_snapshots::pipeline();
     let env = Env::with_pipeline(pipeline.clone()).await;
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let config = sdk_config_for(&proxy.endpoint).await;
-    let west = Region::parse("us-west-2").unwrap();
-    let function = ScheduledSnapshots {
-        pipeline,
-        records: DynamoRecords::new(&config, &env.world.table),
-        rds: RdsSnapshots::with_regions(&config, [&west]),
-        notifier: SnsNotifier::new(&config, &env.world.topic_arn),
-    };
+    let function = harness::seed::snapshot_handler(&config, &env.world, pipeline);
     // Snapshot, copy, then prune in both regions.
     let tick = |day: u32| format!("2026-11-{day:02}T03:00:00Z").parse().unwrap();
     function.run(tick(21), chrono::Utc::now()).await.unwrap();

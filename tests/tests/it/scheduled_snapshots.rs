@@ -5,26 +5,19 @@
 use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::adapters::{dynamo::DynamoRecords, rds::RdsSnapshots, sns::SnsNotifier};
-use shared::domain::names::Region;
 use shared::domain::pipeline::Pipeline;
 use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
 
 const DB: &str = "social-analytics-db";
 
 /// The shipped pipeline file, with no snapshot kept for its newness: retention alone decides.
-fn pipeline() -> Pipeline {
+pub fn pipeline() -> Pipeline {
     let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
     Pipeline::parse(&text.replace("keep_last = 7", "keep_last = 0")).unwrap()
 }
 
 fn function(env: &Env) -> ScheduledSnapshots<DynamoRecords, RdsSnapshots, SnsNotifier> {
-    let west = Region::parse("us-west-2").unwrap();
-    ScheduledSnapshots {
-        pipeline: env.pipeline.clone(),
-        records: DynamoRecords::new(&env.config, &env.world.table),
-        rds: RdsSnapshots::with_regions(&env.config, [&west]),
-        notifier: SnsNotifier::new(&env.config, &env.world.topic_arn),
-    }
+    harness::seed::snapshot_handler(&env.config, &env.world, env.pipeline.clone())
 }
 
 fn tick(day: u32) -> DateTime<Utc> {
