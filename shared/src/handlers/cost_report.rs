@@ -210,7 +210,8 @@ where
         };
         let prices = prices_for(&self.region, refreshed, &settings.prices);
         let today = now.date_naive();
-        let (actuals, forecast, calls) = self.cost_explorer_figures(today).await;
+        let month_start = today.with_day(1).expect("every month has a first day");
+        let (actuals, forecast, calls) = self.cost_explorer_figures(month_start, today).await;
         Ok(Report {
             application: self
                 .pipeline
@@ -220,7 +221,7 @@ where
                 .collect::<Vec<_>>()
                 .join("+"),
             made_for: tick,
-            period: (today.with_day(1).expect("every month has a first day"), today),
+            period: (month_start, today),
             prices_source: prices.describe(),
             lines: estimate(&prices, &services, &dbs, &fixed),
             actuals,
@@ -235,13 +236,12 @@ where
     /// The month to date by AWS service (costliest first) and the month's forecast: one call
     /// each, none when the pipeline file turns Cost Explorer off. A failed call leaves its
     /// figure unavailable, with the reason.
-    async fn cost_explorer_figures(&self, today: NaiveDate) -> (Actuals, Forecast, u32) {
+    async fn cost_explorer_figures(&self, month_start: NaiveDate, today: NaiveDate) -> (Actuals, Forecast, u32) {
         let settings = self.pipeline.cost();
         if !settings.cost_explorer {
             let off = "Cost Explorer is off in the pipeline file (cost.cost_explorer)".to_owned();
             return (Actuals::Unavailable(off.clone()), Forecast::Unavailable(off), 0);
         }
-        let month_start = today.with_day(1).expect("every month has a first day");
         let next_month = month_start + Months::new(1);
         let tag = settings.tag.as_ref();
         let mut calls = 0;
