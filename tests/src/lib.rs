@@ -5,6 +5,7 @@
 pub mod fault_proxy;
 pub mod function;
 pub mod function_url;
+pub mod iam_edge;
 pub mod lambda_invoke;
 pub mod moto;
 pub mod runtime_api;

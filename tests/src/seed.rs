@@ -89,6 +89,7 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
             }
         }
     }
+    create_alarms(config, pipeline).await;
     World {
         table: TABLE.into(),
         topic_arn,
@@ -97,6 +98,42 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
         approval_topic_arn,
         approver_queues,
     }
+}
+
+/// Every alarm the stages name, as an ordinary account has them: not firing, some `OK` and
+/// some still `INSUFFICIENT_DATA` (no datapoints yet). A test puts one in ALARM itself.
+async fn create_alarms(config: &SdkConfig, pipeline: &Pipeline) {
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(config);
+    for (n, alarm) in pipeline.alarm_names().enumerate() {
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(alarm.as_str())
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(5.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .expect("put metric alarm");
+        if n % 2 == 0 {
+            set_alarm_state(config, alarm.as_str(), aws_sdk_cloudwatch::types::StateValue::Ok).await;
+        }
+    }
+}
+
+/// Moves an alarm the seed made into `state`, as CloudWatch would on its own.
+pub async fn set_alarm_state(config: &SdkConfig, alarm: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+    aws_sdk_cloudwatch::Client::new(config)
+        .set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(state)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("set alarm state");
 }
 
 async fn subscribe_queue(config: &SdkConfig, topic_arn: &str, name: &str, filter_policy: Option<String>) -> String {

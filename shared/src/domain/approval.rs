@@ -454,6 +454,39 @@ impl ApprovalRequest {
         }
     }
 
+    /// The request as the pipeline file in force governs it, for a reader that trusts nothing
+    /// of it a vote could write: the approvals needed, the wait and the deadline come from
+    /// `policy`, and APPROVED stands only if that many approvers `policy` lists approved, at
+    /// the time of the vote that made it so. Otherwise it is still awaiting approval.
+    pub fn governed_by(&self, policy: &ApprovalPolicy) -> ApprovalRequest {
+        let mut governed = self.clone();
+        governed.approvals_required = policy.required;
+        governed.wait = policy.wait;
+        governed.expires_at = self.requested_at + policy.expires_after;
+        if self.status == ApprovalStatus::Approved {
+            let mut approved_at: Vec<DateTime<Utc>> = self
+                .votes()
+                .filter(|(approver, vote)| {
+                    vote.verdict == Verdict::Approve
+                        && policy
+                            .approvers
+                            .iter()
+                            .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
+                })
+                .map(|(_, vote)| vote.at)
+                .collect();
+            approved_at.sort();
+            match approved_at.get(policy.required.max(1) - 1) {
+                Some(deciding) => governed.decided_at = Some(*deciding),
+                None => {
+                    governed.status = ApprovalStatus::AwaitingApproval;
+                    governed.decided_at = None;
+                }
+            }
+        }
+        governed
+    }
+
     /// The earliest the deploy may start: `wait` after the approval that decided it.
     pub fn deploy_not_before(&self) -> Option<DateTime<Utc>> {
         (self.status == ApprovalStatus::Approved).then_some(self.decided_at? + self.wait)
@@ -715,6 +748,46 @@ mod tests {
             comment: "ship it".into(),
             operator: None,
         }
+    }
+
+    #[test]
+    fn the_pipeline_in_force_governs_a_request_not_what_is_stored_in_it() {
+        let mut policy = shipped_pipeline().stages()[2].approval.clone().unwrap();
+        policy.required = 2;
+        let two = request(2)
+            .cast(&token(0).hash(), Verdict::Approve, voter(), at(1))
+            .unwrap()
+            .cast(&token(1).hash(), Verdict::Approve, voter(), at(3))
+            .unwrap();
+        assert_eq!(two.status, ApprovalStatus::Approved);
+        let governed = two.governed_by(&policy);
+        assert_eq!(governed.decided_at, Some(at(3)), "the deciding vote's time");
+        assert_eq!(
+            (governed.wait, governed.expires_at),
+            (policy.wait, two.requested_at + policy.expires_after)
+        );
+
+        // Stored fields a forged write changed count for nothing.
+        let mut forged = request(2);
+        forged.status = ApprovalStatus::Approved;
+        forged.decided_at = Some(at(0) - TimeDelta::days(1));
+        forged.approvals_required = 0;
+        forged.wait = TimeDelta::zero();
+        let governed = forged.governed_by(&policy);
+        assert_eq!(
+            (governed.status, governed.decided_at),
+            (ApprovalStatus::AwaitingApproval, None)
+        );
+        assert_eq!((governed.approvals_required, governed.wait), (2, policy.wait));
+
+        // One approval of two, or an approver the file no longer lists, does not approve.
+        let mut one = request(1)
+            .cast(&token(0).hash(), Verdict::Approve, voter(), at(1))
+            .unwrap();
+        assert_eq!(one.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
+        one.ballots[1].approver = Approver::parse("mallory@example.com").unwrap();
+        one.ballots[1].vote = one.ballots[0].vote.clone();
+        assert_eq!(one.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
     }
 
     #[test]

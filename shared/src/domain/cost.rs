@@ -603,7 +603,13 @@ impl Report {
 }
 
 fn dollars(amount: f64) -> String {
-    format!("${amount:.2}")
+    format!("${:.2}", not_negative_zero(amount))
+}
+
+/// An amount that rounds to zero is zero: an empty sum is -0.0 in Rust, and a month that has
+/// just begun must not read `$-0.00`.
+fn not_negative_zero(amount: f64) -> f64 {
+    if amount.abs() < 0.005 { 0.0 } else { amount }
 }
 
 fn change(now: f64, before: Option<f64>) -> String {
@@ -628,7 +634,7 @@ pub fn report_notice(report: &Report) -> super::notice::Notice {
         ": est {}/mo, MTD {}, change {}",
         if priced { dollars(total) } else { "n/a".to_owned() },
         month_to_date.map_or("n/a".to_owned(), dollars),
-        previous_total.map_or("n/a".to_owned(), |p| format!("{:+.2}", total - p)),
+        previous_total.map_or("n/a".to_owned(), |p| format!("{:+.2}", not_negative_zero(total - p))),
     );
     // The figures always fit: a long application name is what gets cut.
     let room = 99usize.saturating_sub(figures.len());

@@ -319,6 +319,22 @@ impl Approvals for MemoryRecords {
         }
     }
 
+    async fn save_decision(&self, request: &ApprovalRequest) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        match tables.approvals.get_mut(request.id.as_str()) {
+            Some(stored) if stored.version + 1 == request.version => {
+                // As the adapter's UpdateItem: the decision's attributes, nothing else.
+                stored.ballots = request.ballots.clone();
+                stored.status = request.status;
+                stored.decided_at = request.decided_at;
+                stored.cancelled = request.cancelled.clone();
+                stored.version = request.version;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {
         let tables = self.tables.lock().unwrap();
         Ok(tables

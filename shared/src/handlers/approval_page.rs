@@ -13,7 +13,7 @@ use crate::domain::approval_page::{
     unconfirmed_cancel,
 };
 use crate::domain::pipeline::Pipeline;
-use crate::ports::{Approvals, Change, update_approval};
+use crate::ports::{Approvals, Change, update_decision};
 use chrono::{DateTime, Utc};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ impl<S: Approvals> ApprovalPage<S> {
             comment: field("comment").unwrap_or_default().trim().to_owned(),
             operator: None,
         };
-        let cast = update_approval(&self.records, id, "a vote was cast", |request| {
+        let cast = update_decision(&self.records, id, "a vote was cast", |request| {
             let Some(ballot) = request.ballot(&hash).cloned() else {
                 return Change::Leave(Err(not_found()));
             };
@@ -166,7 +166,7 @@ impl<S: Approvals> ApprovalPage<S> {
             comment: String::new(),
             operator: None,
         };
-        let cancelled = update_approval(&self.records, id, "it was cancelled", |request| {
+        let cancelled = update_decision(&self.records, id, "it was cancelled", |request| {
             let Some(ballot) = request.ballot(&hash).cloned() else {
                 return Change::Leave(Err(not_found()));
             };

@@ -512,6 +512,75 @@ mod tests {
         );
     }
 
+    /// The month's edges: its first day (nothing to ask for the month to date, and it reads
+    /// $0.00, never $-0.00), the last days of February in common and leap years, a 31st, and
+    /// the turn of the year.
+    #[tokio::test]
+    async fn every_day_of_the_calendar_asks_cost_explorer_for_its_own_month() {
+        for (day, calls, subject_mtd) in [
+            (
+                "2026-12-01",
+                vec!["GetCostForecast 2026-12-01..2027-01-01 app=backend"],
+                "MTD $0.00",
+            ),
+            (
+                "2026-02-28",
+                vec![
+                    "GetCostAndUsage 2026-02-01..2026-02-28 app=backend",
+                    "GetCostForecast 2026-02-28..2026-03-01 app=backend",
+                ],
+                "MTD $80.00",
+            ),
+            (
+                "2028-02-29",
+                vec![
+                    "GetCostAndUsage 2028-02-01..2028-02-29 app=backend",
+                    "GetCostForecast 2028-02-29..2028-03-01 app=backend",
+                ],
+                "MTD $80.00",
+            ),
+            (
+                "2027-03-31",
+                vec![
+                    "GetCostAndUsage 2027-03-01..2027-03-31 app=backend",
+                    "GetCostForecast 2027-03-31..2027-04-01 app=backend",
+                ],
+                "MTD $80.00",
+            ),
+            (
+                "2026-12-31",
+                vec![
+                    "GetCostAndUsage 2026-12-01..2026-12-31 app=backend",
+                    "GetCostForecast 2026-12-31..2027-01-01 app=backend",
+                ],
+                "MTD $80.00",
+            ),
+            (
+                "2027-01-01",
+                vec!["GetCostForecast 2027-01-01..2027-02-01 app=backend"],
+                "MTD $0.00",
+            ),
+        ] {
+            let r = reporter(PIPELINE);
+            let at: DateTime<Utc> = format!("{day}T08:00:00Z").parse().unwrap();
+            let run = r.run(at, at).await.unwrap();
+            assert_eq!(r.billing.calls(), calls, "{day}");
+            assert_eq!(run.cost_explorer_calls as usize, calls.len(), "{day}");
+            let subject = &r.notifier.published()[0].subject;
+            assert!(subject.contains(subject_mtd), "{day}: {subject}");
+            assert!(!subject.contains("-0.00"), "{day}: {subject}");
+        }
+        // The tick of 31 December delivered late, on 1 January: the new year's month.
+        let r = reporter(PIPELINE);
+        let eve: DateTime<Utc> = "2026-12-31T23:59:00Z".parse().unwrap();
+        let new_year: DateTime<Utc> = "2027-01-01T00:01:00Z".parse().unwrap();
+        r.run(eve, new_year).await.unwrap();
+        assert_eq!(
+            r.billing.calls(),
+            vec!["GetCostForecast 2027-01-01..2027-02-01 app=backend"]
+        );
+    }
+
     #[tokio::test]
     async fn a_throttled_inventory_fails_the_tick_before_any_cost_or_record() {
         let r = reporter(PIPELINE);

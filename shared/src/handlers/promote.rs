@@ -28,6 +28,20 @@ pub struct Promote<S, E, R, N> {
     pub notifier: N,
 }
 
+/// Whether `record` is what the request says it is: a deploy of the release's digest to the
+/// request's stage, cluster and service.
+fn is_release_record(
+    request: &ApprovalRequest,
+    service: &ReleaseService,
+    record: &crate::domain::deployment::Deployment,
+) -> bool {
+    record.kind == crate::domain::deployment::Kind::Deploy
+        && record.stage == request.stage
+        && record.cluster == request.cluster
+        && record.service == service.service
+        && record.image.digest == request.image.digest
+}
+
 /// What one look at a request did.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "did", rename_all = "snake_case")]
@@ -149,14 +163,24 @@ where
                 }
             }
             let stage = self.pipeline.stages().iter().find(|s| s.name == request.stage);
+            let policy = stage.and_then(|s| s.approval.as_ref());
+            // What a vote can write is not trusted further than the file in force allows.
+            let request = match policy {
+                Some(policy) => request.governed_by(policy),
+                None => request,
+            };
             let dbs = stage.map(|s| s.snapshot_before_deploy.as_slice()).unwrap_or_default();
             let step = match next_step(&request, dbs, now) {
-                // Its stage left the pipeline file: it expires or closes as usual, never deploys.
+                // Its stage left the pipeline file (or takes no approval now): it expires or
+                // closes as usual, never deploys.
                 Step::Begin(_) | Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy
-                    if stage.is_none() && !deploy_begun(&request) =>
+                    if policy.is_none() && !deploy_begun(&request) =>
                 {
                     Step::Fail {
-                        why: format!("stage {} is no longer in the pipeline file", request.stage),
+                        why: format!(
+                            "stage {} is no longer in the pipeline file, or no longer takes approvals",
+                            request.stage
+                        ),
                     }
                 }
                 step => step,
@@ -284,6 +308,13 @@ where
     async fn reason_not_to_deploy(&self, request: &ApprovalRequest) -> Result<Option<String>, ServiceError> {
         for service in &request.services {
             match self.records.get_deployment(&service.deployment).await? {
+                Some(record) if !is_release_record(request, service, &record) => {
+                    tracing::error!(approval = %request.id, record = %record.id, "a record the request lists is not this release's");
+                    return Ok(Some(format!(
+                        "{}'s record {} is not a deploy of this release's digest to {}; nothing was deployed",
+                        service.service, record.id, request.stage
+                    )));
+                }
                 Some(record) if matches!(record.status, Status::AwaitingApproval | Status::Approved) => {}
                 Some(record) => {
                     return Ok(Some(format!(
@@ -306,6 +337,13 @@ where
         };
         for verified in &evidence.deployments {
             let why = match self.records.get_deployment(&verified.deployment).await? {
+                Some(deploy)
+                    if deploy.stage != evidence.stage
+                        || deploy.service != verified.service
+                        || deploy.image.digest != request.image.digest =>
+                {
+                    format!("{} is not its deploy of this digest to {}", deploy.id, verified.service)
+                }
                 Some(deploy) if deploy.status != Status::Succeeded => {
                     format!(
                         "its deploy {} of {} is {} now",
@@ -518,6 +556,11 @@ where
                 let Some(record) = self.records.get_deployment(&service.deployment).await? else {
                     return Ok(LockedWork::only(false));
                 };
+                // Checked again under the lock, right before UpdateService.
+                if !is_release_record(request, service, &record) {
+                    tracing::error!(approval = %request.id, record = %record.id, "not deployed: the record is not this release's");
+                    return Ok(LockedWork::only(false));
+                }
                 // A newer release already deployed here (its own approval came first): this
                 // older one must not go over it.
                 if state.latest_is_ahead_of(&record)

@@ -27,6 +27,12 @@ pub trait Approvals: Send + Sync {
     /// version is still the one read; `false` if another write came first (read again).
     fn save_approval(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Writes only what a decision changes (`DECISION_ATTRIBUTES`: the ballots, the status,
+    /// when it was decided, a cancel), under the same condition as `save_approval`. The
+    /// internet-facing page's role may write nothing else, so nothing else of the request can
+    /// be forged through it.
+    fn save_decision(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Every request in flight (awaiting a decision, or approved and not yet deployed or given
     /// up): what the promotion's sweeper looks at each minute.
     fn in_flight_approvals(&self) -> impl Future<Output = Result<Vec<ApprovalId>, StoreError>> + Send;
@@ -71,7 +77,33 @@ pub async fn update_approval<A: Approvals, T>(
     store: &A,
     id: &ApprovalId,
     what: &str,
+    change: impl FnMut(&mut ApprovalRequest) -> Change<T>,
+) -> Result<Option<(ApprovalRequest, T)>, StoreError> {
+    update(store, id, what, change, Written::Whole).await
+}
+
+/// As `update_approval`, writing only the decision's attributes (`save_decision`): what the
+/// approval page does, and all its role allows.
+pub async fn update_decision<A: Approvals, T>(
+    store: &A,
+    id: &ApprovalId,
+    what: &str,
+    change: impl FnMut(&mut ApprovalRequest) -> Change<T>,
+) -> Result<Option<(ApprovalRequest, T)>, StoreError> {
+    update(store, id, what, change, Written::Decision).await
+}
+
+enum Written {
+    Whole,
+    Decision,
+}
+
+async fn update<A: Approvals, T>(
+    store: &A,
+    id: &ApprovalId,
+    what: &str,
     mut change: impl FnMut(&mut ApprovalRequest) -> Change<T>,
+    written: Written,
 ) -> Result<Option<(ApprovalRequest, T)>, StoreError> {
     for _ in 0..UPDATE_ATTEMPTS {
         let Some(read) = store.get_approval(id).await? else {
@@ -82,7 +114,11 @@ pub async fn update_approval<A: Approvals, T>(
             Change::Leave(answer) => return Ok(Some((read, answer))),
             Change::Write(answer) => {
                 request.version += 1;
-                if store.save_approval(&request).await? {
+                let saved = match written {
+                    Written::Whole => store.save_approval(&request).await?,
+                    Written::Decision => store.save_decision(&request).await?,
+                };
+                if saved {
                     return Ok(Some((request, answer)));
                 }
             }

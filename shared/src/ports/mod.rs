@@ -14,7 +14,7 @@ pub mod quarantine;
 pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
-pub use approvals::{Approvals, Change, OpenRequest, update_approval};
+pub use approvals::{Approvals, Change, OpenRequest, update_approval, update_decision};
 pub use cost::{
     CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, PriceList, PriceListError, ServiceInventory,
 };

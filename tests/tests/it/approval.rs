@@ -257,6 +257,44 @@ async fn the_same_digest_tagged_again_opens_no_second_request() {
     assert_eq!(tags, ["v7.0.0"]);
 }
 
+/// DescribeAlarms answers with every named alarm whatever its state (the emulator ignores a
+/// `StateValue` filter given with names): only the state each one reports blocks a release.
+#[tokio::test]
+async fn only_a_staging_alarm_in_alarm_blocks_a_release_not_those_in_ok_or_insufficient_data() {
+    let run = Loop::start().await;
+    run.release("v3.0.0", 0x30, 0).await;
+    assert_eq!(
+        run.links().await.len(),
+        2,
+        "staging's alarms are OK or INSUFFICIENT_DATA"
+    );
+
+    let prod = run.env.pipeline.stages().iter().find(|s| s.approval.is_some()).unwrap();
+    let required = prod.approval.as_ref().unwrap().requires.clone().unwrap();
+    let staging = run.env.pipeline.stages().iter().find(|s| s.name == required).unwrap();
+    let guard = &staging.alarms[0];
+    harness::seed::set_alarm_state(
+        &run.env.config,
+        guard.alarm.as_str(),
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+    )
+    .await;
+    run.release("v3.1.0", 0x31, 40).await;
+    assert!(
+        run.links().await.is_empty(),
+        "a release with a firing staging alarm sends no link"
+    );
+    let records = DynamoRecords::new(&run.env.config, &run.env.world.table);
+    let blocked = records.approvals_in(&[ApprovalStatus::Blocked]).await.unwrap();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].image.tag.as_str(), "v3.1.0");
+    assert!(
+        blocked[0].blocked.as_deref().unwrap().contains(guard.alarm.as_str()),
+        "{:?}",
+        blocked[0].blocked
+    );
+}
+
 /// The promotion against moto, driven by its sweep.
 #[tokio::test]
 async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep() {

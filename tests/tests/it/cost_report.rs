@@ -114,7 +114,10 @@ async fn the_cost_report_binary_runs_the_sample_tick_and_refuses_other_events() 
         .await
         .response();
     assert_eq!(run["made"], true, "{run}");
-    assert_eq!(run["cost_explorer_calls"], 2, "{run}");
+    // The binary reads the wall clock: on the month's first day there is no month to date to
+    // ask for, only the forecast (every date's calls are pinned in the handler's tests).
+    let first_of_month = chrono::Datelike::day(&chrono::Utc::now()) == 1;
+    assert_eq!(run["cost_explorer_calls"], if first_of_month { 1 } else { 2 }, "{run}");
     let subject = run["subject"].as_str().unwrap();
     assert!(subject.starts_with("backend: est $"), "{subject}");
     assert_eq!(env.notices().await[0].subject, subject);

@@ -141,15 +141,20 @@ async fn rollback_on_alarm_calls_only_what_its_role_allows() {
 
 #[tokio::test]
 async fn approval_page_calls_only_what_its_role_allows() {
-    let mut proxy = None;
+    // The page reaches moto through the IAM edge, which enforces its role's conditions
+    // (LeadingKeys, Attributes, ReturnValues) as IAM does: a call they refuse fails the page.
+    let (mut proxy, mut edge) = (None, None);
     let run = crate::approval::Loop::start_through(async |moto: &str| {
-        let started = FaultProxy::start(moto).await;
+        let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+        let statements = harness::iam_edge::dynamodb_statements(&template, "ApprovalPageRole");
+        let enforced = harness::iam_edge::IamEdge::start(moto, statements).await;
+        let started = FaultProxy::start(&enforced.endpoint).await;
         let endpoint = started.endpoint.clone();
-        proxy = Some(started);
+        (proxy, edge) = (Some(started), Some(enforced));
         endpoint
     })
     .await;
-    let proxy = proxy.unwrap();
+    let (proxy, _edge) = (proxy.unwrap(), edge.unwrap());
     run.release("v5.0.0", 0x50, 0).await;
     let link = run.links().await.remove(0).2;
     let page = harness::function_url::request("GET", &link, "Mozilla/5.0", None).await;
@@ -162,9 +167,9 @@ async fn approval_page_calls_only_what_its_role_allows() {
         [
             "DynamoDB_20120810.GetItem",
             "DynamoDB_20120810.GetItem",
-            "DynamoDB_20120810.PutItem"
+            "DynamoDB_20120810.UpdateItem"
         ],
-        "one read per page, one conditional write per decision"
+        "one read per page, one conditional write of the decision's attributes"
     );
     assert_allowed("ApprovalPageRole", &proxy);
 }
@@ -303,4 +308,32 @@ fn only_the_cost_report_role_reaches_cost_explorer_or_the_price_list() {
             .any(|a| a.starts_with("ce:") || a.starts_with("pricing:"));
         assert_eq!(reaches, role == "CostReportRole", "{role}");
     }
+}
+
+/// The page role's `dynamodb:Attributes` condition is exactly what the page writes of a
+/// request: the decision's attributes (`DECISION_ATTRIBUTES`) and the keys.
+#[test]
+fn the_page_role_writes_exactly_the_decision_attributes() {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let statements = harness::iam_edge::dynamodb_statements(&template, "ApprovalPageRole");
+    let writes: Vec<_> = statements
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| a != "dynamodb:GetItem"))
+        .collect();
+    assert_eq!(writes.len(), 1, "{statements:?}");
+    assert_eq!(writes[0].actions, ["dynamodb:UpdateItem"]);
+    let mut allowed: Vec<&str> = writes[0]
+        .attributes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    allowed.sort();
+    let mut expected: Vec<&str> = shared::adapters::dynamo::DECISION_ATTRIBUTES
+        .into_iter()
+        .chain(["pk", "sk"])
+        .collect();
+    expected.sort();
+    assert_eq!(allowed, expected);
 }

@@ -7,6 +7,7 @@ mod cost_report;
 mod deploy_on_push;
 mod fault_matrix;
 mod faults;
+mod forgery;
 mod iam;
 mod pipectl;
 mod rollback;

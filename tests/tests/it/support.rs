@@ -268,12 +268,16 @@ impl Env {
         out.task_definition_arns().len()
     }
 
-    /// Deployment records, as plain string maps, straight from the table.
+    /// Deployment records (items where deployments live), as plain string maps, straight from
+    /// the table.
     pub async fn records(&self) -> Vec<HashMap<String, String>> {
         let out = self.ddb.scan().table_name(&self.world.table).send().await.unwrap();
         out.items()
             .iter()
-            .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == "DEP"))
+            .filter(|item| {
+                let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                key("pk").starts_with("DEP#") && key("sk") == "DEP"
+            })
             .map(|item| {
                 item.iter()
                     .filter_map(|(k, v)| match v {

@@ -1,4 +1,4 @@
-use super::codec::{approval_from, approval_item};
+use super::codec::{DECISION_ATTRIBUTES, approval_from, approval_item};
 use super::keys::{APPROVAL_PREFIX, approval_key, open_request_key, s};
 use super::{DynamoRecords, conditional, store_error};
 use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
@@ -85,6 +85,37 @@ impl Approvals for DynamoRecords {
             .send()
             .await;
         Ok(conditional("PutItem", result)? || self.approval_written_before(request).await?)
+    }
+
+    async fn save_decision(&self, request: &ApprovalRequest) -> Result<bool, StoreError> {
+        let item = approval_item(request);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(approval_key(&request.id)))
+            .condition_expression("#version = :read")
+            .expression_attribute_values(
+                ":read",
+                AttributeValue::N(request.version.saturating_sub(1).to_string()),
+            );
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        for name in DECISION_ATTRIBUTES {
+            update = update.expression_attribute_names(format!("#{name}"), name);
+            match item.get(name) {
+                Some(value) => {
+                    set.push(format!("#{name} = :{name}"));
+                    update = update.expression_attribute_values(format!(":{name}"), value.clone());
+                }
+                None => remove.push(format!("#{name}")),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = update.update_expression(expression).send().await;
+        Ok(conditional("UpdateItem", result)? || self.approval_written_before(request).await?)
     }
 
     async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {

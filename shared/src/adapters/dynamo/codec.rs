@@ -166,6 +166,15 @@ pub fn deployment_item(d: &Deployment) -> Item {
 pub fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
     let stored: DeploymentItem = serde_dynamo::from_item(item.clone())
         .map_err(|e| StoreError::permanent(format!("stored deployment is unreadable: {e}")))?;
+    // A row is a deployment only where deployments live: an index takes any item carrying its
+    // keys, and a role that may write elsewhere (the approval page's) must not make one.
+    let id = DeploymentId::from_stored(stored.id.clone());
+    if stored.pk != deployment_pk(&id) || stored.sk != "DEP" {
+        return Err(StoreError::permanent(format!(
+            "an item at {}/{} claims to be deployment {}: not read as one",
+            stored.pk, stored.sk, stored.id
+        )));
+    }
     let kind = match (stored.kind.as_str(), stored.rollback_of) {
         ("deploy", _) => Kind::Deploy,
         ("rollback", Some(of)) => Kind::Rollback {
@@ -180,7 +189,7 @@ pub fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
         }
     };
     Ok(Deployment {
-        id: DeploymentId::from_stored(stored.id),
+        id,
         kind,
         status: stored.status,
         stage: stored.stage,
@@ -267,6 +276,11 @@ impl NoticeItem {
     }
 }
 
+/// What the approval page writes of a request (with its keys, `pk` and `sk`), and all its
+/// role may write: the template's `dynamodb:Attributes` condition lists exactly these and the
+/// keys (a test checks). Never an index key, the promotion, the policy or the release.
+pub const DECISION_ATTRIBUTES: [&str; 5] = ["ballots", "status", "decided_at", "cancelled", "version"];
+
 /// An approval request as stored. Times keep full precision (chrono's RFC 3339), so a
 /// request reads back equal to what was written.
 #[derive(Serialize, Deserialize)]
@@ -350,6 +364,12 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
 pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
     let stored: ApprovalItem = serde_dynamo::from_item(item.clone())
         .map_err(|e| StoreError::permanent(format!("stored approval request is unreadable: {e}")))?;
+    if stored.pk != approval_pk(&stored.id) || stored.sk != "APR" || stored.record != "approval" {
+        return Err(StoreError::permanent(format!(
+            "an item at {}/{} claims to be approval request {}: not read as one",
+            stored.pk, stored.sk, stored.id
+        )));
+    }
     Ok(ApprovalRequest {
         id: stored.id,
         stage: stored.stage,
@@ -429,6 +449,28 @@ mod tests {
             assert_eq!(item["pk"].as_s().unwrap(), &format!("APR#{}", r.id));
             assert_eq!(approval_from(&item).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn a_row_is_read_as_what_its_key_says_or_not_at_all() {
+        let d = deployment(1, Kind::Deploy, Status::Succeeded, Some(2));
+        for (pk, sk) in [("APR#apr-0123", "DEP"), ("DEP#dep-2", "DEP"), ("DEP#dep-1", "APR")] {
+            let mut item = deployment_item(&d);
+            item.insert("pk".into(), s_value(pk));
+            item.insert("sk".into(), s_value(sk));
+            assert!(deployment_from(&item).is_err(), "{pk}/{sk}");
+        }
+        let request = crate::domain::fixtures::approval_request(1);
+        for (pk, sk) in [("APR#apr-other", "APR"), (approval_pk(&request.id).as_str(), "DEP")] {
+            let mut item = approval_item(&request);
+            item.insert("pk".into(), s_value(pk));
+            item.insert("sk".into(), s_value(sk));
+            assert!(approval_from(&item).is_err(), "{pk}/{sk}");
+        }
+    }
+
+    fn s_value(text: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+        aws_sdk_dynamodb::types::AttributeValue::S(text.into())
     }
 
     #[test]

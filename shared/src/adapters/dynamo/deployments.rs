@@ -115,8 +115,12 @@ impl Deployments for DynamoRecords {
         else {
             return Ok(None);
         };
-        let id = DeploymentId::from_stored(pk.trim_start_matches("DEP#").to_owned());
-        self.get_deployment(&id).await
+        // Only a deployment's own item names it; anything else carrying the attribute is not one.
+        let Some(id) = pk.strip_prefix("DEP#") else {
+            tracing::error!(pk = %pk, ecs_deployment_id, "an item outside the deployments carries an ECS deployment id: skipped");
+            return Ok(None);
+        };
+        self.get_deployment(&DeploymentId::from_stored(id.to_owned())).await
     }
 
     async fn history(
@@ -151,8 +155,10 @@ impl Deployments for DynamoRecords {
             .filter_map(|item| match deployment_from(item) {
                 Ok(deployment) => Some(deployment),
                 Err(err) => {
+                    // Unreadable, or not a deployment where deployments live.
                     let key = item.get("svc_sk").and_then(|k| k.as_s().ok());
-                    tracing::error!(%cluster, %service, row = ?key, error = %err, "unreadable history row skipped");
+                    let pk = item.get("pk").and_then(|k| k.as_s().ok());
+                    tracing::error!(%cluster, %service, row = ?key, pk = ?pk, error = %err, "history row skipped");
                     None
                 }
             })

@@ -10,7 +10,7 @@ mod locks;
 mod outbox;
 mod quarantine;
 
-pub use codec::HISTORY_ATTRIBUTES;
+pub use codec::{DECISION_ATTRIBUTES, HISTORY_ATTRIBUTES};
 pub use keys::{APPROVAL_PREFIX, BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, IN_FLIGHT_INDEX};
 
 use super::describe_sdk_error;
