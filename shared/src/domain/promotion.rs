@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// How long after the approval (or until the deploy is due, if later) the snapshots may take
-/// before the deploy is given up (FAILED, with a notice), RDS refusing to be asked included.
+/// How long after they were asked for (or until the deploy is due, if later) the snapshots may
+/// take before the deploy is given up (FAILED, with a notice), RDS refusing to be asked
+/// included; and how long after the approval RDS may not be reachable at all.
 pub const SNAPSHOT_TIMEOUT: TimeDelta = TimeDelta::minutes(60);
 
 /// An RDS snapshot identifier that is valid for instance and cluster snapshots alike: a letter
@@ -145,6 +146,9 @@ pub enum Step {
     TakeSnapshots(Vec<PlannedSnapshot>),
     /// Ask RDS how these snapshots stand: their events may never come.
     CheckSnapshots(Vec<SnapshotId>),
+    /// The snapshot timeout ran out: ask RDS once more, and give up with `why` if any of these
+    /// is still not available (one may have become available while no one looked).
+    LastLook { snapshots: Vec<SnapshotId>, why: String },
     /// Every snapshot is available and the wait is over: deploy the request's services.
     Deploy,
     /// Give up: no deploy without its backup. The reason goes to the record and the notice.
@@ -228,6 +232,10 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     if unfinished.is_empty() {
         return deploy_when_waited(request, now);
     }
+    // RDS's own time: from when the snapshots were asked for, not from the approval (a
+    // promotion held up meanwhile must not count against them).
+    let snapshots_late = now
+        >= (promotion.started_at + SNAPSHOT_TIMEOUT).max(request.deploy_not_before().unwrap_or(promotion.started_at));
     if snapshots_late {
         let late: Vec<String> = unfinished
             .iter()
@@ -236,12 +244,21 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
                 _ => s.id.to_string(),
             })
             .collect();
-        return Step::Fail {
-            why: format!(
-                "no snapshot within {} minutes of the approval: {}",
-                SNAPSHOT_TIMEOUT.num_minutes(),
-                late.join(", ")
-            ),
+        let why = format!(
+            "no snapshot within {} minutes of asking RDS: {}",
+            SNAPSHOT_TIMEOUT.num_minutes(),
+            late.join(", ")
+        );
+        // A DB that kept putting its snapshot off has none to look at.
+        if unfinished
+            .iter()
+            .any(|s| matches!(s.state, SnapshotState::NotStarted { .. }))
+        {
+            return Step::Fail { why };
+        }
+        return Step::LastLook {
+            snapshots: unfinished.iter().map(|s| s.id.clone()).collect(),
+            why,
         };
     }
     let not_started: Vec<PlannedSnapshot> = unfinished
@@ -364,7 +381,7 @@ mod tests {
         assert!(matches!(next_step(&creating, &dbs, at(2)), Step::CheckSnapshots(ids) if ids.len() == 1));
         let late = at(1) + SNAPSHOT_TIMEOUT;
         assert!(
-            matches!(next_step(&creating, &dbs, late), Step::Fail { why } if why.starts_with("no snapshot within 60 minutes"))
+            matches!(next_step(&creating, &dbs, late), Step::LastLook { why, .. } if why.starts_with("no snapshot within 60 minutes"))
         );
 
         let long_wait = ApprovalRequest {
@@ -377,7 +394,7 @@ mod tests {
         );
         assert!(matches!(
             next_step(&long_wait, &dbs, at(1) + TimeDelta::minutes(120)),
-            Step::Fail { .. }
+            Step::LastLook { .. }
         ));
 
         let busy = SnapshotState::NotStarted {

@@ -9,7 +9,7 @@ use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, Relea
 use crate::domain::deployment::{ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
-use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotState, Step, next_step};
+use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
 use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, SnapshotKind};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
@@ -70,6 +70,12 @@ pub enum Advanced {
     },
 }
 
+/// The sweep's metrics (namespace `EcsDeployHandlers`, dimension `FunctionName`): requests
+/// whose step failed, and those of them whose deploy is overdue by more than `STUCK_AFTER`.
+pub const STEPS_FAILED: &str = "PromotionStepsFailed";
+pub const STUCK: &str = "PromotionsStuck";
+const STUCK_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
 /// How many rounds one call takes at most: each written step is followed by the next at once
 /// (begin, check the snapshots, start the deploy, deploy), and a step that lost a race to
 /// another write is taken again on what it wrote.
@@ -127,17 +133,34 @@ where
         deadline: DateTime<Utc>,
     ) -> Result<Vec<(String, Advanced)>, ServiceError> {
         let mut done = Vec::new();
+        let (mut failed, mut stuck) = (0, 0);
         for id in self.records.in_flight_approvals().await? {
             let advanced = match self.advance(&id, now, deadline).await {
                 Ok(advanced) => advanced,
                 Err(err) => {
                     tracing::error!(approval = %id, error = %err, error_type = err.error_type(), "promotion step failed");
+                    failed += 1;
+                    if self.is_stuck(&id, now).await {
+                        stuck += 1;
+                    }
                     Advanced::Unfinished { error: err.to_string() }
                 }
             };
             done.push((id.to_string(), advanced));
         }
+        // Every sweep reports, zeros included: the template alarms on these.
+        crate::lambda::metrics::publish(&[(STEPS_FAILED, failed), (STUCK, stuck)], now);
         Ok(done)
+    }
+
+    /// Whether request `id` (whose step just failed) is an approved release whose deploy was due
+    /// more than `STUCK_AFTER` ago; unreadable counts as stuck.
+    async fn is_stuck(&self, id: &ApprovalId, now: DateTime<Utc>) -> bool {
+        match self.records.get_approval(id).await {
+            Ok(Some(request)) => request.deploy_not_before().is_some_and(|due| now - due > STUCK_AFTER),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     /// Takes request `id` as far as it can go at `now`: each round reads it, does the step
@@ -149,18 +172,18 @@ where
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<Advanced, ServiceError> {
+        // A notice that cannot go out now waits in the outbox and never holds up a step: it is
+        // tried again by the next call, and must be out before the request leaves the sweep.
+        let mut notices_held = false;
         for _ in 0..ROUNDS {
             let Some(request) = self.records.get_approval(id).await? else {
                 return Ok(Advanced::Nothing {
                     reason: format!("no approval request {id}"),
                 });
             };
-            // Notices kept by an earlier round or call that ended before delivering them.
-            if let Some(promotion) = &request.promotion {
-                deliver_notice(&self.records, &self.notifier, &notice_key(id, BEGUN)).await?;
-                if backed_up(promotion) {
-                    deliver_notice(&self.records, &self.notifier, &notice_key(id, BACKED_UP)).await?;
-                }
+            if !notices_held && let Err(err) = self.deliver_earlier_notices(&request).await {
+                tracing::warn!(approval = %id, error = %err, "a promotion notice waits in the outbox");
+                notices_held = true;
             }
             let stage = self.pipeline.stages().iter().find(|s| s.name == request.stage);
             let policy = stage.and_then(|s| s.approval.as_ref());
@@ -173,7 +196,11 @@ where
             let step = match next_step(&request, dbs, now) {
                 // Its stage left the pipeline file (or takes no approval now): it expires or
                 // closes as usual, never deploys.
-                Step::Begin(_) | Step::TakeSnapshots(_) | Step::CheckSnapshots(_) | Step::Deploy
+                Step::Begin(_)
+                | Step::TakeSnapshots(_)
+                | Step::CheckSnapshots(_)
+                | Step::LastLook { .. }
+                | Step::Deploy
                     if policy.is_none() && !deploy_begun(&request) =>
                 {
                     Step::Fail {
@@ -243,13 +270,17 @@ where
                 }
                 Step::CheckSnapshots(ids) => {
                     let promotion = next.promotion.as_mut().expect("snapshots are checked once begun");
-                    for snapshot in promotion.snapshots.iter_mut().filter(|s| ids.contains(&s.id)) {
-                        snapshot.state = match snapshot_outcome(self.rds.snapshot_state(&snapshot.id).await)? {
-                            Some(state) => state,
-                            None => SnapshotState::Failed {
-                                why: "RDS knows no such snapshot".into(),
-                            },
-                        };
+                    self.check_snapshots(promotion, &ids).await?;
+                }
+                Step::LastLook { snapshots, why } => {
+                    let promotion = next.promotion.as_mut().expect("snapshots are checked once begun");
+                    self.check_snapshots(promotion, &snapshots).await?;
+                    let unfinished = promotion
+                        .snapshots
+                        .iter()
+                        .any(|s| matches!(s.state, SnapshotState::Creating | SnapshotState::NotStarted { .. }));
+                    if unfinished {
+                        promotion.failed = Some(why);
                     }
                 }
             }
@@ -279,6 +310,31 @@ where
             "{id} was still changing after {ROUNDS} rounds of its promotion"
         ))
         .into())
+    }
+
+    /// Asks RDS how snapshots `ids` of the promotion stand.
+    async fn check_snapshots(&self, promotion: &mut Promotion, ids: &[SnapshotId]) -> Result<(), ServiceError> {
+        for snapshot in promotion.snapshots.iter_mut().filter(|s| ids.contains(&s.id)) {
+            snapshot.state = match snapshot_outcome(self.rds.snapshot_state(&snapshot.id).await)? {
+                Some(state) => state,
+                None => SnapshotState::Failed {
+                    why: "RDS knows no such snapshot".into(),
+                },
+            };
+        }
+        Ok(())
+    }
+
+    /// Delivers the notices earlier rounds or calls kept ("approved", "backed up") that are
+    /// not out yet.
+    async fn deliver_earlier_notices(&self, request: &ApprovalRequest) -> Result<(), ServiceError> {
+        if let Some(promotion) = &request.promotion {
+            deliver_notice(&self.records, &self.notifier, &notice_key(&request.id, BEGUN)).await?;
+            if backed_up(promotion) {
+                deliver_notice(&self.records, &self.notifier, &notice_key(&request.id, BACKED_UP)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Asks RDS for each planned snapshot (adopting one an earlier try made); a refusal is a
@@ -444,6 +500,9 @@ where
     ) -> Result<(), ServiceError> {
         let notice = promotion_notice(request, headline, detail);
         let kept = keep_notice(&self.records, notice_key(&request.id, step), &notice).await?;
+        // The last notices of a request, told before it leaves the sweep: every notice kept
+        // before them goes out first, so none is left behind in the outbox.
+        self.deliver_earlier_notices(request).await?;
         deliver_notice(&self.records, &self.notifier, &kept).await
     }
 

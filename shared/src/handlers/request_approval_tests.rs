@@ -1198,3 +1198,44 @@ async fn a_begin_that_adopts_an_available_snapshot_tells_it_backed_up() {
         ]
     );
 }
+
+/// An SNS outage holds up no step of a promotion: the snapshot is taken and found ready and
+/// the deploy goes out at its time, past the snapshot timeout counted from the approval; the
+/// notices wait in the outbox, and the request leaves the sweep only once they are out.
+#[tokio::test]
+async fn an_sns_outage_holds_up_no_promotion_step_and_every_notice_goes_out_after() {
+    use super::promote::Advanced;
+    use crate::domain::promotion::SnapshotState;
+    let world = World::new();
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let id = approved(&world, 1, 0).await;
+    world.notifier.fail(true);
+    let now = Utc::now();
+    let soon = |at: chrono::DateTime<Utc>| at + TimeDelta::seconds(30);
+    promote.advance(&id, now, soon(now)).await.unwrap();
+    assert_eq!(rds.taken().len(), 1, "the snapshot is asked for while SNS is down");
+    rds.finish(SnapshotState::Available);
+    let late = now + TimeDelta::minutes(70);
+    let deploying = promote.advance(&id, late, soon(late)).await;
+    assert!(deploying.is_err(), "the deploy's notice cannot go out: {deploying:?}");
+    for record in world.prod_records_of("v1.0.0") {
+        assert_eq!(record.status, Status::Deploying, "deployed while SNS was down");
+    }
+    assert!(world.subjects().is_empty());
+    let request = world.records.approvals().remove(0);
+    assert!(request.in_flight(), "kept in the sweep until its notices are out");
+
+    world.notifier.fail(false);
+    let swept = promote.sweep(late, soon(late)).await.unwrap();
+    assert!(matches!(&swept[0].1, Advanced::Deployed { .. }), "{swept:?}");
+    assert_eq!(
+        world.subjects(),
+        [
+            "v1.0.0 of backend to prod: approved, backing up",
+            "v1.0.0 of backend to prod: backed up",
+            "v1.0.0 of backend to prod: deploying",
+        ]
+    );
+    assert!(promote.sweep(late, soon(late)).await.unwrap().is_empty());
+}

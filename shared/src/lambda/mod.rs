@@ -4,5 +4,6 @@
 pub mod errors;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod service_lock;

@@ -419,6 +419,19 @@ async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
     assert!(swept["swept"].is_array(), "{swept}");
     let ticked = promote.invoke(sample("scheduled.json")).await.response();
     assert!(ticked["swept"].is_array(), "{ticked}");
+    // Each sweep reports its metrics in Embedded Metric Format, zeros included.
+    let metrics: Vec<serde_json::Value> = promote
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EcsDeployHandlers")
+        .collect();
+    assert!(!metrics.is_empty(), "no EMF line in {:?}", promote.logs());
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m["PromotionStepsFailed"] == 0 && m["PromotionsStuck"] == 0)
+    );
     for (service, _) in SERVICES {
         let records = run.env.records_for(PROD, service).await;
         assert_eq!(records[0]["status"], "DEPLOYING", "{records:?}");

@@ -337,3 +337,38 @@ fn the_page_role_writes_exactly_the_decision_attributes() {
     expected.sort();
     assert_eq!(allowed, expected);
 }
+
+/// Every function has an Errors and a Throttles alarm that tells the operations topic.
+#[test]
+fn every_function_has_errors_and_throttles_alarms() {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    // template.yaml's resources, each its lines up to the next one at the same indentation.
+    let mut resources: Vec<(String, String)> = Vec::new();
+    for line in template.lines() {
+        let is_resource = line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':');
+        if is_resource {
+            resources.push((line.trim().trim_end_matches(':').to_owned(), String::new()));
+        } else if let Some((_, body)) = resources.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let functions: Vec<&str> = resources
+        .iter()
+        .filter(|(_, body)| body.contains("Type: AWS::Serverless::Function\n"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(functions.len() >= 7, "{functions:?}");
+    for function in functions {
+        for metric in ["Errors", "Throttles"] {
+            let found = resources.iter().any(|(_, body)| {
+                body.contains("Type: AWS::CloudWatch::Alarm\n")
+                    && body.contains("Namespace: AWS/Lambda\n")
+                    && body.contains(&format!("MetricName: {metric}\n"))
+                    && body.contains(&format!("Value: !Ref {function} }}"))
+                    && body.contains("AlarmActions: [!Ref OperationsTopic]")
+            });
+            assert!(found, "{function} has no {metric} alarm");
+        }
+    }
+}
