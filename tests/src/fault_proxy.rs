@@ -202,16 +202,5 @@ async fn forward(
         return Ok(response);
     }
 
-    match client.request(request).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            Ok(Response::from_parts(parts, Full::new(body)))
-        }
-        Err(err) => {
-            let mut response = Response::new(Full::new(Bytes::from(err.to_string())));
-            *response.status_mut() = StatusCode::BAD_GATEWAY;
-            Ok(response)
-        }
-    }
+    Ok(crate::relay(&client, request).await)
 }

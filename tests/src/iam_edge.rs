@@ -27,6 +27,9 @@ pub struct Statement {
     pub leading_keys: Option<Vec<String>>,
     /// `ForAllValues:StringEquals`: every attribute the request names must be one of these.
     pub attributes: Option<Vec<String>>,
+    /// The operator the `dynamodb:Attributes` condition is written under (only
+    /// `ForAllValues:StringEquals` confines a request to the list).
+    pub attributes_operator: String,
     /// `StringEqualsIfExists`: the `ReturnValues` a request may ask for.
     pub return_values: Option<Vec<String>>,
 }
@@ -46,6 +49,7 @@ pub fn dynamodb_statements(template: &str, role: &str) -> Vec<Statement> {
             .collect()
     };
     let mut statements: Vec<Statement> = Vec::new();
+    let mut operator = String::new();
     for line in lines.take_while(|line| !(line.starts_with("  ") && !line.starts_with("   ") && line.ends_with(':'))) {
         let line = line.trim();
         if let Some(sid) = line.strip_prefix("- Sid: ") {
@@ -58,12 +62,19 @@ pub fn dynamodb_statements(template: &str, role: &str) -> Vec<Statement> {
         let Some(statement) = statements.last_mut() else {
             continue;
         };
+        if let Some(written) = line
+            .strip_suffix(':')
+            .filter(|l| l.contains("Values:") || l.starts_with("String"))
+        {
+            operator = written.to_owned();
+        }
         if let Some(actions) = line.strip_prefix("Action: ") {
             statement.actions = list(actions);
         } else if let Some(keys) = line.strip_prefix("dynamodb:LeadingKeys: ") {
             statement.leading_keys = Some(list(keys));
         } else if let Some(attributes) = line.strip_prefix("dynamodb:Attributes: ") {
             statement.attributes = Some(list(attributes));
+            statement.attributes_operator = operator.clone();
         } else if let Some(values) = line.strip_prefix("dynamodb:ReturnValues: ") {
             statement.return_values = Some(list(values));
         }
@@ -239,18 +250,7 @@ async fn forward(
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     parts.uri = format!("{upstream}{path}").parse().expect("upstream URI");
-    match client.request(Request::from_parts(parts, Full::new(body))).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            Ok(Response::from_parts(parts, Full::new(body)))
-        }
-        Err(err) => {
-            let mut response = Response::new(Full::new(Bytes::from(err.to_string())));
-            *response.status_mut() = StatusCode::BAD_GATEWAY;
-            Ok(response)
-        }
-    }
+    Ok(crate::relay(&client, Request::from_parts(parts, Full::new(body))).await)
 }
 
 #[cfg(test)]
@@ -265,6 +265,12 @@ mod tests {
     #[test]
     fn the_page_role_may_record_a_decision_and_nothing_else() {
         let role = page_role();
+        for statement in role.iter().filter(|s| s.attributes.is_some()) {
+            assert_eq!(
+                statement.attributes_operator, "ForAllValues:StringEquals",
+                "{statement:?}"
+            );
+        }
         let decision = serde_json::json!({
             "Key": {"pk": {"S": "APR#apr-1"}, "sk": {"S": "APR"}},
             "UpdateExpression": "SET #ballots = :ballots, #status = :status REMOVE #cancelled",

@@ -73,6 +73,27 @@ pub fn event_file(function: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Sends `request` on with `client` and answers what came back, or 502 when nothing did: how
+/// the layers in front of moto (the fault proxy, the IAM edge) pass a call through.
+pub async fn relay(
+    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    match client.request(request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            Response::from_parts(parts, Full::new(body))
+        }
+        Err(err) => {
+            let mut response = Response::new(Full::new(Bytes::from(err.to_string())));
+            *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+            response
+        }
+    }
+}
+
 /// Serves HTTP/1 on `listener` until the returned task is aborted, each connection on its own
 /// task, every request answered by `handle`.
 pub fn serve<H, F>(listener: tokio::net::TcpListener, handle: H) -> tokio::task::JoinHandle<()>

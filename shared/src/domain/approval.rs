@@ -84,6 +84,49 @@ impl ApprovalToken {
     pub fn hash(&self) -> TokenHash {
         TokenHash(hex(&Sha256::digest(self.0.as_bytes())))
     }
+
+    /// What a vote of `verdict` cast with this link carries: only the link's holder can make
+    /// it, and neither the link nor the other verdict's proof can be had from it.
+    pub fn proof(&self, verdict: Verdict) -> VoteProof {
+        let verdict = match verdict {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+        };
+        VoteProof(hex(&Sha256::digest(format!("vote|{verdict}|{}", self.0).as_bytes())))
+    }
+}
+
+/// A vote's proof that the link's holder cast it (`ApprovalToken::proof`); its SHA-256 is the
+/// commitment kept with the link when it was issued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VoteProof(String);
+
+impl VoteProof {
+    pub fn commitment(&self) -> String {
+        hex(&Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// A link as deploy-on-push issued it, kept where the approval page cannot write: whose it is,
+/// and the commitments a vote cast with it opens, one per verdict. A vote counts for promote
+/// only if its proof opens its approver's commitment for its verdict, so the page's role,
+/// which can write ballots but holds no token, cannot make one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub approver: Approver,
+    pub approve: String,
+    pub reject: String,
+}
+
+/// A vote an operator cast with AWS credentials for a named approver (`pipectl approve --as`),
+/// kept where the approval page cannot write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorVote {
+    pub approver: Approver,
+    pub verdict: Verdict,
+    pub operator: String,
+    pub at: DateTime<Utc>,
 }
 
 impl fmt::Debug for ApprovalToken {
@@ -195,6 +238,9 @@ const MAX_USER_AGENT_CHARS: usize = 300;
 pub struct Vote {
     pub verdict: Verdict,
     pub at: DateTime<Utc>,
+    /// Cast with a link: the proof of it. An operator's vote has none (`operator_votes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<VoteProof>,
     #[serde(flatten)]
     pub voter: Voter,
 }
@@ -212,10 +258,11 @@ impl Voter {
 }
 
 impl Vote {
-    fn new(verdict: Verdict, voter: Voter, at: DateTime<Utc>) -> Self {
+    fn new(verdict: Verdict, voter: Voter, at: DateTime<Utc>, proof: Option<VoteProof>) -> Self {
         Vote {
             verdict,
             at,
+            proof,
             voter: voter.kept(),
         }
     }
@@ -286,6 +333,10 @@ pub struct ApprovalRequest {
     pub blocked: Option<String>,
     pub evidence: Option<Evidence>,
     pub ballots: Vec<Ballot>,
+    /// Every link issued, with its vote commitments: written by deploy-on-push only.
+    pub links: Vec<Link>,
+    /// Votes operators cast (pipectl): written with AWS credentials, never by the page.
+    pub operator_votes: Vec<OperatorVote>,
     pub approvals_required: usize,
     /// The least time between the deciding approval and the deploy.
     pub wait: TimeDelta,
@@ -319,7 +370,7 @@ pub enum Refusal {
     #[error("the deploy has started (or the wait is over): too late to cancel")]
     TooLateToCancel,
     #[error("this link already {} at {}", .0.verdict.past_tense(), .0.at.to_rfc3339())]
-    AlreadyVoted(Vote),
+    AlreadyVoted(Box<Vote>),
     #[error("the request is {0}")]
     Closed(ApprovalStatus),
     #[error("the request expired")]
@@ -365,6 +416,8 @@ impl ApprovalRequest {
                     vote: None,
                 })
                 .collect(),
+            links: Vec::new(),
+            operator_votes: Vec::new(),
             approvals_required: policy.required,
             wait: policy.wait,
             requested_at: now,
@@ -463,7 +516,47 @@ impl ApprovalRequest {
         governed.approvals_required = policy.required;
         governed.wait = policy.wait;
         governed.expires_at = self.requested_at + policy.expires_after;
-        if self.status == ApprovalStatus::Approved {
+        // What only deploy-on-push writes settles it: a BLOCKED or superseded release, or one
+        // without the staging evidence its policy requires, is never approved by a status.
+        let requires_evidence = policy
+            .requires
+            .as_ref()
+            .is_some_and(|stage| self.evidence.as_ref().is_none_or(|e| &e.stage != stage));
+        let refused = if self.blocked.is_some() {
+            Some("the release was BLOCKED, so no approval counts")
+        } else if self.superseded_by.is_some() {
+            Some("a newer release superseded it, so no approval counts")
+        } else if requires_evidence {
+            Some("it holds no evidence from the stage the pipeline file requires")
+        } else {
+            None
+        };
+        if self.status == ApprovalStatus::Approved
+            && let Some(why) = refused
+        {
+            // Given up (not deployed) unless its deploy is under way already.
+            let started = self.decided_at.unwrap_or(self.requested_at);
+            let promotion = governed
+                .promotion
+                .get_or_insert_with(|| super::promotion::Promotion::started(started));
+            if promotion.deploy_started_at.is_none() && promotion.failed.is_none() {
+                promotion.failed = Some(why.to_owned());
+            }
+            return governed;
+        }
+        // Once promote acted on the approval (only it writes `promotion`) the approval stands:
+        // a file changed since must not turn a deploy under way into an expiry. The wait then
+        // runs from the promotion's start at the earliest (a vote's time is the page's to write).
+        if self.status == ApprovalStatus::Approved
+            && let Some(promotion) = &self.promotion
+        {
+            governed.decided_at = Some(
+                self.decided_at
+                    .map_or(promotion.started_at, |at| at.max(promotion.started_at)),
+            );
+        }
+        if self.status == ApprovalStatus::Approved && self.promotion.is_none() {
+            // One vote per approver, however many ballots name them.
             let mut approved_at: Vec<DateTime<Utc>> = self
                 .votes()
                 .filter(|(approver, vote)| {
@@ -472,8 +565,11 @@ impl ApprovalRequest {
                             .approvers
                             .iter()
                             .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
+                        && self.vote_is_proven(approver, vote)
                 })
-                .map(|(_, vote)| vote.at)
+                .map(|(approver, vote)| (approver.as_str().to_ascii_lowercase(), vote.at))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
                 .collect();
             approved_at.sort();
             match approved_at.get(policy.required.max(1) - 1) {
@@ -487,6 +583,28 @@ impl ApprovalRequest {
         governed
     }
 
+    /// Whether `approver`'s `vote` was cast by its link's holder (its proof opens the
+    /// approver's commitment for its verdict) or by an operator (`operator_votes`): what the
+    /// page's role can write alone proves neither.
+    fn vote_is_proven(&self, approver: &Approver, vote: &Vote) -> bool {
+        let same = |other: &Approver| other.as_str().eq_ignore_ascii_case(approver.as_str());
+        let by_link = vote.proof.as_ref().is_some_and(|proof| {
+            let commitment = proof.commitment();
+            self.links.iter().any(|link| {
+                same(&link.approver)
+                    && match vote.verdict {
+                        Verdict::Approve => link.approve == commitment,
+                        Verdict::Reject => link.reject == commitment,
+                    }
+            })
+        });
+        by_link
+            || self
+                .operator_votes
+                .iter()
+                .any(|o| same(&o.approver) && o.verdict == vote.verdict)
+    }
+
     /// The earliest the deploy may start: `wait` after the approval that decided it.
     pub fn deploy_not_before(&self) -> Option<DateTime<Utc>> {
         (self.status == ApprovalStatus::Approved).then_some(self.decided_at? + self.wait)
@@ -496,22 +614,23 @@ impl ApprovalRequest {
     /// why nothing changes. One reject rejects; the `approvals_required`-th approve approves.
     pub fn cast(
         &self,
-        hash: &TokenHash,
+        token: &ApprovalToken,
         verdict: Verdict,
         voter: Voter,
         now: DateTime<Utc>,
     ) -> Result<ApprovalRequest, Refusal> {
+        let hash = token.hash();
         let index = self
             .ballots
             .iter()
-            .position(|ballot| ballot.token_hashes.contains(hash))
+            .position(|ballot| ballot.token_hashes.contains(&hash))
             .ok_or(Refusal::UnknownLink)?;
         if let Some(vote) = &self.ballots[index].vote {
-            return Err(Refusal::AlreadyVoted(vote.clone()));
+            return Err(Refusal::AlreadyVoted(Box::new(vote.clone())));
         }
         self.open_at(now)?;
         let mut next = self.clone();
-        next.ballots[index].vote = Some(Vote::new(verdict, voter, now));
+        next.ballots[index].vote = Some(Vote::new(verdict, voter, now, Some(token.proof(verdict))));
         Ok(next.counted(verdict, now))
     }
 
@@ -531,7 +650,7 @@ impl ApprovalRequest {
             .position(|ballot| ballot.approver.as_str().eq_ignore_ascii_case(approver.as_str()))
             .ok_or(Refusal::NotAnApprover)?;
         if let Some(vote) = &self.ballots[index].vote {
-            return Err(Refusal::AlreadyVoted(vote.clone()));
+            return Err(Refusal::AlreadyVoted(Box::new(vote.clone())));
         }
         // One principal, one vote: a role's session name is the caller's to choose.
         let principal = voter.operator.as_deref().map(operator_principal);
@@ -544,7 +663,13 @@ impl ApprovalRequest {
         }
         self.open_at(now)?;
         let mut next = self.clone();
-        next.ballots[index].vote = Some(Vote::new(verdict, voter, now));
+        next.operator_votes.push(OperatorVote {
+            approver: next.ballots[index].approver.clone(),
+            verdict,
+            operator: voter.operator.clone().unwrap_or_default(),
+            at: now,
+        });
+        next.ballots[index].vote = Some(Vote::new(verdict, voter, now, None));
         Ok(next.counted(verdict, now))
     }
 
@@ -600,6 +725,11 @@ impl ApprovalRequest {
     pub fn issue_link(&mut self, approver: &Approver, token: &ApprovalToken) {
         if let Some(ballot) = self.ballots.iter_mut().find(|b| &b.approver == approver) {
             ballot.token_hashes.push(token.hash());
+            self.links.push(Link {
+                approver: approver.clone(),
+                approve: token.proof(Verdict::Approve).commitment(),
+                reject: token.proof(Verdict::Reject).commitment(),
+            });
         }
     }
 
@@ -755,9 +885,9 @@ mod tests {
         let mut policy = shipped_pipeline().stages()[2].approval.clone().unwrap();
         policy.required = 2;
         let two = request(2)
-            .cast(&token(0).hash(), Verdict::Approve, voter(), at(1))
+            .cast(&token(0), Verdict::Approve, voter(), at(1))
             .unwrap()
-            .cast(&token(1).hash(), Verdict::Approve, voter(), at(3))
+            .cast(&token(1), Verdict::Approve, voter(), at(3))
             .unwrap();
         assert_eq!(two.status, ApprovalStatus::Approved);
         let governed = two.governed_by(&policy);
@@ -780,10 +910,66 @@ mod tests {
         );
         assert_eq!((governed.approvals_required, governed.wait), (2, policy.wait));
 
-        // One approval of two, or an approver the file no longer lists, does not approve.
-        let mut one = request(1)
-            .cast(&token(0).hash(), Verdict::Approve, voter(), at(1))
+        // A forged APPROVED on a BLOCKED or superseded release, or one without staging evidence.
+        let given_up = |r: &ApprovalRequest| r.governed_by(&policy).promotion.and_then(|p| p.failed);
+        let mut blocked = two.clone();
+        blocked.blocked = Some("staging never ran it".into());
+        assert!(given_up(&blocked).is_some_and(|why| why.contains("BLOCKED")));
+        let mut no_evidence = two.clone();
+        no_evidence.evidence = None;
+        assert_eq!(given_up(&no_evidence).is_some(), policy.requires.is_some());
+        assert_eq!(given_up(&two), None);
+        // Once promote began, a stricter file no longer takes the approval back.
+        let mut begun = two.clone();
+        begun.promotion = Some(crate::domain::promotion::Promotion::started(at(4)));
+        let mut stricter = policy.clone();
+        stricter.required = 3;
+        assert_eq!(begun.governed_by(&stricter).status, ApprovalStatus::Approved);
+        assert_eq!(two.governed_by(&stricter).status, ApprovalStatus::AwaitingApproval);
+        // One approver named on two ballots counts once.
+        let mut twice = request(2).cast(&token(0), Verdict::Approve, voter(), at(1)).unwrap();
+        twice.ballots[1].approver = twice.ballots[0].approver.clone();
+        twice.ballots[1].vote = twice.ballots[0].vote.clone();
+        twice.status = ApprovalStatus::Approved;
+        assert_eq!(twice.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
+
+        // A vote counts only with its link's proof, or as an operator's kept vote.
+        let mut unproven = two.clone();
+        for ballot in &mut unproven.ballots {
+            if let Some(vote) = &mut ballot.vote {
+                vote.proof = None;
+            }
+        }
+        assert_eq!(unproven.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
+        let mut swapped = two.clone();
+        let first = swapped.ballots[0].vote.clone();
+        swapped.ballots[0].vote = swapped.ballots[1].vote.clone();
+        swapped.ballots[1].vote = first;
+        assert_eq!(
+            swapped.governed_by(&policy).status,
+            ApprovalStatus::AwaitingApproval,
+            "a proof opens its own approver's link only"
+        );
+        let mut one_needed = policy.clone();
+        one_needed.required = 1;
+        let approver = request(1).ballots[0].approver.clone();
+        let operator = Voter {
+            operator: Some("arn:aws:iam::123456789012:user/ops".into()),
+            ..voter()
+        };
+        let by_operator = request(1)
+            .cast_for(&approver, Verdict::Approve, operator, at(1))
             .unwrap();
+        assert_eq!(by_operator.governed_by(&one_needed).status, ApprovalStatus::Approved);
+        let mut forged_operator = by_operator.clone();
+        forged_operator.operator_votes.clear();
+        assert_eq!(
+            forged_operator.governed_by(&one_needed).status,
+            ApprovalStatus::AwaitingApproval
+        );
+
+        // One approval of two, or an approver the file no longer lists, does not approve.
+        let mut one = request(1).cast(&token(0), Verdict::Approve, voter(), at(1)).unwrap();
         assert_eq!(one.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
         one.ballots[1].approver = Approver::parse("mallory@example.com").unwrap();
         one.ballots[1].vote = one.ballots[0].vote.clone();
@@ -836,9 +1022,7 @@ mod tests {
 
     #[test]
     fn one_approval_approves_by_default() {
-        let approved = request(1)
-            .cast(&token(0).hash(), Verdict::Approve, voter(), at(3))
-            .unwrap();
+        let approved = request(1).cast(&token(0), Verdict::Approve, voter(), at(3)).unwrap();
         assert_eq!(approved.status, ApprovalStatus::Approved);
         assert_eq!(approved.decided_at, Some(at(3)));
         assert_eq!(approved.deploy_not_before(), Some(at(8)));
@@ -852,20 +1036,20 @@ mod tests {
     #[test]
     fn two_person_rule_needs_two_different_approvers_and_one_reject_rejects() {
         let open = request(2);
-        let one = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        let one = open.cast(&token(0), Verdict::Approve, voter(), at(1)).unwrap();
         assert_eq!(one.status, ApprovalStatus::AwaitingApproval);
         // The same approver again (a double click, a second link of theirs) counts nothing.
         assert!(matches!(
-            one.cast(&token(0).hash(), Verdict::Approve, voter(), at(2)),
+            one.cast(&token(0), Verdict::Approve, voter(), at(2)),
             Err(Refusal::AlreadyVoted(_))
         ));
-        let two = one.cast(&token(1).hash(), Verdict::Approve, voter(), at(2)).unwrap();
+        let two = one.cast(&token(1), Verdict::Approve, voter(), at(2)).unwrap();
         assert_eq!((two.status, two.decided_at), (ApprovalStatus::Approved, Some(at(2))));
 
-        let rejected = one.cast(&token(1).hash(), Verdict::Reject, voter(), at(2)).unwrap();
+        let rejected = one.cast(&token(1), Verdict::Reject, voter(), at(2)).unwrap();
         assert_eq!(rejected.status, ApprovalStatus::Rejected);
         assert!(matches!(
-            rejected.cast(&token(0).hash(), Verdict::Reject, voter(), at(3)),
+            rejected.cast(&token(0), Verdict::Reject, voter(), at(3)),
             Err(Refusal::AlreadyVoted(_))
         ));
     }
@@ -874,13 +1058,13 @@ mod tests {
     fn unknown_expired_closed_and_superseded_requests_take_no_vote() {
         let open = request(1);
         assert_eq!(
-            open.cast(&token(9).hash(), Verdict::Approve, voter(), at(1)),
+            open.cast(&token(9), Verdict::Approve, voter(), at(1)),
             Err(Refusal::UnknownLink)
         );
         let late = open.expires_at;
         assert_eq!(open.status_at(late), ApprovalStatus::Expired);
         assert_eq!(
-            open.cast(&token(0).hash(), Verdict::Approve, voter(), late),
+            open.cast(&token(0), Verdict::Approve, voter(), late),
             Err(Refusal::Expired)
         );
 
@@ -890,7 +1074,7 @@ mod tests {
         };
         let superseded = open.supersede(successor.clone(), at(2)).unwrap();
         assert_eq!(
-            superseded.cast(&token(1).hash(), Verdict::Approve, voter(), at(3)),
+            superseded.cast(&token(1), Verdict::Approve, voter(), at(3)),
             Err(Refusal::Closed(ApprovalStatus::Superseded))
         );
         assert!(
@@ -905,7 +1089,7 @@ mod tests {
         let open = request(2);
         let alice = open.ballots[0].approver.clone();
         let bob = open.ballots[1].approver.clone();
-        let by_link = open.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        let by_link = open.cast(&token(0), Verdict::Approve, voter(), at(1)).unwrap();
         let operator = Voter {
             operator: Some("arn:aws:sts::123456789012:assumed-role/ops/alice".into()),
             ..Voter::default()
@@ -956,7 +1140,7 @@ mod tests {
             ..voter()
         };
         let approved = request(1)
-            .cast(&token(0).hash(), Verdict::Approve, long.clone(), at(1))
+            .cast(&token(0), Verdict::Approve, long.clone(), at(1))
             .unwrap();
         let vote = approved.ballots[0].vote.as_ref().unwrap();
         assert_eq!(vote.voter.comment.len(), MAX_COMMENT_CHARS);
@@ -976,9 +1160,9 @@ mod tests {
         let approver = open.ballots[0].approver.clone();
         open.issue_link(&approver, &token(7));
         assert_eq!(open.ballot(&token(7).hash()).unwrap().approver, approver);
-        let voted = open.cast(&token(7).hash(), Verdict::Approve, voter(), at(1)).unwrap();
+        let voted = open.cast(&token(7), Verdict::Approve, voter(), at(1)).unwrap();
         assert!(matches!(
-            voted.cast(&token(0).hash(), Verdict::Approve, voter(), at(1)),
+            voted.cast(&token(0), Verdict::Approve, voter(), at(1)),
             Err(Refusal::AlreadyVoted(_))
         ));
         assert_eq!(open.unsent().len(), 2);

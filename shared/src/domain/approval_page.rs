@@ -343,9 +343,7 @@ mod tests {
         assert!(open.html.contains("value=\"approve\"") && open.html.contains("value=\"reject\""));
         assert!(!open.html.contains("<script"), "no script at all");
 
-        let approved = request
-            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
-            .unwrap();
+        let approved = request.cast(&token, Verdict::Approve, Voter::default(), at(2)).unwrap();
         let page = request_page(&approved, &approved.ballots[0], Some("n0nce"), None, 200, at(3));
         assert!(!page.html.contains("name=\"verdict\""), "no vote form once decided");
         assert!(page.html.contains("id=\"cancel\""), "Cancel during the wait");

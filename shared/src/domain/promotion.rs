@@ -249,10 +249,14 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
             SNAPSHOT_TIMEOUT.num_minutes(),
             late.join(", ")
         );
-        // A DB that kept putting its snapshot off has none to look at.
-        if unfinished
-            .iter()
-            .any(|s| matches!(s.state, SnapshotState::NotStarted { .. }))
+        // A DB that kept putting its snapshot off has none to look at; and an RDS that could
+        // not be asked for twice the timeout gets no more looks.
+        let no_more_looks = now >= promotion.started_at + SNAPSHOT_TIMEOUT * 2
+            && now >= request.deploy_not_before().unwrap_or(now) + SNAPSHOT_TIMEOUT;
+        if no_more_looks
+            || unfinished
+                .iter()
+                .any(|s| matches!(s.state, SnapshotState::NotStarted { .. }))
         {
             return Step::Fail { why };
         }
@@ -296,7 +300,7 @@ mod tests {
         let approver = request.ballots[0].approver.clone();
         request.issue_link(&approver, &token);
         request
-            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(minute))
+            .cast(&token, Verdict::Approve, Voter::default(), at(minute))
             .unwrap()
     }
 
@@ -382,6 +386,13 @@ mod tests {
         let late = at(1) + SNAPSHOT_TIMEOUT;
         assert!(
             matches!(next_step(&creating, &dbs, late), Step::LastLook { why, .. } if why.starts_with("no snapshot within 60 minutes"))
+        );
+        assert!(
+            matches!(
+                next_step(&creating, &dbs, at(1) + SNAPSHOT_TIMEOUT * 2),
+                Step::Fail { .. }
+            ),
+            "an RDS that cannot be asked gets no more looks after twice the timeout"
         );
 
         let long_wait = ApprovalRequest {

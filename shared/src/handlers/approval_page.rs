@@ -123,7 +123,7 @@ impl<S: Approvals> ApprovalPage<S> {
                 tracing::warn!(approval = %id, approver = %ballot.approver, "approver no longer listed: nothing decided");
                 return Change::Leave(Err(no_longer_approver()));
             }
-            match request.cast(&hash, verdict, voter.clone(), now) {
+            match request.cast(token, verdict, voter.clone(), now) {
                 Ok(next) => {
                     *request = next;
                     Change::Write(Ok(ballot))

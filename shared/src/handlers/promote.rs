@@ -14,8 +14,8 @@ use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, S
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{
-    Approvals, Change, Deployments, Ecs, Notifier, Outbox, Quarantine, ServiceLocks, SnapshotError, Snapshots,
-    StateMove, StoreError, update_approval,
+    Approvals, Change, Deployments, Ecs, Notifier, NotifyError, Outbox, Quarantine, ServiceLocks, SnapshotError,
+    Snapshots, StateMove, StoreError, update_approval,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -176,10 +176,21 @@ where
         // tried again by the next call, and must be out before the request leaves the sweep.
         let mut notices_held = false;
         for _ in 0..ROUNDS {
-            let Some(request) = self.records.get_approval(id).await? else {
-                return Ok(Advanced::Nothing {
-                    reason: format!("no approval request {id}"),
-                });
+            let request = match self.records.get_approval(id).await {
+                Ok(Some(request)) => request,
+                Ok(None) => {
+                    return Ok(Advanced::Nothing {
+                        reason: format!("no approval request {id}"),
+                    });
+                }
+                // Not a request (a row under APR#apr- the page's role made up): never retried.
+                Err(err) if !err.retryable => {
+                    tracing::error!(approval = %id, error = %err, "not an approval request: skipped");
+                    return Ok(Advanced::Nothing {
+                        reason: format!("{id} is not a readable approval request"),
+                    });
+                }
+                Err(err) => return Err(err.into()),
             };
             if !notices_held && let Err(err) = self.deliver_earlier_notices(&request).await {
                 tracing::warn!(approval = %id, error = %err, "a promotion notice waits in the outbox");
@@ -220,10 +231,12 @@ where
                     });
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
-                Step::Close { status, failed } => return self.close(&request, status, failed.as_deref()).await,
+                Step::Close { status, failed } => {
+                    return self.close(&request, status, failed.as_deref(), notices_held).await;
+                }
                 // Begun before (a retry): deploy again without writing, every service idempotent.
                 Step::Deploy if deploy_begun(&request) => {
-                    return self.deploy(&request, deadline).await;
+                    return self.deploy(&request, deadline, notices_held).await;
                 }
                 Step::Deploy => {
                     let promotion = next.promotion.get_or_insert_with(|| Promotion::started(now));
@@ -429,7 +442,12 @@ where
     /// Deploys each service of the request (idempotent per service), then records the deploy
     /// finished and tells the team. A service the account refuses (a permanent error) ends the
     /// promotion as failed; a transient error goes back for a retry.
-    async fn deploy(&self, request: &ApprovalRequest, deadline: DateTime<Utc>) -> Result<Advanced, ServiceError> {
+    async fn deploy(
+        &self,
+        request: &ApprovalRequest,
+        deadline: DateTime<Utc>,
+        notices_held: bool,
+    ) -> Result<Advanced, ServiceError> {
         let mut deployed = Vec::new();
         for service in &request.services {
             match self.deploy_service(request, service, deadline).await {
@@ -444,7 +462,7 @@ where
                     if !deployed.is_empty() {
                         why.push_str(&format!("; already deploying: {}", deployed.join(", ")));
                     }
-                    return self.give_up(&request.id, &why).await;
+                    return self.give_up(&request.id, &why, notices_held).await;
                 }
                 Err(err) => return Err(err),
             }
@@ -454,19 +472,21 @@ where
                 .give_up(
                     &request.id,
                     "no service of this release was left to deploy (a newer release took its place)",
+                    notices_held,
                 )
                 .await;
         }
         // Told before the deploy is marked finished: until then the request stays in flight,
         // so a notice a failure held back goes out with the sweep's retry.
         let detail = format!("Approved and backed up; deploying to {}.", deployed.join(", "));
-        self.tell(request, "deployed", "deploying", &detail).await?;
+        self.tell(request, "deployed", "deploying", &detail, notices_held)
+            .await?;
         self.mark_deployed(&request.id).await?;
         Ok(Advanced::Deployed { services: deployed })
     }
 
     /// Records the promotion failed (`why`) and closes the request.
-    async fn give_up(&self, id: &ApprovalId, why: &str) -> Result<Advanced, ServiceError> {
+    async fn give_up(&self, id: &ApprovalId, why: &str, notices_held: bool) -> Result<Advanced, ServiceError> {
         let updated = update_approval(&self.records, id, "its promotion was given up", |request| {
             let promotion = request.promotion.get_or_insert_with(|| Promotion::started(Utc::now()));
             if promotion.deployed_at.is_some() {
@@ -480,7 +500,10 @@ where
         })
         .await?;
         match updated {
-            Some((request, true)) => self.close(&request, ApprovalStatus::Approved, Some(why)).await,
+            Some((request, true)) => {
+                self.close(&request, ApprovalStatus::Approved, Some(why), notices_held)
+                    .await
+            }
             Some((_, false)) => Ok(Advanced::Nothing {
                 reason: "deployed already".into(),
             }),
@@ -490,18 +513,27 @@ where
         }
     }
 
-    /// Keeps and delivers one notice per request and `step`.
+    /// Keeps and delivers one notice per request and `step`: the last of a request, told
+    /// before it leaves the sweep, after every notice kept before it, so none is left behind
+    /// in the outbox. When SNS already failed this call (`notices_held`), it is only kept: the
+    /// next call sends them all, and no notice goes out more often for the retry.
     async fn tell(
         &self,
         request: &ApprovalRequest,
         step: &str,
         headline: &str,
         detail: &str,
+        notices_held: bool,
     ) -> Result<(), ServiceError> {
         let notice = promotion_notice(request, headline, detail);
         let kept = keep_notice(&self.records, notice_key(&request.id, step), &notice).await?;
-        // The last notices of a request, told before it leaves the sweep: every notice kept
-        // before them goes out first, so none is left behind in the outbox.
+        if notices_held {
+            return Err(NotifyError(format!(
+                "{} waits in the outbox: SNS failed earlier in this call",
+                notice.subject
+            ))
+            .into());
+        }
         self.deliver_earlier_notices(request).await?;
         deliver_notice(&self.records, &self.notifier, &kept).await
     }
@@ -514,6 +546,7 @@ where
         request: &ApprovalRequest,
         status: ApprovalStatus,
         failed: Option<&str>,
+        notices_held: bool,
     ) -> Result<Advanced, ServiceError> {
         let to = match (status, failed) {
             (_, Some(_)) => Status::Failed,
@@ -565,7 +598,7 @@ where
                 ),
             ),
         };
-        self.tell(request, key, headline, &detail).await?;
+        self.tell(request, key, headline, &detail, notices_held).await?;
         self.mark_closed(&request.id).await?;
         Ok(match failed {
             Some(why) => Advanced::Failed { why: why.to_owned() },

@@ -373,7 +373,7 @@ async fn approved(world: &World, byte: u8, second: u32) -> ApprovalId {
         .unwrap();
     let mut approved = request
         .cast(
-            &token_in(&notice.message).hash(),
+            &token_in(&notice.message),
             crate::domain::approval::Verdict::Approve,
             Default::default(),
             Utc::now(),
@@ -423,7 +423,7 @@ async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once()
     let now = Utc::now();
     let mut approved = request
         .cast(
-            &token.hash(),
+            &token,
             crate::domain::approval::Verdict::Approve,
             Default::default(),
             now,
@@ -553,7 +553,7 @@ async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
         .unwrap();
     let mut rejected = open
         .cast(
-            &token_in(&notice.message).hash(),
+            &token_in(&notice.message),
             Verdict::Reject,
             crate::domain::approval::Voter {
                 comment: "not today".into(),
@@ -596,7 +596,7 @@ async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alon
     let now = Utc::now();
     let mut approved = request
         .cast(
-            &token_in(&notice.message).hash(),
+            &token_in(&notice.message),
             crate::domain::approval::Verdict::Approve,
             Default::default(),
             now,
@@ -1038,7 +1038,7 @@ async fn a_rejected_digest_asks_again_under_a_new_tag() {
     let open = world.records.approvals().remove(0);
     let mut rejected = open
         .cast(
-            &token_in(&notice.message).hash(),
+            &token_in(&notice.message),
             Verdict::Reject,
             Default::default(),
             Utc::now(),

@@ -54,7 +54,7 @@ mod tests {
             directive["Metrics"][0],
             json!({"Name": "PromotionsStuck", "Unit": "Count"})
         );
-        assert_eq!(line["_aws"]["Timestamp"], 1_764_547_200_000_i64);
+        assert_eq!(line["_aws"]["Timestamp"], 1_796_083_200_000_i64);
         assert_eq!(
             (line["PromotionsStuck"].as_u64(), line["PromotionStepsFailed"].as_u64()),
             (Some(2), Some(0))

@@ -9,7 +9,8 @@ use crate::rollback::{alarm, deploy_and_complete};
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::iam_edge::{IamEdge, dynamodb_statements};
-use shared::domain::approval::ApprovalStatus;
+use shared::domain::approval::{ApprovalStatus, ApprovalToken, Verdict, Vote, VoteProof, Voter};
+use shared::ports::Approvals;
 use std::collections::HashMap;
 
 /// A DynamoDB client holding the approval page's permissions, and the edge that enforces them.
@@ -149,22 +150,6 @@ async fn no_item_the_page_role_can_write_becomes_a_rollback_target() {
             "{service} went back to its last known good, not to a forged row's task definition"
         );
     }
-    // Nor is a forged row found by its ECS deployment id.
-    let tracker = env.tracker();
-    let ending = ecs_ended_in(
-        DEV,
-        "completed.json",
-        SERVICES[0].0,
-        &format!("ecs-svc/apr-forged-{}-put", SERVICES[0].0),
-        21,
-    );
-    tracker.handle_event(&ending, deadline()).await.unwrap();
-    let forged = item(&env, &format!("APR#apr-forged-{}-put", SERVICES[0].0), "DEP").await;
-    assert_eq!(
-        forged["status"].as_s().unwrap(),
-        "SUCCEEDED",
-        "left as it was: not read as ours"
-    );
 }
 
 #[tokio::test]
@@ -210,7 +195,7 @@ async fn the_page_role_cannot_approve_without_the_approvers_or_change_the_promot
     run.release("v4.2.0", 0x42, 0).await;
     let link = run.links().await.remove(0).2;
     let request = run.request(&link).await;
-    let (_edge, page) = page_credentials(&run.env).await;
+    let (edge, page) = page_credentials(&run.env).await;
     let pk = format!("APR#{}", request.id);
 
     // Nothing of the release, the policy or the promotion is the page's to write.
@@ -235,7 +220,7 @@ async fn the_page_role_cannot_approve_without_the_approvers_or_change_the_promot
         assert!(is_access_denied(update.send().await), "{attribute} is refused");
     }
     // The status it may write: APPROVED ten minutes ago (past the wait, within the snapshot
-    // timeout), with no approver's vote.
+    // timeout), with no approver's vote; a sweep follows.
     let ten_minutes_ago = (chrono::Utc::now() - chrono::TimeDelta::minutes(10)).to_rfc3339();
     page.update_item()
         .table_name(&run.env.world.table)
@@ -253,9 +238,44 @@ async fn the_page_role_cannot_approve_without_the_approvers_or_change_the_promot
         .send()
         .await
         .expect("the role may write a status");
-
     let promote = run.env.promoter_with(&run.env.config);
     let now = chrono::Utc::now();
+    promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
+
+    // And the ballots, through the page's own writer: every listed approver's ballot voting
+    // approve ten minutes ago, with a made-up proof, an operator's name, or a proof from a
+    // token of the attacker's own added to the ballot.
+    let page_config = harness::moto::sdk_config_for(&edge.endpoint).await;
+    let as_page = shared::adapters::dynamo::DynamoRecords::new(&page_config, &run.env.world.table);
+    let read = run.request(&link).await;
+    let mut forged = read.clone();
+    let own = ApprovalToken::from_random([0x66; 32]);
+    let made_up: VoteProof = serde_json::from_value(serde_json::json!("ab".repeat(32))).unwrap();
+    for (n, ballot) in forged.ballots.iter_mut().enumerate() {
+        let (proof, operator) = match n % 3 {
+            0 => (Some(made_up.clone()), None),
+            1 => (None, Some("arn:aws:iam::123456789012:user/ops".to_owned())),
+            _ => (Some(own.proof(Verdict::Approve)), None),
+        };
+        ballot.token_hashes.push(own.hash());
+        ballot.vote = Some(Vote {
+            verdict: Verdict::Approve,
+            at: now - chrono::TimeDelta::minutes(10),
+            proof,
+            voter: Voter {
+                operator,
+                ..Voter::default()
+            },
+        });
+    }
+    forged.status = ApprovalStatus::Approved;
+    forged.decided_at = Some(now - chrono::TimeDelta::minutes(10));
+    forged.version += 1;
+    assert!(
+        as_page.save_decision(&forged).await.unwrap(),
+        "the role may write ballots"
+    );
+
     for later in [0, 10, 90] {
         let at = now + chrono::TimeDelta::minutes(later);
         promote.sweep(at, at + chrono::TimeDelta::seconds(30)).await.unwrap();

@@ -3,7 +3,7 @@
 
 use super::keys::{Item, approval_pk, deployment_pk, service_pk};
 use crate::domain::approval::{
-    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, ReleaseService, Successor,
+    ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, Link, OperatorVote, ReleaseService, Successor,
 };
 use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
 use crate::domain::names::AppName;
@@ -308,6 +308,11 @@ struct ApprovalItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     evidence: Option<Evidence>,
     ballots: Vec<Ballot>,
+    /// Issued links and their vote commitments; the page's role cannot write these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<Link>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    operator_votes: Vec<OperatorVote>,
     approvals_required: usize,
     wait_seconds: i64,
     requested_at: DateTime<Utc>,
@@ -347,6 +352,8 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         blocked: r.blocked.clone(),
         evidence: r.evidence.clone(),
         ballots: r.ballots.clone(),
+        links: r.links.clone(),
+        operator_votes: r.operator_votes.clone(),
         approvals_required: r.approvals_required,
         wait_seconds: r.wait.num_seconds(),
         requested_at: r.requested_at,
@@ -387,6 +394,8 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         blocked: stored.blocked,
         evidence: stored.evidence,
         ballots: stored.ballots,
+        links: stored.links,
+        operator_votes: stored.operator_votes,
         approvals_required: stored.approvals_required,
         wait: chrono::TimeDelta::seconds(stored.wait_seconds),
         requested_at: stored.requested_at,
@@ -440,7 +449,7 @@ mod tests {
         };
         let second = request.ballots[1].approver.clone();
         let voted = request
-            .cast(&token.hash(), Verdict::Approve, Voter::default(), at(2))
+            .cast(&token, Verdict::Approve, Voter::default(), at(2))
             .unwrap()
             .cast_for(&second, Verdict::Reject, operator, at(3))
             .unwrap();
