@@ -2,7 +2,7 @@
 //! integration layer). They keep the contracts the adapters keep: conditional writes lose
 //! cleanly, history is newest first, a lock is held until released or expired.
 
-use crate::domain::approval::{ApprovalId, ApprovalRequest};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, Successor};
 use crate::domain::deployment::{Deployment, DeploymentId, ServiceState, ServiceStateField, Status};
 use crate::domain::names::{
     AlarmName, AppName, Approver, ClusterName, ContainerName, ImageDigest, ServiceName, StageName,
@@ -333,6 +333,34 @@ impl Approvals for MemoryRecords {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn supersede_awaiting(
+        &self,
+        record: &Deployment,
+        request: &ApprovalId,
+        by: &Successor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        let request_awaits = tables.approvals.get(request.as_str()).is_some_and(|r| {
+            r.status == ApprovalStatus::AwaitingApproval
+                || (r.status == ApprovalStatus::Superseded && r.superseded_by.as_ref().is_some_and(|s| s.id == by.id))
+        });
+        let record_awaits = tables
+            .deployments
+            .get(record.id.as_str())
+            .is_some_and(|d| d.status == Status::AwaitingApproval);
+        if !(request_awaits && record_awaits) {
+            return Ok(false);
+        }
+        tables.deployments.insert(record.id.to_string(), record.clone());
+        let stored = tables.approvals.get_mut(request.as_str()).expect("checked above");
+        stored.status = ApprovalStatus::Superseded;
+        stored.superseded_by = Some(by.clone());
+        stored.decided_at.get_or_insert(now);
+        stored.version += 1;
+        Ok(true)
     }
 
     async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {

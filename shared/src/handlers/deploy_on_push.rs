@@ -10,6 +10,7 @@
 
 use super::deploy_pinned;
 use super::request_approval::{ApprovalDesk, ApprovalResult, Gate};
+use crate::domain::approval::{ApprovalId, Successor};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PointedRecords, PushedImage, ServiceState,
     ServiceStateField, SkipReason, Status, decide,
@@ -406,17 +407,28 @@ where
         }
     }
 
-    /// Whether the approval request of `record`'s release was approved.
-    async fn approved(&self, record: &Deployment) -> Result<bool, StoreError> {
-        let Some(app) = self.pipeline.application_for(&record.image.repository) else {
-            return Ok(false);
+    /// The approval request of `older`'s release, if it has one, and what `newer`'s release
+    /// is as its successor.
+    async fn release_request(
+        &self,
+        older: &Deployment,
+        newer: &DeploymentId,
+    ) -> Result<Option<(ApprovalId, Successor)>, StoreError> {
+        let Some(app) = self.pipeline.application_for(&older.image.repository) else {
+            return Ok(None);
         };
-        let id = crate::domain::approval::ApprovalId::for_release(&record.image, &record.stage, &app.name);
-        Ok(self
-            .records
-            .get_approval(&id)
-            .await?
-            .is_some_and(|request| request.status == crate::domain::approval::ApprovalStatus::Approved))
+        let request = ApprovalId::for_release(&older.image, &older.stage, &app.name);
+        if self.records.get_approval(&request).await?.is_none() {
+            return Ok(None);
+        }
+        let Some(newer) = self.records.get_deployment(newer).await? else {
+            return Ok(None);
+        };
+        let successor = Successor {
+            id: ApprovalId::for_release(&newer.image, &newer.stage, &app.name),
+            tag: newer.image.tag.clone(),
+        };
+        Ok(Some((request, successor)))
     }
 
     async fn supersede(&self, older: &DeploymentId, newer: &DeploymentId, newer_mode: Mode) -> Result<(), StoreError> {
@@ -432,13 +444,24 @@ where
         if newer_mode == Mode::Approval && old.status != Status::AwaitingApproval {
             return Ok(());
         }
-        // A release already approved goes ahead (its promotion deploys it); the newer one waits
-        // for its own approval.
-        if old.status == Status::AwaitingApproval && self.approved(&old).await? {
-            tracing::info!(deployment = %older, "its release is approved: not superseded");
+        superseded.superseded_by = Some(newer.clone());
+        // A record awaiting approval goes with its release's request, in one transaction while
+        // that request still awaits approval: a release approved meanwhile goes ahead (its
+        // promotion deploys it), and the newer one waits for its own approval.
+        if old.status == Status::AwaitingApproval
+            && let Some((request, successor)) = self.release_request(&old, newer).await?
+        {
+            if self
+                .records
+                .supersede_awaiting(&superseded, &request, &successor, Utc::now())
+                .await?
+            {
+                tracing::info!(superseded = %older, request = %request, by = %newer, "older release superseded");
+            } else {
+                tracing::info!(deployment = %older, request = %request, "its release was decided meanwhile: not superseded");
+            }
             return Ok(());
         }
-        superseded.superseded_by = Some(newer.clone());
         if self.records.save_transition(&superseded, old.status).await? {
             tracing::info!(superseded = %older, by = %newer, "older deployment superseded");
         }

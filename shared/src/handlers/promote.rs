@@ -6,7 +6,7 @@
 
 use super::{deliver_notice, deploy_pinned, keep_notice};
 use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict};
-use crate::domain::deployment::{ServiceStateField, Status};
+use crate::domain::deployment::{DeploymentId, ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
@@ -554,8 +554,8 @@ where
             (ApprovalStatus::Cancelled, _) => Status::Cancelled,
             _ => Status::Expired,
         };
-        for service in &request.services {
-            let Some(record) = self.records.get_deployment(&service.deployment).await? else {
+        for id in self.release_records(request) {
+            let Some(record) = self.records.get_deployment(&id).await? else {
                 continue;
             };
             if !matches!(record.status, Status::AwaitingApproval | Status::Approved) {
@@ -589,6 +589,14 @@ where
                     None => "Cancelled during the wait; nothing was deployed.".to_owned(),
                 },
             ),
+            _ if request.services.is_empty() => (
+                "expired",
+                "approval expired",
+                format!(
+                    "Its links never went out (its release failed midway: see the failed-events queue) and it expired at {} UTC; nothing was deployed. Push the tag again once the cause is fixed.",
+                    utc(request.expires_at)
+                ),
+            ),
             _ => (
                 "expired",
                 "approval expired",
@@ -604,6 +612,25 @@ where
             Some(why) => Advanced::Failed { why: why.to_owned() },
             None => Advanced::Closed { status },
         })
+    }
+
+    /// The records of the request's release: those it lists, and those deploy-on-push may have
+    /// made for the application's other services before a failure left the list unwritten (so
+    /// none is left awaiting an approval that can never come, holding its digest's place).
+    fn release_records(&self, request: &ApprovalRequest) -> Vec<DeploymentId> {
+        let mut ids: Vec<DeploymentId> = request.services.iter().map(|s| s.deployment.clone()).collect();
+        let app = self
+            .pipeline
+            .applications()
+            .iter()
+            .find(|a| a.name == request.application);
+        for service in app.map(|a| a.services.as_slice()).unwrap_or_default() {
+            let id = DeploymentId::for_push(&request.image, &request.stage, &request.cluster, &service.name);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
     }
 
     async fn mark_closed(&self, id: &ApprovalId) -> Result<(), ServiceError> {

@@ -1239,3 +1239,42 @@ async fn an_sns_outage_holds_up_no_promotion_step_and_every_notice_goes_out_afte
     );
     assert!(promote.sweep(late, soon(late)).await.unwrap().is_empty());
 }
+
+/// A release whose second service is missing from the account never lists its services (the
+/// push fails, permanently): its request expires, and the record made for the first service
+/// is closed with it, so the digest can ask again once the account is fixed.
+#[tokio::test]
+async fn a_release_that_failed_midway_leaves_no_record_awaiting_for_ever() {
+    use super::promote::Advanced;
+    let world = World::new();
+    world.staging_ended(1, Status::Succeeded);
+    world
+        .ecs
+        .delete_service(&cluster("prod"), &ServiceName::parse(SERVICES[1]).unwrap());
+    assert!(world.push(&release("v1.0.0", 1, 0)).await.is_err());
+    let request = world.records.approvals().remove(0);
+    assert!(request.services.is_empty(), "{request:?}");
+    let awaiting: Vec<Status> = world.prod_records().iter().map(|d| d.status).collect();
+    assert_eq!(awaiting, [Status::AwaitingApproval]);
+
+    let rds = FakeSnapshots::default();
+    let promote = world.promoter(shipped_pipeline(), &rds);
+    let after = request.expires_at + TimeDelta::minutes(1);
+    let swept = promote.sweep(after, after + TimeDelta::seconds(30)).await.unwrap();
+    assert!(
+        matches!(
+            &swept[0].1,
+            Advanced::Closed {
+                status: ApprovalStatus::Expired
+            }
+        ),
+        "{swept:?}"
+    );
+    let closed: Vec<Status> = world.prod_records().iter().map(|d| d.status).collect();
+    assert_eq!(closed, [Status::Expired]);
+    assert!(
+        world.notifier.published()[0]
+            .message
+            .contains("Its links never went out")
+    );
+}

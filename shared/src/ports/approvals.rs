@@ -2,7 +2,8 @@
 //! approvers voting at once, or a vote racing a supersede, cannot overwrite each other.
 
 use super::StoreError;
-use crate::domain::approval::{ApprovalId, ApprovalRequest};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, Successor};
+use crate::domain::deployment::Deployment;
 use crate::domain::names::{AppName, StageName};
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -32,6 +33,19 @@ pub trait Approvals: Send + Sync {
     /// internet-facing page's role may write nothing else, so nothing else of the request can
     /// be forged through it.
     fn save_decision(&self, request: &ApprovalRequest) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Writes `record` (an older release's deploy, SUPERSEDED from AWAITING_APPROVAL) and marks
+    /// its release's request `request` SUPERSEDED by `by`, in one transaction: only while the
+    /// request still awaits approval (or `by` superseded it already) and the record still awaits
+    /// it. `false`: the request was decided meanwhile (its approval stands) or the record moved
+    /// on; nothing was written.
+    fn supersede_awaiting(
+        &self,
+        record: &Deployment,
+        request: &ApprovalId,
+        by: &Successor,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Every request in flight (awaiting a decision, or approved and not yet deployed or given
     /// up): what the promotion's sweeper looks at each minute.

@@ -450,3 +450,86 @@ async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
     assert_eq!(bad.error().0, "BadEvent");
     let _ = std::fs::remove_file(pipeline_file);
 }
+
+/// A newer push supersedes an older release's records together with its request, in one
+/// transaction conditional on that request still awaiting approval: an approval cast while the
+/// newer push is midway stands, the older release keeps its records, and it deploys.
+#[tokio::test]
+async fn an_approval_cast_while_a_newer_push_supersedes_goes_ahead() {
+    use shared::handlers::promote::Advanced;
+    let run = Loop::start().await;
+    harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
+    run.release("v6.0.0", 0x60, 0).await;
+    let link = run.links().await.remove(0).2;
+    run.env.passes_staging(&digest(0x61), 20).await;
+
+    let proxy = harness::fault_proxy::FaultProxy::start(&run.env.moto.endpoint).await;
+    proxy.hold("TransactWriteItems");
+    let through = harness::moto::sdk_config_for(&proxy.endpoint).await;
+    let handler = run
+        .env
+        .handler_linking_to(run.env.pipeline.clone(), &through, &run.page.url);
+    let newer = tokio::spawn(async move { handler.handle_event(&push("v6.1.0", 0x61, 21), deadline()).await });
+    proxy.wait_held(1).await;
+    let page = request_get(&link).await;
+    let approve = [("verdict", "approve"), ("nonce", &nonce_in(&page))];
+    assert_eq!(request("POST", &link, BROWSER, Some(&approve)).await.status, 200);
+    proxy.release();
+    newer.await.unwrap().unwrap();
+
+    assert_eq!(run.request(&link).await.status, ApprovalStatus::Approved);
+    for (service, _) in SERVICES {
+        let older = run
+            .env
+            .records_for(PROD, service)
+            .await
+            .into_iter()
+            .find(|r| r["tag"] == "v6.0.0")
+            .unwrap();
+        assert_eq!(
+            older["status"], "AWAITING_APPROVAL",
+            "{service}: the approved release keeps its record"
+        );
+    }
+    let promote = run.env.promoter_with(&run.env.config);
+    let now = chrono::Utc::now();
+    promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
+    let later = now + chrono::TimeDelta::minutes(6);
+    let swept = promote
+        .sweep(later, later + chrono::TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    assert!(
+        swept
+            .iter()
+            .any(|(_, advanced)| matches!(advanced, Advanced::Deployed { services } if services.len() == 2)),
+        "the approved older release deploys: {swept:?}"
+    );
+}
+
+/// Without an approval in between, the newer push supersedes the older request with its records.
+#[tokio::test]
+async fn a_newer_push_supersedes_the_older_request_with_its_records() {
+    let run = Loop::start().await;
+    run.release("v6.2.0", 0x62, 0).await;
+    let link = run.links().await.remove(0).2;
+    run.release("v6.3.0", 0x63, 20).await;
+    let older = run.request(&link).await;
+    assert_eq!(older.status, ApprovalStatus::Superseded);
+    assert_eq!(older.superseded_by.unwrap().tag.as_str(), "v6.3.0");
+    for (service, _) in SERVICES {
+        let record = run
+            .env
+            .records_for(PROD, service)
+            .await
+            .into_iter()
+            .find(|r| r["tag"] == "v6.2.0")
+            .unwrap();
+        assert_eq!(record["status"], "SUPERSEDED");
+    }
+    let page = request_get(&link).await;
+    assert!(
+        !page.body.contains("name=\"nonce\""),
+        "a superseded request offers no vote"
+    );
+}

@@ -1,9 +1,10 @@
-use super::codec::{DECISION_ATTRIBUTES, approval_from, approval_item};
+use super::codec::{DECISION_ATTRIBUTES, approval_from, approval_item, deployment_item, stored_value};
 use super::keys::{APPROVAL_PREFIX, approval_key, open_request_key, s};
 use super::{DynamoRecords, conditional, store_error};
-use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, Successor};
+use crate::domain::deployment::{Deployment, Status};
 use crate::domain::names::{AppName, StageName};
-use crate::ports::{Approvals, OpenRequest, StoreError};
+use crate::ports::{Approvals, Deployments, OpenRequest, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
@@ -118,6 +119,58 @@ impl Approvals for DynamoRecords {
         Ok(conditional("UpdateItem", result)? || self.approval_written_before(request).await?)
     }
 
+    async fn supersede_awaiting(
+        &self,
+        record: &Deployment,
+        request: &ApprovalId,
+        by: &Successor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let record_write = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(deployment_item(record)))
+            .condition_expression("#status = :awaiting")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":awaiting", s(Status::AwaitingApproval.as_str()))
+            .build()
+            .map_err(|e| StoreError::permanent(format!("TransactWriteItems: {e}")))?;
+        let request_write = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(approval_key(request)))
+            .update_expression(
+                "SET #status = :superseded, superseded_by = :by, decided_at = if_not_exists(decided_at, :now), \
+                 version = version + :one REMOVE in_flight",
+            )
+            .condition_expression("#status = :awaiting OR (#status = :superseded AND superseded_by.id = :by_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":awaiting", s(ApprovalStatus::AwaitingApproval.as_str()))
+            .expression_attribute_values(":superseded", s(ApprovalStatus::Superseded.as_str()))
+            .expression_attribute_values(":by", stored_value(by))
+            .expression_attribute_values(":by_id", s(by.id.as_str()))
+            .expression_attribute_values(":now", stored_value(&now))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| StoreError::permanent(format!("TransactWriteItems: {e}")))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record_write).build())
+            .transact_items(TransactWriteItem::builder().update(request_write).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if transaction_condition_failed(&err) => {
+                // Ours already (the SDK retried a transaction whose answer was lost), or lost.
+                Ok(self.get_deployment(&record.id).await?.is_some_and(|stored| {
+                    stored.superseded_by == record.superseded_by && stored.status == record.status
+                }))
+            }
+            Err(err) => Err(super::store_error("TransactWriteItems")(err)),
+        }
+    }
+
     async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {
         let mut ids = Vec::new();
         let mut start = None;
@@ -212,5 +265,22 @@ impl Approvals for DynamoRecords {
             .open_request(stage, application)
             .await?
             .is_some_and(|open| &open.id == id))
+    }
+}
+
+/// A transaction refused because a condition did not hold (not a conflict or a fault).
+fn transaction_condition_failed<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| reason.code() == Some("ConditionalCheckFailed")),
+        _ => false,
     }
 }

@@ -276,6 +276,11 @@ impl NoticeItem {
     }
 }
 
+/// A value as the request's item stores it (a successor, a time), for expressions.
+pub fn stored_value<T: Serialize>(value: &T) -> aws_sdk_dynamodb::types::AttributeValue {
+    serde_dynamo::to_attribute_value(value).expect("a stored value always serializes")
+}
+
 /// What the approval page writes of a request (with its keys, `pk` and `sk`), and all its
 /// role may write: the template's `dynamodb:Attributes` condition lists exactly these and the
 /// keys (a test checks). Never an index key, the promotion, the policy or the release.
