@@ -1,9 +1,13 @@
-//! `pipectl redrive`: the failed-events queue holds two shapes, and each goes back to the
+//! `pipectl redrive`: the failed-events queue holds three shapes, and each goes back to the
 //! function that failed it.
 //! - An EventBridge rule's dead letter (the event could not be delivered): the raw event;
-//!   its function comes from its source and detail-type.
-//! - Lambda's on-failure record (the function failed it after its retries): the event is
-//!   `requestPayload`, the function `requestContext.functionArn`.
+//!   its function comes from its source and detail-type (an RDS snapshot event: promote).
+//! - Lambda's on-failure record of an asynchronous invocation (the function failed it after its
+//!   retries): the event is `requestPayload`, the function `requestContext.functionArn`.
+//! - A stream mapping's on-failure record (`DDBStreamBatchInfo`): it holds no records, only
+//!   where they were in the stream. The table's stream is keys only and promote's sweep takes
+//!   every request in flight as far as it goes, so the batch is redriven as a sweep of the
+//!   function that failed it.
 
 use serde_json::Value;
 use shared::events::handled_by;
@@ -17,6 +21,21 @@ pub struct Redrive {
 
 pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
     let message: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    if let Some(batch) = message.get("DDBStreamBatchInfo") {
+        let function = message["requestContext"]["functionArn"]
+            .as_str()
+            .map(unqualified)
+            .ok_or("a stream batch's on-failure record without requestContext.functionArn")?;
+        return Ok(Redrive {
+            function,
+            event: serde_json::json!({
+                "source": "aws.events",
+                "detail-type": "Scheduled Event",
+                "resources": [],
+                "detail": {"redriven": "a failed stream batch", "batch": batch},
+            }),
+        });
+    }
     if let Some(event) = message.get("requestPayload") {
         let function = message["requestContext"]["functionArn"]
             .as_str()
@@ -83,6 +102,47 @@ mod tests {
             "arn:aws:lambda:us-east-1:123456789012:function:pipeline-track-deployment"
         );
         assert_eq!(routed.event, record["requestPayload"]);
+    }
+
+    /// The shape Lambda sends a DynamoDB stream mapping's failed batch in: no records, only
+    /// where they were; it goes back to promote as a sweep, which promote takes.
+    #[test]
+    fn a_failed_stream_batch_is_redriven_as_a_sweep_of_its_function() {
+        let record = json!({
+            "requestContext": {
+                "requestId": "316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": 11
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": "2026-11-22T10:00:06.021Z",
+            "DDBStreamBatchInfo": {
+                "shardId": "shardId-00000001573689847184-864758bb",
+                "startSequenceNumber": "800000000003126276362",
+                "endSequenceNumber": "800000000003126276362",
+                "approximateArrivalOfFirstRecord": "2026-11-22T10:00:04Z",
+                "approximateArrivalOfLastRecord": "2026-11-22T10:00:04Z",
+                "batchSize": 1,
+                "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/pipeline-deployments/stream/2026-11-01T00:00:00.000"
+            }
+        });
+        let routed = route(&record.to_string(), "ignored").unwrap();
+        assert_eq!(routed.function, "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote");
+        assert!(matches!(
+            shared::handlers::promote::trigger_of(&routed.event),
+            Ok(shared::handlers::promote::Trigger::Sweep)
+        ));
+    }
+
+    #[test]
+    fn a_dead_lettered_rds_snapshot_event_goes_to_promote() {
+        for detail_type in ["RDS DB Snapshot Event", "RDS DB Cluster Snapshot Event"] {
+            let event = json!({"source": "aws.rds", "detail-type": detail_type, "detail": {}});
+            let routed = route(&event.to_string(), "pipeline").unwrap();
+            assert_eq!((routed.function.as_str(), &routed.event), ("pipeline-promote", &event));
+        }
     }
 
     #[test]

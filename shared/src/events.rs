@@ -89,10 +89,12 @@ pub fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Resu
 
 /// The function that handles each kind of event (source, detail-type), by its name in the
 /// template (`<stack>-<name>`): where a redriven event goes.
-pub const HANDLED_BY: [(&str, &str, &str); 3] = [
+pub const HANDLED_BY: [(&str, &str, &str); 5] = [
     ("aws.ecr", "ECR Image Action", "deploy-on-push"),
     ("aws.ecs", "ECS Deployment State Change", "track-deployment"),
     ("aws.cloudwatch", "CloudWatch Alarm State Change", "rollback-on-alarm"),
+    ("aws.rds", "RDS DB Snapshot Event", "promote"),
+    ("aws.rds", "RDS DB Cluster Snapshot Event", "promote"),
 ];
 
 /// The function for an event (any JSON with `source` and `detail-type`), if one handles it.

@@ -173,7 +173,7 @@ async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
 /// The three functions, built, behind Lambda's Invoke API.
 async fn functions(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
     let mut functions = std::collections::HashMap::new();
-    for name in ["deploy-on-push", "track-deployment", "rollback-on-alarm"] {
+    for name in ["deploy-on-push", "track-deployment", "rollback-on-alarm", "promote"] {
         let binary = built_binary(name, "debug");
         let function = harness::function::Function::spawn(&binary, &env.moto.endpoint, &env.function_vars()).await;
         functions.insert(name.to_owned(), function);
@@ -189,7 +189,7 @@ async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
 }
 
 #[tokio::test]
-async fn redrive_sends_both_shapes_the_queue_holds_back_through_their_functions() {
+async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions() {
     let env = Env::new().await;
     let lambda = functions(&env).await;
     let sqs = aws_sdk_sqs::Client::new(&env.config);
@@ -217,7 +217,34 @@ async fn redrive_sends_both_shapes_the_queue_holds_back_through_their_functions(
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorType": "RecordsUnavailable", "errorMessage": "records: throttled"}
     });
-    for body in [push, on_failure.to_string(), "garbled".to_owned()] {
+    // A stream mapping's on-failure record (no records, only where they were) and a rule's
+    // dead-lettered RDS snapshot event: both back to promote, as sweeps.
+    let stream_failure = serde_json::json!({
+        "requestContext": {
+            "requestId": "316aa6d0-0000-4000-8000-000000000002",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:sandbox-promote",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 11
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2026-11-22T10:00:06.021Z",
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-00000001573689847184-864758bb",
+            "startSequenceNumber": "800000000003126276362",
+            "endSequenceNumber": "800000000003126276362",
+            "batchSize": 1,
+            "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/deployments/stream/2026-11-01T00:00:00.000"
+        }
+    });
+    let snapshot_event = String::from_utf8(harness::event_file("promote", "snapshot-created.json")).unwrap();
+    for body in [
+        push,
+        on_failure.to_string(),
+        stream_failure.to_string(),
+        snapshot_event,
+        "garbled".to_owned(),
+    ] {
         sqs.send_message()
             .queue_url(&queue_url)
             .message_body(body)
@@ -238,7 +265,7 @@ async fn redrive_sends_both_shapes_the_queue_holds_back_through_their_functions(
         Some(1),
         "one event could not be redriven: {printed}"
     );
-    assert!(printed.contains("2 redriven, 1 kept in the queue"), "{printed}");
+    assert!(printed.contains("4 redriven, 1 kept in the queue"), "{printed}");
     assert!(printed.contains("kept ") && printed.contains("not JSON"), "{printed}");
 
     let invoked = lambda.invoked();
@@ -247,8 +274,10 @@ async fn redrive_sends_both_shapes_the_queue_holds_back_through_their_functions(
     assert_eq!(
         functions,
         [
+            "arn:aws:lambda:us-east-1:123456789012:function:sandbox-promote",
             "arn:aws:lambda:us-east-1:123456789012:function:sandbox-track-deployment",
-            "sandbox-deploy-on-push"
+            "sandbox-deploy-on-push",
+            "sandbox-promote"
         ]
     );
     assert!(invoked.iter().all(|i| i.invocation_type == "Event"));
