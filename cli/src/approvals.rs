@@ -66,6 +66,8 @@ pub struct OperatorVote<'a> {
     /// The caller ARN STS names: who cast it.
     pub operator: String,
     pub comment: Option<String>,
+    /// When AWS answered the caller's identity: the vote's time.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Casts an operator's vote on an approver's ballot, once, with a conditional write. The
@@ -87,7 +89,7 @@ pub async fn vote(records: &DynamoRecords, pipeline: &Pipeline, cast: OperatorVo
                 request.stage
             )));
         }
-        match request.cast_for(&approver, verdict, voter.clone(), chrono::Utc::now()) {
+        match request.cast_for(&approver, verdict, voter.clone(), cast.at) {
             Ok(next) => {
                 *request = next;
                 Change::Write(Ok(()))
@@ -106,7 +108,7 @@ pub async fn vote(records: &DynamoRecords, pipeline: &Pipeline, cast: OperatorVo
         "{id}: {} for {approver} by {}; {}",
         verdict.past_tense(),
         cast.operator,
-        state_line(&next, chrono::Utc::now())
+        state_line(&next, cast.at)
     );
     Ok(())
 }

@@ -431,8 +431,13 @@ fn operator_vote(id: &str, verdict: Verdict, approver: &str, comment: Option<Str
     let pipeline = load_pipeline()?;
     let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
     with_aws(|aws| async move {
+        // The vote's time is AWS's (STS's answer), never this machine's clock: a skewed clock
+        // must not shorten the wait or the Cancel window.
+        let answered = shared::adapters::AnsweredAt::default();
         let caller = aws_sdk_sts::Client::new(&aws)
             .get_caller_identity()
+            .customize()
+            .interceptor(answered.clone())
             .send()
             .await
             .map_err(|e| shared::adapters::describe_sdk_error("GetCallerIdentity", &e))?;
@@ -443,6 +448,7 @@ fn operator_vote(id: &str, verdict: Verdict, approver: &str, comment: Option<Str
             approver,
             operator,
             comment,
+            at: answered.at()?,
         };
         approvals::vote(&DynamoRecords::new(&aws, table), &pipeline, cast).await
     })

@@ -129,7 +129,10 @@ mod tests {
             }
         });
         let routed = route(&record.to_string(), "ignored").unwrap();
-        assert_eq!(routed.function, "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote");
+        assert_eq!(
+            routed.function,
+            "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote"
+        );
         assert!(matches!(
             shared::handlers::promote::trigger_of(&routed.event),
             Ok(shared::handlers::promote::Trigger::Sweep)

@@ -34,6 +34,39 @@ where
     }
 }
 
+/// The time AWS answered a call at (its response's `Date` header), for what must not take the
+/// caller's clock: attach it to one call with `.customize().interceptor(..)`, then read `at`.
+#[derive(Clone, Debug, Default)]
+pub struct AnsweredAt(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for AnsweredAt {
+    fn name(&self) -> &'static str {
+        "AnsweredAt"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let date = context.response().headers().get("date").map(str::to_owned);
+        *self.0.lock().expect("not poisoned") = date;
+        Ok(())
+    }
+}
+
+impl AnsweredAt {
+    /// When AWS answered (to the second, as HTTP dates go), or why that is not known.
+    pub fn at(&self) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        let date = self.0.lock().expect("not poisoned").clone();
+        let date = date.ok_or("AWS's answer carried no Date header")?;
+        chrono::DateTime::parse_from_rfc2822(&date)
+            .map(|at| at.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("AWS's answer has an unreadable Date header `{date}`: {e}"))
+    }
+}
+
 /// The adapters a rollback needs (records, ECS, notices), from `TABLE_NAME` and `TOPIC_ARN`.
 #[cfg(all(feature = "dynamodb", feature = "ecs", feature = "sns"))]
 pub fn restorer(
@@ -48,4 +81,17 @@ pub fn restorer(
         ecs: ecs::EcsAdapter::new(aws),
         notifier: sns::SnsNotifier::new(aws, env("TOPIC_ARN")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aws_answers_carry_their_time_as_an_http_date() {
+        let answered = super::AnsweredAt::default();
+        assert!(answered.at().unwrap_err().contains("no Date header"));
+        *answered.0.lock().unwrap() = Some("Wed, 02 Dec 2026 03:50:07 GMT".into());
+        assert_eq!(answered.at().unwrap().to_rfc3339(), "2026-12-02T03:50:07+00:00");
+        *answered.0.lock().unwrap() = Some("yesterday".into());
+        assert!(answered.at().unwrap_err().contains("unreadable"));
+    }
 }

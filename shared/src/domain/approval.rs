@@ -365,6 +365,10 @@ pub enum Refusal {
     NotAnApprover,
     #[error("{0} already cast a vote on this request")]
     OperatorVoted(String),
+    #[error(
+        "{0} names no IAM user or role behind it (a federated user's name is its own choice): vote as the IAM user or role itself"
+    )]
+    NoIamIdentity(String),
     #[error("the request lists no service yet")]
     NoServices,
     #[error("the deploy has started (or the wait is over): too late to cancel")]
@@ -652,14 +656,18 @@ impl ApprovalRequest {
         if let Some(vote) = &self.ballots[index].vote {
             return Err(Refusal::AlreadyVoted(Box::new(vote.clone())));
         }
-        // One principal, one vote: a role's session name is the caller's to choose.
-        let principal = voter.operator.as_deref().map(operator_principal);
+        // One principal, one vote: a role's session name is the caller's to choose, and a
+        // federated user's name too (so it may not vote).
+        let principal = match voter.operator.as_deref() {
+            Some(arn) => Some(operator_principal(arn).ok_or_else(|| Refusal::NoIamIdentity(arn.to_owned()))?),
+            None => None,
+        };
         if let Some(principal) = principal
-            && self
-                .votes()
-                .any(|(_, vote)| vote.voter.operator.as_deref().map(operator_principal) == Some(principal))
+            && self.votes().any(|(_, vote)| {
+                vote.voter.operator.as_deref().and_then(operator_principal).as_ref() == Some(&principal)
+            })
         {
-            return Err(Refusal::OperatorVoted(principal.to_owned()));
+            return Err(Refusal::OperatorVoted(principal));
         }
         self.open_at(now)?;
         let mut next = self.clone();
@@ -740,18 +748,32 @@ impl ApprovalRequest {
     }
 }
 
-/// The principal an operator's caller ARN names: an assumed role's session name dropped
-/// (`arn:aws:sts::1:assumed-role/ops/jane` → `…assumed-role/ops`), a user's ARN as it is.
-pub fn operator_principal(arn: &str) -> &str {
-    match arn.find(":assumed-role/") {
-        Some(at) => {
-            let role_and_session = &arn[at + ":assumed-role/".len()..];
-            match role_and_session.find('/') {
-                Some(slash) => &arn[..at + ":assumed-role/".len() + slash],
-                None => arn,
-            }
+/// The IAM identity behind an operator's caller ARN, one name however the caller got there:
+/// an assumed role (SAML, OIDC, IAM Identity Center or AssumeRole; its session name is the
+/// caller's to choose) is the role (`arn:aws:sts::1:assumed-role/ops/jane` →
+/// `arn:aws:iam::1:role/ops`); a user or the root as it is. A federated user
+/// (`sts::…:federated-user/<name>`, from GetFederationToken) names no IAM identity (the name
+/// is the caller's choice, so one user could be many), nor does anything else: `None`.
+pub fn operator_principal(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(service), Some(_), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    match (service, resource.split_once('/')) {
+        ("sts", Some(("assumed-role", role_and_session))) => {
+            let (role, _session) = role_and_session.split_once('/')?;
+            Some(format!("arn:{partition}:iam::{account}:role/{role}"))
         }
-        None => arn,
+        ("iam", Some(("user", _))) => Some(arn.to_owned()),
+        ("iam", None) if resource == "root" => Some(arn.to_owned()),
+        _ => None,
     }
 }
 
@@ -1121,15 +1143,49 @@ mod tests {
         };
         assert_eq!(
             once.cast_for(&carol, Verdict::Approve, other_session, at(3)),
-            Err(Refusal::OperatorVoted(
-                "arn:aws:sts::123456789012:assumed-role/ops".into()
-            ))
+            Err(Refusal::OperatorVoted("arn:aws:iam::123456789012:role/ops".into()))
         );
+        let federated = Voter {
+            operator: Some("arn:aws:sts::123456789012:federated-user/bob-again".into()),
+            ..Voter::default()
+        };
+        assert!(matches!(
+            once.cast_for(&carol, Verdict::Approve, federated, at(3)),
+            Err(Refusal::NoIamIdentity(_))
+        ));
         let stranger = Approver::parse("mallory@example.com").unwrap();
         assert_eq!(
             open.cast_for(&stranger, Verdict::Approve, operator, at(2)),
             Err(Refusal::NotAnApprover)
         );
+    }
+
+    #[test]
+    fn an_operator_is_the_iam_identity_behind_the_caller() {
+        for (caller, principal) in [
+            (
+                "arn:aws:sts::123456789012:assumed-role/ops/jane",
+                Some("arn:aws:iam::123456789012:role/ops"),
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/jane@example.com",
+                Some("arn:aws:iam::123456789012:role/AWSReservedSSO_Admin_0123"),
+            ),
+            (
+                "arn:aws-us-gov:sts::123456789012:assumed-role/ops/x",
+                Some("arn:aws-us-gov:iam::123456789012:role/ops"),
+            ),
+            (
+                "arn:aws:iam::123456789012:user/ci/release",
+                Some("arn:aws:iam::123456789012:user/ci/release"),
+            ),
+            ("arn:aws:iam::123456789012:root", Some("arn:aws:iam::123456789012:root")),
+            ("arn:aws:sts::123456789012:federated-user/bob", None),
+            ("arn:aws:sts::123456789012:assumed-role/ops", None),
+            ("not an arn", None),
+        ] {
+            assert_eq!(operator_principal(caller).as_deref(), principal, "{caller}");
+        }
     }
 
     #[test]

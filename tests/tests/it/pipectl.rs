@@ -388,8 +388,19 @@ async fn approvals_lists_open_requests_and_an_operator_votes_for_an_approver() {
         "{listed}"
     );
 
+    // The operator works in a role session (as with IAM Identity Center or SAML): the vote is
+    // the role's, and its time is AWS's.
+    let session = aws_sdk_sts::Client::new(&env.config)
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/release-operators")
+        .role_session_name("jane")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
     let approve = |approver: &str| {
-        pipectl(
+        command(
             &env,
             &[
                 "approve",
@@ -400,6 +411,11 @@ async fn approvals_lists_open_requests_and_an_operator_votes_for_an_approver() {
                 "links bounced; approved by phone",
             ],
         )
+        .env("AWS_ACCESS_KEY_ID", session.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", session.secret_access_key())
+        .env("AWS_SESSION_TOKEN", session.session_token())
+        .output()
+        .expect("pipectl runs")
     };
     let stranger = approve("mallory@example.com");
     assert!(String::from_utf8_lossy(&stranger.stderr).contains("is not an approver of prod"));
@@ -418,9 +434,16 @@ async fn approvals_lists_open_requests_and_an_operator_votes_for_an_approver() {
     let vote = request.ballots[0].vote.clone().unwrap();
     let operator = vote.voter.operator.unwrap_or_default();
     assert!(
-        operator.starts_with("arn:aws:"),
+        operator.starts_with("arn:aws:sts::123456789012:assumed-role/release-operators/"),
         "recorded with the operator: {operator}"
     );
+    assert_eq!(
+        shared::domain::approval::operator_principal(&operator).as_deref(),
+        Some("arn:aws:iam::123456789012:role/release-operators")
+    );
+    // AWS's time (an HTTP date, whole seconds), not the laptop's.
+    assert_eq!(vote.at.timestamp_subsec_nanos(), 0, "{}", vote.at);
+    assert!((chrono::Utc::now() - vote.at).num_seconds().abs() < 60);
     assert_eq!(vote.voter.comment, "links bounced; approved by phone");
 
     let again = pipectl(&env, &["reject", &id, "--as", "oncall-lead@example.com"]);
