@@ -517,7 +517,8 @@ mod tests {
     async fn a_tick_snapshots_each_db_once_tagged_and_a_redelivery_adopts_them() {
         let world = World::new();
         let function = world.function(PIPELINE);
-        let run = function.run(tick(), Utc::now()).await.unwrap();
+        let now = Utc::now();
+        let run = function.run(tick(), now).await.unwrap();
         assert_eq!(
             run.taken,
             ["sched-orders-dev-20261123-0300", "sched-orders-prod-20261123-0300"]
@@ -528,7 +529,7 @@ mod tests {
         assert_eq!(prod.tag(KIND_TAG), Some("scheduled"));
         assert_eq!(prod.tag(POLICY_TAG), Some("orders-prod"));
         let expires: chrono::NaiveDate = prod.tag(EXPIRES_TAG).unwrap().parse().unwrap();
-        assert_eq!((expires - Utc::now().date_naive()).num_days(), 30, "prod keeps 30 days");
+        assert_eq!((expires - now.date_naive()).num_days(), 30, "prod keeps 30 days");
 
         let again = function.run(tick(), Utc::now()).await.unwrap();
         assert_eq!(again.taken, run.taken, "adopted");
