@@ -22,10 +22,7 @@ pub struct Redrive {
 pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
     let message: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     if let Some(batch) = message.get("DDBStreamBatchInfo") {
-        let function = message["requestContext"]["functionArn"]
-            .as_str()
-            .map(unqualified)
-            .ok_or("a stream batch's on-failure record without requestContext.functionArn")?;
+        let function = failed_function(&message, "a stream batch's on-failure record")?;
         return Ok(Redrive {
             function,
             event: serde_json::json!({
@@ -37,10 +34,7 @@ pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
         });
     }
     if let Some(event) = message.get("requestPayload") {
-        let function = message["requestContext"]["functionArn"]
-            .as_str()
-            .map(unqualified)
-            .ok_or("an on-failure record without requestContext.functionArn")?;
+        let function = failed_function(&message, "an on-failure record")?;
         return Ok(Redrive {
             function,
             event: event.clone(),
@@ -56,6 +50,14 @@ pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
         function: format!("{stack}-{function}"),
         event: message,
     })
+}
+
+/// The function an on-failure record (`what`) names, unqualified.
+fn failed_function(message: &Value, what: &str) -> Result<String, String> {
+    message["requestContext"]["functionArn"]
+        .as_str()
+        .map(unqualified)
+        .ok_or_else(|| format!("{what} without requestContext.functionArn"))
 }
 
 /// `arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]` without the qualifier:
@@ -108,30 +110,11 @@ mod tests {
     /// where they were; it goes back to promote as a sweep, which promote takes.
     #[test]
     fn a_failed_stream_batch_is_redriven_as_a_sweep_of_its_function() {
-        let record = json!({
-            "requestContext": {
-                "requestId": "316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
-                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote",
-                "condition": "RetryAttemptsExhausted",
-                "approximateInvokeCount": 11
-            },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-            "version": "1.0",
-            "timestamp": "2026-11-22T10:00:06.021Z",
-            "DDBStreamBatchInfo": {
-                "shardId": "shardId-00000001573689847184-864758bb",
-                "startSequenceNumber": "800000000003126276362",
-                "endSequenceNumber": "800000000003126276362",
-                "approximateArrivalOfFirstRecord": "2026-11-22T10:00:04Z",
-                "approximateArrivalOfLastRecord": "2026-11-22T10:00:04Z",
-                "batchSize": 1,
-                "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/pipeline-deployments/stream/2026-11-01T00:00:00.000"
-            }
-        });
-        let routed = route(&record.to_string(), "ignored").unwrap();
+        let record = include_str!("../../events/promote/stream-batch-failed.json");
+        let routed = route(record, "ignored").unwrap();
         assert_eq!(
             routed.function,
-            "arn:aws:lambda:us-east-1:123456789012:function:pipeline-promote"
+            "arn:aws:lambda:us-east-1:123456789012:function:sandbox-promote"
         );
         assert!(matches!(
             shared::handlers::promote::trigger_of(&routed.event),

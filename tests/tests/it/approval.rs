@@ -479,13 +479,7 @@ async fn an_approval_cast_while_a_newer_push_supersedes_goes_ahead() {
 
     assert_eq!(run.request(&link).await.status, ApprovalStatus::Approved);
     for (service, _) in SERVICES {
-        let older = run
-            .env
-            .records_for(PROD, service)
-            .await
-            .into_iter()
-            .find(|r| r["tag"] == "v6.0.0")
-            .unwrap();
+        let older = prod_record_of(&run, service, "v6.0.0").await;
         assert_eq!(
             older["status"], "AWAITING_APPROVAL",
             "{service}: the approved release keeps its record"
@@ -518,13 +512,7 @@ async fn a_newer_push_supersedes_the_older_request_with_its_records() {
     assert_eq!(older.status, ApprovalStatus::Superseded);
     assert_eq!(older.superseded_by.unwrap().tag.as_str(), "v6.3.0");
     for (service, _) in SERVICES {
-        let record = run
-            .env
-            .records_for(PROD, service)
-            .await
-            .into_iter()
-            .find(|r| r["tag"] == "v6.2.0")
-            .unwrap();
+        let record = prod_record_of(&run, service, "v6.2.0").await;
         assert_eq!(record["status"], "SUPERSEDED");
     }
     let page = request_get(&link).await;
@@ -532,4 +520,14 @@ async fn a_newer_push_supersedes_the_older_request_with_its_records() {
         !page.body.contains("name=\"nonce\""),
         "a superseded request offers no vote"
     );
+}
+
+/// The prod record of `service` for the release tagged `tag`.
+async fn prod_record_of(run: &Loop, service: &str, tag: &str) -> std::collections::HashMap<String, String> {
+    run.env
+        .records_for(PROD, service)
+        .await
+        .into_iter()
+        .find(|r| r["tag"] == tag)
+        .unwrap_or_else(|| panic!("no prod record of {service} for {tag}"))
 }

@@ -219,29 +219,12 @@ async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions(
     });
     // A stream mapping's on-failure record (no records, only where they were) and a rule's
     // dead-lettered RDS snapshot event: both back to promote, as sweeps.
-    let stream_failure = serde_json::json!({
-        "requestContext": {
-            "requestId": "316aa6d0-0000-4000-8000-000000000002",
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:sandbox-promote",
-            "condition": "RetryAttemptsExhausted",
-            "approximateInvokeCount": 11
-        },
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "version": "1.0",
-        "timestamp": "2026-11-22T10:00:06.021Z",
-        "DDBStreamBatchInfo": {
-            "shardId": "shardId-00000001573689847184-864758bb",
-            "startSequenceNumber": "800000000003126276362",
-            "endSequenceNumber": "800000000003126276362",
-            "batchSize": 1,
-            "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/deployments/stream/2026-11-01T00:00:00.000"
-        }
-    });
+    let stream_failure = String::from_utf8(harness::event_file("promote", "stream-batch-failed.json")).unwrap();
     let snapshot_event = String::from_utf8(harness::event_file("promote", "snapshot-created.json")).unwrap();
     for body in [
         push,
         on_failure.to_string(),
-        stream_failure.to_string(),
+        stream_failure,
         snapshot_event,
         "garbled".to_owned(),
     ] {
