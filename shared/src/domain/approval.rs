@@ -602,11 +602,18 @@ impl ApprovalRequest {
                     }
             })
         });
-        by_link
-            || self
-                .operator_votes
-                .iter()
-                .any(|o| same(&o.approver) && o.verdict == vote.verdict)
+        // An operator's kept vote counts if it is the first of its principal (cast_for refuses a
+        // second; a kept list is trusted no further than that).
+        let by_operator = self.operator_votes.iter().enumerate().any(|(n, o)| {
+            same(&o.approver)
+                && o.verdict == vote.verdict
+                && operator_principal(&o.operator).is_some_and(|principal| {
+                    !self.operator_votes[..n]
+                        .iter()
+                        .any(|earlier| operator_principal(&earlier.operator).as_ref() == Some(&principal))
+                })
+        });
+        by_link || by_operator
     }
 
     /// The earliest the deploy may start: `wait` after the approval that decided it.
@@ -662,10 +669,12 @@ impl ApprovalRequest {
             Some(arn) => Some(operator_principal(arn).ok_or_else(|| Refusal::NoIamIdentity(arn.to_owned()))?),
             None => None,
         };
+        // Read from `operator_votes`, which the page cannot write (a ballot's `operator` it can).
         if let Some(principal) = principal
-            && self.votes().any(|(_, vote)| {
-                vote.voter.operator.as_deref().and_then(operator_principal).as_ref() == Some(&principal)
-            })
+            && self
+                .operator_votes
+                .iter()
+                .any(|o| operator_principal(&o.operator).as_ref() == Some(&principal))
         {
             return Err(Refusal::OperatorVoted(principal));
         }
@@ -954,6 +963,17 @@ mod tests {
         twice.ballots[1].vote = twice.ballots[0].vote.clone();
         twice.status = ApprovalStatus::Approved;
         assert_eq!(twice.governed_by(&policy).status, ApprovalStatus::AwaitingApproval);
+
+        // A link issued again (a retry after a lost publish) proves its vote as the first would.
+        let mut resent = request(2);
+        let approver = resent.ballots[0].approver.clone();
+        resent.issue_link(&approver, &token(7));
+        let via_second = resent
+            .cast(&token(7), Verdict::Approve, voter(), at(1))
+            .unwrap()
+            .cast(&token(1), Verdict::Approve, voter(), at(2))
+            .unwrap();
+        assert_eq!(via_second.governed_by(&policy).status, ApprovalStatus::Approved);
 
         // A vote counts only with its link's proof, or as an operator's kept vote.
         let mut unproven = two.clone();

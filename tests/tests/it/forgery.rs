@@ -243,38 +243,45 @@ async fn the_page_role_cannot_approve_without_the_approvers_or_change_the_promot
     promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
 
     // And the ballots, through the page's own writer: every listed approver's ballot voting
-    // approve ten minutes ago, with a made-up proof, an operator's name, or a proof from a
-    // token of the attacker's own added to the ballot.
+    // approve ten minutes ago, with a made-up proof or an operator's name; then with proofs
+    // from a token of the attacker's own, added to each ballot.
     let page_config = harness::moto::sdk_config_for(&edge.endpoint).await;
     let as_page = shared::adapters::dynamo::DynamoRecords::new(&page_config, &run.env.world.table);
-    let read = run.request(&link).await;
-    let mut forged = read.clone();
     let own = ApprovalToken::from_random([0x66; 32]);
     let made_up: VoteProof = serde_json::from_value(serde_json::json!("ab".repeat(32))).unwrap();
-    for (n, ballot) in forged.ballots.iter_mut().enumerate() {
-        let (proof, operator) = match n % 3 {
-            0 => (Some(made_up.clone()), None),
-            1 => (None, Some("arn:aws:iam::123456789012:user/ops".to_owned())),
-            _ => (Some(own.proof(Verdict::Approve)), None),
-        };
-        ballot.token_hashes.push(own.hash());
-        ballot.vote = Some(Vote {
-            verdict: Verdict::Approve,
-            at: now - chrono::TimeDelta::minutes(10),
-            proof,
-            voter: Voter {
-                operator,
-                ..Voter::default()
-            },
-        });
+    let forgeries: [[(Option<VoteProof>, Option<String>); 2]; 2] = [
+        [
+            (Some(made_up), None),
+            (None, Some("arn:aws:iam::123456789012:user/ops".to_owned())),
+        ],
+        [
+            (Some(own.proof(Verdict::Approve)), None),
+            (Some(own.proof(Verdict::Approve)), None),
+        ],
+    ];
+    for forgery in forgeries {
+        let mut forged = run.request(&link).await;
+        for (ballot, (proof, operator)) in forged.ballots.iter_mut().zip(forgery) {
+            ballot.token_hashes.push(own.hash());
+            ballot.vote = Some(Vote {
+                verdict: Verdict::Approve,
+                at: now - chrono::TimeDelta::minutes(10),
+                proof,
+                voter: Voter {
+                    operator,
+                    ..Voter::default()
+                },
+            });
+        }
+        forged.status = ApprovalStatus::Approved;
+        forged.decided_at = Some(now - chrono::TimeDelta::minutes(10));
+        forged.version += 1;
+        assert!(
+            as_page.save_decision(&forged).await.unwrap(),
+            "the role may write ballots"
+        );
+        promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap();
     }
-    forged.status = ApprovalStatus::Approved;
-    forged.decided_at = Some(now - chrono::TimeDelta::minutes(10));
-    forged.version += 1;
-    assert!(
-        as_page.save_decision(&forged).await.unwrap(),
-        "the role may write ballots"
-    );
 
     for later in [0, 10, 90] {
         let at = now + chrono::TimeDelta::minutes(later);

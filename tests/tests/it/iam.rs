@@ -30,6 +30,15 @@ fn role_actions(role: &str) -> Vec<String> {
         .collect()
 }
 
+/// The IAM actions a call needs: its own, but a transaction's, which IAM checks per item (the
+/// supersede writes a record and updates a request).
+fn iam_actions(call: &str) -> Vec<String> {
+    match call {
+        "DynamoDB_20120810.TransactWriteItems" => vec!["dynamodb:PutItem".into(), "dynamodb:UpdateItem".into()],
+        _ => vec![iam_action(call)],
+    }
+}
+
 /// `dynamodb:PutItem` for `DynamoDB_20120810.PutItem`, `ecs:UpdateService` for
 /// `AmazonEC2ContainerServiceV20141113.UpdateService`, `sns:Publish` for `Publish`.
 fn iam_action(call: &str) -> String {
@@ -48,7 +57,7 @@ fn iam_action(call: &str) -> String {
 
 fn assert_allowed(role: &str, proxy: &FaultProxy) {
     let granted = role_actions(role);
-    let called: BTreeSet<String> = proxy.calls().iter().map(|c| iam_action(c)).collect();
+    let called: BTreeSet<String> = proxy.calls().iter().flat_map(|c| iam_actions(c)).collect();
     assert!(!called.is_empty());
     for action in &called {
         let allowed = granted.iter().any(|grant| match grant.strip_suffix('*') {
@@ -72,6 +81,7 @@ async fn deploy_on_push_calls_only_what_its_role_allows() {
     let release = event("push-release.json");
     env.passes_staging(release.detail.image_digest.as_deref().unwrap(), 0)
         .await;
+    env.passes_staging(&digest(0x77), 10).await;
     for file in [
         "push-latest.json",
         "push-release.json",
@@ -79,12 +89,24 @@ async fn deploy_on_push_calls_only_what_its_role_allows() {
         "push-main.json",
     ] {
         let mut pushed = event(file);
-        pushed.time = Some(chrono::Utc::now());
+        // Whole seconds, as EventBridge writes an event's time.
+        pushed.time = Some(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0));
         handler.handle_event(&pushed, deadline()).await.unwrap();
     }
+    // A newer release of another digest, past staging too: it supersedes the first one's
+    // records and request in one transaction.
+    let mut newer = event("push-release.json");
+    newer.detail.image_digest = Some(digest(0x77));
+    newer.detail.image_tag = Some("v9.9.9".into());
+    newer.time = Some(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0) + chrono::TimeDelta::seconds(5));
+    handler.handle_event(&newer, deadline()).await.unwrap();
     let calls = proxy.calls();
     assert!(calls.iter().any(|c| c == "DescribeAlarms"), "the staging check ran");
     assert!(calls.iter().any(|c| c == "Publish"), "approval links went out");
+    assert!(
+        calls.iter().any(|c| c.ends_with("TransactWriteItems")),
+        "the older release was superseded: {calls:?}"
+    );
     assert_allowed("DeployOnPushRole", &proxy);
 }
 
