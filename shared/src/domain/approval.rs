@@ -535,9 +535,10 @@ impl ApprovalRequest {
         } else {
             None
         };
-        if self.status == ApprovalStatus::Approved
-            && let Some(why) = refused
-        {
+        if self.status != ApprovalStatus::Approved {
+            return governed;
+        }
+        if let Some(why) = refused {
             // Given up (not deployed) unless its deploy is under way already.
             let started = self.decided_at.unwrap_or(self.requested_at);
             let promotion = governed
@@ -548,39 +549,40 @@ impl ApprovalRequest {
             }
             return governed;
         }
-        // Once promote acted on the approval (only it writes `promotion`) the approval stands:
-        // a file changed since must not turn a deploy under way into an expiry. The wait then
-        // runs from the promotion's start at the earliest (a vote's time is the page's to write).
-        if self.status == ApprovalStatus::Approved
-            && let Some(promotion) = &self.promotion
-        {
-            governed.decided_at = Some(
-                self.decided_at
-                    .map_or(promotion.started_at, |at| at.max(promotion.started_at)),
-            );
-        }
-        if self.status == ApprovalStatus::Approved && self.promotion.is_none() {
-            // One vote per approver, however many ballots name them.
-            let mut approved_at: Vec<DateTime<Utc>> = self
-                .votes()
-                .filter(|(approver, vote)| {
-                    vote.verdict == Verdict::Approve
-                        && policy
-                            .approvers
-                            .iter()
-                            .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
-                        && self.vote_is_proven(approver, vote)
-                })
-                .map(|(approver, vote)| (approver.as_str().to_ascii_lowercase(), vote.at))
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_values()
-                .collect();
-            approved_at.sort();
-            match approved_at.get(policy.required.max(1) - 1) {
-                Some(deciding) => governed.decided_at = Some(*deciding),
-                None => {
-                    governed.status = ApprovalStatus::AwaitingApproval;
-                    governed.decided_at = None;
+        match &self.promotion {
+            // Once promote acted on the approval (only it writes `promotion`) the approval
+            // stands: a file changed since must not turn a deploy under way into an expiry. The
+            // wait then runs from the promotion's start at the earliest (a vote's time is the
+            // page's to write).
+            Some(promotion) => {
+                governed.decided_at = Some(
+                    self.decided_at
+                        .map_or(promotion.started_at, |at| at.max(promotion.started_at)),
+                );
+            }
+            None => {
+                // One vote per approver, however many ballots name them.
+                let mut approved_at: Vec<DateTime<Utc>> = self
+                    .votes()
+                    .filter(|(approver, vote)| {
+                        vote.verdict == Verdict::Approve
+                            && policy
+                                .approvers
+                                .iter()
+                                .any(|listed| listed.as_str().eq_ignore_ascii_case(approver.as_str()))
+                            && self.vote_is_proven(approver, vote)
+                    })
+                    .map(|(approver, vote)| (approver.as_str().to_ascii_lowercase(), vote.at))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_values()
+                    .collect();
+                approved_at.sort();
+                match approved_at.get(policy.required.max(1) - 1) {
+                    Some(deciding) => governed.decided_at = Some(*deciding),
+                    None => {
+                        governed.status = ApprovalStatus::AwaitingApproval;
+                        governed.decided_at = None;
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@
 
 use super::{deliver_notice, deploy_pinned, keep_notice};
 use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict};
-use crate::domain::deployment::{DeploymentId, ServiceStateField, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
@@ -30,12 +30,8 @@ pub struct Promote<S, E, R, N> {
 
 /// Whether `record` is what the request says it is: a deploy of the release's digest to the
 /// request's stage, cluster and service.
-fn is_release_record(
-    request: &ApprovalRequest,
-    service: &ReleaseService,
-    record: &crate::domain::deployment::Deployment,
-) -> bool {
-    record.kind == crate::domain::deployment::Kind::Deploy
+fn is_release_record(request: &ApprovalRequest, service: &ReleaseService, record: &Deployment) -> bool {
+    record.kind == Kind::Deploy
         && record.stage == request.stage
         && record.cluster == request.cluster
         && record.service == service.service
