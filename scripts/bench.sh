@@ -4,7 +4,7 @@
 # `scripts/bench.sh --runs 21` for more samples (default 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-tools.sh
+scripts/setup-test-tools.sh
 cargo build --quiet --release -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p hello-world
 cargo build --quiet -p harness --bin bench
 exec target/debug/bench "$@"

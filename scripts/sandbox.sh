@@ -7,6 +7,6 @@
 # `scripts/sandbox.sh --keep` leaves moto running afterwards to explore with the AWS CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-tools.sh
+scripts/setup-test-tools.sh
 cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p harness
 exec target/debug/sandbox "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0 CARGO_TERM_COLOR=never
-scripts/setup-tools.sh
+scripts/setup-test-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }

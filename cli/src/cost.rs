@@ -6,13 +6,15 @@ use chrono::{SecondsFormat, SubsecRound, Utc};
 use shared::adapters::dynamo::DynamoRecords;
 use shared::ports::{CostReports, KeptReport};
 
-/// Invokes `<stack>-cost-report` with `event` and waits for its answer; its error, named.
+/// Invokes the stack's cost-report function with `event` and waits for its answer; its
+/// error, named.
 async fn invoke(
     aws: &aws_config::SdkConfig,
     stack: &str,
     event: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let function = format!("{stack}-cost-report");
+    let stack = crate::stack::Stack::describe(aws, stack).await?;
+    let function = stack.output(&crate::stack::function_output("cost-report"))?.to_owned();
     let out = aws_sdk_lambda::Client::new(aws)
         .invoke()
         .function_name(&function)

@@ -6,8 +6,11 @@
 
 mod approvals;
 mod cost;
+mod pipeline;
 mod redrive;
 mod snapshots;
+mod stack;
+mod template;
 
 use clap::{Parser, Subcommand};
 use shared::adapters::dynamo::DynamoRecords;
@@ -28,14 +31,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a pipeline file, and that the template's alarm rule matches its alarms.
+    /// Check a pipeline file; with --template, that the template takes every parameter the
+    /// file implies and that samconfig.toml's overrides of them (if any) cover the file.
     Validate {
         #[arg(default_value = "pipeline.toml")]
         file: PathBuf,
-        /// The SAM template whose GuardedAlarmNames and SnapshotDbNames must list the file's
-        /// alarms and scheduled snapshot DBs.
+        /// The SAM template (its samconfig.toml beside it is read too, if there is one).
         #[arg(long)]
         template: Option<PathBuf>,
+    },
+    /// The stack's pipeline versions: push a file, show, list, compare, put one back.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
     },
     /// A service's deployments, newest first.
     History {
@@ -58,7 +66,7 @@ enum Command {
         /// The failed-events queue (the stack's `FailedEventsQueueUrl` output).
         #[arg(long)]
         queue_url: String,
-        /// The stack name: functions are `<stack>-deploy-on-push` and so on.
+        /// The stack whose functions (its `…FunctionName` outputs) the events go back to.
         #[arg(long)]
         stack: String,
         /// Redrive at most this many events.
@@ -121,6 +129,50 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum PipelineCommand {
+    /// Check FILE against the account and the stack, keep it as the next version and put it
+    /// in force. A file that fails a check changes nothing.
+    Push {
+        file: PathBuf,
+        #[arg(long)]
+        stack: String,
+    },
+    /// The version in force (or VERSION), with who pushed it and when.
+    Show {
+        version: Option<String>,
+        #[arg(long)]
+        stack: String,
+    },
+    /// Every version, newest first.
+    History {
+        #[arg(long)]
+        stack: String,
+    },
+    /// What changed from one version to another.
+    Diff {
+        from: String,
+        to: String,
+        #[arg(long)]
+        stack: String,
+    },
+    /// Put a kept version back in force (checked against the account again).
+    Activate {
+        version: String,
+        #[arg(long)]
+        stack: String,
+    },
+    /// The template parameters FILE implies, as `Name=value` lines for `sam deploy
+    /// --parameter-overrides`; PassableRoleArns is read from the services' task definitions.
+    Parameters {
+        #[arg(default_value = "pipeline.toml")]
+        file: PathBuf,
+        /// Without AWS: leave out what only the account can tell (PassableRoleArns).
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SnapshotCommand {
     /// A snapshot of DB now (its [[snapshots.db]] entry must exist), tagged and kept as the
     /// scheduled ones. Needs TABLE_NAME and TOPIC_ARN, as the function does.
@@ -133,7 +185,7 @@ enum ReportCommand {
     /// keep it as the last one (two Cost Explorer requests, $0.01 each, unless the pipeline
     /// file turns it off).
     Now {
-        /// The stack name: the function is `<stack>-cost-report`.
+        /// The stack whose cost-report function (its `CostReportFunctionName` output) asks.
         #[arg(long)]
         stack: String,
     },
@@ -145,7 +197,7 @@ enum PricesCommand {
     /// (GetProducts, every page; the reports that follow use it, under the pipeline file's
     /// [cost.prices]).
     Refresh {
-        /// The stack name: the function is `<stack>-cost-report`.
+        /// The stack whose cost-report function (its `CostReportFunctionName` output) asks.
         #[arg(long)]
         stack: String,
     },
@@ -168,6 +220,7 @@ enum ApproversCommand {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Validate { file, template } => validate(&file, template.as_deref()),
+        Command::Pipeline { command } => pipeline_command(command),
         Command::History {
             stage,
             service,
@@ -220,7 +273,7 @@ fn validate(path: &std::path::Path, template: Option<&std::path::Path>) -> Resul
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
     let pipeline = Pipeline::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
     if let Some(template) = template {
-        check_template(&pipeline, template)?;
+        template::check(&pipeline, template)?;
     }
     let stages: Vec<&str> = pipeline.stages().iter().map(|s| s.name.as_str()).collect();
     println!(
@@ -228,51 +281,6 @@ fn validate(path: &std::path::Path, template: Option<&std::path::Path>) -> Resul
         pipeline.applications().len(),
         stages.join(" → ")
     );
-    Ok(())
-}
-
-/// The template's parameters that repeat the pipeline file (each a one-line, comma-separated
-/// Default) must say what it says, in file order: `GuardedAlarmNames` its alarms (the rule
-/// delivers only those), `SnapshotDbNames` its scheduled DBs (the snapshot role reaches only
-/// those).
-fn check_template(pipeline: &Pipeline, template: &std::path::Path) -> Result<(), String> {
-    let shown = template.display();
-    let text = std::fs::read_to_string(template).map_err(|e| format!("{shown}: {e}"))?;
-    let alarms: Vec<&str> = pipeline.alarm_names().map(|a| a.as_str()).collect();
-    let dbs: Vec<&str> = pipeline.snapshots().dbs.iter().map(|p| p.db.as_str()).collect();
-    for (parameter, in_pipeline, what) in [
-        ("GuardedAlarmNames", alarms, "alarms"),
-        ("SnapshotDbNames", dbs, "scheduled snapshot DBs"),
-    ] {
-        let default = text
-            .lines()
-            .skip_while(|line| line.trim() != format!("{parameter}:"))
-            .take_while(|line| !line.trim().is_empty())
-            .find_map(|line| line.trim().strip_prefix("Default: "))
-            .ok_or_else(|| format!("{shown}: no {parameter} parameter with a one-line Default"))?;
-        let in_template: Vec<&str> = default.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
-        if in_template != in_pipeline {
-            return Err(format!(
-                "{shown}: {parameter} is {}, but the pipeline file's {what} are {}",
-                in_template.join(","),
-                in_pipeline.join(",")
-            ));
-        }
-    }
-    let copy_region = text
-        .lines()
-        .skip_while(|line| line.trim() != "SnapshotCopyRegion:")
-        .take_while(|line| !line.trim().is_empty())
-        .find_map(|line| line.trim().strip_prefix("Default: "))
-        .ok_or_else(|| format!("{shown}: no SnapshotCopyRegion parameter with a one-line Default"))?;
-    for policy in &pipeline.snapshots().dbs {
-        if let Some(copy) = policy.copy_to.as_ref().filter(|c| c.region.as_str() != copy_region) {
-            return Err(format!(
-                "{shown}: SnapshotCopyRegion is {copy_region}, but the pipeline file copies {}'s snapshots to {}",
-                policy.db, copy.region
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -344,6 +352,8 @@ async fn invoke(lambda: &aws_sdk_lambda::Client, function: &str, event: &serde_j
 
 async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: String, limit: usize) -> Result<(), String> {
     let (sqs, lambda) = (aws_sdk_sqs::Client::new(&aws), aws_sdk_lambda::Client::new(&aws));
+    let stack = stack::Stack::describe(&aws, &stack).await?;
+    let function_named = |function: &str| stack.output(&stack::function_output(function)).map(str::to_owned);
     let (mut redriven, mut kept) = (0, 0);
     while redriven + kept < limit {
         let received = sqs
@@ -361,7 +371,7 @@ async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: String, l
         }
         for message in messages.into_iter().take(limit - redriven - kept) {
             let id = message.message_id().unwrap_or("?").to_owned();
-            let outcome = match redrive::route(message.body().unwrap_or_default(), &stack) {
+            let outcome = match redrive::route(message.body().unwrap_or_default(), &function_named) {
                 Ok(route) => invoke(&lambda, &route.function, &route.event)
                     .await
                     .map(|()| route.function),
@@ -397,8 +407,9 @@ fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
     let stage = find_stage(&pipeline, stage)?;
     let (cluster, name) = (stage.cluster.clone(), service.clone());
     let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
-    let function = format!("{stack}-deploy-on-push");
     with_aws(|aws| async move {
+        let stack = stack::Stack::describe(&aws, stack).await?;
+        let function = stack.output(&stack::function_output("deploy-on-push"))?.to_owned();
         let records = DynamoRecords::new(&aws, table);
         let page = records
             .history(&cluster, &name, 20, None)
@@ -464,8 +475,59 @@ where
     with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await })
 }
 
+/// The file PIPELINE_FILE names, or the one in force in the table PIPELINE_TABLE names.
 fn load_pipeline() -> Result<Pipeline, String> {
-    runtime::load_pipeline().map_err(|e| e.to_string())
+    if let Some(pipeline) = runtime::pipeline_file().map_err(|e| e.to_string())? {
+        return Ok(pipeline);
+    }
+    let table = runtime::env("PIPELINE_TABLE")
+        .map_err(|_| "set PIPELINE_FILE (a pipeline file) or PIPELINE_TABLE (the stack's PipelineTableName output)")?;
+    with_aws(|aws| async move {
+        use shared::ports::PipelineStore;
+        let stored = shared::adapters::dynamo::DynamoPipelines::new(&aws, &table)
+            .in_force()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{table} holds no pipeline in force"))?;
+        Ok(Pipeline::parse(&stored.text).map_err(|e| e.to_string())?.with_version(stored.label()))
+    })
+}
+
+fn pipeline_command(command: PipelineCommand) -> Result<(), String> {
+    match command {
+        PipelineCommand::Push { file, stack } => with_aws(|aws| async move { pipeline::push(&aws, &stack, &file).await }),
+        PipelineCommand::Show { version, stack } => {
+            with_aws(|aws| async move { pipeline::show(&aws, &stack, version.as_deref()).await })
+        }
+        PipelineCommand::History { stack } => with_aws(|aws| async move { pipeline::history(&aws, &stack).await }),
+        PipelineCommand::Diff { from, to, stack } => {
+            with_aws(|aws| async move { pipeline::diff(&aws, &stack, &from, &to).await })
+        }
+        PipelineCommand::Activate { version, stack } => {
+            with_aws(|aws| async move { pipeline::activate(&aws, &stack, &version).await })
+        }
+        PipelineCommand::Parameters { file, offline } => {
+            let shown = file.display();
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
+            let parsed = Pipeline::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+            for (name, value) in pipeline::template_parameters(&parsed)? {
+                println!("{name}={value}");
+            }
+            if offline {
+                eprintln!("offline: PassableRoleArns is read from the account (the services' task definitions)");
+                return Ok(());
+            }
+            let found = with_aws(|aws| async move { pipeline::preflight(&aws, &parsed, None).await })?;
+            for problem in &found.problems {
+                eprintln!("problem: {problem}");
+            }
+            println!(
+                "PassableRoleArns={}",
+                found.passed_roles.into_iter().collect::<Vec<_>>().join(",")
+            );
+            Ok(())
+        }
+    }
 }
 
 fn find_stage<'a>(pipeline: &'a Pipeline, name: &str) -> Result<&'a Stage, String> {

@@ -19,7 +19,8 @@ pub struct Redrive {
     pub event: Value,
 }
 
-pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
+/// `function_named` names the stack's function (`deploy-on-push`, …) an event goes to.
+pub fn route(body: &str, function_named: &dyn Fn(&str) -> Result<String, String>) -> Result<Redrive, String> {
     let message: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     if let Some(batch) = message.get("DDBStreamBatchInfo") {
         let function = failed_function(&message, "a stream batch's on-failure record")?;
@@ -47,7 +48,7 @@ pub fn route(body: &str, stack: &str) -> Result<Redrive, String> {
         )
     })?;
     Ok(Redrive {
-        function: format!("{stack}-{function}"),
+        function: function_named(function)?,
         event: message,
     })
 }
@@ -76,7 +77,7 @@ mod tests {
     #[test]
     fn a_rules_dead_letter_goes_to_the_function_of_its_kind() {
         assert_eq!(
-            route(PUSH, "pipeline").unwrap(),
+            route(PUSH, &|f| Ok(format!("pipeline-{f}"))).unwrap(),
             Redrive {
                 function: "pipeline-deploy-on-push".into(),
                 event: serde_json::from_str(PUSH).unwrap(),
@@ -98,7 +99,7 @@ mod tests {
             "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
             "responsePayload": {"errorType": "RecordsUnavailable"}
         });
-        let routed = route(&record.to_string(), "ignored").unwrap();
+        let routed = route(&record.to_string(), &|_| Err("not asked".into())).unwrap();
         assert_eq!(
             routed.function,
             "arn:aws:lambda:us-east-1:123456789012:function:pipeline-track-deployment"
@@ -111,7 +112,7 @@ mod tests {
     #[test]
     fn a_failed_stream_batch_is_redriven_as_a_sweep_of_its_function() {
         let record = include_str!("../../events/promote/stream-batch-failed.json");
-        let routed = route(record, "ignored").unwrap();
+        let routed = route(record, &|_| Err("not asked".into())).unwrap();
         assert_eq!(
             routed.function,
             "arn:aws:lambda:us-east-1:123456789012:function:sandbox-promote"
@@ -126,16 +127,16 @@ mod tests {
     fn a_dead_lettered_rds_snapshot_event_goes_to_promote() {
         for detail_type in ["RDS DB Snapshot Event", "RDS DB Cluster Snapshot Event"] {
             let event = json!({"source": "aws.rds", "detail-type": detail_type, "detail": {}});
-            let routed = route(&event.to_string(), "pipeline").unwrap();
+            let routed = route(&event.to_string(), &|f| Ok(format!("pipeline-{f}"))).unwrap();
             assert_eq!((routed.function.as_str(), &routed.event), ("pipeline-promote", &event));
         }
     }
 
     #[test]
     fn what_no_function_handles_stays_in_the_queue() {
-        assert!(route("nope", "s").unwrap_err().starts_with("not JSON"));
+        assert!(route("nope", &|_| Err("not asked".into())).unwrap_err().starts_with("not JSON"));
         assert!(
-            route(r#"{"source": "aws.s3"}"#, "s")
+            route(r#"{"source": "aws.s3"}"#, &|_| Err("not asked".into()))
                 .unwrap_err()
                 .contains("no function handles")
         );

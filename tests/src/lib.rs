@@ -46,6 +46,11 @@ pub fn alarm_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
 }
 
+/// A pipeline file of the tests' own (`tests/fixtures/`): no test reads the example at the root.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).expect("the fixture exists")
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

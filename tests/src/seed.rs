@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 pub const TABLE: &str = "deployments";
 pub const TOPIC: &str = "deploy-notifications";
 pub const APPROVAL_TOPIC: &str = "deploy-approvals";
+pub const PIPELINE_TABLE: &str = "pipelines";
 
 pub struct World {
     pub table: String,
@@ -196,6 +197,72 @@ pub async fn take_notices(config: &SdkConfig, queue_url: &str) -> Vec<Notice> {
                 .expect("delete");
         }
     }
+}
+
+/// The stack's pipeline table holding `text` as v1 in force, as `pipectl pipeline push`
+/// leaves it. Returns the table's name.
+pub async fn store_pipeline(config: &SdkConfig, text: &str) -> String {
+    create_pipeline_table(config, PIPELINE_TABLE).await;
+    push_pipeline(config, text).await;
+    PIPELINE_TABLE.to_owned()
+}
+
+/// A pipeline table as template.yaml declares it, empty.
+pub async fn create_pipeline_table(config: &SdkConfig, table: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .expect("create the pipeline table");
+}
+
+/// Keeps `text` as the next version of the pipeline table and puts it in force.
+pub async fn push_pipeline(config: &SdkConfig, text: &str) -> u32 {
+    let store = shared::adapters::dynamo::DynamoPipelines::new(config, PIPELINE_TABLE);
+    let was = store.activation().await.unwrap().map(|a| a.version.pipeline.version);
+    let by = format!("arn:aws:iam::{ACCOUNT}:user/test");
+    let version = store
+        .add_version(text, &shared::domain::pipeline::text_hash(text), &by, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(store.activate(&version, was, &by, chrono::Utc::now()).await.unwrap());
+    version.pipeline.version
+}
+
+/// A CloudFormation stack in the emulator with these outputs and parameters, as `pipectl
+/// --stack` reads a deployed one (its one resource is a marker: moto needs one).
+pub async fn create_stack(config: &SdkConfig, name: &str, outputs: &[(&str, &str)], parameters: &[(&str, &str)]) {
+    let mut template = serde_json::json!({"Parameters": {}, "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}}, "Outputs": {}});
+    for (key, value) in outputs {
+        template["Outputs"][*key] = serde_json::json!({ "Value": value });
+    }
+    let mut create = aws_sdk_cloudformation::Client::new(config)
+        .create_stack()
+        .stack_name(name);
+    for (key, value) in parameters {
+        template["Parameters"][*key] = serde_json::json!({"Type": "String", "Default": ""});
+        create = create.parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(*key)
+                .parameter_value(*value)
+                .build(),
+        );
+    }
+    create.template_body(template.to_string()).send().await.expect("create the stack");
 }
 
 /// The table as template.yaml declares it.

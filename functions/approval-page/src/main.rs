@@ -6,11 +6,15 @@ use shared::lambda::{http, runtime};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     runtime::init_logging_without_payloads();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let page = ApprovalPage {
+    let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
+    let pages = &runtime::served(&aws, |pipeline| ApprovalPage {
         pipeline,
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
-    };
-    lambda_http::run(service_fn(|request: Request| http::serve(&page, request))).await
+        records: records.clone(),
+    })
+    .await?;
+    lambda_http::run(service_fn(|request: Request| async move {
+        http::serve(&*pages.handler().await, request).await
+    }))
+    .await
 }

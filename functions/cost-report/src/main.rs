@@ -8,19 +8,23 @@ use shared::lambda::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let handler = CostReporter {
-        region: aws.region().map_or("us-east-1", |r| r.as_ref()).to_owned(),
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
-        ecs: EcsAdapter::new(&aws),
-        rds: RdsSnapshots::new(&aws),
-        billing: AwsBilling::new(&aws),
-        notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
+    let region = aws.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
+    let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
+    let (ecs, rds, billing) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws), AwsBilling::new(&aws));
+    let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
+    let handlers = &runtime::served(&aws, |pipeline| CostReporter {
+        region: region.clone(),
+        records: records.clone(),
+        ecs: ecs.clone(),
+        rds: rds.clone(),
+        billing: billing.clone(),
+        notifier: notifier.clone(),
         pipeline,
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler.handle(event)
+    })
+    .await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        handlers.handler().await.handle(event).await
     }))
     .await
 }

@@ -8,23 +8,25 @@ use shared::lambda::runtime;
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Its Publish requests carry approval links.
     runtime::init_logging_without_payloads();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
     let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
+    let ecs = EcsAdapter::new(&aws);
     let notices = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
-    let handler = DeployOnPush {
-        pipeline,
-        records,
-        ecs: EcsAdapter::new(&aws),
-        approvals: ApprovalDesk {
-            alarms: CloudWatchAlarms::new(&aws),
-            mail: notices.for_topic(runtime::env("APPROVAL_TOPIC_ARN")?),
-            notifier: notices,
-            page_url: runtime::env("APPROVAL_PAGE_URL")?,
-        },
+    let approvals = ApprovalDesk {
+        alarms: CloudWatchAlarms::new(&aws),
+        mail: notices.for_topic(runtime::env("APPROVAL_TOPIC_ARN")?),
+        notifier: notices,
+        page_url: runtime::env("APPROVAL_PAGE_URL")?,
     };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler.handle(event)
+    let handlers = &runtime::served(&aws, |pipeline| DeployOnPush {
+        pipeline,
+        records: records.clone(),
+        ecs: ecs.clone(),
+        approvals: approvals.clone(),
+    })
+    .await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        handlers.handler().await.handle(event).await
     }))
     .await
 }

@@ -6,17 +6,20 @@ use shared::lambda::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let handler = Promote {
+    let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
+    let (ecs, rds) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws));
+    let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
+    let handlers = &runtime::served(&aws, |pipeline| Promote {
         pipeline,
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
-        ecs: EcsAdapter::new(&aws),
-        rds: RdsSnapshots::new(&aws),
-        notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler.handle(event)
+        records: records.clone(),
+        ecs: ecs.clone(),
+        rds: rds.clone(),
+        notifier: notifier.clone(),
+    })
+    .await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        handlers.handler().await.handle(event).await
     }))
     .await
 }

@@ -6,17 +6,19 @@ use shared::lambda::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let rds = RdsSnapshots::with_regions(&aws, copy_regions(&pipeline));
-    let handler = ScheduledSnapshots {
-        records: DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?),
-        rds,
-        notifier: SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?),
+    let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
+    let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
+    // The copy regions' clients follow the pipeline: built again only when it changes.
+    let handlers = &runtime::served(&aws, |pipeline| ScheduledSnapshots {
+        records: records.clone(),
+        rds: RdsSnapshots::with_regions(&aws, copy_regions(&pipeline)),
+        notifier: notifier.clone(),
         pipeline,
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler.handle(event)
+    })
+    .await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        handlers.handler().await.handle(event).await
     }))
     .await
 }

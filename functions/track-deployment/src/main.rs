@@ -5,14 +5,15 @@ use shared::lambda::runtime;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
-    let pipeline = runtime::load_pipeline()?;
     let aws = runtime::aws_config().await?;
-    let handler = TrackDeployment {
+    let restorer = shared::adapters::restorer(&aws)?;
+    let handlers = &runtime::served(&aws, |pipeline| TrackDeployment {
         pipeline,
-        restorer: shared::adapters::restorer(&aws)?,
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handler.handle(event)
+        restorer: restorer.clone(),
+    })
+    .await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        handlers.handler().await.handle(event).await
     }))
     .await
 }

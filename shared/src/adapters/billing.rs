@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 
 const UNBLENDED: &str = "UnblendedCost";
 
+#[derive(Clone)]
 pub struct AwsBilling {
     client: aws_sdk_costexplorer::Client,
     price_list: aws_sdk_pricing::Client,

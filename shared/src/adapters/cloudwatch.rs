@@ -3,6 +3,7 @@ use crate::domain::names::AlarmName;
 use crate::ports::{AlarmStateError, AlarmStates};
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 
+#[derive(Clone)]
 pub struct CloudWatchAlarms {
     client: aws_sdk_cloudwatch::Client,
 }

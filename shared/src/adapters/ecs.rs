@@ -73,6 +73,7 @@ impl Intercept for ReplaceBody {
     }
 }
 
+#[derive(Clone)]
 pub struct EcsAdapter {
     client: aws_sdk_ecs::Client,
 }

@@ -7,6 +7,7 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::Tag;
 use std::collections::BTreeMap;
 
+#[derive(Clone)]
 pub struct RdsSnapshots {
     client: aws_sdk_rds::Client,
     /// One client per region snapshots are copied to, built at init.

@@ -13,6 +13,7 @@ pub fn approver_filter_policy(approver: &Approver) -> String {
     serde_json::json!({ APPROVER_ATTRIBUTE: [approver.as_str()] }).to_string()
 }
 
+#[derive(Clone)]
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
     topic_arn: String,

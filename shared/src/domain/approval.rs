@@ -885,7 +885,7 @@ pub fn verify_release(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::fixtures::{at, digest, shipped_pipeline};
+    use crate::domain::fixtures::{at, digest, fixture_pipeline};
 
     fn image() -> PushedImage {
         crate::domain::fixtures::deployment(7, super::super::deployment::Kind::Deploy, Status::Requested, None).image
@@ -915,7 +915,7 @@ mod tests {
 
     #[test]
     fn the_pipeline_in_force_governs_a_request_not_what_is_stored_in_it() {
-        let mut policy = shipped_pipeline().stages()[2].approval.clone().unwrap();
+        let mut policy = fixture_pipeline().stages()[2].approval.clone().unwrap();
         policy.required = 2;
         let two = request(2)
             .cast(&token(0), Verdict::Approve, voter(), at(1))
@@ -1046,7 +1046,7 @@ mod tests {
 
     #[test]
     fn ids_derive_from_the_release_and_parse_strictly() {
-        let pipeline = shipped_pipeline();
+        let pipeline = fixture_pipeline();
         let id = request(1).id;
         assert_eq!(ApprovalId::parse(id.as_str()), Some(id.clone()));
         let staging = &pipeline.stages()[1];
@@ -1319,7 +1319,7 @@ mod tests {
 
     #[test]
     fn a_blocked_request_sends_no_links() {
-        let pipeline = shipped_pipeline();
+        let pipeline = fixture_pipeline();
         let prod = &pipeline.stages()[2];
         let app = &pipeline.applications()[0];
         let blocked = ApprovalRequest::new(

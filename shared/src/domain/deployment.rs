@@ -194,6 +194,9 @@ pub struct Deployment {
     pub completed_at: Option<DateTime<Utc>>,
     /// ECS's reason for that ending (e.g. the circuit breaker's).
     pub ecs_reason: Option<String>,
+    /// The pipeline it was requested under (`Pipeline::version`); records from before
+    /// versions were kept have none.
+    pub pipeline_version: Option<String>,
 }
 
 impl Deployment {

@@ -155,7 +155,7 @@ mod tests {
     use serde_json::json;
 
     fn pipeline() -> Pipeline {
-        Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
+        Pipeline::parse(include_str!("../../../tests/fixtures/pipeline.toml")).unwrap()
     }
 
     fn event(name: &str, service_arn: &str) -> EcsDeploymentEvent {

@@ -12,8 +12,8 @@ pub fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, 0).unwrap()
 }
 
-pub fn shipped_pipeline() -> Pipeline {
-    Pipeline::parse(include_str!("../../../pipeline.toml")).unwrap()
+pub fn fixture_pipeline() -> Pipeline {
+    Pipeline::parse(include_str!("../../../tests/fixtures/pipeline.toml")).unwrap()
 }
 
 pub fn digest(n: u8) -> ImageDigest {
@@ -50,6 +50,7 @@ pub fn deployment(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> 
         previous_definition: Some(format!("{{\"def\": {}}}", n.saturating_sub(1))),
         completed_at: completed.map(at),
         ecs_reason: None,
+        pipeline_version: None,
     }
 }
 
@@ -57,7 +58,7 @@ pub fn deployment(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> 
 /// record `dep-7`, running `td:6`), verified in staging, `required` approvals needed, no link
 /// issued yet.
 pub fn approval_request(required: usize) -> ApprovalRequest {
-    let pipeline = shipped_pipeline();
+    let pipeline = fixture_pipeline();
     let prod = &pipeline.stages()[2];
     let app = &pipeline.applications()[0];
     let image = deployment(7, Kind::Deploy, Status::Requested, None).image;

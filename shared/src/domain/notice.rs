@@ -299,7 +299,7 @@ pub fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
 mod tests {
     use super::*;
     use crate::domain::deployment::DeploymentId;
-    use crate::domain::fixtures::{at, deployment as dep, shipped_pipeline as pipeline};
+    use crate::domain::fixtures::{at, deployment as dep, fixture_pipeline as pipeline};
     use crate::domain::names::AlarmName;
 
     fn fired(minute: u32) -> Trigger {

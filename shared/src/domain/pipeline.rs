@@ -19,12 +19,20 @@ pub enum PipelineError {
     Field { field: String, message: String },
 }
 
+/// A pipeline file's SHA-256, hex: what names its versions and tells a changed file.
+pub fn text_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pipeline {
     applications: Vec<Application>,
     stages: Vec<Stage>,
     snapshots: SnapshotSettings,
     cost: CostSettings,
+    /// Which pipeline this is, as records name it (`version`).
+    version: String,
 }
 
 /// The cost report (`[cost]`): what the estimate adds to what runs, the prices it changes, and
@@ -149,7 +157,21 @@ pub const DEFAULT_WATCH_WINDOW_MINUTES: i64 = 15;
 impl Pipeline {
     pub fn parse(text: &str) -> Result<Self, PipelineError> {
         let raw: RawPipeline = toml::from_str(text).map_err(|e| PipelineError::Syntax(e.to_string()))?;
-        raw.validate()
+        let mut pipeline = raw.validate()?;
+        pipeline.version = format!("sha256:{}", &text_hash(text)[..12]);
+        Ok(pipeline)
+    }
+
+    /// The pipeline a decision was made under, as its records name it: `v3` for a version
+    /// pushed to the stack, `sha256:` and the first 12 hex digits of a file's hash otherwise.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// This pipeline, named as the stack's version it was read from.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
     }
 
     pub fn application_for(&self, repository: &RepositoryName) -> Option<&Application> {
@@ -738,6 +760,7 @@ impl RawPipeline {
             stages,
             snapshots,
             cost,
+            version: String::new(),
         })
     }
 }
@@ -746,7 +769,7 @@ impl RawPipeline {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../../../pipeline.toml");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/pipeline.toml");
 
     fn error_of(text: &str) -> String {
         Pipeline::parse(text).unwrap_err().to_string()
@@ -765,8 +788,8 @@ mod tests {
     "#;
 
     #[test]
-    fn the_shipped_pipeline_file_parses() {
-        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+    fn the_fixture_pipeline_file_parses() {
+        let pipeline = Pipeline::parse(FIXTURE).unwrap();
         let repo = RepositoryName::parse("social-analytics/backend").unwrap();
         let app = pipeline.application_for(&repo).unwrap();
         let services: Vec<_> = app
@@ -811,7 +834,7 @@ mod tests {
 
     #[test]
     fn stages_for_tag_follow_the_rules_in_order() {
-        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let pipeline = Pipeline::parse(FIXTURE).unwrap();
         let names = |tag: &str| {
             let tag = ImageTag::parse(tag).unwrap();
             pipeline
@@ -1024,7 +1047,7 @@ mod tests {
 
     #[test]
     fn every_database_is_listed_once_with_its_stage() {
-        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let pipeline = Pipeline::parse(FIXTURE).unwrap();
         let dbs: Vec<String> = pipeline
             .databases()
             .iter()
@@ -1096,7 +1119,7 @@ mod tests {
 
     #[test]
     fn alarms_guard_an_application_in_one_stage_with_a_watch_window() {
-        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let pipeline = Pipeline::parse(FIXTURE).unwrap();
         let (dev, app) = pipeline.guarded_by("backend-dev-error-rate").unwrap();
         assert_eq!((dev.name.as_str(), app.name.as_str()), ("dev", "backend"));
         assert_eq!(dev.alarms.len(), 3);
@@ -1143,10 +1166,10 @@ mod tests {
 
     #[test]
     fn success_is_announced_for_production_unless_a_stage_says_otherwise() {
-        let pipeline = Pipeline::parse(SHIPPED).unwrap();
+        let pipeline = Pipeline::parse(FIXTURE).unwrap();
         let announced: Vec<_> = pipeline.stages().iter().map(|s| s.notify_success).collect();
         assert_eq!(announced, [false, false, true]);
-        let quiet = SHIPPED.replace(
+        let quiet = FIXTURE.replace(
             "watch_window_minutes = 30",
             "watch_window_minutes = 30\nnotify_success = false",
         );

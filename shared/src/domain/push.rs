@@ -136,7 +136,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::domain::fixtures::shipped_pipeline as pipeline;
+    use crate::domain::fixtures::fixture_pipeline as pipeline;
 
     fn digest() -> String {
         format!("sha256:{}", "ab".repeat(32))
@@ -214,7 +214,7 @@ mod tests {
         let mut other_repo = push("latest");
         other_repo.detail.repository_name = "someone/else".into();
         let pipeline_without_catch_all =
-            Pipeline::parse(&include_str!("../../../pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""))
+            Pipeline::parse(&include_str!("../../../tests/fixtures/pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""))
                 .unwrap();
 
         assert_eq!(

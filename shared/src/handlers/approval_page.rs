@@ -211,7 +211,7 @@ impl<S: Approvals> ApprovalPage<S> {
 mod tests {
     use super::*;
 
-    use crate::domain::fixtures::{approval_request, at, shipped_pipeline};
+    use crate::domain::fixtures::{approval_request, at, fixture_pipeline};
     use crate::fakes::MemoryRecords;
 
     struct Case {
@@ -222,7 +222,7 @@ mod tests {
     }
 
     async fn case(required: usize) -> Case {
-        let pipeline = shipped_pipeline();
+        let pipeline = fixture_pipeline();
         let mut request = approval_request(required);
         let approvers: Vec<_> = request.ballots.iter().map(|b| b.approver.clone()).collect();
         let tokens: Vec<_> = (0..approvers.len())
@@ -408,7 +408,7 @@ mod tests {
     #[tokio::test]
     async fn an_approver_taken_off_the_list_can_no_longer_vote() {
         let mut case = case(1).await;
-        let text = include_str!("../../../pipeline.toml").replace("\"release-manager@example.com\", ", "");
+        let text = include_str!("../../../tests/fixtures/pipeline.toml").replace("\"release-manager@example.com\", ", "");
         case.page.pipeline = Pipeline::parse(&text).unwrap();
         let click = post(
             &case.path(0),

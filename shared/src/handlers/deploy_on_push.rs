@@ -296,6 +296,7 @@ where
             previous_definition: None,
             completed_at: None,
             ecs_reason: None,
+            pipeline_version: Some(self.pipeline.version().to_owned()),
         };
 
         let (field, outcome) = match target.mode {

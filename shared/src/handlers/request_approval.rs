@@ -27,6 +27,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 /// What deploy-on-push needs besides records and ECS to ask for approvals.
+#[derive(Clone)]
 pub struct ApprovalDesk<C, M, N> {
     pub alarms: C,
     /// The approvals topic: one message per approver, filtered to their subscription.

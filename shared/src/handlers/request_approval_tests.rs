@@ -5,7 +5,7 @@ use super::deploy_on_push::{DeployOnPush, PushError, PushResponse};
 use super::request_approval::ApprovalDesk;
 use crate::domain::approval::{ApprovalId, ApprovalStatus, ApprovalToken};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, Status};
-use crate::domain::fixtures::{deployment, shipped_pipeline};
+use crate::domain::fixtures::{deployment, fixture_pipeline};
 use crate::domain::names::{ClusterName, ImageDigest, ServiceName, StageName};
 use crate::domain::pipeline::Pipeline;
 use crate::events::EcrEvent;
@@ -61,7 +61,7 @@ impl World {
 
     fn deployer(&self) -> DeployOnPush<MemoryRecords, FakeEcs, FakeAlarms, FakeApproverMail, FakeNotifier> {
         DeployOnPush {
-            pipeline: shipped_pipeline(),
+            pipeline: fixture_pipeline(),
             records: self.records.clone(),
             ecs: self.ecs.clone(),
             approvals: ApprovalDesk {
@@ -304,7 +304,7 @@ async fn a_release_older_than_the_open_request_is_superseded_by_it_and_sends_no_
     let world = World::new();
     world.staging_ended(1, Status::Succeeded);
     // v1.1.0, pushed later, already has the stage's open request (its delivery came first).
-    let pipeline = shipped_pipeline();
+    let pipeline = fixture_pipeline();
     let (prod, app) = (&pipeline.stages()[2], &pipeline.applications()[0]);
     let mut image = deployment(9, Kind::Deploy, Status::Requested, None).image;
     image.tag = ImageTag::parse("v1.1.0").unwrap();
@@ -437,7 +437,7 @@ async fn an_approved_release_is_backed_up_waits_then_deploys_each_service_once()
 
     let rds = FakeSnapshots::default();
     let promote = Promote {
-        pipeline: shipped_pipeline(),
+        pipeline: fixture_pipeline(),
         records: world.records.clone(),
         ecs: world.ecs.clone(),
         rds: rds.clone(),
@@ -510,7 +510,7 @@ async fn rejected_and_expired_requests_close_their_records_and_say_so_once() {
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
     let promote = Promote {
-        pipeline: shipped_pipeline(),
+        pipeline: fixture_pipeline(),
         records: world.records.clone(),
         ecs: world.ecs.clone(),
         rds: FakeSnapshots::default(),
@@ -606,7 +606,7 @@ async fn a_promotion_deploy_cut_short_resumes_and_a_newer_release_leaves_it_alon
     assert!(world.records.save_approval(&approved).await.unwrap());
     let rds = FakeSnapshots::default();
     let promote = Promote {
-        pipeline: shipped_pipeline(),
+        pipeline: fixture_pipeline(),
         records: world.records.clone(),
         ecs: world.ecs.clone(),
         rds: rds.clone(),
@@ -667,7 +667,7 @@ async fn a_refused_snapshot_or_a_deleted_service_gives_the_promotion_up_and_says
     let world = World::new();
     let rds = FakeSnapshots::default();
     let promote = Promote {
-        pipeline: shipped_pipeline(),
+        pipeline: fixture_pipeline(),
         records: world.records.clone(),
         ecs: world.ecs.clone(),
         rds: rds.clone(),
@@ -747,7 +747,7 @@ async fn a_busy_db_puts_the_snapshot_off_until_it_is_free() {
     use crate::domain::promotion::SnapshotState;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let id = approved(&world, 1, 0).await;
     let now = Utc::now();
     let soon = now + TimeDelta::seconds(30);
@@ -786,7 +786,7 @@ async fn an_approved_request_whose_stage_left_the_pipeline_gives_up() {
     let world = World::new();
     let id = approved(&world, 1, 0).await;
     let renamed = Pipeline::parse(
-        &include_str!("../../../pipeline.toml")
+        &include_str!("../../../tests/fixtures/pipeline.toml")
             .replace("name = \"prod\"", "name = \"production\"")
             .replace("stage = \"prod\"", "stage = \"production\""),
     )
@@ -827,7 +827,7 @@ async fn the_deploying_notice_a_failed_publish_held_back_goes_out_with_the_next_
     use crate::domain::promotion::SnapshotState;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let id = approved(&world, 1, 0).await;
     let now = Utc::now();
     promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
@@ -882,7 +882,7 @@ async fn an_older_approved_release_overtaken_by_a_newer_deploy_is_superseded() {
     use crate::domain::promotion::SnapshotState;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let now = Utc::now();
     let soon = now + TimeDelta::seconds(30);
     let older = approved(&world, 1, 0).await;
@@ -931,7 +931,7 @@ async fn an_ecs_ending_adopts_a_promoted_deploy_whose_answer_was_lost() {
     use crate::fakes::UpdateFailure;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let id = approved(&world, 1, 0).await;
     let now = Utc::now();
     promote.advance(&id, now, now + TimeDelta::seconds(30)).await.unwrap();
@@ -952,7 +952,7 @@ async fn an_ecs_ending_adopts_a_promoted_deploy_whose_answer_was_lost() {
     let ecs_deployment = world.ecs.last_deployment(&cluster("prod"), &backend);
 
     let tracker = TrackDeployment {
-        pipeline: shipped_pipeline(),
+        pipeline: fixture_pipeline(),
         restorer: Restorer {
             records: world.records.clone(),
             ecs: world.ecs.clone(),
@@ -997,7 +997,7 @@ async fn an_ecs_ending_adopts_a_promoted_deploy_whose_answer_was_lost() {
 async fn a_sweep_reports_a_failed_close_unfinished_and_the_next_sweep_finishes_it_once() {
     use super::promote::Advanced;
     let world = World::new();
-    let promote = world.promoter(shipped_pipeline(), &FakeSnapshots::default());
+    let promote = world.promoter(fixture_pipeline(), &FakeSnapshots::default());
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
     let request = world.records.approvals().remove(0);
@@ -1031,7 +1031,7 @@ async fn a_sweep_reports_a_failed_close_unfinished_and_the_next_sweep_finishes_i
 async fn a_rejected_digest_asks_again_under_a_new_tag() {
     use crate::domain::approval::Verdict;
     let world = World::new();
-    let promote = world.promoter(shipped_pipeline(), &FakeSnapshots::default());
+    let promote = world.promoter(fixture_pipeline(), &FakeSnapshots::default());
     world.staging_ended(1, Status::Succeeded);
     world.push(&release("v1.0.0", 1, 0)).await.unwrap();
     let (_, notice) = world.mail.sent().pop().unwrap();
@@ -1090,7 +1090,7 @@ async fn an_approved_release_deploys_whole_and_only_while_staging_vouches_for_it
     let deadline = later + TimeDelta::seconds(30);
 
     let split = World::new();
-    let promote = split.promoter(shipped_pipeline(), &rds);
+    let promote = split.promoter(fixture_pipeline(), &rds);
     let id = approved(&split, 1, 0).await;
     promote.advance(&id, Utc::now(), deadline).await.unwrap();
     rds.finish(SnapshotState::Available);
@@ -1121,7 +1121,7 @@ async fn an_approved_release_deploys_whole_and_only_while_staging_vouches_for_it
 
     let rolled_back = World::new();
     let rds = FakeSnapshots::default();
-    let promote = rolled_back.promoter(shipped_pipeline(), &rds);
+    let promote = rolled_back.promoter(fixture_pipeline(), &rds);
     let id = approved(&rolled_back, 1, 0).await;
     promote.advance(&id, Utc::now(), deadline).await.unwrap();
     rds.finish(SnapshotState::Available);
@@ -1150,7 +1150,7 @@ async fn an_approval_without_snapshots_is_told_with_its_deploy_time() {
     use super::promote::Advanced;
     let world = World::new();
     let without_snapshots = Pipeline::parse(
-        &include_str!("../../../pipeline.toml").replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
+        &include_str!("../../../tests/fixtures/pipeline.toml").replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
     )
     .unwrap();
     let promote = world.promoter(without_snapshots, &FakeSnapshots::default());
@@ -1181,7 +1181,7 @@ async fn a_begin_that_adopts_an_available_snapshot_tells_it_backed_up() {
     use crate::ports::Snapshots;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let id = approved(&world, 1, 0).await;
     let db = DbInstanceId::parse("social-analytics-db").unwrap();
     rds.take_snapshot(&db, &SnapshotId::before_deploy(&id, &db), &[])
@@ -1208,7 +1208,7 @@ async fn an_sns_outage_holds_up_no_promotion_step_and_every_notice_goes_out_afte
     use crate::domain::promotion::SnapshotState;
     let world = World::new();
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let id = approved(&world, 1, 0).await;
     world.notifier.fail(true);
     let now = Utc::now();
@@ -1258,7 +1258,7 @@ async fn a_release_that_failed_midway_leaves_no_record_awaiting_for_ever() {
     assert_eq!(awaiting, [Status::AwaitingApproval]);
 
     let rds = FakeSnapshots::default();
-    let promote = world.promoter(shipped_pipeline(), &rds);
+    let promote = world.promoter(fixture_pipeline(), &rds);
     let after = request.expires_at + TimeDelta::minutes(1);
     let swept = promote.sweep(after, after + TimeDelta::seconds(30)).await.unwrap();
     assert!(

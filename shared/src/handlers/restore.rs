@@ -25,6 +25,7 @@ use serde::Serialize;
 /// History is read a page at a time until a known-good deployment shows up.
 const HISTORY_PAGE: i32 = 25;
 
+#[derive(Clone)]
 pub struct Restorer<S, E, N> {
     pub records: S,
     pub ecs: E,
@@ -72,6 +73,7 @@ where
     /// a rollback under way, a notice kept but not sent.
     pub async fn restore(
         &self,
+        pipeline_version: &str,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
@@ -97,7 +99,7 @@ where
                             let reason = format!("{trigger}: too late to start a rollback of {}", bad.id);
                             return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
                         }
-                        self.roll_back(stage, service, trigger, bad, target, deadline).await
+                        self.roll_back(pipeline_version, stage, service, trigger, bad, target, deadline).await
                     }
                     // Too late to tell anything new; a notice an earlier delivery kept still goes.
                     RollbackPlan::NotifyOnly(why) if !may_start => Ok(LockedWork::only(Decided {
@@ -186,8 +188,10 @@ where
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn roll_back(
         &self,
+        pipeline_version: &str,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
@@ -205,7 +209,7 @@ where
                     Some(requested) => requested,
                     None => {
                         let target = self.with_stored_definition(target.clone()).await?;
-                        let record = rollback_record(&bad, id, trigger, &target);
+                        let record = rollback_record(&bad, id, trigger, &target, pipeline_version);
                         if !self.records.create_deployment(&record).await? {
                             return Err(
                                 StoreError::retryable(format!("rollback {} was created meanwhile", record.id)).into(),
@@ -391,7 +395,13 @@ fn notify_only_key(trigger: &Trigger, stage: &Stage, service: &ServiceSpec) -> S
 
 /// A REQUESTED rollback of `bad`. It carries `bad`'s image (the push it answers, which keeps
 /// the service's push order and names the digest to quarantine) and the target's definition.
-fn rollback_record(bad: &Deployment, id: DeploymentId, trigger: &Trigger, target: &RollbackTarget) -> Deployment {
+fn rollback_record(
+    bad: &Deployment,
+    id: DeploymentId,
+    trigger: &Trigger,
+    target: &RollbackTarget,
+    pipeline_version: &str,
+) -> Deployment {
     let now = Utc::now();
     Deployment {
         id,
@@ -415,5 +425,6 @@ fn rollback_record(bad: &Deployment, id: DeploymentId, trigger: &Trigger, target
         previous_definition: bad.definition.clone(),
         completed_at: None,
         ecs_reason: None,
+        pipeline_version: Some(pipeline_version.to_owned()),
     }
 }

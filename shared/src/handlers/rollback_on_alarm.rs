@@ -111,7 +111,7 @@ where
             application
                 .services
                 .iter()
-                .map(|service| self.restorer.restore(stage, service, &trigger, !late, deadline)),
+                .map(|service| self.restorer.restore(self.pipeline.version(), stage, service, &trigger, !late, deadline)),
         )
         .await;
         let mut results = Vec::new();

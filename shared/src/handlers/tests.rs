@@ -8,7 +8,7 @@ use super::restore::{RestoreOutcome, Restorer};
 use super::rollback_on_alarm::{AlarmResponse, RollbackOnAlarm};
 use super::track_deployment::{TrackDeployment, TrackResponse};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceState, Status};
-use crate::domain::fixtures::{deployment, shipped_pipeline};
+use crate::domain::fixtures::{deployment, fixture_pipeline};
 use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::pipeline::Pipeline;
 use crate::events::{AlarmEvent, EcrEvent, EcsDeploymentEvent};
@@ -52,7 +52,7 @@ impl World {
 
     fn deployer(&self) -> Deployer {
         DeployOnPush {
-            pipeline: shipped_pipeline(),
+            pipeline: fixture_pipeline(),
             records: self.records.clone(),
             ecs: self.ecs.clone(),
             approvals: ApprovalDesk {
@@ -74,7 +74,7 @@ impl World {
 
     fn tracker(&self) -> TrackDeployment<MemoryRecords, FakeEcs, FakeNotifier> {
         TrackDeployment {
-            pipeline: shipped_pipeline(),
+            pipeline: fixture_pipeline(),
             restorer: self.restorer(),
         }
     }
@@ -502,7 +502,7 @@ async fn the_last_known_good_is_found_on_a_later_history_page() {
     current(&world, &bad);
 
     let response = world
-        .alarms(shipped_pipeline())
+        .alarms(fixture_pipeline())
         .handle_event(&alarm("backend-dev-5xx", Utc::now()), Utc::now(), deadline())
         .await
         .unwrap();
@@ -619,7 +619,7 @@ async fn a_late_alarm_starts_nothing_but_finishes_a_rollback_an_earlier_delivery
 
     // Nothing was started for it: too late to start now.
     let response = world
-        .alarms(shipped_pipeline())
+        .alarms(fixture_pipeline())
         .handle_event(&late, Utc::now(), deadline())
         .await
         .unwrap();
@@ -638,7 +638,7 @@ async fn a_late_alarm_starts_nothing_but_finishes_a_rollback_an_earlier_delivery
     // Its first delivery, in time, died after ECS moved the service (the answer was lost).
     world.ecs.fail_updates(Some(UpdateFailure::AnswerLost));
     world
-        .alarms(shipped_pipeline())
+        .alarms(fixture_pipeline())
         .handle_event(&late, fired + TimeDelta::seconds(5), deadline())
         .await
         .unwrap_err();
@@ -650,7 +650,7 @@ async fn a_late_alarm_starts_nothing_but_finishes_a_rollback_an_earlier_delivery
     );
     // The redrive, late, finishes it.
     let response = world
-        .alarms(shipped_pipeline())
+        .alarms(fixture_pipeline())
         .handle_event(&late, Utc::now(), deadline())
         .await
         .unwrap();

@@ -249,7 +249,7 @@ where
             reason: ended.reason.clone(),
         };
         Ok(Some(
-            self.restorer.restore(stage, service, &trigger, true, deadline).await?,
+            self.restorer.restore(self.pipeline.version(), stage, service, &trigger, true, deadline).await?,
         ))
     }
 }

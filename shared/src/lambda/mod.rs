@@ -5,5 +5,6 @@ pub mod errors;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metrics;
+pub mod pipeline_in_force;
 pub mod runtime;
 pub mod service_lock;

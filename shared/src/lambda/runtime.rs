@@ -2,15 +2,18 @@
 
 use crate::domain::pipeline::{Pipeline, PipelineError};
 
-/// The shipped pipeline file, built into the binary so a deploy is one artifact.
-pub const SHIPPED_PIPELINE: &str = include_str!("../../../pipeline.toml");
-
 #[derive(thiserror::Error)]
 pub enum InitError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("reading pipeline file {path}: {error}")]
     PipelineFile { path: String, error: std::io::Error },
+    #[error("reading the pipeline in force: {0}")]
+    PipelineStore(String),
+    #[error("the stack holds no pipeline yet: push one with `pipectl pipeline push FILE --stack STACK`")]
+    NoPipeline,
+    #[error("PIPELINE_TTL_SECONDS `{0}` is not a whole number of seconds")]
+    PipelineTtl(String),
     #[error("environment variable {0} is not set")]
     MissingEnv(&'static str),
     #[error("SSL_CERT_FILE {path}: {reason}")]
@@ -74,15 +77,39 @@ const PAYLOAD_LOGGERS: [&str; 10] = [
     "h2",
 ];
 
-/// The shipped pipeline, or the file `PIPELINE_FILE` names (tests, local runs).
-pub fn load_pipeline() -> Result<Pipeline, InitError> {
+/// The file `PIPELINE_FILE` names (tests, local runs), if it is set.
+pub fn pipeline_file() -> Result<Option<Pipeline>, InitError> {
     match std::env::var("PIPELINE_FILE") {
         Ok(path) => {
             let text = std::fs::read_to_string(&path).map_err(|error| InitError::PipelineFile { path, error })?;
-            Ok(Pipeline::parse(&text)?)
+            Ok(Some(Pipeline::parse(&text)?))
         }
-        Err(_) => Ok(Pipeline::parse(SHIPPED_PIPELINE)?),
+        Err(_) => Ok(None),
     }
+}
+
+/// `build`'s handler under the pipeline in force: the file `PIPELINE_FILE` names, or the
+/// stack's (the table `PIPELINE_TABLE` names, looked at again `PIPELINE_TTL_SECONDS` after
+/// each read, 30 by default). Read here, so a function that cannot read it fails its start.
+#[cfg(feature = "dynamodb")]
+pub async fn served<H, B: Fn(Pipeline) -> H>(
+    aws: &aws_config::SdkConfig,
+    build: B,
+) -> Result<super::pipeline_in_force::Served<crate::adapters::dynamo::DynamoPipelines, B, H>, InitError> {
+    use super::pipeline_in_force::{DEFAULT_TTL, PipelineSource, Served};
+    let source = match pipeline_file()? {
+        Some(pipeline) => PipelineSource::File(pipeline),
+        None => PipelineSource::Stack {
+            store: crate::adapters::dynamo::DynamoPipelines::new(aws, env("PIPELINE_TABLE")?),
+            ttl: match std::env::var("PIPELINE_TTL_SECONDS") {
+                Ok(seconds) => std::time::Duration::from_secs(
+                    seconds.parse().map_err(|_| InitError::PipelineTtl(seconds))?,
+                ),
+                Err(_) => DEFAULT_TTL,
+            },
+        },
+    };
+    Served::start(source, build).await
 }
 
 pub fn env(name: &'static str) -> Result<String, InitError> {

@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod locks;
 pub mod notifier;
 pub mod outbox;
+pub mod pipelines;
 pub mod quarantine;
 pub mod snapshots;
 
@@ -23,6 +24,7 @@ pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};
 pub use notifier::{ApproverMail, Notifier, NotifyError};
 pub use outbox::{Outbox, OutboxEntry};
+pub use pipelines::{PipelineStore, StoredPipeline};
 pub use quarantine::Quarantine;
 pub use snapshots::{ListedSnapshot, SnapshotAdmin, SnapshotError, Snapshots};
 

@@ -14,7 +14,7 @@ use harness::function::Function;
 use harness::moto::Moto;
 use harness::runtime_api::Outcome;
 use harness::seed::seed;
-use harness::{alarm_timestamp, built_binary, event_file, event_time, repo_root, story_time};
+use harness::{alarm_timestamp, built_binary, event_file, event_time, story_time};
 use shared::domain::pipeline::Pipeline;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +46,7 @@ fn main() {
 }
 
 async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) {
-    let pipeline = Pipeline::parse(&std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap()).unwrap();
+    let pipeline = Pipeline::parse(&harness::fixture("pipeline.toml")).unwrap();
     let moto = Moto::start_with(&["-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()]);
     let world = seed(&moto.sdk_config().await, &pipeline).await;
     let hello = built_binary("hello-world", "release");

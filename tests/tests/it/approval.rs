@@ -366,12 +366,11 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
 /// with no wait, so the deploy follows the snapshot at once.
 #[tokio::test]
 async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
-    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml"))
-        .unwrap()
+    let text = harness::fixture("pipeline.toml")
         .replace("wait_minutes = 5", "wait_minutes = 0");
     let pipeline_file = std::env::temp_dir().join(format!("pipeline-no-wait-{}.toml", std::process::id()));
     std::fs::write(&pipeline_file, &text).unwrap();
-    let env = Env::with_pipeline(shared::domain::pipeline::Pipeline::parse(&text).unwrap()).await;
+    let env = Env::with_pipeline(&text).await;
     let run = Loop::start_with(env, async |moto: &str| moto.to_owned()).await;
     let rds = aws_sdk_rds::Client::new(&run.env.config);
     harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;

@@ -116,7 +116,7 @@ async fn deploy_on_push_binary_handles_every_sample_event() {
 }
 
 #[tokio::test]
-async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_with_a_bad_pipeline() {
+async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_a_good_pipeline() {
     let env = Env::new().await;
     let binary = built_binary("deploy-on-push", "debug");
     let bad_pipeline = std::env::temp_dir().join(format!("bad-pipeline-{}.toml", std::process::id()));
@@ -126,12 +126,17 @@ async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_with_a_bad_
     )
     .unwrap();
 
-    let cases: [(&[(&str, &str)], &str); 2] = [
+    // A stack whose pipeline table holds none in force yet (pushed by the deploy command).
+    let mut empty_stack = env.function_vars();
+    empty_stack.retain(|(name, _)| *name != "PIPELINE_TABLE");
+    empty_stack.push(("PIPELINE_TABLE", "no-pipeline-yet"));
+    harness::seed::create_pipeline_table(&env.config, "no-pipeline-yet").await;
+    let mut bad_file = env.function_vars();
+    bad_file.push(("PIPELINE_FILE", bad_pipeline.to_str().unwrap()));
+    let cases: [(&[(&str, &str)], &str); 3] = [
         (&[], "environment variable TABLE_NAME is not set"),
-        (
-            &[("TABLE_NAME", "t"), ("PIPELINE_FILE", bad_pipeline.to_str().unwrap())],
-            "pipeline file:",
-        ),
+        (&bad_file, "pipeline file:"),
+        (&empty_stack, "the stack holds no pipeline yet: push one with `pipectl pipeline push"),
     ];
     for (vars, expected) in cases {
         let mut function = Function::spawn(&binary, &env.moto.endpoint, vars).await;
@@ -249,4 +254,41 @@ async fn deploy_on_push_binary_sends_approval_links_without_logging_them_even_at
             );
         }
     }
+}
+
+/// The stack's pipeline, changed while the function runs: the next invocation after its TTL
+/// serves the new version (no rebuild, no restart), and each record names the version it
+/// was requested under.
+#[tokio::test]
+async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
+    let env = Env::new().await;
+    let mut function = deploy_on_push(&env, &[("PIPELINE_TTL_SECONDS", "1")]).await;
+    let latest = event_file("deploy-on-push", "push-latest.json");
+    let response = function.invoke(latest.clone()).await.response();
+    assert_eq!(response["targets"].as_array().unwrap().len(), 2, "{response}");
+    assert_eq!(env.records_for(DEV, "backend-service").await[0]["pipeline_version"], "v1");
+
+    // v2: dev takes only feature-* tags. Within the TTL the function still serves v1.
+    let narrowed = harness::fixture("pipeline.toml").replacen("tags = \"*\"", "tags = \"feature-*\"", 1);
+    assert_eq!(harness::seed::push_pipeline(&env.config, &narrowed).await, 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut newer: serde_json::Value = serde_json::from_slice(&latest).unwrap();
+    newer["detail"]["image-digest"] = format!("sha256:{}", "ab".repeat(32)).into();
+    newer["time"] = "2026-11-22T10:05:00Z".into();
+    let response = function.invoke(newer.to_string().into_bytes()).await.response();
+    assert_eq!(response["outcome"], "ignored", "v2 deploys `latest` nowhere: {response}");
+    assert_eq!(env.records_for(DEV, "backend-service").await.len(), 1);
+
+    // Back to v1's text as v3: `latest` deploys again, recorded under v3.
+    assert_eq!(harness::seed::push_pipeline(&env.config, &harness::fixture("pipeline.toml")).await, 3);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = function.invoke(newer.to_string().into_bytes()).await.response();
+    assert_eq!(response["targets"][0]["result"], "deploying", "{response}");
+    let records = env.records_for(DEV, "backend-service").await;
+    let versions: Vec<&str> = records.iter().map(|r| r["pipeline_version"].as_str()).collect();
+    assert!(versions.contains(&"v3") && versions.contains(&"v1"), "{versions:?}");
+    assert!(
+        function.logs().iter().any(|l| l.contains("serving a new pipeline version")),
+        "the switch is logged"
+    );
 }

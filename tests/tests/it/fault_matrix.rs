@@ -22,7 +22,6 @@ use harness::fault_proxy::{FaultKind, FaultProxy};
 use harness::moto::sdk_config_for;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::domain::approval::{ApprovalStatus, Verdict, Voter};
-use shared::domain::pipeline::Pipeline;
 use shared::ports::Approvals;
 use std::collections::BTreeMap;
 
@@ -81,7 +80,7 @@ impl Mode {
 
 /// Runs `case` for every call site of `operation` in one clean delivery made by `deliver`
 /// (counted through the proxy) in an emulator seeded for `pipeline`, in every mode.
-async fn for_every_call_of<D, DF, C, CF>(operation: &str, pipeline: Pipeline, deliver: D, case: C)
+async fn for_every_call_of<D, DF, C, CF>(operation: &str, pipeline: &str, deliver: D, case: C)
 where
     D: FnOnce(Env, FaultProxy) -> DF,
     DF: std::future::Future<Output = FaultProxy>,
@@ -119,7 +118,7 @@ async fn retry_after_leases(env: &Env, first_deadline: chrono::DateTime<chrono::
 async fn deploy_case(operation: &str, mode: Mode, pass_first: usize) {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     let revisions = env.revision_count().await;
     mode.inject(&proxy, operation, pass_first);
     let case = format!("{operation} {mode:?} from call {pass_first}");
@@ -163,14 +162,14 @@ async fn deploy_case(operation: &str, mode: Mode, pass_first: usize) {
 
 async fn deploy_matrix(operation: &str) {
     let deliver = |env: Env, proxy: FaultProxy| async move {
-        let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+        let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
         handler
             .handle_event(&event("push-latest.json"), deadline())
             .await
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
         deploy_case(&target, mode, n).await
     })
     .await;
@@ -188,7 +187,7 @@ async fn approval_case(operation: &str, mode: Mode, pass_first: usize) {
     let env = Env::new().await;
     env.passes_staging(&digest(0x80), 0).await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     mode.inject(&proxy, operation, pass_first);
     let case = format!("{operation} {mode:?} from call {pass_first}");
     let first_deadline = deadline();
@@ -236,11 +235,11 @@ async fn approval_case(operation: &str, mode: Mode, pass_first: usize) {
 async fn approval_matrix(operation: &str) {
     let deliver = |env: Env, proxy: FaultProxy| async move {
         env.passes_staging(&digest(0x80), 0).await;
-        let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+        let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
         handler.handle_event(&release(), deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
         approval_case(&target, mode, n).await
     })
     .await;
@@ -318,7 +317,7 @@ async fn failed_matrix(operation: &str) {
         tracker.handle_event(&failed, deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
         failed_case(&target, mode, n).await
     })
     .await;
@@ -379,17 +378,16 @@ async fn alarm_matrix(operation: &str) {
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
         alarm_case(&target, mode, n).await
     })
     .await;
 }
 
-/// The shipped pipeline without prod's wait: one sweep takes the snapshot, finds it available
+/// The tests' pipeline without prod's wait: one sweep takes the snapshot, finds it available
 /// (moto makes it so at once) and deploys.
-fn no_wait_pipeline() -> Pipeline {
-    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
-    Pipeline::parse(&text.replace("wait_minutes = 5", "wait_minutes = 0")).unwrap()
+fn no_wait_pipeline() -> String {
+    harness::fixture("pipeline.toml").replace("wait_minutes = 5", "wait_minutes = 0")
 }
 
 /// The matrix's release, which passed staging, approved by an operator for prod's first approver.
@@ -419,7 +417,7 @@ async fn approved_release(env: &Env) {
 /// both prod services deploying one new revision each, the promotion recorded as deployed, and
 /// both notices (backing up, deploying) sent.
 async fn promote_case(operation: &str, mode: Mode, pass_first: usize) {
-    let env = Env::with_pipeline(no_wait_pipeline()).await;
+    let env = Env::with_pipeline(&no_wait_pipeline()).await;
     approved_release(&env).await;
     let revisions = env.revision_count().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
@@ -488,7 +486,7 @@ async fn promote_matrix(operation: &str) {
         );
         proxy
     };
-    for_every_call_of(operation, no_wait_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &no_wait_pipeline(), deliver, |target, mode, n| async move {
         promote_case(&target, mode, n).await
     })
     .await;
@@ -540,7 +538,7 @@ async fn cost_matrix(operation: &str) {
         assert!(reporter.run(tick, tick).await.unwrap().made);
         proxy
     };
-    for_every_call_of(operation, shipped_pipeline(), deliver, |target, mode, n| async move {
+    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
         cost_case(&target, mode, n).await
     })
     .await;
@@ -610,7 +608,7 @@ matrix! {
 async fn update_applied_answer_lost_and_check_failed_keeps_the_record_for_the_retry() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     let revisions = env.revision_count().await;
     proxy.fail("UpdateService", FaultKind::AnswerLost, 0);
     // DescribeServices: the first call of each target reads the service; the checks fail.

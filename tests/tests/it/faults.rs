@@ -10,7 +10,7 @@ use shared::handlers::deploy_on_push::TargetOutcome;
 async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     proxy.fail("UpdateService", FaultKind::Throttling, 0);
 
     let err = handler
@@ -62,7 +62,7 @@ async fn throttled_ecs_update_propagates_and_a_retry_deploys() {
 async fn dynamodb_5xx_midway_leaves_no_false_record_and_a_retry_completes() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     // The first PutItem (one service's REQUESTED record) passes; every later one fails: that
     // service's DEPLOYING update and the other service's REQUESTED record.
     proxy.fail("DynamoDB_20120810.PutItem", FaultKind::ServerError, 1);

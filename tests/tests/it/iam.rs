@@ -75,7 +75,7 @@ fn assert_allowed(role: &str, proxy: &FaultProxy) {
 async fn deploy_on_push_calls_only_what_its_role_allows() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
-    let handler = env.handler_with(shipped_pipeline(), &sdk_config_for(&proxy.endpoint).await);
+    let handler = env.handler_with(fixture_pipeline(), &sdk_config_for(&proxy.endpoint).await);
     // Automatic and approval stages (the release passed staging, so it asks for approval), a
     // duplicate, and a newer push superseding the first.
     let release = event("push-release.json");
@@ -233,8 +233,8 @@ async fn promote_calls_only_what_its_role_allows() {
 
 #[tokio::test]
 async fn snapshot_calls_only_what_its_role_allows() {
-    let pipeline = crate::scheduled_snapshots::pipeline();
-    let env = Env::with_pipeline(pipeline.clone()).await;
+    let env = Env::with_pipeline(&crate::scheduled_snapshots::pipeline_text()).await;
+    let pipeline = env.pipeline.clone();
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&env.moto.endpoint).await;
     let config = sdk_config_for(&proxy.endpoint).await;

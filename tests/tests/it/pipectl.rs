@@ -11,6 +11,7 @@ fn command(env: &Env, args: &[&str]) -> Command {
         .args(args)
         .env_clear()
         .env("TABLE_NAME", &env.world.table)
+        .env("PIPELINE_TABLE", &env.pipeline_table)
         .env("AWS_REGION", harness::REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -20,6 +21,48 @@ fn command(env: &Env, args: &[&str]) -> Command {
 
 fn pipectl(env: &Env, args: &[&str]) -> Output {
     command(env, args).output().expect("pipectl runs")
+}
+
+/// The seven functions, named as a deployed stack's outputs name them.
+const FUNCTIONS: [&str; 7] = [
+    "deploy-on-push",
+    "approval-page",
+    "promote",
+    "snapshot",
+    "cost-report",
+    "track-deployment",
+    "rollback-on-alarm",
+];
+
+/// A stack `name` in the emulator whose outputs name the env's tables, topic and functions
+/// (`<name>-<function>`), deployed with the parameters `pipectl pipeline parameters` derives
+/// from the pipeline file `pipeline` (roles read from the account).
+async fn stack(env: &Env, name: &str, pipeline: &std::path::Path) {
+    let functions: Vec<(String, String)> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            let camel: String = f.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+            (format!("{camel}FunctionName"), format!("{name}-{f}"))
+        })
+        .collect();
+    let mut outputs: Vec<(&str, &str)> = functions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    outputs.extend([
+        ("PipelineTableName", env.pipeline_table.as_str()),
+        ("DeploymentsTableName", env.world.table.as_str()),
+        ("ApprovalsTopicArn", env.world.approval_topic_arn.as_str()),
+    ]);
+    let derived = stdout(&pipectl(env, &["pipeline", "parameters", pipeline.to_str().unwrap()]));
+    let parameters: Vec<(&str, &str)> = derived.lines().filter_map(|line| line.split_once('=')).collect();
+    harness::seed::create_stack(&env.config, name, &outputs, &parameters).await;
+}
+
+/// The tests' pipeline file, written where pipectl can read it.
+fn fixture_file(name: &str, text: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("pipectl-{name}-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 fn stdout(output: &Output) -> String {
@@ -78,30 +121,18 @@ async fn errors_are_clear_and_fail_the_command() {
         message.contains("application[0].name: invalid application name `Backend`"),
         "{message}"
     );
-    let shipped = harness::repo_root().join("pipeline.toml");
-    assert!(stdout(&pipectl(&env, &["validate", shipped.to_str().unwrap()])).contains("stages: dev → staging → prod"));
+    // The example a user replaces: the one test that reads it checks only that it parses.
+    let example = harness::repo_root().join("pipeline.toml");
+    assert!(pipectl(&env, &["validate", example.to_str().unwrap()]).status.success());
 
-    // The template's alarm rule must deliver exactly the pipeline file's alarms.
+    // The template takes every parameter the tests' pipeline implies.
+    let fixture = std::env::temp_dir().join(format!("pipectl-fixture-{}.toml", std::process::id()));
+    std::fs::write(&fixture, harness::fixture("pipeline.toml")).unwrap();
     let template = harness::repo_root().join("template.yaml");
-    let (shipped, template) = (shipped.to_str().unwrap(), template.to_str().unwrap());
-    let checked = pipectl(&env, &["validate", shipped, "--template", template]);
+    let (fixture, template) = (fixture.to_str().unwrap(), template.to_str().unwrap());
+    let checked = pipectl(&env, &["validate", fixture, "--template", template]);
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
-    let drifted = std::env::temp_dir().join(format!("pipectl-drift-{}.toml", std::process::id()));
-    std::fs::write(
-        &drifted,
-        std::fs::read_to_string(shipped)
-            .unwrap()
-            .replace("\"backend-dev-health\"", "\"backend-dev-latency\""),
-    )
-    .unwrap();
-    let drift = pipectl(&env, &["validate", drifted.to_str().unwrap(), "--template", template]);
-    assert_eq!(drift.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&drift.stderr)
-            .contains("GuardedAlarmNames is backend-dev-5xx,backend-dev-error-rate,backend-dev-health,"),
-        "{}",
-        String::from_utf8_lossy(&drift.stderr)
-    );
+    assert!(stdout(&checked).contains("stages: dev → staging → prod"));
 }
 
 #[test]
@@ -192,6 +223,7 @@ async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
 async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions() {
     let env = Env::new().await;
     let lambda = functions(&env).await;
+    stack(&env, "sandbox", &fixture_file("sandbox", &harness::fixture("pipeline.toml"))).await;
     let sqs = aws_sdk_sqs::Client::new(&env.config);
     let queue_url = sqs
         .create_queue()
@@ -292,6 +324,7 @@ async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions(
 async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
     let env = Env::new().await;
     let lambda = functions(&env).await;
+    stack(&env, "sandbox", &fixture_file("sandbox", &harness::fixture("pipeline.toml"))).await;
     env.handler()
         .handle_event(&event("push-latest.json"), deadline())
         .await
@@ -604,6 +637,7 @@ async fn cost_report_function(env: &Env) -> harness::lambda_invoke::LambdaInvoke
 #[tokio::test]
 async fn report_now_has_the_function_send_and_keep_a_report_and_cost_prints_the_last_one() {
     let env = Env::new().await;
+    stack(&env, "prod", &fixture_file("prod", &harness::fixture("pipeline.toml"))).await;
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let none = stdout(&pipectl(&env, &["cost"]));
     assert!(none.starts_with("no cost report kept yet"), "{none}");
@@ -630,6 +664,7 @@ async fn report_now_has_the_function_send_and_keep_a_report_and_cost_prints_the_
 #[tokio::test]
 async fn prices_refresh_asks_the_stacks_cost_report_function_and_names_its_error() {
     let env = Env::new().await;
+    stack(&env, "prod", &fixture_file("prod", &harness::fixture("pipeline.toml"))).await;
     let lambda = cost_report_function(&env).await;
     // moto has no Price List: the function's refresh fails, and pipectl says so.
     let output = pipectl_with_lambda(&env, &lambda.endpoint, &["prices", "refresh", "--stack", "prod"]).await;
@@ -645,4 +680,93 @@ async fn prices_refresh_asks_the_stacks_cost_report_function_and_names_its_error
         (invoked[0].function.as_str(), invoked[0].invocation_type.as_str()),
         ("prod-cost-report", "RequestResponse")
     );
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `pipeline push` checks a file against the account and the stack before it keeps it: a file
+/// naming what the account lacks, or what the stack's parameters do not allow, changes
+/// nothing; a good one becomes the next version in force, and any version can be put back.
+#[tokio::test]
+async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_undone() {
+    let env = Env::new().await;
+    let fixture = harness::fixture("pipeline.toml");
+    stack(&env, "team", &fixture_file("team", &fixture)).await;
+    let push = |text: String| {
+        let file = fixture_file("push", &text);
+        pipectl(&env, &["pipeline", "push", file.to_str().unwrap(), "--stack", "team"])
+    };
+
+    // What the account lacks: a service, a container, an alarm, a DB.
+    let wrong = fixture
+        .replace("\"worker-service\"", "\"billing-service\"")
+        .replace("container = \"api\"", "container = \"app\"")
+        .replace("\"backend-dev-health\"", "\"backend-dev-latency\"");
+    let refused = push(wrong);
+    assert_eq!(refused.status.code(), Some(1));
+    let why = stderr(&refused);
+    for problem in [
+        "stage dev: no active service billing-service in cluster social-analytics-dev",
+        "stage dev: service backend-service's task definition",
+        "has no container app",
+        "no CloudWatch alarm backend-dev-latency",
+        "stage prod: no RDS DB instance or cluster social-analytics-db",
+        "nothing changed, the pipeline in force stays",
+    ] {
+        assert!(why.contains(problem), "`{problem}` in:\n{why}");
+    }
+    let history = stdout(&pipectl(&env, &["pipeline", "history", "--stack", "team"]));
+    assert_eq!(history.lines().count(), 1, "{history}");
+    assert!(history.starts_with("v1 ") && history.contains("(in force)"), "{history}");
+
+    // What the account has but the stack was not deployed for: an alarm outside GuardedAlarmNames.
+    harness::seed::create_database(&env.config, "social-analytics-db", None).await;
+    aws_sdk_cloudwatch::Client::new(&env.config)
+        .put_metric_alarm()
+        .alarm_name("backend-dev-latency")
+        .namespace("AWS/ApplicationELB")
+        .metric_name("TargetResponseTime")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    let uncovered = push(fixture.replace("\"backend-dev-health\"", "\"backend-dev-latency\""));
+    assert_eq!(uncovered.status.code(), Some(1));
+    assert!(
+        stderr(&uncovered).contains("stack team: GuardedAlarmNames lacks backend-dev-latency: deploy the stack with this file"),
+        "{}",
+        stderr(&uncovered)
+    );
+
+    // A change the account and the stack allow: v2, in force, kept beside v1.
+    let longer_wait = fixture.replace("wait_minutes = 5", "wait_minutes = 10");
+    let pushed = stdout(&push(longer_wait.clone()));
+    assert!(pushed.starts_with("v2 in force (was v1)"), "{pushed}");
+    let shown = stdout(&pipectl(&env, &["pipeline", "show", "--stack", "team"]));
+    assert!(shown.contains("# v2 sha256:") && shown.contains(" by arn:aws:sts::123456789012:"), "{shown}");
+    assert!(shown.ends_with(&longer_wait), "{shown}");
+    let history = stdout(&pipectl(&env, &["pipeline", "history", "--stack", "team"]));
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].starts_with("v2 ") && lines[0].ends_with("(in force)"), "{history}");
+    assert!(lines[1].starts_with("v1 ") && !lines[1].contains("in force"), "{history}");
+    let diff = stdout(&pipectl(&env, &["pipeline", "diff", "v1", "v2", "--stack", "team"]));
+    let changed: Vec<&str> = diff.lines().filter(|l| l.starts_with(['-', '+'])).collect();
+    assert_eq!(
+        changed,
+        ["--- v1", "+++ v2", "-wait_minutes = 5              # between the approval and the deploy; the page offers Cancel", "+wait_minutes = 10              # between the approval and the deploy; the page offers Cancel"]
+    );
+    assert!(stdout(&push(longer_wait)).contains("is already in force as v2"));
+
+    // Undone in one command.
+    let back = stdout(&pipectl(&env, &["pipeline", "activate", "v1", "--stack", "team"]));
+    assert!(back.starts_with("v1 in force (was v2)"), "{back}");
+    assert!(stdout(&pipectl(&env, &["pipeline", "show", "--stack", "team"])).ends_with(&fixture));
+    let missing = pipectl(&env, &["pipeline", "activate", "v9", "--stack", "team"]);
+    assert!(stderr(&missing).contains("no version v9"), "{}", stderr(&missing));
 }

@@ -573,7 +573,7 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
 /// the frontend and never touches the backend.
 #[tokio::test]
 async fn an_alarm_rolls_back_only_the_application_it_guards() {
-    let shipped = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
+    let shipped = harness::fixture("pipeline.toml");
     let two_apps = shipped
         .replacen(
             "[[stage]]",
@@ -585,7 +585,7 @@ async fn an_alarm_rolls_back_only_the_application_it_guards() {
             "alarms.frontend = [\"frontend-dev-5xx\"]\nalarms.backend = [\"backend-dev-5xx\"",
             1,
         );
-    let env = Env::with_pipeline(shared::domain::pipeline::Pipeline::parse(&two_apps).unwrap()).await;
+    let env = Env::with_pipeline(&two_apps).await;
     let frontend_push = |digest_byte: u8, second: u32| {
         let mut event = push("latest", digest_byte, second);
         event.detail.repository_name = "social-analytics/frontend".into();

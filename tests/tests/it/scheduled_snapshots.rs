@@ -5,15 +5,13 @@
 use crate::support::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::adapters::{dynamo::DynamoRecords, rds::RdsSnapshots, sns::SnsNotifier};
-use shared::domain::pipeline::Pipeline;
 use shared::handlers::scheduled_snapshots::ScheduledSnapshots;
 
 const DB: &str = "social-analytics-db";
 
-/// The shipped pipeline file, with no snapshot kept for its newness: retention alone decides.
-pub fn pipeline() -> Pipeline {
-    let text = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
-    Pipeline::parse(&text.replace("keep_last = 7", "keep_last = 0")).unwrap()
+/// The tests' pipeline file, with no snapshot kept for its newness: retention alone decides.
+pub fn pipeline_text() -> String {
+    harness::fixture("pipeline.toml").replace("keep_last = 7", "keep_last = 0")
 }
 
 fn function(env: &Env) -> ScheduledSnapshots<DynamoRecords, RdsSnapshots, SnsNotifier> {
@@ -26,7 +24,7 @@ fn tick(day: u32) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn ticks_snapshot_tag_copy_and_prune_only_ours_in_both_regions() {
-    let env = Env::with_pipeline(pipeline()).await;
+    let env = Env::with_pipeline(&pipeline_text()).await;
     harness::seed::create_database(&env.config, DB, None).await;
     harness::seed::snapshot_by_another_tool(&env.config, DB, "nightly-tool-1").await;
     let function = function(&env);

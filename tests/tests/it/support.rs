@@ -4,7 +4,7 @@ use aws_sdk_ecs::types::TaskDefinitionField;
 use chrono::{DateTime, Utc};
 use harness::moto::Moto;
 use harness::seed::{Notice, World, seed, take_notices};
-use harness::{event_file, repo_root};
+use harness::event_file;
 use shared::adapters::rds::RdsSnapshots;
 use shared::adapters::{cloudwatch::CloudWatchAlarms, dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::domain::pipeline::Pipeline;
@@ -38,22 +38,27 @@ pub struct Env {
     pub ecs: aws_sdk_ecs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub pipeline: Pipeline,
+    /// The stack's pipeline table, holding the env's pipeline as v1 in force.
+    pub pipeline_table: String,
 }
 
-pub fn shipped_pipeline() -> Pipeline {
-    Pipeline::parse(&std::fs::read_to_string(repo_root().join("pipeline.toml")).unwrap()).unwrap()
+pub fn fixture_pipeline() -> Pipeline {
+    Pipeline::parse(&harness::fixture("pipeline.toml")).unwrap()
 }
 
 impl Env {
     pub async fn new() -> Self {
-        Self::with_pipeline(shipped_pipeline()).await
+        Self::with_pipeline(&harness::fixture("pipeline.toml")).await
     }
 
-    /// An emulator seeded with what `pipeline` names; the handlers read that pipeline.
-    pub async fn with_pipeline(pipeline: Pipeline) -> Self {
+    /// An emulator seeded with what the pipeline file `text` names, which is the stack's v1
+    /// in force; the handlers read that pipeline.
+    pub async fn with_pipeline(text: &str) -> Self {
+        let pipeline = Pipeline::parse(text).unwrap().with_version("v1");
         let moto = Moto::start();
         let config = moto.sdk_config().await;
         let world = seed(&config, &pipeline).await;
+        let pipeline_table = harness::seed::store_pipeline(&config, text).await;
         let ecs = aws_sdk_ecs::Client::new(&config);
         let ddb = aws_sdk_dynamodb::Client::new(&config);
         Env {
@@ -63,6 +68,7 @@ impl Env {
             ecs,
             ddb,
             pipeline,
+            pipeline_table,
         }
     }
 
@@ -194,6 +200,7 @@ impl Env {
     pub fn function_vars(&self) -> Vec<(&'static str, &str)> {
         vec![
             ("TABLE_NAME", self.world.table.as_str()),
+            ("PIPELINE_TABLE", self.pipeline_table.as_str()),
             ("TOPIC_ARN", self.world.topic_arn.as_str()),
             ("APPROVAL_TOPIC_ARN", self.world.approval_topic_arn.as_str()),
             ("APPROVAL_PAGE_URL", NO_PAGE),

@@ -116,6 +116,8 @@ struct DeploymentItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ecs_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pipeline_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous_definition: Option<String>,
@@ -157,6 +159,7 @@ pub fn deployment_item(d: &Deployment) -> Item {
         superseded_by: d.superseded_by.as_ref().map(ToString::to_string),
         completed_at: d.completed_at,
         ecs_reason: d.ecs_reason.clone(),
+        pipeline_version: d.pipeline_version.clone(),
         definition: d.definition.clone(),
         previous_definition: d.previous_definition.clone(),
     };
@@ -211,6 +214,7 @@ pub fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
         superseded_by: stored.superseded_by.map(DeploymentId::from_stored),
         completed_at: stored.completed_at,
         ecs_reason: stored.ecs_reason,
+        pipeline_version: stored.pipeline_version,
         definition: stored.definition,
         previous_definition: stored.previous_definition,
     })

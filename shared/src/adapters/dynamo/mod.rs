@@ -8,15 +8,18 @@ mod deployments;
 mod keys;
 mod locks;
 mod outbox;
+mod pipelines;
 mod quarantine;
 
 pub use codec::{DECISION_ATTRIBUTES, HISTORY_ATTRIBUTES};
+pub use pipelines::{Activation, DynamoPipelines, PipelineVersion};
 pub use keys::{APPROVAL_PREFIX, BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, IN_FLIGHT_INDEX};
 
 use super::describe_sdk_error;
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+#[derive(Clone)]
 pub struct DynamoRecords {
     client: aws_sdk_dynamodb::Client,
     table: String,
