@@ -5,7 +5,7 @@
 # Idempotent: a venv that already matches requirements-deploy.txt is left alone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=lib/venv.sh
+# shellcheck source-path=SCRIPTDIR source=lib/venv.sh
 . "$root/scripts/lib/venv.sh"
 
 venv_install .deploy-requirements.sha256 requirements-deploy.txt

@@ -5,7 +5,7 @@
 # Idempotent: a venv that already matches both requirement files is left alone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=lib/venv.sh
+# shellcheck source-path=SCRIPTDIR source=lib/venv.sh
 . "$root/scripts/lib/venv.sh"
 
 # The approval page is tested in a real browser: headless Chromium driven over WebDriver.

@@ -408,7 +408,7 @@ pub async fn diff(aws: &aws_config::SdkConfig, stack: &str, from: &str, to: &str
     let store = DynamoPipelines::new(aws, stack.output("PipelineTableName")?);
     let (from, to) = (stored(&store, from).await?, stored(&store, to).await?);
     println!("--- v{}\n+++ v{}", from.pipeline.version, to.pipeline.version);
-    for line in line_diff(&from.pipeline.text, &to.pipeline.text) {
+    for line in with_context(&line_diff(&from.pipeline.text, &to.pipeline.text), 3) {
         println!("{line}");
     }
     Ok(())
@@ -448,9 +448,32 @@ fn line_diff(from: &str, to: &str) -> Vec<String> {
     out
 }
 
+/// The changed lines with `context` unchanged lines around each, `…` where lines are left out.
+fn with_context(diff: &[String], context: usize) -> Vec<&str> {
+    let changed: Vec<usize> = (0..diff.len()).filter(|&i| !diff[i].starts_with(' ')).collect();
+    let near = |i: usize| changed.iter().any(|&c| c.abs_diff(i) <= context);
+    let mut out = Vec::new();
+    for (i, line) in diff.iter().enumerate() {
+        if near(i) {
+            out.push(line.as_str());
+        } else if out.last() != Some(&"…") && i > 0 && near(i - 1) || (out.is_empty() && i == 0) {
+            out.push("…");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diff_shows_three_lines_around_each_change() {
+        let from: String = (1..=20).map(|n| format!("{n}\n")).collect();
+        let to = from.replace("\n10\n", "\nten\n");
+        let diff = line_diff(&from, &to);
+        assert_eq!(with_context(&diff, 3), ["…", " 7", " 8", " 9", "-10", "+ten", " 11", " 12", " 13", "…"]);
+    }
 
     #[test]
     fn a_diff_keeps_common_lines_and_marks_the_changed_ones() {

@@ -265,6 +265,64 @@ pub async fn create_stack(config: &SdkConfig, name: &str, outputs: &[(&str, &str
     create.template_body(template.to_string()).send().await.expect("create the stack");
 }
 
+/// The seven functions, as a deployed stack's outputs name them (`<Camel>FunctionName`).
+pub const FUNCTIONS: [&str; 7] = [
+    "deploy-on-push",
+    "approval-page",
+    "promote",
+    "snapshot",
+    "cost-report",
+    "track-deployment",
+    "rollback-on-alarm",
+];
+
+/// pipectl, built, as an operator runs it against the emulator at `endpoint`.
+pub fn pipectl(endpoint: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(crate::built_binary("pipectl", "debug"));
+    command
+        .env_clear()
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", endpoint);
+    command
+}
+
+/// A stack `name` as `scripts/deploy.sh` leaves one: its outputs name `world`'s table and
+/// approvals topic, `pipeline_table` and the functions (`<name>-<function>`), and its
+/// parameters are those `pipectl pipeline parameters` derives from the file `pipeline`.
+pub async fn deployed_stack(
+    config: &SdkConfig,
+    endpoint: &str,
+    name: &str,
+    world: &World,
+    pipeline_table: &str,
+    pipeline: &std::path::Path,
+) {
+    let functions: Vec<(String, String)> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            let camel: String = f.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+            (format!("{camel}FunctionName"), format!("{name}-{f}"))
+        })
+        .collect();
+    let mut outputs: Vec<(&str, &str)> = functions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    outputs.extend([
+        ("PipelineTableName", pipeline_table),
+        ("DeploymentsTableName", world.table.as_str()),
+        ("ApprovalsTopicArn", world.approval_topic_arn.as_str()),
+    ]);
+    let derived = pipectl(endpoint)
+        .args(["pipeline", "parameters"])
+        .arg(pipeline)
+        .output()
+        .expect("pipectl runs");
+    assert!(derived.status.success(), "{}", String::from_utf8_lossy(&derived.stderr));
+    let derived = String::from_utf8(derived.stdout).expect("UTF-8");
+    let parameters: Vec<(&str, &str)> = derived.lines().filter_map(|line| line.split_once('=')).collect();
+    create_stack(config, name, &outputs, &parameters).await;
+}
+
 /// The table as template.yaml declares it.
 pub async fn create_table(config: &SdkConfig, table: &str) {
     let ddb = aws_sdk_dynamodb::Client::new(config);

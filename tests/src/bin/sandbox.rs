@@ -39,7 +39,7 @@ const STORY: [(&str, &str); 4] = [
 #[tokio::main]
 async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
-    // The shipped pipeline, but no wait between an approval and its deploy: the story need not
+    // The example pipeline, but no wait between an approval and its deploy: the story need not
     // sit through five minutes.
     let pipeline_text = std::fs::read_to_string(repo_root().join("pipeline.toml"))
         .expect("pipeline.toml")
@@ -64,6 +64,11 @@ async fn main() {
     for ((cluster, service), arn) in &world.initial {
         println!("  {cluster}/{service} runs {}", short(arn));
     }
+    // The stack as the deploy command leaves it: its pipeline table, then the file pushed.
+    harness::seed::create_pipeline_table(&config, harness::seed::PIPELINE_TABLE).await;
+    harness::seed::deployed_stack(&config, &moto.endpoint, "sandbox", &world, harness::seed::PIPELINE_TABLE, &pipeline_file).await;
+    println!("  stack `sandbox` (its outputs and the parameters `pipectl pipeline parameters` derives)");
+    pipectl_says(&moto.endpoint, &["pipeline", "push", &pipeline_path, "--stack", "sandbox"]);
 
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ddb = aws_sdk_dynamodb::Client::new(&config);
@@ -73,7 +78,7 @@ async fn main() {
             &moto.endpoint,
             &[
                 ("TABLE_NAME", world.table.as_str()),
-                ("PIPELINE_FILE", pipeline_path.as_str()),
+                ("PIPELINE_TABLE", harness::seed::PIPELINE_TABLE),
             ],
         )
         .await,
@@ -85,7 +90,10 @@ async fn main() {
         ("TOPIC_ARN", world.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", page.url.as_str()),
-        ("PIPELINE_FILE", pipeline_path.as_str()),
+        ("PIPELINE_TABLE", harness::seed::PIPELINE_TABLE),
+        // Seconds between looks at the pipeline in force (30 by default), so the change the
+        // story pushes shows at once.
+        ("PIPELINE_TTL_SECONDS", "1"),
     ];
     let mut function = Function::spawn(&built_binary("deploy-on-push", "debug"), &moto.endpoint, &vars).await;
     let mut tracker = Function::spawn(&built_binary("track-deployment", "debug"), &moto.endpoint, &vars).await;
@@ -258,6 +266,7 @@ async fn main() {
     forty_days_later(&config, &pipeline, &world).await;
     let mut cost = Function::spawn(&built_binary("cost-report", "debug"), &moto.endpoint, &vars).await;
     cost_report(&mut cost, &config, &pipeline, &moto.endpoint).await;
+    pipeline_change(&mut function, &ecs, &pipeline, &world.initial, &moto.endpoint, &pipeline_text, &samples[0].2).await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -276,6 +285,42 @@ async fn main() {
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// pipectl run against the emulator, its output indented under the story.
+fn pipectl_says(endpoint: &str, args: &[&str]) {
+    let output = harness::seed::pipectl(endpoint).args(args).output().expect("pipectl runs");
+    println!("   $ pipectl {}", args.join(" "));
+    for line in String::from_utf8_lossy(&output.stdout).lines().chain(String::from_utf8_lossy(&output.stderr).lines()) {
+        println!("   │ {line}");
+    }
+}
+
+/// The pipeline changed while the functions run: no rebuild, no redeploy. v2 lets only
+/// `feature-*` tags into dev, so a `latest` build deploys nowhere; v1 put back, it deploys.
+async fn pipeline_change(
+    function: &mut Function,
+    ecs: &aws_sdk_ecs::Client,
+    pipeline: &Pipeline,
+    initial: &std::collections::BTreeMap<(String, String), String>,
+    endpoint: &str,
+    text: &str,
+    latest: &serde_json::Value,
+) {
+    println!("\n━━ a pipeline change while the functions run: dev takes only `feature-*` tags (pipectl pipeline push)");
+    let narrowed = std::env::temp_dir().join(format!("sandbox-pipeline-v2-{}.toml", std::process::id()));
+    std::fs::write(&narrowed, text.replacen("tags = \"*\"", "tags = \"feature-*\"", 1)).expect("v2");
+    pipectl_says(endpoint, &["pipeline", "push", narrowed.to_str().unwrap(), "--stack", "sandbox"]);
+    pipectl_says(endpoint, &["pipeline", "diff", "v1", "v2", "--stack", "sandbox"]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let build = with_image(latest, "sha256:0fea", 200);
+    push(function, ecs, pipeline, initial, "(latest build)", "a `latest` build under v2: dev no longer takes it", &build).await;
+    println!("\n━━ the change undone in one command (pipectl pipeline activate v1)");
+    pipectl_says(endpoint, &["pipeline", "activate", "v1", "--stack", "sandbox"]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let build = with_image(latest, "sha256:0feb", 202);
+    push(function, ecs, pipeline, initial, "(latest build)", "another `latest` build under v1: dev deploys it", &build).await;
+    let _ = std::fs::remove_file(&narrowed);
 }
 
 /// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it

@@ -6,16 +6,11 @@ use std::process::{Command, Output};
 
 /// pipectl as an operator runs it, against moto.
 fn command(env: &Env, args: &[&str]) -> Command {
-    let mut command = Command::new(built_binary("pipectl", "debug"));
+    let mut command = harness::seed::pipectl(&env.moto.endpoint);
     command
         .args(args)
-        .env_clear()
         .env("TABLE_NAME", &env.world.table)
-        .env("PIPELINE_TABLE", &env.pipeline_table)
-        .env("AWS_REGION", harness::REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", &env.moto.endpoint);
+        .env("PIPELINE_TABLE", &env.pipeline_table);
     command
 }
 
@@ -23,37 +18,9 @@ fn pipectl(env: &Env, args: &[&str]) -> Output {
     command(env, args).output().expect("pipectl runs")
 }
 
-/// The seven functions, named as a deployed stack's outputs name them.
-const FUNCTIONS: [&str; 7] = [
-    "deploy-on-push",
-    "approval-page",
-    "promote",
-    "snapshot",
-    "cost-report",
-    "track-deployment",
-    "rollback-on-alarm",
-];
-
-/// A stack `name` in the emulator whose outputs name the env's tables, topic and functions
-/// (`<name>-<function>`), deployed with the parameters `pipectl pipeline parameters` derives
-/// from the pipeline file `pipeline` (roles read from the account).
+/// A deployed stack `name` of the env, for the pipeline file `pipeline`.
 async fn stack(env: &Env, name: &str, pipeline: &std::path::Path) {
-    let functions: Vec<(String, String)> = FUNCTIONS
-        .iter()
-        .map(|f| {
-            let camel: String = f.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
-            (format!("{camel}FunctionName"), format!("{name}-{f}"))
-        })
-        .collect();
-    let mut outputs: Vec<(&str, &str)> = functions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    outputs.extend([
-        ("PipelineTableName", env.pipeline_table.as_str()),
-        ("DeploymentsTableName", env.world.table.as_str()),
-        ("ApprovalsTopicArn", env.world.approval_topic_arn.as_str()),
-    ]);
-    let derived = stdout(&pipectl(env, &["pipeline", "parameters", pipeline.to_str().unwrap()]));
-    let parameters: Vec<(&str, &str)> = derived.lines().filter_map(|line| line.split_once('=')).collect();
-    harness::seed::create_stack(&env.config, name, &outputs, &parameters).await;
+    harness::seed::deployed_stack(&env.config, &env.moto.endpoint, name, &env.world, &env.pipeline_table, pipeline).await;
 }
 
 /// The tests' pipeline file, written where pipectl can read it.
