@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: scripts/deploy.sh --stack NAME [--region REGION] [--profile PROFILE]
-                         [--pipeline FILE] [--dry-run]
+                         [--pipeline FILE] [--parameter NAME=VALUE]... [--dry-run]
 
 Deploys the ECS deployment handlers as the CloudFormation stack NAME, with the template
 parameters derived from the pipeline file FILE (default pipeline.toml), then pushes FILE to
@@ -17,6 +17,11 @@ the stack as the pipeline in force.
   --region REGION     the AWS region (default: AWS_REGION, or the profile's)
   --profile PROFILE   the AWS profile (default: AWS_PROFILE, or the default credentials)
   --pipeline FILE     the pipeline file (default: pipeline.toml)
+  --parameter NAME=VALUE
+                      a template parameter the pipeline file does not imply, e.g.
+                      PermissionsBoundary=arn:aws:iam::123456789012:policy/boundary or
+                      ApprovalPageConcurrency=5 (repeatable; a stack keeps the values it
+                      was given until another is passed)
   --dry-run           change nothing: print the parameters and, with credentials, build
                       and print the change set's summary (a change set is left on the
                       stack for review); without credentials, the resources the template
@@ -40,18 +45,21 @@ region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 profile=${AWS_PROFILE:-}
 pipeline=pipeline.toml
 dry_run=false
+extra=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --stack | --region | --profile | --pipeline)
+    --stack | --region | --profile | --pipeline | --parameter)
       [ $# -ge 2 ] || die "$1 needs a value (see --help)"
       case $1 in
         --stack) stack=$2 ;;
         --region) region=$2 ;;
         --profile) profile=$2 ;;
         --pipeline) pipeline=$2 ;;
+        --parameter) extra+=("$2") ;;
       esac
       shift 2
       ;;
+    --parameter=*) extra+=("${1#*=}"); shift ;;
     --stack=*) stack=${1#*=}; shift ;;
     --region=*) region=${1#*=}; shift ;;
     --profile=*) profile=${1#*=}; shift ;;
@@ -240,6 +248,22 @@ done
 if [ "$online" = true ]; then
   case $names in *" PassableRoleArns "*) ;; *) die "pipectl did not derive PassableRoleArns" ;; esac
 fi
+# The parameters given with --parameter: never one the pipeline file implies.
+for given in ${extra[@]+"${extra[@]}"}; do
+  name=${given%%=*}
+  value=${given#*=}
+  name_pattern='^[A-Za-z][A-Za-z0-9]*$'
+  if [ "$name" = "$given" ] || ! [[ $name =~ $name_pattern ]]; then
+    die "--parameter takes NAME=VALUE: $given"
+  fi
+  case $names in *" $name "*) die "$name is derived from the pipeline file; change the file instead" ;; esac
+  case $name in
+    TableDeletionProtection | PassableRoleArns) die "$name is set by this script" ;;
+  esac
+  case $value in *\"*) die "a parameter value cannot hold a double quote: $given" ;; esac
+  overrides+=("$name=\"$value\"")
+done
+
 if grep -q '^problem:' "$problems"; then
   if [ "$dry_run" = false ]; then
     die "the pipeline file does not match the account (the problems above); nothing was deployed"
@@ -268,7 +292,7 @@ esac
 protection=true
 if [ "$first_create" = true ]; then protection=false; fi
 
-printf '\nParameters derived from %s:\n' "$pipeline"
+printf '\nParameters (derived from %s, then --parameter):\n' "$pipeline"
 for override in ${overrides[@]+"${overrides[@]}"}; do printf '  %s\n' "$override"; done
 if [ "$online" = true ] && [ "$first_create" = true ]; then
   printf '  TableDeletionProtection="false" (a new stack; "true" once the create succeeded)\n'

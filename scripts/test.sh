@@ -17,6 +17,9 @@ step "build (the tests drive the built binaries)"
 cargo build --workspace --bins --quiet
 step "pipeline file"
 target/debug/pipectl validate pipeline.toml --template template.yaml
+step "docs (the book builds, every link resolves)"
+mdbook build docs --dest-dir "$PWD/target/book" >/dev/null
+python3 docs/check_links.py
 step "template"
 cfn-lint template.yaml
 # checkov pins boto3==1.35.49 and aws-sam-cli boto3==1.43.108: checkov gets a venv of its own.

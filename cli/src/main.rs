@@ -25,6 +25,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "pipectl", about = "Operate the ECS deployment pipeline")]
 struct Cli {
+    /// The stack to act on: its outputs name the tables, topics, queue and functions (each
+    /// also settable by its environment variable, e.g. TABLE_NAME, PIPELINE_TABLE).
+    #[arg(long, global = true)]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,12 +67,9 @@ enum Command {
     },
     /// Send the failed-events queue's events back through the functions that failed them.
     Redrive {
-        /// The failed-events queue (the stack's `FailedEventsQueueUrl` output).
+        /// The failed-events queue (default: the stack's `FailedEventsQueueUrl` output).
         #[arg(long)]
-        queue_url: String,
-        /// The stack whose functions (its `…FunctionName` outputs) the events go back to.
-        #[arg(long)]
-        stack: String,
+        queue_url: Option<String>,
         /// Redrive at most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -120,47 +121,22 @@ enum Command {
     },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
-    Redeploy {
-        stage: String,
-        service: String,
-        #[arg(long)]
-        stack: String,
-    },
+    Redeploy { stage: String, service: String },
 }
 
 #[derive(Subcommand)]
 enum PipelineCommand {
     /// Check FILE against the account and the stack, keep it as the next version and put it
     /// in force. A file that fails a check changes nothing.
-    Push {
-        file: PathBuf,
-        #[arg(long)]
-        stack: String,
-    },
+    Push { file: PathBuf },
     /// The version in force (or VERSION), with who pushed it and when.
-    Show {
-        version: Option<String>,
-        #[arg(long)]
-        stack: String,
-    },
+    Show { version: Option<String> },
     /// Every version, newest first.
-    History {
-        #[arg(long)]
-        stack: String,
-    },
+    History,
     /// What changed from one version to another.
-    Diff {
-        from: String,
-        to: String,
-        #[arg(long)]
-        stack: String,
-    },
+    Diff { from: String, to: String },
     /// Put a kept version back in force (checked against the account again).
-    Activate {
-        version: String,
-        #[arg(long)]
-        stack: String,
-    },
+    Activate { version: String },
     /// The template parameters FILE implies, as `Name=value` lines for `sam deploy
     /// --parameter-overrides`; PassableRoleArns is read from the services' task definitions.
     Parameters {
@@ -184,11 +160,7 @@ enum ReportCommand {
     /// Have the stack's cost-report function make the report now, send it to the topic and
     /// keep it as the last one (two Cost Explorer requests, $0.01 each, unless the pipeline
     /// file turns it off).
-    Now {
-        /// The stack whose cost-report function (its `CostReportFunctionName` output) asks.
-        #[arg(long)]
-        stack: String,
-    },
+    Now,
 }
 
 #[derive(Subcommand)]
@@ -196,11 +168,7 @@ enum PricesCommand {
     /// Have the stack's cost-report function refresh its price table from the AWS Price List
     /// (GetProducts, every page; the reports that follow use it, under the pipeline file's
     /// [cost.prices]).
-    Refresh {
-        /// The stack whose cost-report function (its `CostReportFunctionName` output) asks.
-        #[arg(long)]
-        stack: String,
-    },
+    Refresh,
 }
 
 #[derive(Subcommand)]
@@ -208,17 +176,22 @@ enum ApproversCommand {
     /// Subscribe each approver the pipeline file names, with a filter policy on their own
     /// address; fix policies that differ; unsubscribe addresses no longer listed.
     Sync {
-        /// The approvals topic (the stack's `ApprovalsTopicArn` output).
+        /// The approvals topic (default: the stack's `ApprovalsTopicArn` output).
         #[arg(long)]
-        topic_arn: String,
+        topic_arn: Option<String>,
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
     },
 }
 
+/// The stack `--stack` names, set once from the command line.
+static STACK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    STACK.set(cli.stack).expect("set once");
+    let result = match cli.command {
         Command::Validate { file, template } => validate(&file, template.as_deref()),
         Command::Pipeline { command } => pipeline_command(command),
         Command::History {
@@ -228,12 +201,11 @@ fn main() -> ExitCode {
             after,
         } => history(&stage, &service, limit, after),
         Command::LiftQuarantine { stage, service, digest } => lift_quarantine(&stage, &service, &digest),
-        Command::Redrive {
-            queue_url,
-            stack,
-            limit,
-        } => with_aws(|aws| redrive(aws, queue_url, stack, limit)),
-        Command::Redeploy { stage, service, stack } => redeploy(&stage, &service, &stack),
+        Command::Redrive { queue_url, limit } => setting(queue_url, "FailedEventsQueueUrl").and_then(|queue_url| {
+            let stack = stack_name()?;
+            with_aws(|aws| redrive(aws, queue_url, stack, limit))
+        }),
+        Command::Redeploy { stage, service } => redeploy(&stage, &service),
         Command::Snapshots => {
             load_pipeline().and_then(|pipeline| with_aws(|aws| async move { snapshots::list(&aws, &pipeline).await }))
         }
@@ -243,17 +215,18 @@ fn main() -> ExitCode {
             .and_then(|pipeline| with_aws(|aws| async move { snapshots::now(&aws, pipeline, &db).await })),
         Command::Cost => with_table(|records| async move { cost::last(&records).await }),
         Command::Report {
-            command: ReportCommand::Now { stack },
-        } => with_aws(|aws| async move { cost::now(&aws, &stack).await }),
+            command: ReportCommand::Now,
+        } => stack_name().and_then(|stack| with_aws(|aws| async move { cost::now(&aws, stack).await })),
         Command::Prices {
-            command: PricesCommand::Refresh { stack },
-        } => with_aws(|aws| async move { cost::refresh_prices(&aws, &stack).await }),
+            command: PricesCommand::Refresh,
+        } => stack_name().and_then(|stack| with_aws(|aws| async move { cost::refresh_prices(&aws, stack).await })),
         Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
         Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
         Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),
         Command::Approvers {
             command: ApproversCommand::Sync { topic_arn, dry_run },
-        } => load_pipeline().and_then(|pipeline| {
+        } => setting(topic_arn, "ApprovalsTopicArn").and_then(|topic_arn| {
+            let pipeline = load_pipeline()?;
             with_aws(|aws| async move {
                 approvals::sync(&aws_sdk_sns::Client::new(&aws), &pipeline, &topic_arn, dry_run).await
             })
@@ -350,9 +323,9 @@ async fn invoke(lambda: &aws_sdk_lambda::Client, function: &str, event: &serde_j
     Ok(())
 }
 
-async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: String, limit: usize) -> Result<(), String> {
+async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: &str, limit: usize) -> Result<(), String> {
     let (sqs, lambda) = (aws_sdk_sqs::Client::new(&aws), aws_sdk_lambda::Client::new(&aws));
-    let stack = stack::Stack::describe(&aws, &stack).await?;
+    let stack = stack::Stack::describe(&aws, stack).await?;
     let function_named = |function: &str| stack.output(&stack::function_output(function)).map(str::to_owned);
     let (mut redriven, mut kept) = (0, 0);
     while redriven + kept < limit {
@@ -402,11 +375,12 @@ async fn redrive(aws: aws_config::SdkConfig, queue_url: String, stack: String, l
     Ok(())
 }
 
-fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
+fn redeploy(stage: &str, service: &str) -> Result<(), String> {
+    let stack = stack_name()?;
     let (pipeline, service) = (load_pipeline()?, parse_service(service)?);
     let stage = find_stage(&pipeline, stage)?;
     let (cluster, name) = (stage.cluster.clone(), service.clone());
-    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    let table = setting(None, "DeploymentsTableName")?;
     with_aws(|aws| async move {
         let stack = stack::Stack::describe(&aws, stack).await?;
         let function = stack.output(&stack::function_output("deploy-on-push"))?.to_owned();
@@ -440,7 +414,7 @@ fn redeploy(stage: &str, service: &str, stack: &str) -> Result<(), String> {
 /// A vote recorded with the caller's identity, as STS tells it.
 fn operator_vote(id: &str, verdict: Verdict, approver: &str, comment: Option<String>) -> Result<(), String> {
     let pipeline = load_pipeline()?;
-    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    let table = setting(None, "DeploymentsTableName")?;
     with_aws(|aws| async move {
         // The vote's time is AWS's (STS's answer), never this machine's clock: a skewed clock
         // must not shorten the wait or the Cancel window.
@@ -465,13 +439,53 @@ fn operator_vote(id: &str, verdict: Verdict, approver: &str, comment: Option<Str
     })
 }
 
+/// Runs `work` on the stack `--stack` names.
+fn with_stack<F, Fut>(work: F) -> Result<(), String>
+where
+    F: FnOnce(aws_config::SdkConfig, &'static str) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let stack = stack_name()?;
+    with_aws(|aws| work(aws, stack))
+}
+
+/// The stack `--stack` named; an error for a command that needs one.
+fn stack_name() -> Result<&'static str, String> {
+    STACK
+        .get()
+        .and_then(Option::as_deref)
+        .ok_or_else(|| "this command needs the stack: --stack STACK".to_owned())
+}
+
+/// `given` on the command line, else the environment variable that stands for `output`
+/// (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE), else the
+/// stack's output.
+fn setting(given: Option<String>, output: &str) -> Result<String, String> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    let variable = match output {
+        "DeploymentsTableName" => Some("TABLE_NAME"),
+        "PipelineTableName" => Some("PIPELINE_TABLE"),
+        _ => None,
+    };
+    if let Some(value) = variable.and_then(|v| std::env::var(v).ok()) {
+        return Ok(value);
+    }
+    let stack = stack_name().map_err(|_| match variable {
+        Some(variable) => format!("set {variable}, or name the stack with --stack"),
+        None => format!("name the stack with --stack (its {output} output)"),
+    })?;
+    with_aws(|aws| async move { Ok(stack::Stack::describe(&aws, stack).await?.output(output)?.to_owned()) })
+}
+
 /// Runs `work` with the table TABLE_NAME names; its errors are already operator-readable.
 fn with_table<F, Fut>(work: F) -> Result<(), String>
 where
     F: FnOnce(DynamoRecords) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    let table = setting(None, "DeploymentsTableName")?;
     with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await })
 }
 
@@ -480,8 +494,8 @@ fn load_pipeline() -> Result<Pipeline, String> {
     if let Some(pipeline) = runtime::pipeline_file().map_err(|e| e.to_string())? {
         return Ok(pipeline);
     }
-    let table = runtime::env("PIPELINE_TABLE")
-        .map_err(|_| "set PIPELINE_FILE (a pipeline file) or PIPELINE_TABLE (the stack's PipelineTableName output)")?;
+    let table = setting(None, "PipelineTableName")
+        .map_err(|_| "set PIPELINE_FILE (a pipeline file) or PIPELINE_TABLE, or name the stack with --stack")?;
     with_aws(|aws| async move {
         use shared::ports::PipelineStore;
         let stored = shared::adapters::dynamo::DynamoPipelines::new(&aws, &table)
@@ -489,22 +503,26 @@ fn load_pipeline() -> Result<Pipeline, String> {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{table} holds no pipeline in force"))?;
-        Ok(Pipeline::parse(&stored.text).map_err(|e| e.to_string())?.with_version(stored.label()))
+        Ok(Pipeline::parse(&stored.text)
+            .map_err(|e| e.to_string())?
+            .with_version(stored.label()))
     })
 }
 
 fn pipeline_command(command: PipelineCommand) -> Result<(), String> {
     match command {
-        PipelineCommand::Push { file, stack } => with_aws(|aws| async move { pipeline::push(&aws, &stack, &file).await }),
-        PipelineCommand::Show { version, stack } => {
-            with_aws(|aws| async move { pipeline::show(&aws, &stack, version.as_deref()).await })
+        PipelineCommand::Push { file } => {
+            with_stack(|aws, stack| async move { pipeline::push(&aws, stack, &file).await })
         }
-        PipelineCommand::History { stack } => with_aws(|aws| async move { pipeline::history(&aws, &stack).await }),
-        PipelineCommand::Diff { from, to, stack } => {
-            with_aws(|aws| async move { pipeline::diff(&aws, &stack, &from, &to).await })
+        PipelineCommand::Show { version } => {
+            with_stack(|aws, stack| async move { pipeline::show(&aws, stack, version.as_deref()).await })
         }
-        PipelineCommand::Activate { version, stack } => {
-            with_aws(|aws| async move { pipeline::activate(&aws, &stack, &version).await })
+        PipelineCommand::History => with_stack(|aws, stack| async move { pipeline::history(&aws, stack).await }),
+        PipelineCommand::Diff { from, to } => {
+            with_stack(|aws, stack| async move { pipeline::diff(&aws, stack, &from, &to).await })
+        }
+        PipelineCommand::Activate { version } => {
+            with_stack(|aws, stack| async move { pipeline::activate(&aws, stack, &version).await })
         }
         PipelineCommand::Parameters { file, offline } => {
             let shown = file.display();
@@ -565,6 +583,6 @@ where
     F: FnOnce(DynamoRecords) -> Fut,
     Fut: std::future::Future<Output = Result<T, shared::ports::StoreError>>,
 {
-    let table = runtime::env("TABLE_NAME").map_err(|e| e.to_string())?;
+    let table = setting(None, "DeploymentsTableName")?;
     with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await.map_err(|e| e.to_string()) })
 }

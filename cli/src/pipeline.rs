@@ -53,7 +53,11 @@ pub struct Preflight {
     pub passed_roles: BTreeSet<String>,
 }
 
-pub async fn preflight(aws: &aws_config::SdkConfig, pipeline: &Pipeline, stack: Option<&Stack>) -> Result<Preflight, String> {
+pub async fn preflight(
+    aws: &aws_config::SdkConfig,
+    pipeline: &Pipeline,
+    stack: Option<&Stack>,
+) -> Result<Preflight, String> {
     let mut found = Preflight::default();
     check_services(aws, pipeline, &mut found).await?;
     check_alarms(aws, pipeline, &mut found).await?;
@@ -61,7 +65,10 @@ pub async fn preflight(aws: &aws_config::SdkConfig, pipeline: &Pipeline, stack: 
     if let Some(stack) = stack {
         check_approvers(aws, pipeline, stack, &mut found).await?;
         let mut implied = template_parameters(pipeline)?;
-        implied.push(("PassableRoleArns", found.passed_roles.iter().cloned().collect::<Vec<_>>().join(",")));
+        implied.push((
+            "PassableRoleArns",
+            found.passed_roles.iter().cloned().collect::<Vec<_>>().join(","),
+        ));
         found.problems.extend(uncovered(&implied, stack));
     }
     Ok(found)
@@ -110,7 +117,11 @@ async fn check_services(aws: &aws_config::SdkConfig, pipeline: &Pipeline, found:
                 .await;
             let described = match described {
                 Ok(described) => described,
-                Err(err) if err.as_service_error().is_some_and(|e| e.is_cluster_not_found_exception()) => {
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_cluster_not_found_exception()) =>
+                {
                     found
                         .problems
                         .push(format!("stage {}: no ECS cluster {}", stage.name, stage.cluster));
@@ -187,19 +198,41 @@ async fn check_alarms(aws: &aws_config::SdkConfig, pipeline: &Pipeline, found: &
     Ok(())
 }
 
-async fn check_databases(aws: &aws_config::SdkConfig, pipeline: &Pipeline, found: &mut Preflight) -> Result<(), String> {
+async fn check_databases(
+    aws: &aws_config::SdkConfig,
+    pipeline: &Pipeline,
+    found: &mut Preflight,
+) -> Result<(), String> {
     let rds = aws_sdk_rds::Client::new(aws);
     for (stage, db) in pipeline.databases() {
-        let instance = rds.describe_db_instances().db_instance_identifier(db.as_str()).send().await;
+        let instance = rds
+            .describe_db_instances()
+            .db_instance_identifier(db.as_str())
+            .send()
+            .await;
         match instance {
             Ok(_) => continue,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) => {}
             Err(err) => return Err(describe_sdk_error("DescribeDBInstances", &err)),
         }
-        match rds.describe_db_clusters().db_cluster_identifier(db.as_str()).send().await {
+        match rds
+            .describe_db_clusters()
+            .db_cluster_identifier(db.as_str())
+            .send()
+            .await
+        {
             Ok(_) => {}
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_db_cluster_not_found_fault()) => {
-                found.problems.push(format!("stage {stage}: no RDS DB instance or cluster {db}"));
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_db_cluster_not_found_fault()) =>
+            {
+                found
+                    .problems
+                    .push(format!("stage {stage}: no RDS DB instance or cluster {db}"));
             }
             Err(err) => return Err(describe_sdk_error("DescribeDBClusters", &err)),
         }
@@ -238,7 +271,9 @@ async fn check_approvers(
             .map_err(|e| describe_sdk_error("ListSubscriptionsByTopic", &e))?;
         for subscription in page.subscriptions() {
             if subscription.protocol() == Some("email")
-                && subscription.subscription_arn().is_some_and(|arn| arn.starts_with("arn:"))
+                && subscription
+                    .subscription_arn()
+                    .is_some_and(|arn| arn.starts_with("arn:"))
             {
                 confirmed.extend(subscription.endpoint().map(str::to_owned));
             }
@@ -267,7 +302,10 @@ async fn caller(aws: &aws_config::SdkConfig) -> Result<(String, chrono::DateTime
         .send()
         .await
         .map_err(|e| describe_sdk_error("GetCallerIdentity", &e))?;
-    Ok((identity.arn().ok_or("STS named no caller ARN")?.to_owned(), answered.at()?))
+    Ok((
+        identity.arn().ok_or("STS named no caller ARN")?.to_owned(),
+        answered.at()?,
+    ))
 }
 
 fn report(found: &Preflight) -> Result<(), String> {
@@ -316,9 +354,14 @@ pub async fn activate(aws: &aws_config::SdkConfig, stack: &str, version: &str) -
     let stack = Stack::describe(aws, stack).await?;
     let store = DynamoPipelines::new(aws, stack.output("PipelineTableName")?);
     let version = stored(&store, version).await?;
-    let pipeline = Pipeline::parse(&version.pipeline.text).map_err(|e| format!("v{}: {e}", version.pipeline.version))?;
+    let pipeline =
+        Pipeline::parse(&version.pipeline.text).map_err(|e| format!("v{}: {e}", version.pipeline.version))?;
     report(&preflight(aws, &pipeline, Some(&stack)).await?)?;
-    let was = store.activation().await.map_err(|e| e.to_string())?.map(|a| a.version.pipeline.version);
+    let was = store
+        .activation()
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|a| a.version.pipeline.version);
     if was == Some(version.pipeline.version) {
         println!("v{} is already in force", version.pipeline.version);
         return Ok(());
@@ -391,7 +434,11 @@ pub async fn history(aws: &aws_config::SdkConfig, stack: &str) -> Result<(), Str
     let in_force = store.activation().await.map_err(|e| e.to_string())?;
     let in_force = in_force.map(|a| a.version.pipeline.version);
     for version in store.versions().await.map_err(|e| e.to_string())? {
-        let mark = if Some(version.pipeline.version) == in_force { "  (in force)" } else { "" };
+        let mark = if Some(version.pipeline.version) == in_force {
+            "  (in force)"
+        } else {
+            ""
+        };
         println!(
             "v{:<4} sha256:{} {} {}{mark}",
             version.pipeline.version,
@@ -472,7 +519,10 @@ mod tests {
         let from: String = (1..=20).map(|n| format!("{n}\n")).collect();
         let to = from.replace("\n10\n", "\nten\n");
         let diff = line_diff(&from, &to);
-        assert_eq!(with_context(&diff, 3), ["…", " 7", " 8", " 9", "-10", "+ten", " 11", " 12", " 13", "…"]);
+        assert_eq!(
+            with_context(&diff, 3),
+            ["…", " 7", " 8", " 9", "-10", "+ten", " 11", " 12", " 13", "…"]
+        );
     }
 
     #[test]
@@ -516,7 +566,8 @@ copy_to_region = "eu-west-1"
                 ("SnapshotCopyRegion", "eu-west-1".to_owned()),
             ]
         );
-        let two = format!("{text}\n[[snapshots.db]]\nname = \"db-2\"\nstage = \"live\"\ncopy_to_region = \"eu-central-1\"\n");
+        let two =
+            format!("{text}\n[[snapshots.db]]\nname = \"db-2\"\nstage = \"live\"\ncopy_to_region = \"eu-central-1\"\n");
         let err = template_parameters(&Pipeline::parse(&two).unwrap()).unwrap_err();
         assert!(err.contains("eu-central-1, eu-west-1"), "{err}");
     }

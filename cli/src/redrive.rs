@@ -134,7 +134,11 @@ mod tests {
 
     #[test]
     fn what_no_function_handles_stays_in_the_queue() {
-        assert!(route("nope", &|_| Err("not asked".into())).unwrap_err().starts_with("not JSON"));
+        assert!(
+            route("nope", &|_| Err("not asked".into()))
+                .unwrap_err()
+                .starts_with("not JSON")
+        );
         assert!(
             route(r#"{"source": "aws.s3"}"#, &|_| Err("not asked".into()))
                 .unwrap_err()

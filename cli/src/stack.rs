@@ -17,10 +17,7 @@ impl Stack {
             .send()
             .await
             .map_err(|e| shared::adapters::describe_sdk_error("DescribeStacks", &e))?;
-        let stack = described
-            .stacks()
-            .first()
-            .ok_or_else(|| format!("no stack {name}"))?;
+        let stack = described.stacks().first().ok_or_else(|| format!("no stack {name}"))?;
         let outputs = stack
             .outputs()
             .iter()
@@ -62,7 +59,9 @@ pub fn function_output(function: &str) -> String {
         .split('-')
         .map(|word| {
             let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+            chars
+                .next()
+                .map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
         })
         .collect();
     format!("{camel}FunctionName")

@@ -18,7 +18,9 @@ pub fn check(pipeline: &Pipeline, template: &Path) -> Result<(), String> {
     let implied = template_parameters(pipeline)?;
     for name in implied.iter().map(|(name, _)| *name).chain(["PassableRoleArns"]) {
         if !declared.contains(name) {
-            return Err(format!("{shown}: no {name} parameter, which deploys take from the pipeline file"));
+            return Err(format!(
+                "{shown}: no {name} parameter, which deploys take from the pipeline file"
+            ));
         }
     }
     let samconfig = template.with_file_name("samconfig.toml");
@@ -36,15 +38,27 @@ pub fn check(pipeline: &Pipeline, template: &Path) -> Result<(), String> {
         };
         let overrides = match overrides {
             toml::Value::String(line) => split_overrides(line),
-            toml::Value::Array(items) => items.iter().filter_map(|i| i.as_str()).flat_map(split_overrides).collect(),
-            _ => return Err(format!("{}: [{environment}.deploy.parameters] parameter_overrides is neither a string nor a list", samconfig.display())),
+            toml::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .flat_map(split_overrides)
+                .collect(),
+            _ => {
+                return Err(format!(
+                    "{}: [{environment}.deploy.parameters] parameter_overrides is neither a string nor a list",
+                    samconfig.display()
+                ));
+            }
         };
         for (name, value) in overrides {
             let Some((_, wanted)) = implied.iter().find(|(implied, _)| *implied == name) else {
                 continue;
             };
             let set: BTreeSet<&str> = value.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
-            let missing: Vec<&str> = wanted.split(',').filter(|v| !v.is_empty() && !set.contains(v)).collect();
+            let missing: Vec<&str> = wanted
+                .split(',')
+                .filter(|v| !v.is_empty() && !set.contains(v))
+                .collect();
             if !missing.is_empty() {
                 return Err(format!(
                     "{}: [{environment}] sets {name}={value}, which lacks the pipeline file's {} (scripts/deploy.sh derives it: drop the override)",
@@ -114,7 +128,11 @@ alarms.api = ["api-qa", "api-qa-latency"]
     fn a_template_without_a_parameter_the_file_implies_is_refused() {
         let pipeline = Pipeline::parse(FILE).unwrap();
         assert!(check(&pipeline, &dir(TEMPLATE, None)).is_ok());
-        let err = check(&pipeline, &dir(&TEMPLATE.replace("  ClusterNames", "  ClusterNamePrefix"), None)).unwrap_err();
+        let err = check(
+            &pipeline,
+            &dir(&TEMPLATE.replace("  ClusterNames", "  ClusterNamePrefix"), None),
+        )
+        .unwrap_err();
         assert!(err.contains("no ClusterNames parameter"), "{err}");
     }
 
@@ -125,6 +143,9 @@ alarms.api = ["api-qa", "api-qa-latency"]
         assert!(check(&pipeline, &dir(TEMPLATE, Some(covering))).is_ok());
         let short = "version = 0.1\n[prod.deploy.parameters]\nparameter_overrides = [\"ClusterNames=\\\"other\\\"\"]\n";
         let err = check(&pipeline, &dir(TEMPLATE, Some(short))).unwrap_err();
-        assert!(err.contains("[prod] sets ClusterNames=other, which lacks the pipeline file's qa"), "{err}");
+        assert!(
+            err.contains("[prod] sets ClusterNames=other, which lacks the pipeline file's qa"),
+            "{err}"
+        );
     }
 }

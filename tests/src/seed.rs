@@ -210,7 +210,13 @@ pub async fn store_pipeline(config: &SdkConfig, text: &str) -> String {
 /// A pipeline table as template.yaml declares it, empty.
 pub async fn create_pipeline_table(config: &SdkConfig, table: &str) {
     let ddb = aws_sdk_dynamodb::Client::new(config);
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -236,7 +242,12 @@ pub async fn push_pipeline(config: &SdkConfig, text: &str) -> u32 {
     let was = store.activation().await.unwrap().map(|a| a.version.pipeline.version);
     let by = format!("arn:aws:iam::{ACCOUNT}:user/test");
     let version = store
-        .add_version(text, &shared::domain::pipeline::text_hash(text), &by, chrono::Utc::now())
+        .add_version(
+            text,
+            &shared::domain::pipeline::text_hash(text),
+            &by,
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert!(store.activate(&version, was, &by, chrono::Utc::now()).await.unwrap());
@@ -246,7 +257,8 @@ pub async fn push_pipeline(config: &SdkConfig, text: &str) -> u32 {
 /// A CloudFormation stack in the emulator with these outputs and parameters, as `pipectl
 /// --stack` reads a deployed one (its one resource is a marker: moto needs one).
 pub async fn create_stack(config: &SdkConfig, name: &str, outputs: &[(&str, &str)], parameters: &[(&str, &str)]) {
-    let mut template = serde_json::json!({"Parameters": {}, "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}}, "Outputs": {}});
+    let mut template =
+        serde_json::json!({"Parameters": {}, "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}}, "Outputs": {}});
     for (key, value) in outputs {
         template["Outputs"][*key] = serde_json::json!({ "Value": value });
     }
@@ -262,7 +274,11 @@ pub async fn create_stack(config: &SdkConfig, name: &str, outputs: &[(&str, &str
                 .build(),
         );
     }
-    create.template_body(template.to_string()).send().await.expect("create the stack");
+    create
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("create the stack");
 }
 
 /// The seven functions, as a deployed stack's outputs name them (`<Camel>FunctionName`).

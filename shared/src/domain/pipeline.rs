@@ -22,7 +22,10 @@ pub enum PipelineError {
 /// A pipeline file's SHA-256, hex: what names its versions and tells a changed file.
 pub fn text_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -213,9 +213,10 @@ mod tests {
         untagged.detail.image_tag = None;
         let mut other_repo = push("latest");
         other_repo.detail.repository_name = "someone/else".into();
-        let pipeline_without_catch_all =
-            Pipeline::parse(&include_str!("../../../tests/fixtures/pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""))
-                .unwrap();
+        let pipeline_without_catch_all = Pipeline::parse(
+            &include_str!("../../../tests/fixtures/pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
+        )
+        .unwrap();
 
         assert_eq!(
             plan_push(&pipeline, &delete).unwrap(),

@@ -1150,7 +1150,8 @@ async fn an_approval_without_snapshots_is_told_with_its_deploy_time() {
     use super::promote::Advanced;
     let world = World::new();
     let without_snapshots = Pipeline::parse(
-        &include_str!("../../../tests/fixtures/pipeline.toml").replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
+        &include_str!("../../../tests/fixtures/pipeline.toml")
+            .replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
     )
     .unwrap();
     let promote = world.promoter(without_snapshots, &FakeSnapshots::default());

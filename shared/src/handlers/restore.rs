@@ -99,7 +99,8 @@ where
                             let reason = format!("{trigger}: too late to start a rollback of {}", bad.id);
                             return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
                         }
-                        self.roll_back(pipeline_version, stage, service, trigger, bad, target, deadline).await
+                        self.roll_back(pipeline_version, stage, service, trigger, bad, target, deadline)
+                            .await
                     }
                     // Too late to tell anything new; a notice an earlier delivery kept still goes.
                     RollbackPlan::NotifyOnly(why) if !may_start => Ok(LockedWork::only(Decided {

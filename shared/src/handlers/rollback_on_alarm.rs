@@ -107,12 +107,10 @@ where
             at,
         };
         // Each service has its own lock: restore them together.
-        let attempts = join_all(
-            application
-                .services
-                .iter()
-                .map(|service| self.restorer.restore(self.pipeline.version(), stage, service, &trigger, !late, deadline)),
-        )
+        let attempts = join_all(application.services.iter().map(|service| {
+            self.restorer
+                .restore(self.pipeline.version(), stage, service, &trigger, !late, deadline)
+        }))
         .await;
         let mut results = Vec::new();
         let mut failures = Vec::new();

@@ -249,7 +249,9 @@ where
             reason: ended.reason.clone(),
         };
         Ok(Some(
-            self.restorer.restore(self.pipeline.version(), stage, service, &trigger, true, deadline).await?,
+            self.restorer
+                .restore(self.pipeline.version(), stage, service, &trigger, true, deadline)
+                .await?,
         ))
     }
 }

@@ -14,8 +14,11 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
 pub enum PipelineSource<S> {
     /// Read once, never again.
-    File(Pipeline),
-    Stack { store: S, ttl: Duration },
+    File(Box<Pipeline>),
+    Stack {
+        store: S,
+        ttl: Duration,
+    },
 }
 
 /// A handler built under the pipeline in force, kept until the pipeline changes.
@@ -40,7 +43,7 @@ where
     /// Reads the pipeline (a missing or invalid one fails the start) and builds the handler.
     pub async fn start(source: PipelineSource<S>, build: B) -> Result<Self, InitError> {
         let (pipeline, version) = match &source {
-            PipelineSource::File(pipeline) => (pipeline.clone(), None),
+            PipelineSource::File(pipeline) => ((**pipeline).clone(), None),
             PipelineSource::Stack { store, .. } => {
                 let stored = store
                     .in_force()
@@ -177,7 +180,11 @@ mod tests {
         assert_eq!(served.handler().await.0, "live", "an outage keeps the last version");
         let reads = versions.reads.load(Ordering::SeqCst);
         served.handler().await;
-        assert_eq!(versions.reads.load(Ordering::SeqCst), reads, "the next look waits a TTL");
+        assert_eq!(
+            versions.reads.load(Ordering::SeqCst),
+            reads,
+            "the next look waits a TTL"
+        );
 
         versions.set(Ok(Some(StoredPipeline {
             text: "not toml".into(),

@@ -98,13 +98,13 @@ pub async fn served<H, B: Fn(Pipeline) -> H>(
 ) -> Result<super::pipeline_in_force::Served<crate::adapters::dynamo::DynamoPipelines, B, H>, InitError> {
     use super::pipeline_in_force::{DEFAULT_TTL, PipelineSource, Served};
     let source = match pipeline_file()? {
-        Some(pipeline) => PipelineSource::File(pipeline),
+        Some(pipeline) => PipelineSource::File(Box::new(pipeline)),
         None => PipelineSource::Stack {
             store: crate::adapters::dynamo::DynamoPipelines::new(aws, env("PIPELINE_TABLE")?),
             ttl: match std::env::var("PIPELINE_TTL_SECONDS") {
-                Ok(seconds) => std::time::Duration::from_secs(
-                    seconds.parse().map_err(|_| InitError::PipelineTtl(seconds))?,
-                ),
+                Ok(seconds) => {
+                    std::time::Duration::from_secs(seconds.parse().map_err(|_| InitError::PipelineTtl(seconds))?)
+                }
                 Err(_) => DEFAULT_TTL,
             },
         },

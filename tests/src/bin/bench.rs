@@ -46,9 +46,12 @@ fn main() {
 }
 
 async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) {
-    let pipeline = Pipeline::parse(&harness::fixture("pipeline.toml")).unwrap();
+    let text = harness::fixture("pipeline.toml");
+    let pipeline = Pipeline::parse(&text).unwrap();
     let moto = Moto::start_with(&["-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()]);
     let world = seed(&moto.sdk_config().await, &pipeline).await;
+    // As deployed: each function reads the stack's pipeline in force during its init.
+    let pipeline_table = harness::seed::store_pipeline(&moto.sdk_config().await, &text).await;
     let hello = built_binary("hello-world", "release");
     let deploy = built_binary("deploy-on-push", "release");
     let track = built_binary("track-deployment", "release");
@@ -62,6 +65,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let ca = ca.to_str().unwrap();
     let env = [
         ("TABLE_NAME", world.table.as_str()),
+        ("PIPELINE_TABLE", pipeline_table.as_str()),
         ("TOPIC_ARN", world.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),
@@ -289,9 +293,18 @@ async fn calls_per_page(pipeline: &Pipeline, page: &Path) -> String {
     let moto = Moto::start();
     let config = moto.sdk_config().await;
     let world = seed(&config, pipeline).await;
+    let pipeline_table = harness::seed::store_pipeline(&config, &harness::fixture("pipeline.toml")).await;
     let (path, _) = approval_link(&config, &world.table, pipeline).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
-    let mut function = Function::spawn(page, &proxy.endpoint, &[("TABLE_NAME", world.table.as_str())]).await;
+    let mut function = Function::spawn(
+        page,
+        &proxy.endpoint,
+        &[
+            ("TABLE_NAME", world.table.as_str()),
+            ("PIPELINE_TABLE", pipeline_table.as_str()),
+        ],
+    )
+    .await;
     let shown = function.invoke(page_get(&path)).await.response();
     let get_calls = proxy.calls().len();
     let nonce = shown["body"]
@@ -394,10 +407,13 @@ fn row(name: &str, samples: &[Sample], zip_bytes: u64) -> (Duration, u64, u64) {
 async fn calls_for(pipeline: &Pipeline, binary: &Path, event: Vec<u8>) -> String {
     let moto = Moto::start();
     let world = seed(&moto.sdk_config().await, pipeline).await;
+    let pipeline_table =
+        harness::seed::store_pipeline(&moto.sdk_config().await, &harness::fixture("pipeline.toml")).await;
     harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let env = [
         ("TABLE_NAME", world.table.as_str()),
+        ("PIPELINE_TABLE", pipeline_table.as_str()),
         ("TOPIC_ARN", world.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),

@@ -66,9 +66,20 @@ async fn main() {
     }
     // The stack as the deploy command leaves it: its pipeline table, then the file pushed.
     harness::seed::create_pipeline_table(&config, harness::seed::PIPELINE_TABLE).await;
-    harness::seed::deployed_stack(&config, &moto.endpoint, "sandbox", &world, harness::seed::PIPELINE_TABLE, &pipeline_file).await;
+    harness::seed::deployed_stack(
+        &config,
+        &moto.endpoint,
+        "sandbox",
+        &world,
+        harness::seed::PIPELINE_TABLE,
+        &pipeline_file,
+    )
+    .await;
     println!("  stack `sandbox` (its outputs and the parameters `pipectl pipeline parameters` derives)");
-    pipectl_says(&moto.endpoint, &["pipeline", "push", &pipeline_path, "--stack", "sandbox"]);
+    pipectl_says(
+        &moto.endpoint,
+        &["pipeline", "push", &pipeline_path, "--stack", "sandbox"],
+    );
 
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ddb = aws_sdk_dynamodb::Client::new(&config);
@@ -266,7 +277,16 @@ async fn main() {
     forty_days_later(&config, &pipeline, &world).await;
     let mut cost = Function::spawn(&built_binary("cost-report", "debug"), &moto.endpoint, &vars).await;
     cost_report(&mut cost, &config, &pipeline, &moto.endpoint).await;
-    pipeline_change(&mut function, &ecs, &pipeline, &world.initial, &moto.endpoint, &pipeline_text, &samples[0].2).await;
+    pipeline_change(
+        &mut function,
+        &ecs,
+        &pipeline,
+        &world.initial,
+        &moto.endpoint,
+        &pipeline_text,
+        &samples[0].2,
+    )
+    .await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -289,9 +309,15 @@ async fn main() {
 
 /// pipectl run against the emulator, its output indented under the story.
 fn pipectl_says(endpoint: &str, args: &[&str]) {
-    let output = harness::seed::pipectl(endpoint).args(args).output().expect("pipectl runs");
+    let output = harness::seed::pipectl(endpoint)
+        .args(args)
+        .output()
+        .expect("pipectl runs");
     println!("   $ pipectl {}", args.join(" "));
-    for line in String::from_utf8_lossy(&output.stdout).lines().chain(String::from_utf8_lossy(&output.stderr).lines()) {
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+    {
         println!("   │ {line}");
     }
 }
@@ -310,16 +336,37 @@ async fn pipeline_change(
     println!("\n━━ a pipeline change while the functions run: dev takes only `feature-*` tags (pipectl pipeline push)");
     let narrowed = std::env::temp_dir().join(format!("sandbox-pipeline-v2-{}.toml", std::process::id()));
     std::fs::write(&narrowed, text.replacen("tags = \"*\"", "tags = \"feature-*\"", 1)).expect("v2");
-    pipectl_says(endpoint, &["pipeline", "push", narrowed.to_str().unwrap(), "--stack", "sandbox"]);
+    pipectl_says(
+        endpoint,
+        &["pipeline", "push", narrowed.to_str().unwrap(), "--stack", "sandbox"],
+    );
     pipectl_says(endpoint, &["pipeline", "diff", "v1", "v2", "--stack", "sandbox"]);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let build = with_image(latest, "sha256:0fea", 200);
-    push(function, ecs, pipeline, initial, "(latest build)", "a `latest` build under v2: dev no longer takes it", &build).await;
+    push(
+        function,
+        ecs,
+        pipeline,
+        initial,
+        "(latest build)",
+        "a `latest` build under v2: dev no longer takes it",
+        &build,
+    )
+    .await;
     println!("\n━━ the change undone in one command (pipectl pipeline activate v1)");
     pipectl_says(endpoint, &["pipeline", "activate", "v1", "--stack", "sandbox"]);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let build = with_image(latest, "sha256:0feb", 202);
-    push(function, ecs, pipeline, initial, "(latest build)", "another `latest` build under v1: dev deploys it", &build).await;
+    push(
+        function,
+        ecs,
+        pipeline,
+        initial,
+        "(latest build)",
+        "another `latest` build under v1: dev deploys it",
+        &build,
+    )
+    .await;
     let _ = std::fs::remove_file(&narrowed);
 }
 

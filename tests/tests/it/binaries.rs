@@ -136,7 +136,10 @@ async fn deploy_on_push_binary_refuses_to_start_without_its_table_or_a_good_pipe
     let cases: [(&[(&str, &str)], &str); 3] = [
         (&[], "environment variable TABLE_NAME is not set"),
         (&bad_file, "pipeline file:"),
-        (&empty_stack, "the stack holds no pipeline yet: push one with `pipectl pipeline push"),
+        (
+            &empty_stack,
+            "the stack holds no pipeline yet: push one with `pipectl pipeline push",
+        ),
     ];
     for (vars, expected) in cases {
         let mut function = Function::spawn(&binary, &env.moto.endpoint, vars).await;
@@ -266,7 +269,10 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
     let latest = event_file("deploy-on-push", "push-latest.json");
     let response = function.invoke(latest.clone()).await.response();
     assert_eq!(response["targets"].as_array().unwrap().len(), 2, "{response}");
-    assert_eq!(env.records_for(DEV, "backend-service").await[0]["pipeline_version"], "v1");
+    assert_eq!(
+        env.records_for(DEV, "backend-service").await[0]["pipeline_version"],
+        "v1"
+    );
 
     // v2: dev takes only feature-* tags. Within the TTL the function still serves v1.
     let narrowed = harness::fixture("pipeline.toml").replacen("tags = \"*\"", "tags = \"feature-*\"", 1);
@@ -276,11 +282,17 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
     newer["detail"]["image-digest"] = format!("sha256:{}", "ab".repeat(32)).into();
     newer["time"] = "2026-11-22T10:05:00Z".into();
     let response = function.invoke(newer.to_string().into_bytes()).await.response();
-    assert_eq!(response["outcome"], "ignored", "v2 deploys `latest` nowhere: {response}");
+    assert_eq!(
+        response["outcome"], "ignored",
+        "v2 deploys `latest` nowhere: {response}"
+    );
     assert_eq!(env.records_for(DEV, "backend-service").await.len(), 1);
 
     // Back to v1's text as v3: `latest` deploys again, recorded under v3.
-    assert_eq!(harness::seed::push_pipeline(&env.config, &harness::fixture("pipeline.toml")).await, 3);
+    assert_eq!(
+        harness::seed::push_pipeline(&env.config, &harness::fixture("pipeline.toml")).await,
+        3
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let response = function.invoke(newer.to_string().into_bytes()).await.response();
     assert_eq!(response["targets"][0]["result"], "deploying", "{response}");
@@ -288,7 +300,10 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
     let versions: Vec<&str> = records.iter().map(|r| r["pipeline_version"].as_str()).collect();
     assert!(versions.contains(&"v3") && versions.contains(&"v1"), "{versions:?}");
     assert!(
-        function.logs().iter().any(|l| l.contains("serving a new pipeline version")),
+        function
+            .logs()
+            .iter()
+            .any(|l| l.contains("serving a new pipeline version")),
         "the switch is logged"
     );
 }

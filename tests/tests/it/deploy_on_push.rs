@@ -182,8 +182,7 @@ async fn pushes_that_are_not_for_us_are_ignored_and_change_nothing() {
     let mut unknown_repository = event("push-latest.json");
     unknown_repository.detail.repository_name = "someone-else/frontend".into();
     let only_feature_tags = shared::domain::pipeline::Pipeline::parse(
-        &harness::fixture("pipeline.toml")
-            .replace("tags = \"*\"", "tags = \"feature-*\""),
+        &harness::fixture("pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
     )
     .unwrap();
 

@@ -169,9 +169,12 @@ async fn deploy_matrix(operation: &str) {
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
-        deploy_case(&target, mode, n).await
-    })
+    for_every_call_of(
+        operation,
+        &harness::fixture("pipeline.toml"),
+        deliver,
+        |target, mode, n| async move { deploy_case(&target, mode, n).await },
+    )
     .await;
 }
 
@@ -239,9 +242,12 @@ async fn approval_matrix(operation: &str) {
         handler.handle_event(&release(), deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
-        approval_case(&target, mode, n).await
-    })
+    for_every_call_of(
+        operation,
+        &harness::fixture("pipeline.toml"),
+        deliver,
+        |target, mode, n| async move { approval_case(&target, mode, n).await },
+    )
     .await;
 }
 
@@ -317,9 +323,12 @@ async fn failed_matrix(operation: &str) {
         tracker.handle_event(&failed, deadline()).await.unwrap();
         proxy
     };
-    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
-        failed_case(&target, mode, n).await
-    })
+    for_every_call_of(
+        operation,
+        &harness::fixture("pipeline.toml"),
+        deliver,
+        |target, mode, n| async move { failed_case(&target, mode, n).await },
+    )
     .await;
 }
 
@@ -378,9 +387,12 @@ async fn alarm_matrix(operation: &str) {
             .unwrap();
         proxy
     };
-    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
-        alarm_case(&target, mode, n).await
-    })
+    for_every_call_of(
+        operation,
+        &harness::fixture("pipeline.toml"),
+        deliver,
+        |target, mode, n| async move { alarm_case(&target, mode, n).await },
+    )
     .await;
 }
 
@@ -538,9 +550,12 @@ async fn cost_matrix(operation: &str) {
         assert!(reporter.run(tick, tick).await.unwrap().made);
         proxy
     };
-    for_every_call_of(operation, &harness::fixture("pipeline.toml"), deliver, |target, mode, n| async move {
-        cost_case(&target, mode, n).await
-    })
+    for_every_call_of(
+        operation,
+        &harness::fixture("pipeline.toml"),
+        deliver,
+        |target, mode, n| async move { cost_case(&target, mode, n).await },
+    )
     .await;
 }
 

@@ -189,9 +189,10 @@ async fn approval_page_calls_only_what_its_role_allows() {
         [
             "DynamoDB_20120810.GetItem",
             "DynamoDB_20120810.GetItem",
+            "DynamoDB_20120810.GetItem",
             "DynamoDB_20120810.UpdateItem"
         ],
-        "one read per page, one conditional write of the decision's attributes"
+        "the pipeline in force at start, one read per page, one conditional write of the decision's attributes"
     );
     assert_allowed("ApprovalPageRole", &proxy);
 }

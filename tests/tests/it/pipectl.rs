@@ -20,7 +20,15 @@ fn pipectl(env: &Env, args: &[&str]) -> Output {
 
 /// A deployed stack `name` of the env, for the pipeline file `pipeline`.
 async fn stack(env: &Env, name: &str, pipeline: &std::path::Path) {
-    harness::seed::deployed_stack(&env.config, &env.moto.endpoint, name, &env.world, &env.pipeline_table, pipeline).await;
+    harness::seed::deployed_stack(
+        &env.config,
+        &env.moto.endpoint,
+        name,
+        &env.world,
+        &env.pipeline_table,
+        pipeline,
+    )
+    .await;
 }
 
 /// The tests' pipeline file, written where pipectl can read it.
@@ -190,7 +198,12 @@ async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
 async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions() {
     let env = Env::new().await;
     let lambda = functions(&env).await;
-    stack(&env, "sandbox", &fixture_file("sandbox", &harness::fixture("pipeline.toml"))).await;
+    stack(
+        &env,
+        "sandbox",
+        &fixture_file("sandbox", &harness::fixture("pipeline.toml")),
+    )
+    .await;
     let sqs = aws_sdk_sqs::Client::new(&env.config);
     let queue_url = sqs
         .create_queue()
@@ -291,7 +304,12 @@ async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions(
 async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
     let env = Env::new().await;
     let lambda = functions(&env).await;
-    stack(&env, "sandbox", &fixture_file("sandbox", &harness::fixture("pipeline.toml"))).await;
+    stack(
+        &env,
+        "sandbox",
+        &fixture_file("sandbox", &harness::fixture("pipeline.toml")),
+    )
+    .await;
     env.handler()
         .handle_event(&event("push-latest.json"), deadline())
         .await
@@ -686,7 +704,10 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
     }
     let history = stdout(&pipectl(&env, &["pipeline", "history", "--stack", "team"]));
     assert_eq!(history.lines().count(), 1, "{history}");
-    assert!(history.starts_with("v1 ") && history.contains("(in force)"), "{history}");
+    assert!(
+        history.starts_with("v1 ") && history.contains("(in force)"),
+        "{history}"
+    );
 
     // What the account has but the stack was not deployed for: an alarm outside GuardedAlarmNames.
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
@@ -706,7 +727,8 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
     let uncovered = push(fixture.replace("\"backend-dev-health\"", "\"backend-dev-latency\""));
     assert_eq!(uncovered.status.code(), Some(1));
     assert!(
-        stderr(&uncovered).contains("stack team: GuardedAlarmNames lacks backend-dev-latency: deploy the stack with this file"),
+        stderr(&uncovered)
+            .contains("stack team: GuardedAlarmNames lacks backend-dev-latency: deploy the stack with this file"),
         "{}",
         stderr(&uncovered)
     );
@@ -716,17 +738,31 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
     let pushed = stdout(&push(longer_wait.clone()));
     assert!(pushed.starts_with("v2 in force (was v1)"), "{pushed}");
     let shown = stdout(&pipectl(&env, &["pipeline", "show", "--stack", "team"]));
-    assert!(shown.contains("# v2 sha256:") && shown.contains(" by arn:aws:sts::123456789012:"), "{shown}");
+    assert!(
+        shown.contains("# v2 sha256:") && shown.contains(" by arn:aws:sts::123456789012:"),
+        "{shown}"
+    );
     assert!(shown.ends_with(&longer_wait), "{shown}");
     let history = stdout(&pipectl(&env, &["pipeline", "history", "--stack", "team"]));
     let lines: Vec<&str> = history.lines().collect();
-    assert!(lines[0].starts_with("v2 ") && lines[0].ends_with("(in force)"), "{history}");
-    assert!(lines[1].starts_with("v1 ") && !lines[1].contains("in force"), "{history}");
+    assert!(
+        lines[0].starts_with("v2 ") && lines[0].ends_with("(in force)"),
+        "{history}"
+    );
+    assert!(
+        lines[1].starts_with("v1 ") && !lines[1].contains("in force"),
+        "{history}"
+    );
     let diff = stdout(&pipectl(&env, &["pipeline", "diff", "v1", "v2", "--stack", "team"]));
     let changed: Vec<&str> = diff.lines().filter(|l| l.starts_with(['-', '+'])).collect();
     assert_eq!(
         changed,
-        ["--- v1", "+++ v2", "-wait_minutes = 5              # between the approval and the deploy; the page offers Cancel", "+wait_minutes = 10              # between the approval and the deploy; the page offers Cancel"]
+        [
+            "--- v1",
+            "+++ v2",
+            "-wait_minutes = 5              # between the approval and the deploy; the page offers Cancel",
+            "+wait_minutes = 10              # between the approval and the deploy; the page offers Cancel"
+        ]
     );
     assert!(stdout(&push(longer_wait)).contains("is already in force as v2"));
 
@@ -736,4 +772,25 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
     assert!(stdout(&pipectl(&env, &["pipeline", "show", "--stack", "team"])).ends_with(&fixture));
     let missing = pipectl(&env, &["pipeline", "activate", "v9", "--stack", "team"]);
     assert!(stderr(&missing).contains("no version v9"), "{}", stderr(&missing));
+}
+
+/// With `--stack`, a command finds the tables and topics in the stack's outputs: no
+/// environment variable needed.
+#[tokio::test]
+async fn the_stack_names_what_each_command_acts_on() {
+    let env = Env::new().await;
+    stack(&env, "team", &fixture_file("team", &harness::fixture("pipeline.toml"))).await;
+    env.handler().handle_event(&push("build-1", 1, 0), deadline()).await.unwrap();
+    let by_stack = |args: &[&str]| {
+        let mut command = command(&env, args);
+        command.env_remove("TABLE_NAME").env_remove("PIPELINE_TABLE");
+        command.output().expect("pipectl runs")
+    };
+    let history = stdout(&by_stack(&["history", "dev", "backend-service", "--stack", "team"]));
+    assert!(history.contains("build-1"), "{history}");
+    let synced = stdout(&by_stack(&["approvers", "sync", "--dry-run", "--stack", "team"]));
+    assert!(synced.contains("release-manager@example.com"), "{synced}");
+    let without = by_stack(&["history", "dev", "backend-service"]);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(stderr(&without).contains("name the stack with --stack"), "{}", stderr(&without));
 }

@@ -1,5 +1,5 @@
 //! The one table, over the SDK: keys (`keys`), the stored shape of each item (`codec`), and
-//! one module per port it implements. Schema: README, "Records".
+//! one module per port it implements. Schema: docs/src/records.md.
 
 mod approvals;
 mod codec;
@@ -12,8 +12,8 @@ mod pipelines;
 mod quarantine;
 
 pub use codec::{DECISION_ATTRIBUTES, HISTORY_ATTRIBUTES};
-pub use pipelines::{Activation, DynamoPipelines, PipelineVersion};
 pub use keys::{APPROVAL_PREFIX, BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, IN_FLIGHT_INDEX};
+pub use pipelines::{Activation, DynamoPipelines, PipelineVersion};
 
 use super::describe_sdk_error;
 use crate::ports::StoreError;

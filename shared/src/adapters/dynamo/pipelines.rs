@@ -187,7 +187,10 @@ impl DynamoPipelines {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut item = key(ACTIVE.to_owned());
-        item.insert("version".into(), AttributeValue::N(version.pipeline.version.to_string()));
+        item.insert(
+            "version".into(),
+            AttributeValue::N(version.pipeline.version.to_string()),
+        );
         item.insert("text".into(), s(&version.pipeline.text));
         item.insert("hash".into(), s(&version.pipeline.hash));
         item.insert("pushed_by".into(), s(&version.by));
