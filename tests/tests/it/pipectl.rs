@@ -780,7 +780,10 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
 async fn the_stack_names_what_each_command_acts_on() {
     let env = Env::new().await;
     stack(&env, "team", &fixture_file("team", &harness::fixture("pipeline.toml"))).await;
-    env.handler().handle_event(&push("build-1", 1, 0), deadline()).await.unwrap();
+    env.handler()
+        .handle_event(&push("build-1", 1, 0), deadline())
+        .await
+        .unwrap();
     let by_stack = |args: &[&str]| {
         let mut command = command(&env, args);
         command.env_remove("TABLE_NAME").env_remove("PIPELINE_TABLE");
@@ -792,5 +795,9 @@ async fn the_stack_names_what_each_command_acts_on() {
     assert!(synced.contains("release-manager@example.com"), "{synced}");
     let without = by_stack(&["history", "dev", "backend-service"]);
     assert_eq!(without.status.code(), Some(1));
-    assert!(stderr(&without).contains("name the stack with --stack"), "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("name the stack with --stack"),
+        "{}",
+        stderr(&without)
+    );
 }
