@@ -271,9 +271,9 @@ if grep -q '^problem:' "$problems"; then
   say "the pipeline file does not match the account (the problems above): a deploy would stop here"
 fi
 
-# A new stack (or one from before the pipeline table) is created with the tables' deletion
-# protection off, so that a failed create removes what it made (RetainExceptOnCreate); it is
-# turned on once the create succeeded.
+# A new stack is created with the tables' deletion protection off, so that a failed create
+# removes what it made (RetainExceptOnCreate); it is turned on once the create succeeded. An
+# existing stack's tables keep theirs on, always.
 status=NONE
 if [ "$online" = true ]; then
   status=$(aws_read status "$stack") || die "could not read the stack $stack"
@@ -284,10 +284,7 @@ case $status in
     die "the stack's first create failed ($status); delete it (sam delete --stack-name $stack) and run this again"
     ;;
   *_IN_PROGRESS) die "the stack is busy ($status); run this again when it is done" ;;
-  *)
-    first_create=false
-    if [ -z "$(aws_read output "$stack" PipelineTableName)" ]; then first_create=true; fi
-    ;;
+  *) first_create=false ;;
 esac
 protection=true
 if [ "$first_create" = true ]; then protection=false; fi
@@ -444,13 +441,14 @@ fi
 sam_build
 say "deploying the stack $stack"
 sam_deploy --parameter-overrides ${overrides[@]+"${overrides[@]}"} "TableDeletionProtection=\"$protection\""
+# At once: until a pipeline is in force, the functions refuse to start (their events wait in
+# Lambda's retries).
+say "pushing $pipeline to the stack (pipectl pipeline push)"
+"$pipectl" pipeline push "$pipeline_path" --stack "$stack"
 if [ "$protection" = false ]; then
   say "turning on the tables' deletion protection"
   sam_deploy --parameter-overrides ${overrides[@]+"${overrides[@]}"} 'TableDeletionProtection="true"'
 fi
-
-say "pushing $pipeline to the stack (pipectl pipeline push)"
-"$pipectl" pipeline push "$pipeline_path" --stack "$stack"
 
 url=$(aws_read output "$stack" ApprovalPageUrl || true)
 [ -n "$url" ] || url="(see the ApprovalPageUrl output: sam list stack-outputs --stack-name $stack)"

@@ -1,8 +1,9 @@
 //! pipectl: operator commands over the shared crate. `pipectl --help` lists them.
 //!
-//! `history` and `lift-quarantine` use the table named by TABLE_NAME with the SDK's usual
-//! configuration (profiles, SSO, environment, AWS_ENDPOINT_URL) and the pipeline file the
-//! functions use (PIPELINE_FILE or the shipped one).
+//! Every command uses the SDK's usual configuration (profiles, SSO, environment,
+//! AWS_ENDPOINT_URL). `--stack` names the stack whose outputs say which table, topic, queue
+//! and functions to act on; without it, TABLE_NAME and PIPELINE_TABLE (or a PIPELINE_FILE)
+//! say so.
 
 mod approvals;
 mod cost;
@@ -151,7 +152,7 @@ enum PipelineCommand {
 #[derive(Subcommand)]
 enum SnapshotCommand {
     /// A snapshot of DB now (its [[snapshots.db]] entry must exist), tagged and kept as the
-    /// scheduled ones. Needs TABLE_NAME and TOPIC_ARN, as the function does.
+    /// scheduled ones.
     Now { db: String },
 }
 
@@ -457,26 +458,29 @@ fn stack_name() -> Result<&'static str, String> {
         .ok_or_else(|| "this command needs the stack: --stack STACK".to_owned())
 }
 
-/// `given` on the command line, else the environment variable that stands for `output`
-/// (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE), else the
-/// stack's output.
+/// `given` on the command line, else the stack's `output` when `--stack` names one (so a
+/// variable left set from another stack never mixes in), else the environment variable that
+/// stands for it (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE).
 fn setting(given: Option<String>, output: &str) -> Result<String, String> {
     if let Some(given) = given {
         return Ok(given);
+    }
+    if let Ok(stack) = stack_name() {
+        return with_aws(
+            |aws| async move { Ok(stack::Stack::describe(&aws, stack).await?.output(output)?.to_owned()) },
+        );
     }
     let variable = match output {
         "DeploymentsTableName" => Some("TABLE_NAME"),
         "PipelineTableName" => Some("PIPELINE_TABLE"),
         _ => None,
     };
-    if let Some(value) = variable.and_then(|v| std::env::var(v).ok()) {
-        return Ok(value);
+    match variable {
+        Some(variable) => {
+            std::env::var(variable).map_err(|_| format!("set {variable}, or name the stack with --stack"))
+        }
+        None => Err(format!("name the stack with --stack (its {output} output)")),
     }
-    let stack = stack_name().map_err(|_| match variable {
-        Some(variable) => format!("set {variable}, or name the stack with --stack"),
-        None => format!("name the stack with --stack (its {output} output)"),
-    })?;
-    with_aws(|aws| async move { Ok(stack::Stack::describe(&aws, stack).await?.output(output)?.to_owned()) })
 }
 
 /// Runs `work` with the table TABLE_NAME names; its errors are already operator-readable.
@@ -489,13 +493,16 @@ where
     with_aws(|aws| async move { work(DynamoRecords::new(&aws, table)).await })
 }
 
-/// The file PIPELINE_FILE names, or the one in force in the table PIPELINE_TABLE names.
+/// The stack's pipeline in force when `--stack` names one; else the file PIPELINE_FILE
+/// names, or the one in force in the table PIPELINE_TABLE names.
 fn load_pipeline() -> Result<Pipeline, String> {
-    if let Some(pipeline) = runtime::pipeline_file().map_err(|e| e.to_string())? {
+    if stack_name().is_err()
+        && let Some(pipeline) = runtime::pipeline_file().map_err(|e| e.to_string())?
+    {
         return Ok(pipeline);
     }
-    let table = setting(None, "PipelineTableName")
-        .map_err(|_| "set PIPELINE_FILE (a pipeline file) or PIPELINE_TABLE, or name the stack with --stack")?;
+    let table =
+        setting(None, "PipelineTableName").map_err(|e| format!("{e} (or set PIPELINE_FILE to a pipeline file)"))?;
     with_aws(|aws| async move {
         use shared::ports::PipelineStore;
         let stored = shared::adapters::dynamo::DynamoPipelines::new(&aws, &table)

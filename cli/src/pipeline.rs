@@ -179,6 +179,7 @@ async fn check_alarms(aws: &aws_config::SdkConfig, pipeline: &Pipeline, found: &
     for batch in wanted.chunks(100) {
         let described = cloudwatch
             .describe_alarms()
+            .max_records(100)
             .set_alarm_names(Some(batch.iter().map(|a| a.to_string()).collect()))
             .alarm_types(AlarmType::MetricAlarm)
             .alarm_types(AlarmType::CompositeAlarm)
@@ -198,6 +199,7 @@ async fn check_alarms(aws: &aws_config::SdkConfig, pipeline: &Pipeline, found: &
     Ok(())
 }
 
+/// Each DB must be an instance: the functions snapshot DB instances only.
 async fn check_databases(
     aws: &aws_config::SdkConfig,
     pipeline: &Pipeline,
@@ -205,22 +207,9 @@ async fn check_databases(
 ) -> Result<(), String> {
     let rds = aws_sdk_rds::Client::new(aws);
     for (stage, db) in pipeline.databases() {
-        let instance = rds
+        match rds
             .describe_db_instances()
             .db_instance_identifier(db.as_str())
-            .send()
-            .await;
-        match instance {
-            Ok(_) => continue,
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_db_instance_not_found_fault()) => {}
-            Err(err) => return Err(describe_sdk_error("DescribeDBInstances", &err)),
-        }
-        match rds
-            .describe_db_clusters()
-            .db_cluster_identifier(db.as_str())
             .send()
             .await
         {
@@ -228,13 +217,11 @@ async fn check_databases(
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_db_cluster_not_found_fault()) =>
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
             {
-                found
-                    .problems
-                    .push(format!("stage {stage}: no RDS DB instance or cluster {db}"));
+                found.problems.push(format!("stage {stage}: no RDS DB instance {db}"));
             }
-            Err(err) => return Err(describe_sdk_error("DescribeDBClusters", &err)),
+            Err(err) => return Err(describe_sdk_error("DescribeDBInstances", &err)),
         }
     }
     Ok(())
@@ -378,7 +365,10 @@ async fn put_in_force(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), String> {
     if !store.activate(version, was, by, at).await.map_err(|e| e.to_string())? {
-        return Err("another push or activation came first: see `pipectl pipeline show`, then try again".into());
+        return Err(format!(
+            "another push or activation came first, so v{0} is kept but not in force: see `pipectl pipeline show`, then `pipectl pipeline activate v{0}` if it should be",
+            version.pipeline.version
+        ));
     }
     let was = was.map_or_else(|| "none before".to_owned(), |v| format!("was v{v}"));
     println!(

@@ -1,4 +1,4 @@
-//! Values the unit tests build their cases from: one clock, the shipped pipeline, and a
+//! Values the unit tests build their cases from: one clock, the tests' pipeline, and a
 //! deployment record numbered `n` (revision `td:n`, replacing `td:n-1`).
 
 use super::approval::{ApprovalId, ApprovalRequest, Evidence, ReleaseService};

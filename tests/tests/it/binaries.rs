@@ -307,3 +307,32 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
         "the switch is logged"
     );
 }
+
+/// The example pipeline.toml is a user's to replace: the one test that reads it checks that
+/// it parses and that no function binary carries any of its names (the functions read the
+/// stack's pipeline, never a built-in one).
+#[test]
+fn the_example_pipeline_parses_and_no_binary_carries_its_names() {
+    let example = std::fs::read_to_string(harness::repo_root().join("pipeline.toml")).unwrap();
+    let pipeline = shared::domain::pipeline::Pipeline::parse(&example).expect("the example parses");
+    let mut names: Vec<String> = pipeline.stages().iter().map(|s| s.cluster.to_string()).collect();
+    names.extend(pipeline.applications().iter().map(|a| a.repository.to_string()));
+    names.extend(pipeline.alarm_names().map(|a| a.to_string()));
+    names.extend(
+        pipeline
+            .stages()
+            .iter()
+            .filter_map(|s| s.approval.as_ref())
+            .flat_map(|p| p.approvers.iter().map(|a| a.to_string())),
+    );
+    for function in harness::seed::FUNCTIONS {
+        let binary = std::fs::read(built_binary(function, "debug")).unwrap();
+        let binary = String::from_utf8_lossy(&binary);
+        for name in &names {
+            assert!(
+                !binary.contains(name.as_str()),
+                "{function} carries `{name}` from the example pipeline"
+            );
+        }
+    }
+}

@@ -121,7 +121,7 @@ impl DynamoPipelines {
     }
 
     /// Keeps `text` as the next version (one more than the newest); two pushes at once get
-    /// two versions.
+    /// two versions (a push that keeps losing that race gives up).
     pub async fn add_version(
         &self,
         text: &str,
@@ -129,7 +129,7 @@ impl DynamoPipelines {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<PipelineVersion, StoreError> {
-        loop {
+        for _ in 0..5 {
             let newest = self.newest_version().await?;
             let version = newest + 1;
             let mut item = key(version_sk(version));
@@ -158,6 +158,9 @@ impl DynamoPipelines {
                 });
             }
         }
+        Err(StoreError::retryable(
+            "other pushes kept taking the next version number: try again",
+        ))
     }
 
     async fn newest_version(&self) -> Result<u32, StoreError> {
@@ -219,6 +222,15 @@ impl PipelineStore for DynamoPipelines {
             .expression_attribute_names("#text", "text")
             .expression_attribute_names("#hash", "hash")
             .consistent_read(true)
+            // A slow answer must not eat the invocation's time: the last version read serves on.
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default().timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(std::time::Duration::from_secs(2))
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(store_error("GetItem"))?;
