@@ -3,7 +3,7 @@ use shared::adapters::{
     billing::AwsBilling, dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier,
 };
 use shared::handlers::cost_report::CostReporter;
-use shared::lambda::runtime;
+use shared::lambda::{pipeline_in_force, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
     let (ecs, rds, billing) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws), AwsBilling::new(&aws));
     let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
-    let handlers = &runtime::served(&aws, |pipeline| CostReporter {
+    let handlers = &pipeline_in_force::served(&aws, |pipeline| CostReporter {
         region: region.clone(),
         records: records.clone(),
         ecs: ecs.clone(),

@@ -2,7 +2,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use shared::adapters::{cloudwatch::CloudWatchAlarms, dynamo::DynamoRecords, ecs::EcsAdapter, sns::SnsNotifier};
 use shared::handlers::deploy_on_push::DeployOnPush;
 use shared::handlers::request_approval::ApprovalDesk;
-use shared::lambda::runtime;
+use shared::lambda::{pipeline_in_force, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         notifier: notices,
         page_url: runtime::env("APPROVAL_PAGE_URL")?,
     };
-    let handlers = &runtime::served(&aws, |pipeline| DeployOnPush {
+    let handlers = &pipeline_in_force::served(&aws, |pipeline| DeployOnPush {
         pipeline,
         records: records.clone(),
         ecs: ecs.clone(),

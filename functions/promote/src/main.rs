@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
 use shared::handlers::promote::Promote;
-use shared::lambda::runtime;
+use shared::lambda::{pipeline_in_force, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
     let (ecs, rds) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws));
     let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
-    let handlers = &runtime::served(&aws, |pipeline| Promote {
+    let handlers = &pipeline_in_force::served(&aws, |pipeline| Promote {
         pipeline,
         records: records.clone(),
         ecs: ecs.clone(),

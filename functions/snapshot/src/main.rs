@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::adapters::{dynamo::DynamoRecords, rds::RdsSnapshots, sns::SnsNotifier};
 use shared::handlers::scheduled_snapshots::{ScheduledSnapshots, copy_regions};
-use shared::lambda::runtime;
+use shared::lambda::{pipeline_in_force, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
     let notifier = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
     // The copy regions' clients follow the pipeline: built again only when it changes.
-    let handlers = &runtime::served(&aws, |pipeline| ScheduledSnapshots {
+    let handlers = &pipeline_in_force::served(&aws, |pipeline| ScheduledSnapshots {
         records: records.clone(),
         rds: RdsSnapshots::with_regions(&aws, copy_regions(&pipeline)),
         notifier: notifier.clone(),

@@ -1,13 +1,13 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::handlers::track_deployment::TrackDeployment;
-use shared::lambda::runtime;
+use shared::lambda::{pipeline_in_force, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     runtime::init_logging();
     let aws = runtime::aws_config().await?;
     let restorer = shared::adapters::restorer(&aws)?;
-    let handlers = &runtime::served(&aws, |pipeline| TrackDeployment {
+    let handlers = &pipeline_in_force::served(&aws, |pipeline| TrackDeployment {
         pipeline,
         restorer: restorer.clone(),
     })

@@ -7,7 +7,6 @@
 
 use super::deployment::{DeploymentId, PushedImage, Status};
 use super::names::{AlarmName, AppName, Approver, ClusterName, ImageDigest, ImageTag, ServiceName, StageName};
-use super::pipeline::ApprovalPolicy;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -15,6 +14,22 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+
+/// Who approves a stage's releases, how many of them must, and for how long they may.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// Each gets their own link (their SNS subscription filters on their address).
+    pub approvers: Vec<Approver>,
+    /// Approvals needed, from different approvers (2 = the two-person rule); one reject rejects.
+    pub required: usize,
+    /// How long a request stays open.
+    pub expires_after: chrono::TimeDelta,
+    /// The least time between the last needed approval and the deploy.
+    pub wait: chrono::TimeDelta,
+    /// The stage the same digest must have SUCCEEDED in first: the stage before, unless the
+    /// file names another; none for a first stage.
+    pub requires: Option<StageName>,
+}
 
 /// How the table keys a request: `APR#<id>` (the stream and the page's role match on it).
 pub const APPROVAL_KEY_PREFIX: &str = "APR#";

@@ -2,8 +2,7 @@
 
 use super::approval::{ApprovalRequest, Evidence, Successor};
 use super::deployment::{Deployment, Kind, Status};
-use super::names::Approver;
-use super::pipeline::Stage;
+use super::names::{Approver, ClusterName, StageName};
 use super::rollback_plan::{NoRollback, Trigger};
 use super::taskdef::revision_name;
 
@@ -96,15 +95,18 @@ pub fn rollback_notice(rollback: &Deployment) -> Notice {
 }
 
 /// An alarm or failure that changed nothing, and why.
-pub fn no_rollback_notice(stage: &Stage, service: &str, trigger: &Trigger, why: &NoRollback) -> Notice {
+pub fn no_rollback_notice(
+    (stage, cluster): (&StageName, &ClusterName),
+    service: &str,
+    trigger: &Trigger,
+    why: &NoRollback,
+) -> Notice {
     Notice {
-        subject: subject(format!("No rollback of {}/{service}: {why}", stage.name)),
+        subject: subject(format!("No rollback of {stage}/{service}: {why}")),
         message: format!(
             "{service} in stage {stage} (cluster {cluster}) was not rolled back.\n\n\
              Event: {trigger}\n\
              Why not: {why}\n",
-            stage = stage.name,
-            cluster = stage.cluster,
         ),
     }
 }
@@ -337,7 +339,12 @@ mod tests {
 
         let pipeline = pipeline();
         let why = NoRollback::OutsideWatchWindow { completed_at: at(1) };
-        let long = no_rollback_notice(&pipeline.stages()[0], &"ü".repeat(120), &fired(20), &why);
+        let long = no_rollback_notice(
+            (&pipeline.stages()[0].name, &pipeline.stages()[0].cluster),
+            &"ü".repeat(120),
+            &fired(20),
+            &why,
+        );
         assert!(long.subject.len() < 100 && long.subject.is_ascii(), "{}", long.subject);
         assert!(long.message.contains("Why not: the current deployment completed at"));
     }

@@ -1,6 +1,7 @@
 //! The pipeline file: what is deployed where. Parsed strictly into types that cannot hold
 //! invalid values; every error names the field it is about (`stage[2].tags: …`).
 
+pub use super::approval::ApprovalPolicy;
 use super::cost::{CostTag, PriceOverrides};
 use super::names::{
     AlarmName, AppName, Approver, ClusterName, ContainerName, DbInstanceId, ImageTag, InvalidName, Region,
@@ -124,22 +125,6 @@ pub struct Stage {
     /// Whether a deploy that SUCCEEDED here is announced (a FAILED one always is). Defaults
     /// to the last stage in promotion order: production.
     pub notify_success: bool,
-}
-
-/// Who approves a stage's releases, how many of them must, and for how long they may.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApprovalPolicy {
-    /// Each gets their own link (their SNS subscription filters on their address).
-    pub approvers: Vec<Approver>,
-    /// Approvals needed, from different approvers (2 = the two-person rule); one reject rejects.
-    pub required: usize,
-    /// How long a request stays open.
-    pub expires_after: chrono::TimeDelta,
-    /// The least time between the last needed approval and the deploy.
-    pub wait: chrono::TimeDelta,
-    /// The stage the same digest must have SUCCEEDED in first: the stage before, unless the
-    /// file names another; none for a first stage.
-    pub requires: Option<StageName>,
 }
 
 pub const DEFAULT_APPROVAL_EXPIRES_HOURS: i64 = 24;

@@ -364,7 +364,7 @@ where
         trigger: &Trigger,
         why: NoRollback,
     ) -> Result<LockedWork<Decided>, ServiceError> {
-        let notice = no_rollback_notice(stage, service.name.as_str(), trigger, &why);
+        let notice = no_rollback_notice((&stage.name, &stage.cluster), service.name.as_str(), trigger, &why);
         let key = self
             .keep_notice(&notify_only_key(trigger, stage, service), &notice)
             .await?;

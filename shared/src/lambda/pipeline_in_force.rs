@@ -4,7 +4,7 @@
 //! only when the version changes, so an invocation sees one pipeline from start to end.
 
 use crate::domain::pipeline::Pipeline;
-use crate::lambda::runtime::InitError;
+use crate::lambda::runtime::{InitError, env, pipeline_file};
 use crate::ports::{PipelineStore, StoredPipeline};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
@@ -110,6 +110,29 @@ where
     fn lock(&self) -> std::sync::MutexGuard<'_, Current<H>> {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// `build`'s handler under the pipeline in force: the file `PIPELINE_FILE` names, or the
+/// stack's (the table `PIPELINE_TABLE` names, looked at again `PIPELINE_TTL_SECONDS` after
+/// each read, 30 by default). Read here, so a function that cannot read it fails its start.
+#[cfg(feature = "dynamodb")]
+pub async fn served<H, B: Fn(Pipeline) -> H>(
+    aws: &aws_config::SdkConfig,
+    build: B,
+) -> Result<Served<crate::adapters::dynamo::DynamoPipelines, B, H>, InitError> {
+    let source = match pipeline_file()? {
+        Some(pipeline) => PipelineSource::File(Box::new(pipeline)),
+        None => PipelineSource::Stack {
+            store: crate::adapters::dynamo::DynamoPipelines::new(aws, env("PIPELINE_TABLE")?),
+            ttl: match std::env::var("PIPELINE_TTL_SECONDS") {
+                Ok(seconds) => {
+                    std::time::Duration::from_secs(seconds.parse().map_err(|_| InitError::PipelineTtl(seconds))?)
+                }
+                Err(_) => DEFAULT_TTL,
+            },
+        },
+    };
+    Served::start(source, build).await
 }
 
 fn parse(stored: &StoredPipeline) -> Result<Pipeline, InitError> {

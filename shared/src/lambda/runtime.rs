@@ -88,30 +88,6 @@ pub fn pipeline_file() -> Result<Option<Pipeline>, InitError> {
     }
 }
 
-/// `build`'s handler under the pipeline in force: the file `PIPELINE_FILE` names, or the
-/// stack's (the table `PIPELINE_TABLE` names, looked at again `PIPELINE_TTL_SECONDS` after
-/// each read, 30 by default). Read here, so a function that cannot read it fails its start.
-#[cfg(feature = "dynamodb")]
-pub async fn served<H, B: Fn(Pipeline) -> H>(
-    aws: &aws_config::SdkConfig,
-    build: B,
-) -> Result<super::pipeline_in_force::Served<crate::adapters::dynamo::DynamoPipelines, B, H>, InitError> {
-    use super::pipeline_in_force::{DEFAULT_TTL, PipelineSource, Served};
-    let source = match pipeline_file()? {
-        Some(pipeline) => PipelineSource::File(Box::new(pipeline)),
-        None => PipelineSource::Stack {
-            store: crate::adapters::dynamo::DynamoPipelines::new(aws, env("PIPELINE_TABLE")?),
-            ttl: match std::env::var("PIPELINE_TTL_SECONDS") {
-                Ok(seconds) => {
-                    std::time::Duration::from_secs(seconds.parse().map_err(|_| InitError::PipelineTtl(seconds))?)
-                }
-                Err(_) => DEFAULT_TTL,
-            },
-        },
-    };
-    Served::start(source, build).await
-}
-
 pub fn env(name: &'static str) -> Result<String, InitError> {
     std::env::var(name).map_err(|_| InitError::MissingEnv(name))
 }

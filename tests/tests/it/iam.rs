@@ -395,3 +395,46 @@ fn every_function_has_errors_and_throttles_alarms() {
         }
     }
 }
+
+/// The pipeline table is the deployer's to write: every function's role reads it (GetItem of
+/// the `PIPELINE` partition) and nothing more, and no role's DynamoDB statement reaches every
+/// table (which would take it in).
+#[test]
+fn every_role_reads_the_pipeline_table_and_none_writes_it() {
+    let template = std::fs::read_to_string(harness::repo_root().join("template.yaml")).unwrap();
+    let roles = [
+        "DeployOnPushRole",
+        "ApprovalPageRole",
+        "PromoteRole",
+        "SnapshotRole",
+        "CostReportRole",
+        "TrackDeploymentRole",
+        "RollbackOnAlarmRole",
+    ];
+    for role in roles {
+        // The role's resource: from its name to the next resource (a line indented by two).
+        let start = template
+            .find(&format!("\n  {role}:\n"))
+            .unwrap_or_else(|| panic!("no {role}"));
+        let rest = &template[start + role.len() + 5..];
+        let end = rest
+            .match_indices("\n  ")
+            .find(|(i, _)| rest[i + 3..].starts_with(|c: char| c.is_ascii_alphabetic()))
+            .map_or(rest.len(), |(i, _)| i);
+        let statements: Vec<&str> = rest[..end].split("- Sid: ").skip(1).collect();
+        let on_pipeline: Vec<&&str> = statements.iter().filter(|s| s.contains("PipelineTable")).collect();
+        assert_eq!(on_pipeline.len(), 1, "{role}: one statement on the pipeline table");
+        let statement = on_pipeline[0];
+        assert!(
+            statement.contains("Action: dynamodb:GetItem\n")
+                && statement.contains("dynamodb:LeadingKeys: [\"PIPELINE\"]"),
+            "{role} may only GetItem the PIPELINE partition:\n{statement}"
+        );
+        for statement in statements.iter().filter(|s| s.contains("dynamodb:")) {
+            assert!(
+                !statement.contains("Resource: \"*\"") && !statement.contains("table/*"),
+                "{role} reaches every table:\n{statement}"
+            );
+        }
+    }
+}
