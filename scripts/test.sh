@@ -17,6 +17,13 @@ step "build (the tests drive the built binaries)"
 cargo build --workspace --bins --quiet
 step "pipeline file"
 target/debug/pipectl validate pipeline.toml --template template.yaml
+step "deploy command (--dry-run, offline: the parameters and the resources it would create)"
+dry=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_EC2_METADATA_DISABLED=true \
+  PIPECTL=target/debug/pipectl scripts/deploy.sh --stack ci-dry-run --dry-run --pipeline tests/fixtures/pipeline.toml 2>&1) ||
+  { echo "$dry"; exit 1; }
+grep -q 'ClusterNames="social-analytics-dev,social-analytics-staging,social-analytics-prod"' <<<"$dry" &&
+  grep -q "dry run (offline): nothing was deployed" <<<"$dry" || { echo "$dry"; exit 1; }
+grep "Resources the stack would create" <<<"$dry"
 step "docs (the book builds, every link resolves)"
 mdbook build docs --dest-dir "$PWD/target/book" >/dev/null
 python3 docs/check_links.py

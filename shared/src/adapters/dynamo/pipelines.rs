@@ -61,14 +61,7 @@ impl DynamoPipelines {
         let mut after = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :v)")
-                .expression_attribute_values(":pk", s(PARTITION))
-                .expression_attribute_values(":v", s("v#"))
-                .scan_index_forward(false)
-                .consistent_read(true)
+                .newest_first()
                 .set_exclusive_start_key(after)
                 .send()
                 .await
@@ -163,17 +156,22 @@ impl DynamoPipelines {
         ))
     }
 
-    async fn newest_version(&self) -> Result<u32, StoreError> {
-        let out = self
-            .client
+    /// The versions (not the copy in force), newest first, read consistently.
+    fn newest_first(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :v)")
             .expression_attribute_values(":pk", s(PARTITION))
             .expression_attribute_values(":v", s("v#"))
             .scan_index_forward(false)
-            .limit(1)
             .consistent_read(true)
+    }
+
+    async fn newest_version(&self) -> Result<u32, StoreError> {
+        let out = self
+            .newest_first()
+            .limit(1)
             .send()
             .await
             .map_err(store_error("Query"))?;
