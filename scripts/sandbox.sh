@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local sandbox: no AWS account. Starts moto, creates what tests/fixtures/pipeline.toml names, plays the
+# The local sandbox: no AWS account. Starts moto, creates what tests/fixtures/three-stages.toml names, plays the
 # sample ECR pushes through the real deploy-on-push binary, ECS completions through
 # track-deployment, a bad build's alarm through rollback-on-alarm, a release asking approval by
 # mail and approved through the approval page, two nights of scheduled snapshots and Monday's

@@ -19,7 +19,7 @@ step "pipeline file"
 target/debug/pipectl validate pipeline.toml --template template.yaml
 step "deploy command (--dry-run, offline: the parameters and the resources it would create)"
 dry=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_EC2_METADATA_DISABLED=true \
-  PIPECTL=target/debug/pipectl scripts/deploy.sh --stack ci-dry-run --dry-run --pipeline tests/fixtures/pipeline.toml 2>&1) ||
+  PIPECTL=target/debug/pipectl scripts/deploy.sh --stack ci-dry-run --dry-run --pipeline tests/fixtures/three-stages.toml 2>&1) ||
   { echo "$dry"; exit 1; }
 grep -q 'ClusterNames="social-analytics-dev,social-analytics-staging,social-analytics-prod"' <<<"$dry" &&
   grep -q "dry run (offline): nothing was deployed" <<<"$dry" || { echo "$dry"; exit 1; }

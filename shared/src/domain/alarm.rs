@@ -97,7 +97,7 @@ mod tests {
     }
 
     fn pipeline() -> Pipeline {
-        Pipeline::parse(include_str!("../../../tests/fixtures/pipeline.toml")).unwrap()
+        Pipeline::parse(include_str!("../../../tests/fixtures/three-stages.toml")).unwrap()
     }
 
     fn alarm(name: &str, before: &str, now: &str, configuration: serde_json::Value) -> AlarmEvent {

@@ -155,7 +155,7 @@ mod tests {
     use serde_json::json;
 
     fn pipeline() -> Pipeline {
-        Pipeline::parse(include_str!("../../../tests/fixtures/pipeline.toml")).unwrap()
+        Pipeline::parse(include_str!("../../../tests/fixtures/three-stages.toml")).unwrap()
     }
 
     fn event(name: &str, service_arn: &str) -> EcsDeploymentEvent {

@@ -13,7 +13,7 @@ pub fn at(minute: u32) -> DateTime<Utc> {
 }
 
 pub fn fixture_pipeline() -> Pipeline {
-    Pipeline::parse(include_str!("../../../tests/fixtures/pipeline.toml")).unwrap()
+    Pipeline::parse(include_str!("../../../tests/fixtures/three-stages.toml")).unwrap()
 }
 
 pub fn digest(n: u8) -> ImageDigest {

@@ -757,7 +757,7 @@ impl RawPipeline {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/pipeline.toml");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/three-stages.toml");
 
     fn error_of(text: &str) -> String {
         Pipeline::parse(text).unwrap_err().to_string()

@@ -214,7 +214,7 @@ mod tests {
         let mut other_repo = push("latest");
         other_repo.detail.repository_name = "someone/else".into();
         let pipeline_without_catch_all = Pipeline::parse(
-            &include_str!("../../../tests/fixtures/pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
+            &include_str!("../../../tests/fixtures/three-stages.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
         )
         .unwrap();
 

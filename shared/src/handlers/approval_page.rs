@@ -409,7 +409,7 @@ mod tests {
     async fn an_approver_taken_off_the_list_can_no_longer_vote() {
         let mut case = case(1).await;
         let text =
-            include_str!("../../../tests/fixtures/pipeline.toml").replace("\"release-manager@example.com\", ", "");
+            include_str!("../../../tests/fixtures/three-stages.toml").replace("\"release-manager@example.com\", ", "");
         case.page.pipeline = Pipeline::parse(&text).unwrap();
         let click = post(
             &case.path(0),

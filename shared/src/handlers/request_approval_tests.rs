@@ -786,7 +786,7 @@ async fn an_approved_request_whose_stage_left_the_pipeline_gives_up() {
     let world = World::new();
     let id = approved(&world, 1, 0).await;
     let renamed = Pipeline::parse(
-        &include_str!("../../../tests/fixtures/pipeline.toml")
+        &include_str!("../../../tests/fixtures/three-stages.toml")
             .replace("name = \"prod\"", "name = \"production\"")
             .replace("stage = \"prod\"", "stage = \"production\""),
     )
@@ -1150,7 +1150,7 @@ async fn an_approval_without_snapshots_is_told_with_its_deploy_time() {
     use super::promote::Advanced;
     let world = World::new();
     let without_snapshots = Pipeline::parse(
-        &include_str!("../../../tests/fixtures/pipeline.toml")
+        &include_str!("../../../tests/fixtures/three-stages.toml")
             .replace("snapshot_before_deploy = [\"social-analytics-db\"]", ""),
     )
     .unwrap();

@@ -46,7 +46,7 @@ fn main() {
 }
 
 async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) {
-    let text = harness::fixture("pipeline.toml");
+    let text = harness::fixture("three-stages.toml");
     let pipeline = Pipeline::parse(&text).unwrap();
     let moto = Moto::start_with(&["-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()]);
     let world = seed(&moto.sdk_config().await, &pipeline).await;
@@ -293,7 +293,7 @@ async fn calls_per_page(pipeline: &Pipeline, page: &Path) -> String {
     let moto = Moto::start();
     let config = moto.sdk_config().await;
     let world = seed(&config, pipeline).await;
-    let pipeline_table = harness::seed::store_pipeline(&config, &harness::fixture("pipeline.toml")).await;
+    let pipeline_table = harness::seed::store_pipeline(&config, &harness::fixture("three-stages.toml")).await;
     let (path, _) = approval_link(&config, &world.table, pipeline).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let mut function = Function::spawn(
@@ -408,7 +408,7 @@ async fn calls_for(pipeline: &Pipeline, binary: &Path, event: Vec<u8>) -> String
     let moto = Moto::start();
     let world = seed(&moto.sdk_config().await, pipeline).await;
     let pipeline_table =
-        harness::seed::store_pipeline(&moto.sdk_config().await, &harness::fixture("pipeline.toml")).await;
+        harness::seed::store_pipeline(&moto.sdk_config().await, &harness::fixture("three-stages.toml")).await;
     harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let env = [

@@ -41,8 +41,8 @@ async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
     // The tests' pipeline (its story's names), but no wait between an approval and its deploy: the story need not
     // sit through five minutes.
-    let pipeline_text = std::fs::read_to_string(repo_root().join("tests/fixtures/pipeline.toml"))
-        .expect("tests/fixtures/pipeline.toml")
+    let pipeline_text = std::fs::read_to_string(repo_root().join("tests/fixtures/three-stages.toml"))
+        .expect("tests/fixtures/three-stages.toml")
         .replace("wait_minutes = 5", "wait_minutes = 0")
         .replace("quota = 100 ", "quota = 4 ")
         .replace("keep_last = 7 ", "keep_last = 1 ");

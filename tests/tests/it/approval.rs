@@ -366,7 +366,7 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
 /// with no wait, so the deploy follows the snapshot at once.
 #[tokio::test]
 async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
-    let text = harness::fixture("pipeline.toml").replace("wait_minutes = 5", "wait_minutes = 0");
+    let text = harness::fixture("three-stages.toml").replace("wait_minutes = 5", "wait_minutes = 0");
     let pipeline_file = std::env::temp_dir().join(format!("pipeline-no-wait-{}.toml", std::process::id()));
     std::fs::write(&pipeline_file, &text).unwrap();
     let env = Env::with_pipeline(&text).await;

@@ -275,7 +275,7 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
     );
 
     // v2: dev takes only feature-* tags. Within the TTL the function still serves v1.
-    let narrowed = harness::fixture("pipeline.toml").replacen("tags = \"*\"", "tags = \"feature-*\"", 1);
+    let narrowed = harness::fixture("three-stages.toml").replacen("tags = \"*\"", "tags = \"feature-*\"", 1);
     assert_eq!(harness::seed::push_pipeline(&env.config, &narrowed).await, 2);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mut newer: serde_json::Value = serde_json::from_slice(&latest).unwrap();
@@ -290,7 +290,7 @@ async fn a_running_function_serves_a_pipeline_pushed_after_it_started() {
 
     // Back to v1's text as v3: `latest` deploys again, recorded under v3.
     assert_eq!(
-        harness::seed::push_pipeline(&env.config, &harness::fixture("pipeline.toml")).await,
+        harness::seed::push_pipeline(&env.config, &harness::fixture("three-stages.toml")).await,
         3
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -182,7 +182,7 @@ async fn pushes_that_are_not_for_us_are_ignored_and_change_nothing() {
     let mut unknown_repository = event("push-latest.json");
     unknown_repository.detail.repository_name = "someone-else/frontend".into();
     let only_feature_tags = shared::domain::pipeline::Pipeline::parse(
-        &harness::fixture("pipeline.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
+        &harness::fixture("three-stages.toml").replace("tags = \"*\"", "tags = \"feature-*\""),
     )
     .unwrap();
 
@@ -354,7 +354,7 @@ async fn a_newer_release_supersedes_the_older_approval_request() {
 #[tokio::test]
 async fn an_unknown_service_or_cluster_is_a_clear_error_and_leaves_no_record() {
     let env = Env::new().await;
-    let text = harness::fixture("pipeline.toml");
+    let text = harness::fixture("three-stages.toml");
     let ghost_service = text.replace(
         "{ name = \"worker-service\", container = \"worker\" },",
         "{ name = \"worker-service\", container = \"worker\" },\n  { name = \"ghost-service\", container = \"ghost\" },",

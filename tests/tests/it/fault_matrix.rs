@@ -171,7 +171,7 @@ async fn deploy_matrix(operation: &str) {
     };
     for_every_call_of(
         operation,
-        &harness::fixture("pipeline.toml"),
+        &harness::fixture("three-stages.toml"),
         deliver,
         |target, mode, n| async move { deploy_case(&target, mode, n).await },
     )
@@ -244,7 +244,7 @@ async fn approval_matrix(operation: &str) {
     };
     for_every_call_of(
         operation,
-        &harness::fixture("pipeline.toml"),
+        &harness::fixture("three-stages.toml"),
         deliver,
         |target, mode, n| async move { approval_case(&target, mode, n).await },
     )
@@ -325,7 +325,7 @@ async fn failed_matrix(operation: &str) {
     };
     for_every_call_of(
         operation,
-        &harness::fixture("pipeline.toml"),
+        &harness::fixture("three-stages.toml"),
         deliver,
         |target, mode, n| async move { failed_case(&target, mode, n).await },
     )
@@ -389,7 +389,7 @@ async fn alarm_matrix(operation: &str) {
     };
     for_every_call_of(
         operation,
-        &harness::fixture("pipeline.toml"),
+        &harness::fixture("three-stages.toml"),
         deliver,
         |target, mode, n| async move { alarm_case(&target, mode, n).await },
     )
@@ -399,7 +399,7 @@ async fn alarm_matrix(operation: &str) {
 /// The tests' pipeline without prod's wait: one sweep takes the snapshot, finds it available
 /// (moto makes it so at once) and deploys.
 fn no_wait_pipeline() -> String {
-    harness::fixture("pipeline.toml").replace("wait_minutes = 5", "wait_minutes = 0")
+    harness::fixture("three-stages.toml").replace("wait_minutes = 5", "wait_minutes = 0")
 }
 
 /// The matrix's release, which passed staging, approved by an operator for prod's first approver.
@@ -552,7 +552,7 @@ async fn cost_matrix(operation: &str) {
     };
     for_every_call_of(
         operation,
-        &harness::fixture("pipeline.toml"),
+        &harness::fixture("three-stages.toml"),
         deliver,
         |target, mode, n| async move { cost_case(&target, mode, n).await },
     )

@@ -98,7 +98,7 @@ async fn errors_are_clear_and_fail_the_command() {
     );
     // The template takes every parameter the tests' pipeline implies.
     let fixture = std::env::temp_dir().join(format!("pipectl-fixture-{}.toml", std::process::id()));
-    std::fs::write(&fixture, harness::fixture("pipeline.toml")).unwrap();
+    std::fs::write(&fixture, harness::fixture("three-stages.toml")).unwrap();
     let template = harness::repo_root().join("template.yaml");
     let (fixture, template) = (fixture.to_str().unwrap(), template.to_str().unwrap());
     let checked = pipectl(&env, &["validate", fixture, "--template", template]);
@@ -197,7 +197,7 @@ async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions(
     stack(
         &env,
         "sandbox",
-        &fixture_file("sandbox", &harness::fixture("pipeline.toml")),
+        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
     )
     .await;
     let sqs = aws_sdk_sqs::Client::new(&env.config);
@@ -303,7 +303,7 @@ async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
     stack(
         &env,
         "sandbox",
-        &fixture_file("sandbox", &harness::fixture("pipeline.toml")),
+        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
     )
     .await;
     env.handler()
@@ -618,7 +618,12 @@ async fn cost_report_function(env: &Env) -> harness::lambda_invoke::LambdaInvoke
 #[tokio::test]
 async fn report_now_has_the_function_send_and_keep_a_report_and_cost_prints_the_last_one() {
     let env = Env::new().await;
-    stack(&env, "prod", &fixture_file("prod", &harness::fixture("pipeline.toml"))).await;
+    stack(
+        &env,
+        "prod",
+        &fixture_file("prod", &harness::fixture("three-stages.toml")),
+    )
+    .await;
     harness::seed::create_database(&env.config, "social-analytics-db", None).await;
     let none = stdout(&pipectl(&env, &["cost"]));
     assert!(none.starts_with("no cost report kept yet"), "{none}");
@@ -645,7 +650,12 @@ async fn report_now_has_the_function_send_and_keep_a_report_and_cost_prints_the_
 #[tokio::test]
 async fn prices_refresh_asks_the_stacks_cost_report_function_and_names_its_error() {
     let env = Env::new().await;
-    stack(&env, "prod", &fixture_file("prod", &harness::fixture("pipeline.toml"))).await;
+    stack(
+        &env,
+        "prod",
+        &fixture_file("prod", &harness::fixture("three-stages.toml")),
+    )
+    .await;
     let lambda = cost_report_function(&env).await;
     // moto has no Price List: the function's refresh fails, and pipectl says so.
     let output = pipectl_with_lambda(&env, &lambda.endpoint, &["prices", "refresh", "--stack", "prod"]).await;
@@ -673,7 +683,7 @@ fn stderr(output: &Output) -> String {
 #[tokio::test]
 async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_undone() {
     let env = Env::new().await;
-    let fixture = harness::fixture("pipeline.toml");
+    let fixture = harness::fixture("three-stages.toml");
     stack(&env, "team", &fixture_file("team", &fixture)).await;
     let push = |text: String| {
         let file = fixture_file("push", &text);
@@ -775,7 +785,12 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
 #[tokio::test]
 async fn the_stack_names_what_each_command_acts_on() {
     let env = Env::new().await;
-    stack(&env, "team", &fixture_file("team", &harness::fixture("pipeline.toml"))).await;
+    stack(
+        &env,
+        "team",
+        &fixture_file("team", &harness::fixture("three-stages.toml")),
+    )
+    .await;
     env.handler()
         .handle_event(&push("build-1", 1, 0), deadline())
         .await

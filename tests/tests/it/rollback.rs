@@ -573,7 +573,7 @@ async fn rollback_on_alarm_binary_handles_every_sample_event() {
 /// the frontend and never touches the backend.
 #[tokio::test]
 async fn an_alarm_rolls_back_only_the_application_it_guards() {
-    let shipped = harness::fixture("pipeline.toml");
+    let shipped = harness::fixture("three-stages.toml");
     let two_apps = shipped
         .replacen(
             "[[stage]]",

@@ -11,7 +11,7 @@ const DB: &str = "social-analytics-db";
 
 /// The tests' pipeline file, with no snapshot kept for its newness: retention alone decides.
 pub fn pipeline_text() -> String {
-    harness::fixture("pipeline.toml").replace("keep_last = 7", "keep_last = 0")
+    harness::fixture("three-stages.toml").replace("keep_last = 7", "keep_last = 0")
 }
 
 fn function(env: &Env) -> ScheduledSnapshots<DynamoRecords, RdsSnapshots, SnsNotifier> {

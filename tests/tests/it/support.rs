@@ -43,12 +43,12 @@ pub struct Env {
 }
 
 pub fn fixture_pipeline() -> Pipeline {
-    Pipeline::parse(&harness::fixture("pipeline.toml")).unwrap()
+    Pipeline::parse(&harness::fixture("three-stages.toml")).unwrap()
 }
 
 impl Env {
     pub async fn new() -> Self {
-        Self::with_pipeline(&harness::fixture("pipeline.toml")).await
+        Self::with_pipeline(&harness::fixture("three-stages.toml")).await
     }
 
     /// An emulator seeded with what the pipeline file `text` names, which is the stack's v1
