@@ -4,7 +4,9 @@
 
 use crate::stack::Stack;
 use shared::adapters::dynamo::{DynamoPipelines, PipelineVersion};
+use shared::adapters::sns::approver_filter_policy;
 use shared::adapters::{AnsweredAt, describe_sdk_error};
+use shared::domain::names::Approver;
 use shared::domain::pipeline::{Pipeline, text_hash};
 use std::collections::BTreeSet;
 
@@ -227,19 +229,20 @@ async fn check_databases(
     Ok(())
 }
 
-/// An approver without a confirmed subscription gets no links: said, not refused, since
-/// `approvers sync` subscribes from the file in force.
+/// An approver without a confirmed subscription gets no links, and a subscription that does
+/// not filter on one approver receives everyone's: both said, not refused (the topic is
+/// `approvers sync`'s to fix, from the file in force).
 async fn check_approvers(
     aws: &aws_config::SdkConfig,
     pipeline: &Pipeline,
     stack: &Stack,
     found: &mut Preflight,
 ) -> Result<(), String> {
-    let wanted: BTreeSet<&str> = pipeline
+    let wanted: BTreeSet<&Approver> = pipeline
         .stages()
         .iter()
         .filter_map(|stage| stage.approval.as_ref())
-        .flat_map(|policy| policy.approvers.iter().map(|a| a.as_str()))
+        .flat_map(|policy| &policy.approvers)
         .collect();
     if wanted.is_empty() {
         return Ok(());
@@ -257,12 +260,34 @@ async fn check_approvers(
             .await
             .map_err(|e| describe_sdk_error("ListSubscriptionsByTopic", &e))?;
         for subscription in page.subscriptions() {
-            if subscription.protocol() == Some("email")
-                && subscription
-                    .subscription_arn()
-                    .is_some_and(|arn| arn.starts_with("arn:"))
-            {
-                confirmed.extend(subscription.endpoint().map(str::to_owned));
+            let (Some(arn), Some(endpoint)) = (
+                subscription.subscription_arn().filter(|arn| arn.starts_with("arn:")),
+                subscription.endpoint(),
+            ) else {
+                continue;
+            };
+            let policy = sns
+                .get_subscription_attributes()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .map_err(|e| describe_sdk_error("GetSubscriptionAttributes", &e))?
+                .attributes()
+                .and_then(|a| a.get("FilterPolicy"))
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+            let only = wanted.iter().find(|approver| {
+                policy.is_some() && policy == serde_json::from_str(&approver_filter_policy(approver)).ok()
+            });
+            match only {
+                Some(approver) if subscription.protocol() == Some("email") && approver.as_str() == endpoint => {
+                    confirmed.insert(approver.as_str());
+                }
+                Some(_) => {}
+                None => found.warnings.push(format!(
+                    "{} {endpoint} receives every approver's links (its subscription filters on no one approver): unsubscribe it, or run `pipectl approvers sync --stack {}`",
+                    subscription.protocol().unwrap_or("?"),
+                    stack.name
+                )),
             }
         }
         next = page.next_token;
@@ -270,7 +295,7 @@ async fn check_approvers(
             break;
         }
     }
-    for approver in wanted.into_iter().filter(|a| !confirmed.contains(*a)) {
+    for approver in wanted.into_iter().filter(|a| !confirmed.contains(a.as_str())) {
         found.warnings.push(format!(
             "approver {approver} has no confirmed subscription and gets no links: run `pipectl approvers sync --stack {}` once this file is in force, and have them confirm",
             stack.name

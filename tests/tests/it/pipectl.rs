@@ -740,8 +740,28 @@ async fn a_pushed_pipeline_is_checked_kept_and_put_in_force_and_a_bad_change_und
     );
 
     // A change the account and the stack allow: v2, in force, kept beside v1.
+    // A subscription to the approvals topic that filters on no one approver is told of.
+    let leaking = format!("arn:aws:sqs:{}:{}:everyones-links", harness::REGION, harness::ACCOUNT);
+    aws_sdk_sns::Client::new(&env.config)
+        .subscribe()
+        .topic_arn(&env.world.approval_topic_arn)
+        .protocol("sqs")
+        .endpoint(&leaking)
+        .send()
+        .await
+        .unwrap();
     let longer_wait = fixture.replace("wait_minutes = 5", "wait_minutes = 10");
-    let pushed = stdout(&push(longer_wait.clone()));
+    let output = push(longer_wait.clone());
+    let warned = stderr(&output);
+    assert!(
+        warned.contains(&format!("warning: sqs {leaking} receives every approver's links")),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains("approver-0"),
+        "the approvers' own filtered queues are fine: {warned}"
+    );
+    let pushed = stdout(&output);
     assert!(pushed.starts_with("v2 in force (was v1)"), "{pushed}");
     let shown = stdout(&pipectl(&env, &["pipeline", "show", "--stack", "team"]));
     assert!(
