@@ -125,18 +125,11 @@ where
 /// Makes the approvals topic's e-mail subscriptions match the pipeline file: each approver
 /// subscribed with a filter policy on their own address (so only their links reach them), the
 /// policy corrected where it differs, and addresses no longer listed unsubscribed.
-pub async fn sync(
+/// Every subscription to the topic, every page.
+pub async fn subscriptions(
     sns: &aws_sdk_sns::Client,
-    pipeline: &Pipeline,
     topic_arn: &str,
-    dry_run: bool,
-) -> Result<(), String> {
-    let wanted: BTreeSet<&Approver> = pipeline
-        .stages()
-        .iter()
-        .filter_map(|stage| stage.approval.as_ref())
-        .flat_map(|policy| &policy.approvers)
-        .collect();
+) -> Result<Vec<aws_sdk_sns::types::Subscription>, String> {
     let mut subscribed = Vec::new();
     let mut next = None;
     loop {
@@ -150,30 +143,56 @@ pub async fn sync(
         subscribed.extend(page.subscriptions().iter().cloned());
         match page.next_token {
             Some(token) => next = Some(token),
-            None => break,
+            None => return Ok(subscribed),
         }
     }
+}
+
+/// The one approver of `wanted` a confirmed subscription's filter policy admits, if it is
+/// exactly that approver's (`None`: it filters on no one approver, and receives others' links).
+pub async fn filtered_on<'a>(
+    sns: &aws_sdk_sns::Client,
+    subscription: &aws_sdk_sns::types::Subscription,
+    wanted: &BTreeSet<&'a Approver>,
+) -> Result<Option<&'a Approver>, String> {
+    let Some(arn) = subscription.subscription_arn().filter(|arn| arn.starts_with("arn:")) else {
+        return Ok(None);
+    };
+    let policy = sns
+        .get_subscription_attributes()
+        .subscription_arn(arn)
+        .send()
+        .await
+        .map_err(sdk("GetSubscriptionAttributes"))?
+        .attributes()
+        .and_then(|a| a.get("FilterPolicy"))
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
+    Ok(wanted
+        .iter()
+        .find(|approver| policy.is_some() && policy == serde_json::from_str(&approver_filter_policy(approver)).ok())
+        .copied())
+}
+
+pub async fn sync(
+    sns: &aws_sdk_sns::Client,
+    pipeline: &Pipeline,
+    topic_arn: &str,
+    dry_run: bool,
+) -> Result<(), String> {
+    let wanted: BTreeSet<&Approver> = pipeline
+        .stages()
+        .iter()
+        .filter_map(|stage| stage.approval.as_ref())
+        .flat_map(|policy| &policy.approvers)
+        .collect();
+    let subscribed = subscriptions(sns, topic_arn).await?;
     // Anything but an approver's own e-mail subscription must filter on one approver too, or
     // it receives other people's links.
     let (subscribed, others): (Vec<_>, Vec<_>) = subscribed.into_iter().partition(|s| s.protocol() == Some("email"));
     let mut leaking = 0;
     for other in &others {
         let (protocol, endpoint) = (other.protocol().unwrap_or("?"), other.endpoint().unwrap_or("?"));
-        let policy = match other.subscription_arn().filter(|arn| arn.starts_with("arn:")) {
-            Some(arn) => sns
-                .get_subscription_attributes()
-                .subscription_arn(arn)
-                .send()
-                .await
-                .map_err(sdk("GetSubscriptionAttributes"))?
-                .attributes()
-                .and_then(|a| a.get("FilterPolicy"))
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok()),
-            None => None,
-        };
-        let only = wanted.iter().find(|approver| {
-            policy.is_some() && policy == serde_json::from_str(&approver_filter_policy(approver)).ok()
-        });
+        let only = filtered_on(sns, other, &wanted).await?;
         match only {
             Some(approver) => println!("{protocol} {endpoint}: receives {approver}'s links only"),
             None => {

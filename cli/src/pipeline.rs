@@ -4,7 +4,6 @@
 
 use crate::stack::Stack;
 use shared::adapters::dynamo::{DynamoPipelines, PipelineVersion};
-use shared::adapters::sns::approver_filter_policy;
 use shared::adapters::{AnsweredAt, describe_sdk_error};
 use shared::domain::names::Approver;
 use shared::domain::pipeline::{Pipeline, text_hash};
@@ -250,49 +249,23 @@ async fn check_approvers(
     let topic = stack.output("ApprovalsTopicArn")?;
     let sns = aws_sdk_sns::Client::new(aws);
     let mut confirmed = BTreeSet::new();
-    let mut next = None;
-    loop {
-        let page = sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic)
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(|e| describe_sdk_error("ListSubscriptionsByTopic", &e))?;
-        for subscription in page.subscriptions() {
-            let (Some(arn), Some(endpoint)) = (
-                subscription.subscription_arn().filter(|arn| arn.starts_with("arn:")),
-                subscription.endpoint(),
-            ) else {
-                continue;
-            };
-            let policy = sns
-                .get_subscription_attributes()
-                .subscription_arn(arn)
-                .send()
-                .await
-                .map_err(|e| describe_sdk_error("GetSubscriptionAttributes", &e))?
-                .attributes()
-                .and_then(|a| a.get("FilterPolicy"))
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
-            let only = wanted.iter().find(|approver| {
-                policy.is_some() && policy == serde_json::from_str(&approver_filter_policy(approver)).ok()
-            });
-            match only {
-                Some(approver) if subscription.protocol() == Some("email") && approver.as_str() == endpoint => {
-                    confirmed.insert(approver.as_str());
-                }
-                Some(_) => {}
-                None => found.warnings.push(format!(
-                    "{} {endpoint} receives every approver's links (its subscription filters on no one approver): unsubscribe it, or run `pipectl approvers sync --stack {}`",
-                    subscription.protocol().unwrap_or("?"),
-                    stack.name
-                )),
+    for subscription in crate::approvals::subscriptions(&sns, topic).await? {
+        let (Some(_), Some(endpoint)) = (
+            subscription.subscription_arn().filter(|arn| arn.starts_with("arn:")),
+            subscription.endpoint(),
+        ) else {
+            continue;
+        };
+        match crate::approvals::filtered_on(&sns, &subscription, &wanted).await? {
+            Some(approver) if subscription.protocol() == Some("email") && approver.as_str() == endpoint => {
+                confirmed.insert(approver.as_str());
             }
-        }
-        next = page.next_token;
-        if next.is_none() {
-            break;
+            Some(_) => {}
+            None => found.warnings.push(format!(
+                "{} {endpoint} receives every approver's links (its subscription filters on no one approver): unsubscribe it, or run `pipectl approvers sync --stack {}`",
+                subscription.protocol().unwrap_or("?"),
+                stack.name
+            )),
         }
     }
     for approver in wanted.into_iter().filter(|a| !confirmed.contains(a.as_str())) {
