@@ -9,6 +9,15 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# rust-toolchain.toml names 1.95.0. Where rustup holds that Rust only as `stable` (and cannot
+# download), give it that name too, so no cargo call asks rustup for a download.
+if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.95\.0'; then
+  if [ "$(RUSTUP_TOOLCHAIN=stable rustc --version 2>/dev/null | cut -d' ' -f2)" = 1.95.0 ]; then
+    host=$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')
+    ln -s "$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)" "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/1.95.0-$host"
+  fi
+fi
+
 step "format"
 cargo fmt --all -- --check
 step "lint (clippy)"
