@@ -179,12 +179,7 @@ pub async fn sync(
     topic_arn: &str,
     dry_run: bool,
 ) -> Result<(), String> {
-    let wanted: BTreeSet<&Approver> = pipeline
-        .stages()
-        .iter()
-        .filter_map(|stage| stage.approval.as_ref())
-        .flat_map(|policy| &policy.approvers)
-        .collect();
+    let wanted: BTreeSet<&Approver> = pipeline.approvers().collect();
     let subscribed = subscriptions(sns, topic_arn).await?;
     // Anything but an approver's own e-mail subscription must filter on one approver too, or
     // it receives other people's links.

@@ -237,12 +237,7 @@ async fn check_approvers(
     stack: &Stack,
     found: &mut Preflight,
 ) -> Result<(), String> {
-    let wanted: BTreeSet<&Approver> = pipeline
-        .stages()
-        .iter()
-        .filter_map(|stage| stage.approval.as_ref())
-        .flat_map(|policy| &policy.approvers)
-        .collect();
+    let wanted: BTreeSet<&Approver> = pipeline.approvers().collect();
     if wanted.is_empty() {
         return Ok(());
     }

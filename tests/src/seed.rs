@@ -54,12 +54,7 @@ pub async fn seed(config: &SdkConfig, pipeline: &Pipeline) -> World {
         .topic_arn
         .expect("topic ARN");
     let mut approver_queues = BTreeMap::new();
-    let approvers = pipeline
-        .stages()
-        .iter()
-        .filter_map(|s| s.approval.as_ref())
-        .flat_map(|p| &p.approvers);
-    for (n, approver) in approvers.enumerate() {
+    for (n, approver) in pipeline.approvers().enumerate() {
         let policy = shared::adapters::sns::approver_filter_policy(approver);
         let queue = subscribe_queue(config, &approval_topic_arn, &format!("approver-{n}"), Some(policy)).await;
         approver_queues.insert(approver.to_string(), queue);

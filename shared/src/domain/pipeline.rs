@@ -204,6 +204,14 @@ impl Pipeline {
             .flat_map(|stage| stage.alarms.iter().map(|guard| &guard.alarm))
     }
 
+    /// Every approver of every stage that takes approvals (one listed by two stages twice).
+    pub fn approvers(&self) -> impl Iterator<Item = &Approver> {
+        self.stages
+            .iter()
+            .filter_map(|stage| stage.approval.as_ref())
+            .flat_map(|policy| &policy.approvers)
+    }
+
     pub fn applications(&self) -> &[Application] {
         &self.applications
     }

@@ -318,13 +318,7 @@ fn the_example_pipeline_parses_and_no_binary_carries_its_names() {
     let mut names: Vec<String> = pipeline.stages().iter().map(|s| s.cluster.to_string()).collect();
     names.extend(pipeline.applications().iter().map(|a| a.repository.to_string()));
     names.extend(pipeline.alarm_names().map(|a| a.to_string()));
-    names.extend(
-        pipeline
-            .stages()
-            .iter()
-            .filter_map(|s| s.approval.as_ref())
-            .flat_map(|p| p.approvers.iter().map(|a| a.to_string())),
-    );
+    names.extend(pipeline.approvers().map(|a| a.to_string()));
     for function in harness::seed::FUNCTIONS {
         let binary = std::fs::read(built_binary(function, "debug")).unwrap();
         let binary = String::from_utf8_lossy(&binary);
