@@ -155,11 +155,31 @@ async fn subscribe_queue(config: &SdkConfig, topic_arn: &str, name: &str, filter
     queue_url
 }
 
-/// A notice SNS delivered: its subject and message.
+/// A notice SNS delivered: its subject and message. A queue receives a team notice's
+/// `default` body, the chat channel's (Chatbot's custom-notification JSON): then `chat` holds
+/// it and `message` its description, the text e-mail gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub subject: String,
     pub message: String,
+    pub chat: Option<serde_json::Value>,
+}
+
+impl Notice {
+    fn delivered(subject: &str, body: &str) -> Self {
+        let chat = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .filter(|chat| chat["version"] == "1.0" && chat["source"] == "custom");
+        let message = match &chat {
+            Some(chat) => chat["content"]["description"].as_str().unwrap_or_default().to_owned(),
+            None => body.to_owned(),
+        };
+        Notice {
+            subject: subject.to_owned(),
+            message,
+            chat,
+        }
+    }
 }
 
 /// Takes every notice waiting in the subscribed queue (SNS's JSON envelope, read back).
@@ -180,10 +200,10 @@ pub async fn take_notices(config: &SdkConfig, queue_url: &str) -> Vec<Notice> {
         }
         for message in messages {
             let envelope: serde_json::Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap();
-            notices.push(Notice {
-                subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
-                message: envelope["Message"].as_str().unwrap_or_default().to_owned(),
-            });
+            notices.push(Notice::delivered(
+                envelope["Subject"].as_str().unwrap_or_default(),
+                envelope["Message"].as_str().unwrap_or_default(),
+            ));
             sqs.delete_message()
                 .queue_url(queue_url)
                 .receipt_handle(message.receipt_handle().unwrap_or_default())

@@ -1,6 +1,6 @@
 use super::describe_sdk_error;
 use crate::domain::names::Approver;
-use crate::domain::notice::Notice;
+use crate::domain::notice::{Notice, sns_message};
 use crate::ports::{ApproverMail, Notifier, NotifyError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
@@ -35,6 +35,8 @@ impl SnsNotifier {
         }
     }
 
+    /// Publishes `notice`: to one approver (their link, plain text: a chat channel must never
+    /// receive a bearer link), or to the team in the e-mail and chat bodies (`sns_message`).
     async fn send(&self, notice: &Notice, approver: Option<&Approver>) -> Result<(), NotifyError> {
         let attribute = approver.map(|approver| {
             MessageAttributeValue::builder()
@@ -47,7 +49,11 @@ impl SnsNotifier {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(&notice.subject)
-            .message(&notice.message)
+            .message(match approver {
+                Some(_) => notice.message.clone(),
+                None => sns_message(notice),
+            })
+            .set_message_structure(approver.is_none().then(|| "json".to_owned()))
             .set_message_attributes(attribute.map(|a| [(APPROVER_ATTRIBUTE.to_owned(), a)].into()))
             // Not idempotent: an SDK retry after a lost answer sends the message again. A
             // failure goes back to Lambda, whose retry sends what is still unsent.

@@ -742,10 +742,7 @@ pub fn report_notice(report: &Report) -> super::notice::Notice {
         "\nCost Explorer calls made for this report: {} ($0.01 each).\n",
         report.cost_explorer_calls
     ));
-    super::notice::Notice {
-        subject: super::notice::subject(subject),
-        message: body,
-    }
+    super::notice::Notice::new(super::notice::subject(subject), body)
 }
 
 #[cfg(test)]

@@ -1,16 +1,83 @@
-//! What people are told, over SNS: plain text, an ASCII one-line subject under 100 characters.
+//! What people are told, over SNS: plain text for e-mail, an ASCII one-line subject under
+//! 100 characters, and the same notice in AWS Chatbot's custom-notification format for a chat
+//! channel subscribed to the topic (`sns_message`).
 
 use super::approval::{ApprovalRequest, Evidence, Successor};
-use super::deployment::{Deployment, Kind, Status};
+use super::deployment::{Deployment, Kind, PushedImage, Status};
 use super::names::{Approver, ClusterName, StageName};
 use super::rollback_plan::{NoRollback, Trigger};
 use super::taskdef::revision_name;
 
 /// An SNS message. SNS wants the subject ASCII, one line, under 100 characters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notice {
     pub subject: String,
     pub message: String,
+    /// The chat thread it belongs to: one per release (`release_thread`), so that a release's
+    /// deploys, approvals and rollbacks read as one conversation.
+    pub thread: Option<String>,
+    /// What the reader may do next (commands to run), listed apart in a chat channel.
+    pub next_steps: Vec<String>,
+}
+
+impl Notice {
+    pub fn new(subject: String, message: String) -> Self {
+        Notice {
+            subject,
+            message,
+            ..Notice::default()
+        }
+    }
+
+    pub fn in_thread(self, thread: String) -> Self {
+        Notice {
+            thread: Some(thread),
+            ..self
+        }
+    }
+
+    pub fn with_next_steps(self, next_steps: Vec<String>) -> Self {
+        Notice { next_steps, ..self }
+    }
+}
+
+/// The thread of one release: an application's image digest, the same in every stage.
+pub fn release_thread(image: &PushedImage) -> String {
+    let hex = image.digest.as_str().trim_start_matches("sha256:");
+    format!("{}@{}", image.repository, &hex[..hex.len().min(16)])
+}
+
+/// Chatbot shows at most this much of a description.
+const CHAT_DESCRIPTION_LIMIT: usize = 8000;
+/// And of a title.
+const CHAT_TITLE_LIMIT: usize = 250;
+
+/// The message to publish with `MessageStructure=json`: SNS gives each protocol its own body.
+/// E-mail gets the plain text as before; every other protocol (the HTTPS endpoint of AWS
+/// Chatbot / Amazon Q Developer in chat applications, and queues) gets `default`, a custom
+/// notification in Chatbot's format, so a chat channel shows a title, the text and the next
+/// steps, threaded by release.
+pub fn sns_message(notice: &Notice) -> String {
+    let mut metadata = serde_json::Map::new();
+    if let Some(thread) = &notice.thread {
+        metadata.insert("threadId".into(), thread.clone().into());
+    }
+    let chat = serde_json::json!({
+        "version": "1.0",
+        "source": "custom",
+        "content": {
+            "textType": "client-markdown",
+            "title": clip(&notice.subject, CHAT_TITLE_LIMIT),
+            "description": clip(&notice.message, CHAT_DESCRIPTION_LIMIT),
+            "nextSteps": notice.next_steps,
+        },
+        "metadata": metadata,
+    });
+    serde_json::json!({ "default": chat.to_string(), "email": notice.message }).to_string()
+}
+
+fn clip(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
 }
 
 pub(crate) fn subject(text: String) -> String {
@@ -56,7 +123,13 @@ pub fn deployment_ended_notice(ended: &Deployment) -> Notice {
             reason = ended.ecs_reason.as_deref().unwrap_or("-"),
             requested = ended.requested_at.to_rfc3339(),
         ),
+        ..Notice::default()
     }
+    .in_thread(release_thread(&ended.image))
+    .with_next_steps(match ended.status {
+        Status::Failed => vec![format!("pipectl history {stage} {service}")],
+        _ => Vec::new(),
+    })
 }
 
 /// What a rollback record tells the team: stage, service, from → to, why, and what is blocked.
@@ -91,7 +164,13 @@ pub fn rollback_notice(rollback: &Deployment) -> Notice {
             id = rollback.id,
             digest = rollback.image.digest,
         ),
+        ..Notice::default()
     }
+    .in_thread(release_thread(&rollback.image))
+    .with_next_steps(vec![
+        "Push a fix: a new digest deploys as usual".into(),
+        format!("pipectl lift-quarantine {stage} {service} {}", rollback.image.digest),
+    ])
 }
 
 /// An alarm or failure that changed nothing, and why.
@@ -108,6 +187,7 @@ pub fn no_rollback_notice(
              Event: {trigger}\n\
              Why not: {why}\n",
         ),
+        ..Notice::default()
     }
 }
 
@@ -156,6 +236,7 @@ pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, l
             ballots = request.ballots.len(),
             wait = request.wait.num_minutes(),
         ),
+        ..Notice::default()
     }
 }
 
@@ -223,7 +304,9 @@ pub fn release_blocked_notice(request: &ApprovalRequest, required: Option<&str>)
             digest = image.digest,
             id = request.id,
         ),
+        ..Notice::default()
     }
+    .in_thread(release_thread(&request.image))
 }
 
 /// An open request a newer release replaced: its links now say so.
@@ -245,7 +328,9 @@ pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &Successor
             new_id = newer.id,
             old_digest = superseded.image.digest,
         ),
+        ..Notice::default()
     }
+    .in_thread(release_thread(&superseded.image))
 }
 
 /// A step of the promotion that follows an approval, told to the team.
@@ -274,7 +359,9 @@ pub fn promotion_notice(request: &ApprovalRequest, headline: &str, detail: &str)
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        ..Notice::default()
     }
+    .in_thread(release_thread(&request.image))
 }
 
 /// What the team hears of a tick that could not do everything.
@@ -289,6 +376,7 @@ pub fn snapshot_tick_notice(tick: chrono::DateTime<chrono::Utc>, problems: &[Str
             utc(tick),
             problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
         ),
+        ..Notice::default()
     }
 }
 
@@ -361,5 +449,46 @@ mod tests {
             deployment_ended_notice(&succeeded).subject,
             "Deployed dev/backend-service: latest (td:3)"
         );
+    }
+
+    #[test]
+    fn the_published_message_gives_email_its_text_and_chat_a_threaded_custom_notification() {
+        let rolled = dep(
+            3,
+            Kind::Rollback {
+                of: DeploymentId::from_stored("dep-2".into()),
+                cause: "alarm".into(),
+            },
+            Status::Deploying,
+            None,
+        );
+        let notice = rollback_notice(&rolled);
+        let published: serde_json::Value = serde_json::from_str(&sns_message(&notice)).unwrap();
+        assert_eq!(published["email"], notice.message.as_str());
+        let chat: serde_json::Value = serde_json::from_str(published["default"].as_str().unwrap()).unwrap();
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["content"]["textType"], "client-markdown");
+        assert_eq!(chat["content"]["title"], notice.subject.as_str());
+        assert_eq!(chat["content"]["description"], notice.message.as_str());
+        assert_eq!(chat["content"]["nextSteps"].as_array().unwrap().len(), 2);
+        assert_eq!(chat["metadata"]["threadId"], release_thread(&rolled.image).as_str());
+        // Every notice of one release shares its thread, whatever the stage.
+        let mut in_prod = rolled.clone();
+        in_prod.stage = crate::domain::names::StageName::parse("prod").unwrap();
+        assert_eq!(
+            deployment_ended_notice(&in_prod).thread,
+            Some(release_thread(&rolled.image))
+        );
+
+        let long = Notice::new("s".into(), "x".repeat(9000));
+        let published: serde_json::Value = serde_json::from_str(&sns_message(&long)).unwrap();
+        let chat: serde_json::Value = serde_json::from_str(published["default"].as_str().unwrap()).unwrap();
+        assert_eq!(chat["content"]["description"].as_str().unwrap().len(), 8000);
+        assert!(
+            chat["metadata"].as_object().unwrap().is_empty(),
+            "no thread, no threadId"
+        );
+        assert_eq!(published["email"].as_str().unwrap().len(), 9000);
     }
 }

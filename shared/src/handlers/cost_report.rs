@@ -615,10 +615,7 @@ mod tests {
         let r = reporter(PIPELINE);
         let theirs = KeptReport {
             tick: tick(23),
-            notice: crate::domain::notice::Notice {
-                subject: "kept by the other delivery".into(),
-                message: "theirs".into(),
-            },
+            notice: crate::domain::notice::Notice::new("kept by the other delivery".into(), "theirs".into()),
             lines: BTreeMap::new(),
         };
         r.records.race_report(theirs.clone());

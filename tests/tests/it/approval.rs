@@ -60,6 +60,8 @@ impl Loop {
         let mut links = Vec::new();
         for (approver, queue) in &self.env.world.approver_queues {
             for notice in take_notices(&self.env.config, queue).await {
+                // A link is a bearer capability: it never goes out in a chat channel's body.
+                assert_eq!(notice.chat, None, "an approver's link is plain text only");
                 let link = notice
                     .message
                     .lines()

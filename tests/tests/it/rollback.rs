@@ -128,6 +128,18 @@ async fn a_bad_deploy_inside_the_window_goes_back_to_the_last_known_good_and_sta
                 .message
                 .contains(&format!("pipectl lift-quarantine dev {service} {}", digest(2)))
         );
+        // A queue gets the chat channel's body: Chatbot's custom notification, threaded by
+        // the release (the bad digest), with the lift command as a next step.
+        let chat = notice.chat.as_ref().expect("a team notice is published for chat too");
+        assert_eq!((&chat["version"], &chat["source"]), (&"1.0".into(), &"custom".into()));
+        assert_eq!(chat["content"]["textType"], "client-markdown");
+        assert_eq!(chat["content"]["title"], notice.subject.as_str());
+        let thread = chat["metadata"]["threadId"].as_str().unwrap();
+        assert!(thread.ends_with(&digest(2)["sha256:".len()..][..16]), "{thread}");
+        assert_eq!(
+            chat["content"]["nextSteps"][1],
+            format!("pipectl lift-quarantine dev {service} {}", digest(2))
+        );
     }
 
     // The rollback completes like any deployment, and becomes the last known good.

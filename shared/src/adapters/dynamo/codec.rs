@@ -266,6 +266,10 @@ pub struct NoticeItem {
     pub sk: String,
     pub subject: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_steps: Vec<String>,
     pub sent: bool,
     /// Seconds since the epoch: DynamoDB's TTL removes the item after it.
     pub expires_at: i64,
@@ -276,6 +280,8 @@ impl NoticeItem {
         Notice {
             subject: self.subject.clone(),
             message: self.message.clone(),
+            thread: self.thread.clone(),
+            next_steps: self.next_steps.clone(),
         }
     }
 }

@@ -48,10 +48,7 @@ impl CostReports for DynamoRecords {
         }
         Ok(Some(KeptReport {
             tick,
-            notice: Notice {
-                subject: text("subject")?,
-                message: text("message")?,
-            },
+            notice: Notice::new(text("subject")?, text("message")?),
             lines,
         }))
     }

@@ -15,6 +15,8 @@ impl Outbox for DynamoRecords {
             sk: pk("sk"),
             subject: notice.subject.clone(),
             message: notice.message.clone(),
+            thread: notice.thread.clone(),
+            next_steps: notice.next_steps.clone(),
             sent: false,
             expires_at: expires.timestamp(),
         })
