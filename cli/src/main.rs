@@ -9,6 +9,7 @@ mod approvals;
 mod cost;
 mod pipeline;
 mod redrive;
+mod restore;
 mod snapshots;
 mod stack;
 mod template;
@@ -154,6 +155,17 @@ enum SnapshotCommand {
     /// A snapshot of DB now (its [[snapshots.db]] entry must exist), tagged and kept as the
     /// scheduled ones.
     Now { db: String },
+    /// Restore SNAPSHOT (an instance's or an Aurora cluster's) to a new DB, NEW_DB_ID, with
+    /// its source's class, subnet group, security groups and parameter group. The running DB
+    /// is never touched; the team is told who restored what and why.
+    Restore {
+        snapshot: String,
+        #[arg(long = "as", value_name = "NEW_DB_ID")]
+        new_id: String,
+        /// Why: recorded on the new DB's tags and in the notice.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,6 +226,27 @@ fn main() -> ExitCode {
             command: SnapshotCommand::Now { db },
         } => load_pipeline()
             .and_then(|pipeline| with_aws(|aws| async move { snapshots::now(&aws, pipeline, &db).await })),
+        Command::Snapshot {
+            command:
+                SnapshotCommand::Restore {
+                    snapshot,
+                    new_id,
+                    reason,
+                },
+        } => setting(None, "NotificationsTopicArn").and_then(|topic| {
+            with_aws(|aws| async move {
+                let (by, at) = pipeline::caller(&aws).await?;
+                let notifier = shared::adapters::sns::SnsNotifier::new(&aws, topic);
+                let request = restore::Request {
+                    snapshot: &snapshot,
+                    new_id: &new_id,
+                    reason: &reason,
+                    by,
+                    at,
+                };
+                restore::restore(&aws, &notifier, request).await
+            })
+        }),
         Command::Cost => with_table(|records| async move { cost::last(&records).await }),
         Command::Report {
             command: ReportCommand::Now,
@@ -473,6 +506,7 @@ fn setting(given: Option<String>, output: &str) -> Result<String, String> {
     let variable = match output {
         "DeploymentsTableName" => Some("TABLE_NAME"),
         "PipelineTableName" => Some("PIPELINE_TABLE"),
+        "NotificationsTopicArn" => Some("TOPIC_ARN"),
         _ => None,
     };
     match variable {

@@ -273,7 +273,7 @@ async fn check_approvers(
 }
 
 /// Who is calling and when AWS says it is: what a version records of its push.
-async fn caller(aws: &aws_config::SdkConfig) -> Result<(String, chrono::DateTime<chrono::Utc>), String> {
+pub(crate) async fn caller(aws: &aws_config::SdkConfig) -> Result<(String, chrono::DateTime<chrono::Utc>), String> {
     let answered = AnsweredAt::default();
     let identity = aws_sdk_sts::Client::new(aws)
         .get_caller_identity()

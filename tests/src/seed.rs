@@ -659,3 +659,31 @@ pub fn snapshot_handler(
         pipeline,
     }
 }
+
+/// Two of the subnets moto's default VPC has. The tests link no EC2 client (its SDK is large):
+/// this one query goes to moto as a plain form POST, which moto reads as EC2 by the
+/// credential scope of its Authorization header.
+pub async fn default_subnets(endpoint: &str) -> Vec<String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = hyper::Request::post(format!("{endpoint}/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"Action=DescribeSubnets&Version=2016-11-15",
+        )))
+        .unwrap();
+    let response = client.request(request).await.expect("DescribeSubnets");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    text.split("<subnetId>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</subnetId>").next())
+        .map(str::to_owned)
+        .take(2)
+        .collect()
+}

@@ -4,6 +4,7 @@ pub mod alarm;
 pub mod approval;
 pub mod approval_page;
 pub mod cost;
+pub mod db_restore;
 pub mod deployment;
 pub mod deployment_end;
 pub mod names;

@@ -832,3 +832,217 @@ async fn the_stack_names_what_each_command_acts_on() {
         stderr(&without)
     );
 }
+
+/// A DB in its own subnet group, security group and parameter group, and a snapshot of it.
+async fn database_with_settings(env: &Env, db: &str, snapshot: &str) {
+    let rds = aws_sdk_rds::Client::new(&env.config);
+    let subnets = harness::seed::default_subnets(&env.moto.endpoint).await;
+    assert_eq!(subnets.len(), 2, "moto's default VPC has subnets");
+    rds.create_db_subnet_group()
+        .db_subnet_group_name("orders-subnets")
+        .db_subnet_group_description("orders")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .expect("subnet group");
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("orders-params")
+        .db_parameter_group_family("postgres16")
+        .description("orders")
+        .send()
+        .await
+        .expect("parameter group");
+    rds.create_db_instance()
+        .db_instance_identifier(db)
+        .db_instance_class("db.r6g.large")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("emulator-only-1")
+        .allocated_storage(20)
+        .db_subnet_group_name("orders-subnets")
+        .vpc_security_group_ids("sg-0orders")
+        .db_parameter_group_name("orders-params")
+        .send()
+        .await
+        .expect("the DB");
+    rds.create_db_snapshot()
+        .db_instance_identifier(db)
+        .db_snapshot_identifier(snapshot)
+        .send()
+        .await
+        .expect("its snapshot");
+}
+
+#[tokio::test]
+async fn snapshot_restore_makes_a_new_db_like_the_source_once_and_never_reuses_an_identifier() {
+    let env = Env::new().await;
+    database_with_settings(&env, "orders-db", "predeploy-orders-db-1").await;
+    let rds = aws_sdk_rds::Client::new(&env.config);
+    let restore = |new_id: &str| {
+        command(
+            &env,
+            &[
+                "snapshot",
+                "restore",
+                "predeploy-orders-db-1",
+                "--as",
+                new_id,
+                "--reason",
+                "bad migration lost rows (#412)",
+            ],
+        )
+        .env("TOPIC_ARN", &env.world.topic_arn)
+        .output()
+        .unwrap()
+    };
+
+    let restored = stdout(&restore("orders-db-restored"));
+    assert!(
+        restored.contains("restoring predeploy-orders-db-1 as new DB instance orders-db-restored"),
+        "{restored}"
+    );
+    assert!(
+        restored.contains("describe-db-instances --db-instance-identifier orders-db-restored"),
+        "{restored}"
+    );
+    let new = rds
+        .describe_db_instances()
+        .db_instance_identifier("orders-db-restored")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(new.db_instance_class(), Some("db.r6g.large"));
+    assert_eq!(
+        new.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+        Some("orders-subnets")
+    );
+    let groups: Vec<_> = new
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups, ["sg-0orders"]);
+    assert_eq!(
+        new.db_parameter_groups()[0].db_parameter_group_name(),
+        Some("orders-params")
+    );
+    let tags: std::collections::HashMap<_, _> = new
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags["restored-from"], "predeploy-orders-db-1");
+    assert_eq!(tags["restore-reason"], "bad migration lost rows --412-");
+    assert!(tags["restored-by"].starts_with("arn:aws:"), "{tags:?}");
+    let source = rds
+        .describe_db_instances()
+        .db_instance_identifier("orders-db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        source.db_instances()[0].db_instance_status(),
+        Some("available"),
+        "the source is untouched"
+    );
+
+    let notices = env.notices().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0]
+            .subject
+            .starts_with("Restoring predeploy-orders-db-1 as new DB instance orders-db-restored")
+    );
+    assert!(notices[0].message.contains("Why: bad migration lost rows (#412)"));
+
+    // A retry of the same restore changes nothing and tells no one again.
+    let again = stdout(&restore("orders-db-restored"));
+    assert!(again.contains("already restored from predeploy-orders-db-1"), "{again}");
+    assert!(env.notices().await.is_empty());
+    // An identifier in use is refused: the running DB is never a restore's target.
+    let taken = restore("orders-db");
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("orders-db already exists and was not restored from"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    let missing = command(
+        &env,
+        &["snapshot", "restore", "no-such-snap", "--as", "x-db", "--reason", "r"],
+    )
+    .env("TOPIC_ARN", &env.world.topic_arn)
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no DB or cluster snapshot no-such-snap"));
+    let instances = rds.describe_db_instances().send().await.unwrap();
+    assert_eq!(instances.db_instances().len(), 2, "only the one restore made a DB");
+}
+
+#[tokio::test]
+async fn snapshot_restore_of_an_aurora_cluster_snapshot_makes_a_new_cluster_with_a_writer() {
+    let env = Env::new().await;
+    let rds = aws_sdk_rds::Client::new(&env.config);
+    rds.create_db_cluster()
+        .db_cluster_identifier("ledger")
+        .engine("aurora-postgresql")
+        .master_username("app")
+        .master_user_password("emulator-only-1")
+        .vpc_security_group_ids("sg-0ledger")
+        .send()
+        .await
+        .expect("cluster");
+    harness::seed::create_database(&env.config, "ledger-1", Some("ledger")).await;
+    rds.create_db_cluster_snapshot()
+        .db_cluster_identifier("ledger")
+        .db_cluster_snapshot_identifier("sched-ledger-1")
+        .send()
+        .await
+        .expect("cluster snapshot");
+
+    let restored = stdout(
+        &command(
+            &env,
+            &[
+                "snapshot",
+                "restore",
+                "sched-ledger-1",
+                "--as",
+                "ledger-copy",
+                "--reason",
+                "audit",
+            ],
+        )
+        .env("TOPIC_ARN", &env.world.topic_arn)
+        .output()
+        .unwrap(),
+    );
+    assert!(restored.contains("as new Aurora cluster ledger-copy"), "{restored}");
+    let cluster = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("ledger-copy")
+        .send()
+        .await
+        .unwrap()
+        .db_clusters()[0]
+        .clone();
+    let groups: Vec<_> = cluster
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups, ["sg-0ledger"]);
+    let writer = rds
+        .describe_db_instances()
+        .db_instance_identifier("ledger-copy-writer")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(writer.db_cluster_identifier(), Some("ledger-copy"));
+    assert_eq!(writer.db_instance_class(), Some("db.t3.medium"));
+    assert_eq!(env.notices().await.len(), 1);
+}
