@@ -51,6 +51,10 @@ pub async fn restore(
     if let Some(tags) = existing_db_tags(&rds, new_id.as_str()).await? {
         return match existing(request.snapshot, &tags) {
             Existing::ThisRestore => {
+                if snapshot.kind == SnapshotKind::Cluster {
+                    // An earlier run may have stopped between the cluster and its writer.
+                    restore_cluster(&rds, &snapshot, restore.clone(), Restored::Already).await?;
+                }
                 println!("{new_id} is already restored from {}: nothing to do", request.snapshot);
                 println!("endpoint: {}", restore.endpoint_command());
                 Ok(())
@@ -69,7 +73,7 @@ pub async fn restore(
     }
     let restore = match snapshot.kind {
         SnapshotKind::Instance => restore_instance(&rds, &snapshot, restore).await?,
-        SnapshotKind::Cluster => restore_cluster(&rds, &snapshot, restore).await?,
+        SnapshotKind::Cluster => restore_cluster(&rds, &snapshot, restore, Restored::NotYet).await?,
     };
     println!(
         "restoring {} as new {} {new_id}; {} untouched",
@@ -216,10 +220,22 @@ async fn restore_instance(rds: &Client, snapshot: &Snapshot, mut restore: Restor
     Ok(restore)
 }
 
+/// Whether the cluster itself is restored already (by an earlier run of the same restore).
+#[derive(PartialEq)]
+enum Restored {
+    NotYet,
+    Already,
+}
+
 /// An Aurora cluster, then a writer instance in it (a cluster without one serves nothing),
-/// of the source writer's class.
-async fn restore_cluster(rds: &Client, snapshot: &Snapshot, mut restore: Restore) -> Result<Restore, String> {
-    let writer = DbInstanceId::parse(&format!("{}-writer", restore.new_id)).map_err(|e| {
+/// of the source writer's class. A writer that exists already is kept.
+async fn restore_cluster(
+    rds: &Client,
+    snapshot: &Snapshot,
+    mut restore: Restore,
+    restored: Restored,
+) -> Result<Restore, String> {
+    let writer = DbInstanceId::parse(format!("{}-writer", restore.new_id)).map_err(|e| {
         format!("{e}: the new cluster's writer is named <NEW_DB_ID>-writer; choose a shorter NEW_DB_ID")
     })?;
     let source = match rds
@@ -272,9 +288,18 @@ async fn restore_cluster(rds: &Client, snapshot: &Snapshot, mut restore: Restore
                 .and_then(|i| i.db_instance_class().map(str::to_owned));
         }
     }
-    call.send()
-        .await
-        .map_err(|e| describe_sdk_error("RestoreDBClusterFromSnapshot", &e))?;
+    if restored == Restored::NotYet {
+        if let Some(tags) = existing_db_tags(rds, writer.as_str()).await?
+            && existing(&restore.snapshot, &tags) == Existing::Taken
+        {
+            return Err(format!(
+                "{writer} (the new cluster's writer) already exists: choose another NEW_DB_ID"
+            ));
+        }
+        call.send()
+            .await
+            .map_err(|e| describe_sdk_error("RestoreDBClusterFromSnapshot", &e))?;
+    }
     let class = writer_class.ok_or_else(|| {
         format!(
             "{} restored with no instance: the source's writer class is unknown; add one with \
@@ -282,14 +307,19 @@ async fn restore_cluster(rds: &Client, snapshot: &Snapshot, mut restore: Restore
             restore.new_id, restore.new_id
         )
     })?;
-    rds.create_db_instance()
+    let created = rds
+        .create_db_instance()
         .db_instance_identifier(writer.as_str())
         .db_cluster_identifier(&restore.new_id)
         .engine(&engine)
         .db_instance_class(class)
         .set_tags(Some(sdk_tags(&restore)))
         .send()
-        .await
-        .map_err(|e| describe_sdk_error("CreateDBInstance", &e))?;
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("DBInstanceAlreadyExists") => {}
+        Err(e) => return Err(describe_sdk_error("CreateDBInstance", &e)),
+    }
     Ok(restore)
 }

@@ -1045,4 +1045,38 @@ async fn snapshot_restore_of_an_aurora_cluster_snapshot_makes_a_new_cluster_with
     assert_eq!(writer.db_cluster_identifier(), Some("ledger-copy"));
     assert_eq!(writer.db_instance_class(), Some("db.t3.medium"));
     assert_eq!(env.notices().await.len(), 1);
+
+    // A run that stopped between the cluster and its writer: the retry adds the writer.
+    rds.delete_db_instance()
+        .db_instance_identifier("ledger-copy-writer")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let again = stdout(
+        &command(
+            &env,
+            &[
+                "snapshot",
+                "restore",
+                "sched-ledger-1",
+                "--as",
+                "ledger-copy",
+                "--reason",
+                "audit",
+            ],
+        )
+        .env("TOPIC_ARN", &env.world.topic_arn)
+        .output()
+        .unwrap(),
+    );
+    assert!(again.contains("already restored from sched-ledger-1"), "{again}");
+    let writers = rds
+        .describe_db_instances()
+        .db_instance_identifier("ledger-copy-writer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(writers.db_instances()[0].db_cluster_identifier(), Some("ledger-copy"));
+    assert!(env.notices().await.is_empty(), "a retry tells no one again");
 }
