@@ -2,14 +2,14 @@
 //!
 //! Every command uses the SDK's usual configuration (profiles, SSO, environment,
 //! AWS_ENDPOINT_URL). `--stack` names the stack whose outputs say which table, topic, queue
-//! and functions to act on; without it, TABLE_NAME and PIPELINE_TABLE (or a PIPELINE_FILE)
-//! say so.
+//! and functions to act on; without it, TABLE_NAME, PIPELINE_TABLE (or a PIPELINE_FILE) and
+//! TOPIC_ARN say so.
 
 mod approvals;
 mod cost;
+mod db_restore;
 mod pipeline;
 mod redrive;
-mod restore;
 mod snapshots;
 mod stack;
 mod template;
@@ -237,14 +237,14 @@ fn main() -> ExitCode {
             with_aws(|aws| async move {
                 let (by, at) = pipeline::caller(&aws).await?;
                 let notifier = shared::adapters::sns::SnsNotifier::new(&aws, topic);
-                let request = restore::Request {
+                let request = db_restore::Request {
                     snapshot: &snapshot,
                     new_id: &new_id,
                     reason: &reason,
                     by,
                     at,
                 };
-                restore::restore(&aws, &notifier, request).await
+                db_restore::restore(&aws, &notifier, request).await
             })
         }),
         Command::Cost => with_table(|records| async move { cost::last(&records).await }),
@@ -493,7 +493,8 @@ fn stack_name() -> Result<&'static str, String> {
 
 /// `given` on the command line, else the stack's `output` when `--stack` names one (so a
 /// variable left set from another stack never mixes in), else the environment variable that
-/// stands for it (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE).
+/// stands for it (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE,
+/// `NotificationsTopicArn`: TOPIC_ARN).
 fn setting(given: Option<String>, output: &str) -> Result<String, String> {
     if let Some(given) = given {
         return Ok(given);

@@ -171,7 +171,12 @@ impl Notice {
             .ok()
             .filter(|chat| chat["version"] == "1.0" && chat["source"] == "custom");
         let message = match &chat {
-            Some(chat) => chat["content"]["description"].as_str().unwrap_or_default().to_owned(),
+            // The description is the e-mail's text in a code block.
+            Some(chat) => {
+                let description = chat["content"]["description"].as_str().unwrap_or_default();
+                let text = description.strip_prefix("```\n").and_then(|d| d.strip_suffix("\n```"));
+                text.expect("a description in a code block").to_owned()
+            }
             None => body.to_owned(),
         };
         Notice {

@@ -7,19 +7,21 @@ use chrono::{DateTime, Utc};
 
 /// The tag naming the snapshot a DB was restored from: how a retry recognises its own restore.
 pub const RESTORED_FROM: &str = "restored-from";
+/// Set once the team was told: a retry tells them if an earlier run could not.
+pub const NOTIFIED: &str = "restore-notified";
 
-/// Whether a snapshot is an instance's or an Aurora cluster's.
+/// What a snapshot restores to: an instance, or an Aurora cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SnapshotKind {
+pub enum DbKind {
     Instance,
     Cluster,
 }
 
-impl SnapshotKind {
+impl DbKind {
     pub fn noun(self) -> &'static str {
         match self {
-            SnapshotKind::Instance => "DB instance",
-            SnapshotKind::Cluster => "Aurora cluster",
+            DbKind::Instance => "DB instance",
+            DbKind::Cluster => "Aurora cluster",
         }
     }
 }
@@ -28,9 +30,12 @@ impl SnapshotKind {
 #[derive(Clone, Debug)]
 pub struct Restore {
     pub snapshot: String,
-    pub kind: SnapshotKind,
+    pub kind: DbKind,
     pub new_id: String,
-    pub source: Option<String>,
+    /// The DB the snapshot was taken of, as the snapshot names it.
+    pub source: String,
+    /// The same, when it still exists: the new DB copies its settings.
+    pub live_source: Option<String>,
     pub by: String,
     pub at: DateTime<Utc>,
     pub reason: String,
@@ -39,18 +44,35 @@ pub struct Restore {
 /// What an identifier that already exists means for a restore of `snapshot` to it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Existing {
-    /// An earlier run of this restore made it: nothing more to do.
-    ThisRestore,
+    /// An earlier run of this restore made it; `notified`: and told the team.
+    ThisRestore { notified: bool },
     /// Someone else's DB: never touched.
     Taken,
 }
 
 /// An existing DB with `tags` is this restore's only if it says it was restored from `snapshot`.
 pub fn existing(snapshot: &str, tags: &[(String, String)]) -> Existing {
-    match tags.iter().any(|(k, v)| k == RESTORED_FROM && v == snapshot) {
-        true => Existing::ThisRestore,
+    let tagged = |key: &str, value: &str| tags.iter().any(|(k, v)| k == key && v == value);
+    match tagged(RESTORED_FROM, &tag_value(snapshot)) {
+        true => Existing::ThisRestore {
+            notified: tagged(NOTIFIED, "true"),
+        },
         false => Existing::Taken,
     }
+}
+
+/// RDS statuses from which a restored DB never becomes available: a retry must not call
+/// such a restore done.
+pub fn restore_failed(status: &str) -> bool {
+    matches!(
+        status,
+        "failed"
+            | "incompatible-restore"
+            | "incompatible-parameters"
+            | "incompatible-network"
+            | "inaccessible-encryption-credentials"
+            | "deleting"
+    )
 }
 
 impl Restore {
@@ -69,7 +91,16 @@ impl Restore {
     }
 
     pub fn notice(&self) -> Notice {
-        let source = self.source.as_deref().unwrap_or("(its source no longer exists)");
+        let (source, shape) = match &self.live_source {
+            Some(source) => (
+                format!("Source: {source}, untouched: it keeps running and serving.\n"),
+                "has the source's class, subnet group, security groups and parameter group",
+            ),
+            None => (
+                format!("Source: {}, which no longer exists.\n", self.source),
+                "has the snapshot's class and the account's defaults for the rest (not publicly accessible)",
+            ),
+        };
         Notice::new(
             subject(format!(
                 "Restoring {} as new {} {}",
@@ -81,9 +112,8 @@ impl Restore {
                 "{by} is restoring snapshot {snapshot} as a new {noun}, {new}.\n\n\
                  Why: {reason}\n\
                  When: {at} (AWS's clock)\n\
-                 Source: {source}, untouched: it keeps running and serving.\n\n\
-                 {new} has the source's class, subnet group, security groups and parameter group. \
-                 When it is available, point the application at its endpoint (its task definition's \
+                 {source}\n\
+                 {new} {shape}. When it is available, point the application at its endpoint (its task definition's \
                  database host or secret), then deploy that change as usual.\n",
                 by = self.by,
                 snapshot = self.snapshot,
@@ -99,11 +129,11 @@ impl Restore {
     /// The command that prints the new DB's endpoint once RDS has made it.
     pub fn endpoint_command(&self) -> String {
         match self.kind {
-            SnapshotKind::Instance => format!(
+            DbKind::Instance => format!(
                 "aws rds describe-db-instances --db-instance-identifier {} --query 'DBInstances[0].[DBInstanceStatus,Endpoint.Address]'",
                 self.new_id
             ),
-            SnapshotKind::Cluster => format!(
+            DbKind::Cluster => format!(
                 "aws rds describe-db-clusters --db-cluster-identifier {} --query 'DBClusters[0].[Status,Endpoint]'",
                 self.new_id
             ),
@@ -111,14 +141,23 @@ impl Restore {
     }
 }
 
+/// `text` as RDS accepts a tag value: ASCII letters, digits and ` _.:/=+-@` (others become
+/// `-`), at most 256 characters, and never starting `aws:` or `rds:` (automated snapshots are
+/// named `rds:…`): that colon becomes `-`.
 fn tag_value(text: &str) -> String {
-    text.chars()
+    let mut value: String = text
+        .chars()
         .map(|c| match c {
-            c if c.is_alphanumeric() || " _.:/=+-@".contains(c) => c,
+            c if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) => c,
             _ => '-',
         })
         .take(256)
-        .collect()
+        .collect();
+    let lower = value.to_ascii_lowercase();
+    if lower.starts_with("aws:") || lower.starts_with("rds:") {
+        value.replace_range(3..4, "-");
+    }
+    value
 }
 
 #[cfg(test)]
@@ -128,9 +167,10 @@ mod tests {
     fn restore() -> Restore {
         Restore {
             snapshot: "predeploy-orders-db-20261202-1000".into(),
-            kind: SnapshotKind::Instance,
+            kind: DbKind::Instance,
             new_id: "orders-db-restored".into(),
-            source: Some("orders-db".into()),
+            source: "orders-db".into(),
+            live_source: Some("orders-db".into()),
             by: "arn:aws:sts::111122223333:assumed-role/oncall/alex".into(),
             at: DateTime::parse_from_rfc3339("2026-12-02T10:15:00Z").unwrap().to_utc(),
             reason: "bad migration (#412); \"orders\" table lost rows".into(),
@@ -156,14 +196,32 @@ mod tests {
             ..restore()
         };
         assert_eq!(long.tags()[3].1.len(), 256);
+        let automated = Restore {
+            snapshot: "rds:orders-db-2026-12-01-03-10".into(),
+            reason: "aws: prefix, ünïcode".into(),
+            ..restore()
+        };
+        assert_eq!(automated.tags()[0].1, "rds-orders-db-2026-12-01-03-10");
+        assert_eq!(automated.tags()[3].1, "aws- prefix- -n-code");
     }
 
     #[test]
     fn only_a_db_restored_from_the_same_snapshot_counts_as_this_restore() {
         let tagged = |v: &str| vec![(RESTORED_FROM.to_owned(), v.to_owned())];
-        assert_eq!(existing("snap-1", &tagged("snap-1")), Existing::ThisRestore);
+        assert_eq!(
+            existing("snap-1", &tagged("snap-1")),
+            Existing::ThisRestore { notified: false }
+        );
         assert_eq!(existing("snap-1", &tagged("snap-2")), Existing::Taken);
         assert_eq!(existing("snap-1", &[]), Existing::Taken);
+        // Compared as stored: an automated snapshot's `rds:` is kept as `rds-`.
+        let mut told = tagged("rds-orders-1");
+        told.push((NOTIFIED.to_owned(), "true".to_owned()));
+        assert_eq!(
+            existing("rds:orders-1", &told),
+            Existing::ThisRestore { notified: true }
+        );
+        assert!(restore_failed("incompatible-restore") && !restore_failed("creating"));
     }
 
     #[test]
@@ -180,6 +238,17 @@ mod tests {
                 .contains("Why: bad migration (#412); \"orders\" table lost rows")
         );
         assert!(notice.message.contains("orders-db, untouched"));
+        let gone = Restore {
+            live_source: None,
+            ..restore()
+        }
+        .notice();
+        assert!(
+            gone.message.contains("orders-db, which no longer exists"),
+            "{}",
+            gone.message
+        );
+        assert!(!gone.message.contains("untouched"));
         assert!(notice.next_steps[0].contains("--db-instance-identifier orders-db-restored"));
     }
 }

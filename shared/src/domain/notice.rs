@@ -49,35 +49,53 @@ pub fn release_thread(image: &PushedImage) -> String {
 
 /// Chatbot shows at most this much of a description.
 const CHAT_DESCRIPTION_LIMIT: usize = 8000;
-/// And of a title.
-const CHAT_TITLE_LIMIT: usize = 250;
+/// SNS refuses a message over 256 KiB; this leaves room for the subject and attributes.
+const SNS_MESSAGE_BUDGET: usize = 240 * 1024;
 
 /// The message to publish with `MessageStructure=json`: SNS gives each protocol its own body.
 /// E-mail gets the plain text as before; every other protocol (the HTTPS endpoint of AWS
 /// Chatbot / Amazon Q Developer in chat applications, and queues) gets `default`, a custom
 /// notification in Chatbot's format, so a chat channel shows a title, the text and the next
-/// steps, threaded by release.
+/// steps, threaded by release. The text goes in a code block: aligned columns stay aligned,
+/// and nothing in it (an approver's comment, a name with `_`) becomes a link, a mention or
+/// formatting. A text too long for SNS is cut in the e-mail, and says so.
 pub fn sns_message(notice: &Notice) -> String {
     let mut metadata = serde_json::Map::new();
     if let Some(thread) = &notice.thread {
         metadata.insert("threadId".into(), thread.clone().into());
     }
+    let fence = "```";
+    let text: String = notice
+        .message
+        .replace(fence, "'''")
+        .chars()
+        .take(CHAT_DESCRIPTION_LIMIT - 2 * fence.len() - 2)
+        .collect();
     let chat = serde_json::json!({
         "version": "1.0",
         "source": "custom",
         "content": {
             "textType": "client-markdown",
-            "title": clip(&notice.subject, CHAT_TITLE_LIMIT),
-            "description": clip(&notice.message, CHAT_DESCRIPTION_LIMIT),
+            "title": notice.subject,
+            "description": format!("{fence}\n{text}\n{fence}"),
             "nextSteps": notice.next_steps,
         },
         "metadata": metadata,
-    });
-    serde_json::json!({ "default": chat.to_string(), "email": notice.message }).to_string()
-}
-
-fn clip(text: &str, limit: usize) -> String {
-    text.chars().take(limit).collect()
+    })
+    .to_string();
+    let mut email = notice.message.clone();
+    loop {
+        let message = serde_json::json!({ "default": chat, "email": email }).to_string();
+        if message.len() <= SNS_MESSAGE_BUDGET {
+            return message;
+        }
+        let mut keep = email.len() * 3 / 4;
+        while !email.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        email.truncate(keep);
+        email.push_str("\n[cut to fit SNS's message size]\n");
+    }
 }
 
 pub(crate) fn subject(text: String) -> String {
@@ -470,7 +488,10 @@ mod tests {
         assert_eq!(chat["source"], "custom");
         assert_eq!(chat["content"]["textType"], "client-markdown");
         assert_eq!(chat["content"]["title"], notice.subject.as_str());
-        assert_eq!(chat["content"]["description"], notice.message.as_str());
+        assert_eq!(
+            chat["content"]["description"],
+            format!("```\n{}\n```", notice.message).as_str()
+        );
         assert_eq!(chat["content"]["nextSteps"].as_array().unwrap().len(), 2);
         assert_eq!(chat["metadata"]["threadId"], release_thread(&rolled.image).as_str());
         // Every notice of one release shares its thread, whatever the stage.
@@ -481,14 +502,33 @@ mod tests {
             Some(release_thread(&rolled.image))
         );
 
-        let long = Notice::new("s".into(), "x".repeat(9000));
+        let long = Notice::new("s".into(), format!("```<!channel>{}", "x".repeat(9000)));
         let published: serde_json::Value = serde_json::from_str(&sns_message(&long)).unwrap();
         let chat: serde_json::Value = serde_json::from_str(published["default"].as_str().unwrap()).unwrap();
-        assert_eq!(chat["content"]["description"].as_str().unwrap().len(), 8000);
+        let description = chat["content"]["description"].as_str().unwrap();
+        assert_eq!(description.len(), 8000);
+        assert!(description.starts_with("```\n'''<!channel>") && description.ends_with("\n```"));
+        assert_eq!(
+            description.matches("```").count(),
+            2,
+            "the text cannot close the code block"
+        );
         assert!(
             chat["metadata"].as_object().unwrap().is_empty(),
             "no thread, no threadId"
         );
-        assert_eq!(published["email"].as_str().unwrap().len(), 9000);
+        assert_eq!(published["email"].as_str().unwrap().len(), 9013);
+
+        // Far over SNS's 256 KiB (newlines double when escaped): the e-mail is cut to fit.
+        let huge = Notice::new("s".into(), "line\n".repeat(100_000));
+        let message = sns_message(&huge);
+        assert!(message.len() <= 240 * 1024, "{}", message.len());
+        let published: serde_json::Value = serde_json::from_str(&message).unwrap();
+        assert!(
+            published["email"]
+                .as_str()
+                .unwrap()
+                .ends_with("[cut to fit SNS's message size]\n")
+        );
     }
 }

@@ -878,7 +878,7 @@ async fn snapshot_restore_makes_a_new_db_like_the_source_once_and_never_reuses_a
     let env = Env::new().await;
     database_with_settings(&env, "orders-db", "predeploy-orders-db-1").await;
     let rds = aws_sdk_rds::Client::new(&env.config);
-    let restore = |new_id: &str| {
+    let restore_telling = |new_id: &str, topic: &str| {
         command(
             &env,
             &[
@@ -891,11 +891,21 @@ async fn snapshot_restore_makes_a_new_db_like_the_source_once_and_never_reuses_a
                 "bad migration lost rows (#412)",
             ],
         )
-        .env("TOPIC_ARN", &env.world.topic_arn)
+        .env("TOPIC_ARN", topic)
         .output()
         .unwrap()
     };
+    let restore = |new_id: &str| restore_telling(new_id, &env.world.topic_arn);
 
+    // The team could not be told (a topic that does not exist): the restore stands, the
+    // command fails, and its rerun tells them.
+    let untold = restore_telling("orders-db-restored", &format!("{}-gone", env.world.topic_arn));
+    assert_eq!(untold.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&untold.stderr).contains("run the same command again to tell them"),
+        "{}",
+        String::from_utf8_lossy(&untold.stderr)
+    );
     let restored = stdout(&restore("orders-db-restored"));
     assert!(
         restored.contains("restoring predeploy-orders-db-1 as new DB instance orders-db-restored"),
@@ -936,6 +946,7 @@ async fn snapshot_restore_makes_a_new_db_like_the_source_once_and_never_reuses_a
     assert_eq!(tags["restored-from"], "predeploy-orders-db-1");
     assert_eq!(tags["restore-reason"], "bad migration lost rows --412-");
     assert!(tags["restored-by"].starts_with("arn:aws:"), "{tags:?}");
+    assert_eq!(tags["restore-notified"], "true");
     let source = rds
         .describe_db_instances()
         .db_instance_identifier("orders-db")
