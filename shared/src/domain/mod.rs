@@ -15,6 +15,7 @@ pub mod promotion;
 pub mod push;
 pub mod retention;
 pub mod rollback_plan;
+pub mod schedule;
 pub mod tag_rule;
 pub mod taskdef;
 

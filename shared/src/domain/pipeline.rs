@@ -8,6 +8,7 @@ use super::names::{
     RepositoryName, ServiceName, StageName,
 };
 use super::retention::{Quota, Retention};
+use super::schedule::{DeploySchedule, DeployWindow, Freeze};
 use super::tag_rule::TagRule;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -125,6 +126,11 @@ pub struct Stage {
     /// Whether a deploy that SUCCEEDED here is announced (a FAILED one always is). Defaults
     /// to the last stage in promotion order: production.
     pub notify_success: bool,
+    /// When deploys may start here (`deploy_window`, `freeze`); rollbacks never wait.
+    pub schedule: DeploySchedule,
+    /// Whether an operator's rollback here needs the stage's approval too
+    /// (`rollback_approval = true`, only on a stage with `approval = true`).
+    pub rollback_approval: bool,
 }
 
 pub const DEFAULT_APPROVAL_EXPIRES_HOURS: i64 = 24;
@@ -520,6 +526,99 @@ struct RawStage {
     watch_window_minutes: Option<i64>,
     #[serde(default)]
     notify_success: Option<bool>,
+    #[serde(default)]
+    deploy_window: Option<RawWindow>,
+    #[serde(default)]
+    freeze: Vec<RawFreeze>,
+    #[serde(default)]
+    rollback_approval: bool,
+}
+
+/// `deploy_window = { days = ["mon", …], from = "09:00", to = "16:00", timezone = "Europe/Berlin" }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    days: Vec<String>,
+    from: String,
+    to: String,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+/// `freeze = [{ from = "2026-12-20T00:00:00Z", to = "2027-01-04T00:00:00Z", reason = "…" }]`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    from: RawInstant,
+    to: RawInstant,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// An instant written as an RFC 3339 string or as a TOML offset date-time (unquoted).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawInstant {
+    Text(String),
+    Toml(toml::value::Datetime),
+}
+
+impl RawInstant {
+    fn parse(&self, field: String) -> Result<chrono::DateTime<chrono::Utc>, PipelineError> {
+        let text = match self {
+            RawInstant::Text(text) => text.clone(),
+            RawInstant::Toml(datetime) => datetime.to_string(),
+        };
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.to_utc())
+            .map_err(|_| PipelineError::Field {
+                field,
+                message: format!("`{text}` is not a date and time with its offset, e.g. 2026-12-20T00:00:00Z"),
+            })
+    }
+}
+
+/// The stage's deploy window and freezes.
+fn schedule(i: usize, window: Option<RawWindow>, freezes: Vec<RawFreeze>) -> Result<DeploySchedule, PipelineError> {
+    let window = match window {
+        None => None,
+        Some(raw) => Some(
+            DeployWindow::parse(&raw.days, &raw.from, &raw.to, raw.timezone.as_deref().unwrap_or("UTC")).map_err(
+                |(key, message)| PipelineError::Field {
+                    field: format!("stage[{i}].deploy_window.{key}"),
+                    message,
+                },
+            )?,
+        ),
+    };
+    let mut parsed = Vec::new();
+    for (j, raw) in freezes.into_iter().enumerate() {
+        let at = |f: &str| format!("stage[{i}].freeze[{j}].{f}");
+        let from = raw.from.parse(at("from"))?;
+        let to = raw.to.parse(at("to"))?;
+        if to <= from {
+            return Err(PipelineError::Field {
+                field: at("to"),
+                message: "must be later than `from`".into(),
+            });
+        }
+        let reason = raw.reason.unwrap_or_default().trim().to_owned();
+        if reason.len() > 200 || reason.contains('\n') {
+            return Err(PipelineError::Field {
+                field: at("reason"),
+                message: "one line of at most 200 characters".into(),
+            });
+        }
+        parsed.push(Freeze {
+            from,
+            to,
+            reason: if reason.is_empty() { "freeze".into() } else { reason },
+        });
+    }
+    Ok(DeploySchedule {
+        window,
+        freezes: parsed,
+    })
 }
 
 fn out_of_range(field: String, value: i64, range: std::ops::RangeInclusive<i64>, unit: &str) -> PipelineError {
@@ -544,6 +643,7 @@ fn approval_policy(
             ("approval_expires_hours", raw.approval_expires_hours.is_some()),
             ("wait_minutes", raw.wait_minutes.is_some()),
             ("requires", raw.requires.is_some()),
+            ("rollback_approval", raw.rollback_approval),
         ];
         if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
             return Err(PipelineError::Field {
@@ -738,6 +838,7 @@ impl RawPipeline {
                     message: format!("{minutes} is not between 1 and 1440 minutes"),
                 });
             }
+            let rollback_approval = raw.rollback_approval;
             stages.push(Stage {
                 name,
                 cluster,
@@ -747,6 +848,8 @@ impl RawPipeline {
                 alarms,
                 watch_window: chrono::TimeDelta::minutes(minutes),
                 notify_success: raw.notify_success.unwrap_or(i == last_stage),
+                schedule: schedule(i, raw.deploy_window, raw.freeze)?,
+                rollback_approval,
             });
         }
         let snapshots = self.snapshots.validate(&stages)?;
@@ -928,6 +1031,58 @@ mod tests {
         assert_eq!(
             error_of(&TWO_STAGES.replace("approval = true", "")),
             "pipeline file: stage[2].approvers: only a stage with `approval = true` takes approval settings"
+        );
+    }
+
+    #[test]
+    fn deploy_windows_and_freezes_parse_per_stage_and_name_their_errors() {
+        let with = |lines: &str| format!("{MINIMAL}\n{lines}");
+        let pipeline = Pipeline::parse(&with(
+            r#"deploy_window = { days = ["mon", "tue", "wed", "thu"], from = "09:00", to = "16:00", timezone = "Europe/Berlin" }
+            freeze = [
+              { from = "2026-12-20T00:00:00Z", to = "2027-01-04T00:00:00Z", reason = "year-end freeze" },
+              { from = 2027-03-01T00:00:00+01:00, to = 2027-03-02T00:00:00+01:00 },
+            ]"#,
+        ))
+        .unwrap();
+        let schedule = &pipeline.stages()[0].schedule;
+        assert!(schedule.window.is_some());
+        assert_eq!(schedule.freezes.len(), 2);
+        assert_eq!(schedule.freezes[1].from.to_rfc3339(), "2027-02-28T23:00:00+00:00");
+        assert_eq!(schedule.freezes[1].reason, "freeze");
+        assert!(schedule.held("2026-12-24T10:00:00Z".parse().unwrap()).is_some());
+        assert_eq!(
+            Pipeline::parse(MINIMAL).unwrap().stages()[0].schedule,
+            DeploySchedule::default()
+        );
+
+        assert_eq!(
+            error_of(&with(
+                r#"deploy_window = { days = ["mon"], from = "09:00", to = "16:00", timezone = "Berlin" }"#
+            )),
+            "pipeline file: stage[0].deploy_window.timezone: `Berlin` is not a time zone of the IANA database (e.g. Europe/Berlin, UTC)"
+        );
+        assert_eq!(
+            error_of(&with(
+                r#"freeze = [{ from = "2027-01-04T00:00:00Z", to = "2026-12-20T00:00:00Z" }]"#
+            )),
+            "pipeline file: stage[0].freeze[0].to: must be later than `from`"
+        );
+        assert!(
+            error_of(&with(
+                r#"freeze = [{ from = "2026-12-20", to = "2027-01-04T00:00:00Z" }]"#
+            ))
+            .starts_with("pipeline file: stage[0].freeze[0].from: `2026-12-20` is not a date and time")
+        );
+        assert!(
+            error_of(&with(
+                r#"deploy_window = { days = ["mon"], from = "09:00", to = "16:00", tz = "UTC" }"#
+            ))
+            .contains("unknown field `tz`")
+        );
+        assert_eq!(
+            error_of(&with("rollback_approval = true")),
+            "pipeline file: stage[0].rollback_approval: only a stage with `approval = true` takes approval settings"
         );
     }
 

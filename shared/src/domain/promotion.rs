@@ -5,6 +5,7 @@
 
 use super::approval::{ApprovalId, ApprovalRequest, ApprovalStatus};
 use super::names::DbInstanceId;
+use super::schedule::{DeploySchedule, Held};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -139,6 +140,10 @@ impl Promotion {
 pub enum Step {
     /// Nothing now; look again at `at` (the sweeper's due time).
     WaitUntil { at: DateTime<Utc> },
+    /// The stage's deploy window is closed, or a freeze holds: tell the team until when, and
+    /// look again then. An approval held before its promotion began takes its snapshots when
+    /// the hold ends, so that they are taken right before the deploy.
+    Hold(Held),
     /// The approval's first step: record the promotion begun, tell the team, and make these
     /// snapshots (none when the stage takes none; each adopts one an earlier try made).
     Begin(Vec<PlannedSnapshot>),
@@ -166,15 +171,21 @@ pub enum Step {
     Done,
 }
 
-/// What the request needs next at `now`, `dbs` being the stage's `snapshot_before_deploy`.
-pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+/// What the request needs next at `now`, `dbs` being the stage's `snapshot_before_deploy` and
+/// `schedule` its deploy window and freezes.
+pub fn next_step(
+    request: &ApprovalRequest,
+    dbs: &[DbInstanceId],
+    schedule: &DeploySchedule,
+    now: DateTime<Utc>,
+) -> Step {
     if request.closed_at.is_some() {
         return Step::Done;
     }
     match request.status {
         ApprovalStatus::AwaitingApproval if request.status_at(now) == ApprovalStatus::Expired => Step::Expire,
         ApprovalStatus::AwaitingApproval => Step::WaitUntil { at: request.expires_at },
-        ApprovalStatus::Approved => approved_step(request, dbs, now),
+        ApprovalStatus::Approved => approved_step(request, dbs, schedule, now),
         status @ (ApprovalStatus::Rejected | ApprovalStatus::Cancelled | ApprovalStatus::Expired) => {
             Step::Close { status, failed: None }
         }
@@ -182,11 +193,20 @@ pub fn next_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     }
 }
 
-fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<Utc>) -> Step {
+fn approved_step(
+    request: &ApprovalRequest,
+    dbs: &[DbInstanceId],
+    schedule: &DeploySchedule,
+    now: DateTime<Utc>,
+) -> Step {
+    // A hold counts from when the window opens: the promotion begins then.
     let approved_at = request.decided_at.unwrap_or(request.requested_at);
-    let snapshots_late =
-        now >= (approved_at + SNAPSHOT_TIMEOUT).max(request.deploy_not_before().unwrap_or(approved_at));
+    let begins_at = schedule.next_free(approved_at);
+    let snapshots_late = now >= (begins_at + SNAPSHOT_TIMEOUT).max(request.deploy_not_before().unwrap_or(approved_at));
     let Some(promotion) = &request.promotion else {
+        if let Some(held) = schedule.held(now) {
+            return Step::Hold(held);
+        }
         if !dbs.is_empty() && snapshots_late {
             return Step::Fail {
                 why: format!(
@@ -230,7 +250,7 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
         .filter(|s| matches!(s.state, SnapshotState::Creating | SnapshotState::NotStarted { .. }))
         .collect();
     if unfinished.is_empty() {
-        return deploy_when_waited(request, now);
+        return deploy_when_waited(request, schedule, now);
     }
     // RDS's own time: from when the snapshots were asked for, not from the approval (a
     // promotion held up meanwhile must not count against them).
@@ -276,10 +296,13 @@ fn approved_step(request: &ApprovalRequest, dbs: &[DbInstanceId], now: DateTime<
     Step::CheckSnapshots(unfinished.iter().map(|s| s.id.clone()).collect())
 }
 
-fn deploy_when_waited(request: &ApprovalRequest, now: DateTime<Utc>) -> Step {
+fn deploy_when_waited(request: &ApprovalRequest, schedule: &DeploySchedule, now: DateTime<Utc>) -> Step {
     match request.deploy_not_before() {
         Some(at) if now < at => Step::WaitUntil { at },
-        _ => Step::Deploy,
+        _ => match schedule.held(now) {
+            Some(held) => Step::Hold(held),
+            None => Step::Deploy,
+        },
     }
 }
 
@@ -371,25 +394,32 @@ mod tests {
     fn an_approval_takes_its_snapshots_at_once_then_waits_for_them() {
         let request = approved_at(1);
         let dbs = [db("social-analytics-db")];
-        let Step::Begin(planned) = next_step(&request, &dbs, at(1)) else {
+        let Step::Begin(planned) = next_step(&request, &dbs, &DeploySchedule::default(), at(1)) else {
             panic!("snapshots first")
         };
         assert_eq!(planned.len(), 1);
         assert_eq!(planned[0].state, SnapshotState::Creating);
         assert!(
-            matches!(next_step(&request, &dbs, at(1) + SNAPSHOT_TIMEOUT), Step::Fail { why } if why.ends_with("RDS could not be asked")),
+            matches!(next_step(&request, &dbs, &DeploySchedule::default(), at(1) + SNAPSHOT_TIMEOUT), Step::Fail { why } if why.ends_with("RDS could not be asked")),
             "the timeout runs from the approval, even when RDS never answered"
         );
 
         let creating = promoted(&request, 1, &[SnapshotState::Creating]);
-        assert!(matches!(next_step(&creating, &dbs, at(2)), Step::CheckSnapshots(ids) if ids.len() == 1));
+        assert!(
+            matches!(next_step(&creating, &dbs, &DeploySchedule::default(), at(2)), Step::CheckSnapshots(ids) if ids.len() == 1)
+        );
         let late = at(1) + SNAPSHOT_TIMEOUT;
         assert!(
-            matches!(next_step(&creating, &dbs, late), Step::LastLook { why, .. } if why.starts_with("no snapshot within 60 minutes"))
+            matches!(next_step(&creating, &dbs, &DeploySchedule::default(), late), Step::LastLook { why, .. } if why.starts_with("no snapshot within 60 minutes"))
         );
         assert!(
             matches!(
-                next_step(&creating, &dbs, at(1) + SNAPSHOT_TIMEOUT * 2),
+                next_step(
+                    &creating,
+                    &dbs,
+                    &DeploySchedule::default(),
+                    at(1) + SNAPSHOT_TIMEOUT * 2
+                ),
                 Step::Fail { .. }
             ),
             "an RDS that cannot be asked gets no more looks after twice the timeout"
@@ -400,11 +430,19 @@ mod tests {
             ..creating.clone()
         };
         assert!(
-            matches!(next_step(&long_wait, &dbs, late), Step::CheckSnapshots(_)),
+            matches!(
+                next_step(&long_wait, &dbs, &DeploySchedule::default(), late),
+                Step::CheckSnapshots(_)
+            ),
             "a slow snapshot is no failure while the deploy is not due yet"
         );
         assert!(matches!(
-            next_step(&long_wait, &dbs, at(1) + TimeDelta::minutes(120)),
+            next_step(
+                &long_wait,
+                &dbs,
+                &DeploySchedule::default(),
+                at(1) + TimeDelta::minutes(120)
+            ),
             Step::LastLook { .. }
         ));
 
@@ -413,11 +451,11 @@ mod tests {
         };
         let deferred = promoted(&request, 1, &[busy.clone(), SnapshotState::Creating]);
         assert!(
-            matches!(next_step(&deferred, &dbs, at(2)), Step::TakeSnapshots(again) if again.len() == 1 && again[0].state == busy),
+            matches!(next_step(&deferred, &dbs, &DeploySchedule::default(), at(2)), Step::TakeSnapshots(again) if again.len() == 1 && again[0].state == busy),
             "a snapshot its busy DB put off is asked for again before the others are checked"
         );
         assert!(
-            matches!(next_step(&deferred, &dbs, late), Step::Fail { why } if why.contains("(not started: DB instance db0 is backing-up)")),
+            matches!(next_step(&deferred, &dbs, &DeploySchedule::default(), late), Step::Fail { why } if why.contains("(not started: DB instance db0 is backing-up)")),
             "but not past the timeout"
         );
 
@@ -428,7 +466,9 @@ mod tests {
                 why: "DB is stopped".into(),
             }],
         );
-        assert!(matches!(next_step(&failed, &dbs, at(2)), Step::Fail { why } if why.ends_with("DB is stopped")));
+        assert!(
+            matches!(next_step(&failed, &dbs, &DeploySchedule::default(), at(2)), Step::Fail { why } if why.ends_with("DB is stopped"))
+        );
     }
 
     #[test]
@@ -436,31 +476,98 @@ mod tests {
         let request = approved_at(1);
         let dbs = [db("a"), db("b")];
         let one_left = promoted(&request, 1, &[SnapshotState::Available, SnapshotState::Creating]);
-        assert!(matches!(next_step(&one_left, &dbs, at(9)), Step::CheckSnapshots(_)));
+        assert!(matches!(
+            next_step(&one_left, &dbs, &DeploySchedule::default(), at(9)),
+            Step::CheckSnapshots(_)
+        ));
         let ready = promoted(&request, 1, &[SnapshotState::Available, SnapshotState::Available]);
         // Approved at 10:01 with a 5-minute wait: not before 10:06.
-        assert_eq!(next_step(&ready, &dbs, at(3)), Step::WaitUntil { at: at(6) });
-        assert_eq!(next_step(&ready, &dbs, at(6)), Step::Deploy);
+        assert_eq!(
+            next_step(&ready, &dbs, &DeploySchedule::default(), at(3)),
+            Step::WaitUntil { at: at(6) }
+        );
+        assert_eq!(next_step(&ready, &dbs, &DeploySchedule::default(), at(6)), Step::Deploy);
 
         let approved = approved_at(1);
         assert_eq!(
-            next_step(&approved, &[], at(2)),
+            next_step(&approved, &[], &DeploySchedule::default(), at(2)),
             Step::Begin(Vec::new()),
             "begun (and told) without snapshots too"
         );
         let without_dbs = promoted(&approved, 2, &[]);
-        assert_eq!(next_step(&without_dbs, &[], at(2)), Step::WaitUntil { at: at(6) });
-        assert_eq!(next_step(&without_dbs, &[], at(7)), Step::Deploy);
+        assert_eq!(
+            next_step(&without_dbs, &[], &DeploySchedule::default(), at(2)),
+            Step::WaitUntil { at: at(6) }
+        );
+        assert_eq!(
+            next_step(&without_dbs, &[], &DeploySchedule::default(), at(7)),
+            Step::Deploy
+        );
 
         let mut deploying = ready.clone();
         deploying.promotion.as_mut().unwrap().deploy_started_at = Some(at(6));
         assert_eq!(
-            next_step(&deploying, &dbs, at(7)),
+            next_step(&deploying, &dbs, &DeploySchedule::default(), at(7)),
             Step::Deploy,
             "a deploy cut short resumes"
         );
         deploying.promotion.as_mut().unwrap().deployed_at = Some(at(6));
-        assert_eq!(next_step(&deploying, &dbs, at(7)), Step::Done);
+        assert_eq!(
+            next_step(&deploying, &dbs, &DeploySchedule::default(), at(7)),
+            Step::Done
+        );
+    }
+
+    #[test]
+    fn a_freeze_holds_an_approved_release_whose_snapshots_wait_for_its_end() {
+        use crate::domain::schedule::Freeze;
+        let freeze = DeploySchedule {
+            window: None,
+            freezes: vec![Freeze {
+                from: at(0),
+                to: at(30),
+                reason: "game day".into(),
+            }],
+        };
+        let dbs = [db("orders")];
+        let request = approved_at(1);
+        let Step::Hold(held) = next_step(&request, &dbs, &freeze, at(2)) else {
+            panic!("held")
+        };
+        assert_eq!(held.until, at(30));
+        assert!(held.why.contains("game day"), "{}", held.why);
+        assert!(
+            matches!(next_step(&request, &dbs, &freeze, at(30)), Step::Begin(planned) if planned.len() == 1),
+            "the snapshots are taken when the freeze ends, not at the approval"
+        );
+        assert!(
+            matches!(
+                next_step(&request, &dbs, &freeze, at(30) + SNAPSHOT_TIMEOUT),
+                Step::Fail { .. }
+            ),
+            "and their timeout runs from then"
+        );
+        assert!(matches!(
+            next_step(&request, &dbs, &freeze, at(29) + SNAPSHOT_TIMEOUT),
+            Step::Begin(_)
+        ));
+
+        // Begun and backed up before a freeze began: the deploy waits for its end.
+        let ready = promoted(&request, 1, &[SnapshotState::Available]);
+        let later = DeploySchedule {
+            window: None,
+            freezes: vec![Freeze {
+                from: at(5),
+                to: at(40),
+                reason: "incident".into(),
+            }],
+        };
+        assert!(matches!(next_step(&ready, &dbs, &later, at(7)), Step::Hold(held) if held.until == at(40)));
+        assert_eq!(next_step(&ready, &dbs, &later, at(40)), Step::Deploy);
+        // A deploy already begun is never held.
+        let mut deploying = ready.clone();
+        deploying.promotion.as_mut().unwrap().deploy_started_at = Some(at(6));
+        assert_eq!(next_step(&deploying, &dbs, &later, at(7)), Step::Deploy);
     }
 
     #[test]
@@ -468,27 +575,40 @@ mod tests {
         let mut open = approved_at(1);
         open.status = ApprovalStatus::AwaitingApproval;
         open.decided_at = None;
-        assert_eq!(next_step(&open, &[], at(2)), Step::WaitUntil { at: open.expires_at });
-        assert_eq!(next_step(&open, &[], open.expires_at), Step::Expire);
+        assert_eq!(
+            next_step(&open, &[], &DeploySchedule::default(), at(2)),
+            Step::WaitUntil { at: open.expires_at }
+        );
+        assert_eq!(
+            next_step(&open, &[], &DeploySchedule::default(), open.expires_at),
+            Step::Expire
+        );
         for status in [
             ApprovalStatus::Rejected,
             ApprovalStatus::Cancelled,
             ApprovalStatus::Expired,
         ] {
             let closed = ApprovalRequest { status, ..open.clone() };
-            assert_eq!(next_step(&closed, &[], at(2)), Step::Close { status, failed: None });
+            assert_eq!(
+                next_step(&closed, &[], &DeploySchedule::default(), at(2)),
+                Step::Close { status, failed: None }
+            );
             let done = ApprovalRequest {
                 closed_at: Some(at(3)),
                 ..closed
             };
-            assert_eq!(next_step(&done, &[], at(4)), Step::Done, "closed once");
+            assert_eq!(
+                next_step(&done, &[], &DeploySchedule::default(), at(4)),
+                Step::Done,
+                "closed once"
+            );
         }
         let superseded = ApprovalRequest {
             status: ApprovalStatus::Superseded,
             ..open.clone()
         };
         assert_eq!(
-            next_step(&superseded, &[], at(2)),
+            next_step(&superseded, &[], &DeploySchedule::default(), at(2)),
             Step::Done,
             "deploy-on-push told the team"
         );

@@ -11,6 +11,7 @@ use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
 use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, SnapshotKind};
+use crate::domain::schedule::{DeploySchedule, Held};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
 use crate::ports::{
@@ -200,13 +201,16 @@ where
                 None => request,
             };
             let dbs = stage.map(|s| s.snapshot_before_deploy.as_slice()).unwrap_or_default();
-            let step = match next_step(&request, dbs, now) {
+            let no_schedule = DeploySchedule::default();
+            let schedule = stage.map_or(&no_schedule, |s| &s.schedule);
+            let step = match next_step(&request, dbs, schedule, now) {
                 // Its stage left the pipeline file (or takes no approval now): it expires or
                 // closes as usual, never deploys.
                 Step::Begin(_)
                 | Step::TakeSnapshots(_)
                 | Step::CheckSnapshots(_)
                 | Step::LastLook { .. }
+                | Step::Hold(_)
                 | Step::Deploy
                     if policy.is_none() && !deploy_begun(&request) =>
                 {
@@ -227,6 +231,15 @@ where
                     });
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
+                Step::Hold(held) => {
+                    // One notice per hold: the sweep finds the same end every minute.
+                    let detail = held_detail(&request, &held);
+                    let step = format!("held-{}", held.until.timestamp());
+                    self.tell(&request, &step, "held", &detail, notices_held).await?;
+                    return Ok(Advanced::Waiting {
+                        until: held.until.to_rfc3339(),
+                    });
+                }
                 Step::Close { status, failed } => {
                     return self.close(&request, status, failed.as_deref(), notices_held).await;
                 }
@@ -796,6 +809,20 @@ fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
             "{approved} Backing up first: {}. The deploy starts once the snapshots are available, at {at} UTC at the earliest; until {at} UTC any approver's page offers Cancel.",
             snapshots.join(", ")
         ),
+    )
+}
+
+/// The notice of an approved release the stage's deploy window or a freeze holds.
+fn held_detail(request: &ApprovalRequest, held: &Held) -> String {
+    let next = match &request.promotion {
+        None => "Its pre-deployment snapshots and the deploy follow then",
+        Some(_) => "The deploy follows then",
+    };
+    format!(
+        "Approved by {}. Held until {} UTC: {}. {next}; a rollback is never held.",
+        voters(request, Verdict::Approve),
+        utc(held.until),
+        held.why
     )
 }
 
