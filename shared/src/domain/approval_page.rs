@@ -4,6 +4,7 @@
 
 use super::approval::{ApprovalRequest, ApprovalStatus, Ballot, Verdict};
 use super::notice::{evidence_lines, utc};
+use super::schedule::{DeploySchedule, Held};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
@@ -146,6 +147,7 @@ pub fn request_page(
     notice: Option<&str>,
     status: u16,
     now: DateTime<Utc>,
+    schedule: &DeploySchedule,
 ) -> Page {
     let image = &request.image;
     let mut body = String::new();
@@ -164,6 +166,14 @@ pub fn request_page(
         "<p class=\"state\" id=\"state\">{}</p>",
         escape(&state_line(request, now))
     );
+    if let Some(held) = held(request, schedule, now) {
+        let _ = write!(
+            body,
+            "<p class=\"state\" id=\"held\">Held until {} UTC: {}. The deploy starts then.</p>",
+            utc(held.until),
+            escape(&held.why)
+        );
+    }
     let _ = write!(body, "<h2>What ships</h2><dl>");
     for (term, value) in [
         ("Application", request.application.as_str().to_owned()),
@@ -234,6 +244,18 @@ pub fn request_page(
         &format!("Approve {} of {} to {}", image.tag, request.application, request.stage),
         &body,
     )
+}
+
+/// What holds an approved release that has not started deploying: its stage's deploy window or
+/// a freeze at the time it is due.
+fn held(request: &ApprovalRequest, schedule: &DeploySchedule, now: DateTime<Utc>) -> Option<Held> {
+    let waiting = request.status_at(now) == ApprovalStatus::Approved
+        && request
+            .promotion
+            .as_ref()
+            .is_none_or(|p| p.deploy_started_at.is_none() && p.failed.is_none());
+    let due = request.deploy_not_before()?.max(now);
+    waiting.then(|| schedule.held(due)).flatten()
 }
 
 /// "approved at T UTC", and by whom when an operator cast it with pipectl.
@@ -324,13 +346,29 @@ mod tests {
             "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
         let (request, _) = request();
-        let page = request_page(&request, &request.ballots[0], None, Some("<b>x</b>"), 200, at(2));
+        let page = request_page(
+            &request,
+            &request.ballots[0],
+            None,
+            Some("<b>x</b>"),
+            200,
+            at(2),
+            &DeploySchedule::default(),
+        );
         assert!(!page.html.contains("<b>x"), "{}", page.html);
         assert!(page.html.contains("&lt;b&gt;x&lt;/b&gt;"));
         let mut blocked = request.clone();
         blocked.status = ApprovalStatus::Blocked;
         blocked.blocked = Some("<script>alert(1)</script>".into());
-        let page = request_page(&blocked, &blocked.ballots[0], None, None, 200, at(2));
+        let page = request_page(
+            &blocked,
+            &blocked.ballots[0],
+            None,
+            None,
+            200,
+            at(2),
+            &DeploySchedule::default(),
+        );
         assert!(!page.html.contains("<script>"), "{}", page.html);
         assert!(page.html.contains("Blocked: &lt;script&gt;alert(1)&lt;/script&gt;"));
     }
@@ -338,13 +376,29 @@ mod tests {
     #[test]
     fn the_form_appears_only_for_an_open_request_and_an_unused_ballot() {
         let (request, token) = request();
-        let open = request_page(&request, &request.ballots[0], Some("n0nce"), None, 200, at(1));
+        let open = request_page(
+            &request,
+            &request.ballots[0],
+            Some("n0nce"),
+            None,
+            200,
+            at(1),
+            &DeploySchedule::default(),
+        );
         assert!(open.html.contains("name=\"nonce\" value=\"n0nce\""));
         assert!(open.html.contains("value=\"approve\"") && open.html.contains("value=\"reject\""));
         assert!(!open.html.contains("<script"), "no script at all");
 
         let approved = request.cast(&token, Verdict::Approve, Voter::default(), at(2)).unwrap();
-        let page = request_page(&approved, &approved.ballots[0], Some("n0nce"), None, 200, at(3));
+        let page = request_page(
+            &approved,
+            &approved.ballots[0],
+            Some("n0nce"),
+            None,
+            200,
+            at(3),
+            &DeploySchedule::default(),
+        );
         assert!(!page.html.contains("name=\"verdict\""), "no vote form once decided");
         assert!(page.html.contains("id=\"cancel\""), "Cancel during the wait");
         assert!(
@@ -363,8 +417,36 @@ mod tests {
             None,
             200,
             request.expires_at,
+            &DeploySchedule::default(),
         );
         assert!(!late.html.contains("<form"));
+
+        // A freeze over the time the deploy is due: the page says until when, and why.
+        let frozen = DeploySchedule {
+            window: None,
+            freezes: vec![crate::domain::schedule::Freeze {
+                from: at(0),
+                to: at(45),
+                reason: "year-end <freeze>".into(),
+            }],
+        };
+        let held = request_page(&approved, &approved.ballots[0], None, None, 200, at(3), &frozen);
+        assert!(
+            held.html
+                .contains("id=\"held\">Held until 2026-11-22 10:45:00 UTC: freeze until 2026-11-22 10:45:00 UTC (year-end &lt;freeze&gt;)"),
+            "{}",
+            held.html
+        );
+        let open = request_page(
+            &approved,
+            &approved.ballots[0],
+            None,
+            None,
+            200,
+            at(3),
+            &DeploySchedule::default(),
+        );
+        assert!(!open.html.contains("id=\"held\""));
     }
 
     #[test]

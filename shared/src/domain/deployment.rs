@@ -7,11 +7,14 @@ use std::fmt;
 
 /// `REQUESTED → (AWAITING_APPROVAL → APPROVED | REJECTED | EXPIRED | SUPERSEDED) →
 /// (SNAPSHOTTING →) DEPLOYING → SUCCEEDED | FAILED | ROLLED_BACK`; a deploy still in flight
-/// can also be SUPERSEDED by a newer image, or ROLLED_BACK before it completes.
+/// can also be SUPERSEDED by a newer image, or ROLLED_BACK before it completes. A push to an
+/// automatic stage whose deploy window is closed (or frozen) is HELD until it opens, then
+/// DEPLOYING, or SUPERSEDED by a newer push.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Requested,
+    Held,
     AwaitingApproval,
     Approved,
     Rejected,
@@ -26,8 +29,9 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 13] = [
         Status::Requested,
+        Status::Held,
         Status::AwaitingApproval,
         Status::Approved,
         Status::Rejected,
@@ -44,6 +48,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Requested => "REQUESTED",
+            Status::Held => "HELD",
             Status::AwaitingApproval => "AWAITING_APPROVAL",
             Status::Approved => "APPROVED",
             Status::Rejected => "REJECTED",
@@ -67,6 +72,9 @@ impl Status {
         matches!(
             (self, next),
             (Requested, AwaitingApproval | Deploying)
+                // Released when the window opens, overtaken by a newer push, refused by ECS,
+                // or its stage left the pipeline file.
+                | (Held, Deploying | Superseded | Failed | Cancelled)
                 // An attempt that died midway, overtaken by a newer push before its retry.
                 | (Requested, Superseded)
                 | (AwaitingApproval, Approved | Rejected | Expired | Superseded)

@@ -209,6 +209,16 @@ impl Deployments for MemoryRecords {
         Ok(self.tables.lock().unwrap().deployments.get(id.as_str()).cloned())
     }
 
+    async fn held_deployments(&self) -> Result<Vec<DeploymentId>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables
+            .deployments
+            .values()
+            .filter(|d| d.status == Status::Held)
+            .map(|d| d.id.clone())
+            .collect())
+    }
+
     async fn by_ecs_deployment(&self, ecs_deployment_id: &str) -> Result<Option<Deployment>, StoreError> {
         let tables = self.tables.lock().unwrap();
         Ok(tables

@@ -13,6 +13,7 @@ use crate::domain::approval_page::{
     unconfirmed_cancel,
 };
 use crate::domain::pipeline::Pipeline;
+use crate::domain::schedule::DeploySchedule;
 use crate::ports::{Approvals, Change, update_decision};
 use chrono::{DateTime, Utc};
 
@@ -79,6 +80,19 @@ impl<S: Approvals> ApprovalPage<S> {
         }
     }
 
+    /// The deploy window and freezes of the request's stage, as the file in force says.
+    fn schedule_of(&self, request: &ApprovalRequest) -> &DeploySchedule {
+        static NONE: DeploySchedule = DeploySchedule {
+            window: None,
+            freezes: Vec::new(),
+        };
+        self.pipeline
+            .stages()
+            .iter()
+            .find(|s| s.name == request.stage)
+            .map_or(&NONE, |s| &s.schedule)
+    }
+
     async fn show(&self, id: &ApprovalId, token: &ApprovalToken, now: DateTime<Utc>) -> Page {
         let request = match self.read(id, token).await {
             Ok(request) => request,
@@ -89,7 +103,15 @@ impl<S: Approvals> ApprovalPage<S> {
         }
         let ballot = request.ballot(&token.hash()).expect("read() found it");
         let nonce = issue_nonce(token, id, now);
-        request_page(&request, ballot, Some(&nonce), None, 200, now)
+        request_page(
+            &request,
+            ballot,
+            Some(&nonce),
+            None,
+            200,
+            now,
+            self.schedule_of(&request),
+        )
     }
 
     async fn decide(&self, id: &ApprovalId, token: &ApprovalToken, http: &PageRequest, now: DateTime<Utc>) -> Page {
@@ -133,7 +155,7 @@ impl<S: Approvals> ApprovalPage<S> {
                 Err(refusal) => {
                     tracing::info!(approval = %id, approver = %ballot.approver, %refusal, "vote not counted");
                     let notice = format!("Already decided: {refusal}. Nothing changed.");
-                    Change::Leave(Err(request_page(request, &ballot, None, Some(&notice), 409, now)))
+                    Change::Leave(Err(request_page(request, &ballot, None, Some(&notice), 409, now, self.schedule_of(request))))
                 }
             }
         })
@@ -146,7 +168,7 @@ impl<S: Approvals> ApprovalPage<S> {
                     "vote recorded"
                 );
                 let notice = format!("Recorded: you {} this release.", verdict.past_tense());
-                request_page(&next, &ballot, None, Some(&notice), 200, now)
+                request_page(&next, &ballot, None, Some(&notice), 200, now, self.schedule_of(&next))
             }
             Ok(Some((_, Err(page)))) => page,
             Ok(None) => not_found(),
@@ -180,7 +202,15 @@ impl<S: Approvals> ApprovalPage<S> {
                 }
                 Err(refusal) => {
                     let notice = format!("Nothing changed: {refusal}.");
-                    Change::Leave(Err(request_page(request, &ballot, None, Some(&notice), 409, now)))
+                    Change::Leave(Err(request_page(
+                        request,
+                        &ballot,
+                        None,
+                        Some(&notice),
+                        409,
+                        now,
+                        self.schedule_of(request),
+                    )))
                 }
             }
         })
@@ -195,6 +225,7 @@ impl<S: Approvals> ApprovalPage<S> {
                     Some("Cancelled: nothing will be deployed."),
                     200,
                     now,
+                    self.schedule_of(&next),
                 )
             }
             Ok(Some((_, Err(page)))) => page,

@@ -70,6 +70,13 @@ pub enum TargetOutcome {
     AwaitingApproval {
         deployment_id: String,
     },
+    /// The stage's deploy window is closed or a freeze holds: the promotion's sweep deploys it
+    /// when it opens, unless a newer push took its place.
+    Held {
+        deployment_id: String,
+        until: String,
+        why: String,
+    },
     Skipped {
         reason: String,
     },
@@ -321,12 +328,15 @@ where
                 let running = self.ecs.running_service(cluster, service).await?;
                 let resuming = match self.records.get_deployment(&record.id).await? {
                     // An earlier attempt died midway: resume it, keeping what it registered and
-                    // what the service ran before it.
+                    // what the service ran before it (a deploy begun is never held).
                     Some(earlier) if earlier.status == Status::Requested => {
                         record = earlier;
                         true
                     }
                     Some(_) => return self.duplicate(&record.id, supersedes, target.mode).await,
+                    None if let Some(held) = target.stage.schedule.held(now) => {
+                        return self.hold(record, running.task_definition, held).await;
+                    }
                     None => {
                         record.previous_task_definition = Some(running.task_definition.clone());
                         if !self.records.create_deployment(&record).await? {
@@ -358,6 +368,27 @@ where
                 to: record.reference(),
             }),
         })
+    }
+
+    /// Records the push HELD (the service is not touched, its state not moved): the sweep
+    /// deploys the newest held push when the window opens.
+    async fn hold(
+        &self,
+        mut record: Deployment,
+        running: String,
+        held: crate::domain::schedule::Held,
+    ) -> Result<LockedWork<TargetOutcome>, ServiceError> {
+        record.status = Status::Held;
+        record.previous_task_definition = Some(running);
+        if !self.records.create_deployment(&record).await? {
+            return self.duplicate(&record.id, None, Mode::Automatic).await;
+        }
+        tracing::info!(deployment = %record.id, until = %held.until, why = %held.why, "push held");
+        Ok(LockedWork::only(TargetOutcome::Held {
+            deployment_id: record.id.to_string(),
+            until: held.until.to_rfc3339(),
+            why: held.why,
+        }))
     }
 
     /// The record exists beyond REQUESTED: this delivery was handled before. Finish what the

@@ -6,7 +6,9 @@
 
 use super::{deliver_notice, deploy_pinned, keep_notice};
 use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict};
-use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
+use crate::domain::deployment::{
+    Decision, Deployment, DeploymentId, Kind, Mode, PointedRecords, ServiceStateField, Status, decide,
+};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
@@ -145,9 +147,157 @@ where
             };
             done.push((id.to_string(), advanced));
         }
+        for (id, advanced) in self.release_held(now, deadline).await? {
+            if let Advanced::Unfinished { error } = &advanced {
+                tracing::error!(deployment = %id, %error, "held deploy not released");
+                failed += 1;
+            }
+            done.push((id.to_string(), advanced));
+        }
         // Every sweep reports, zeros included: the template alarms on these.
         crate::lambda::metrics::publish(&[(STEPS_FAILED, failed), (STUCK, stuck)], now);
         Ok(done)
+    }
+
+    /// Pushes to automatic stages HELD by a deploy window or a freeze: where it is open at `now`,
+    /// each service deploys its newest held push (decided as a push is, on the service's state
+    /// then), and the older ones are superseded. A stage gone from the file cancels them.
+    pub async fn release_held(
+        &self,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<Vec<(DeploymentId, Advanced)>, ServiceError> {
+        let mut held = Vec::new();
+        for id in self.records.held_deployments().await? {
+            if let Some(record) = self.records.get_deployment(&id).await?
+                && record.status == Status::Held
+            {
+                held.push(record);
+            }
+        }
+        // Newest first: it deploys, and every older push of the service then finds it ahead.
+        held.sort_by_key(|record| std::cmp::Reverse(record.image.pushed_at));
+        let mut done = Vec::new();
+        for record in held {
+            let stage = self
+                .pipeline
+                .stages()
+                .iter()
+                .find(|s| s.name == record.stage && s.cluster == record.cluster && s.approval.is_none());
+            let advanced = match stage.map(|s| s.schedule.held(now)) {
+                None => {
+                    let cancelled = record
+                        .transition(Status::Cancelled, now)
+                        .expect("a HELD record can be cancelled");
+                    self.records.save_transition(&cancelled, Status::Held).await?;
+                    Advanced::Nothing {
+                        reason: format!(
+                            "cancelled: stage {} no longer takes automatic deploys to {} in the pipeline file",
+                            record.stage, record.cluster
+                        ),
+                    }
+                }
+                Some(Some(held)) => Advanced::Waiting {
+                    until: held.until.to_rfc3339(),
+                },
+                Some(None) => match self.release(&record.id, now, deadline).await {
+                    Ok(advanced) => advanced,
+                    Err(err) => Advanced::Unfinished { error: err.to_string() },
+                },
+            };
+            done.push((record.id, advanced));
+        }
+        Ok(done)
+    }
+
+    /// Deploys held record `id` under its service's lock, or supersedes it if the service's
+    /// state says the push is no longer to deploy (a newer image ahead, quarantined, deployed).
+    async fn release(
+        &self,
+        id: &DeploymentId,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<Advanced, ServiceError> {
+        let Some(record) = self.records.get_deployment(id).await? else {
+            return Ok(Advanced::Nothing {
+                reason: format!("no deployment {id}"),
+            });
+        };
+        let (cluster, service) = (&record.cluster, &record.service);
+        with_service_lock(&self.records, cluster, service, deadline, |state| async move {
+            let Some(mut record) = self
+                .records
+                .get_deployment(id)
+                .await?
+                .filter(|r| r.status == Status::Held)
+            else {
+                return Ok(LockedWork::only(Advanced::Nothing {
+                    reason: format!("{id} is no longer held"),
+                }));
+            };
+            let latest_failed = match &state.latest {
+                Some(latest) if latest.digest.as_ref() == Some(&record.image.digest) => self
+                    .records
+                    .get_deployment(&latest.id)
+                    .await?
+                    .is_some_and(|d| d.status == Status::Failed),
+                _ => false,
+            };
+            let pointed = PointedRecords {
+                latest_failed,
+                request_closed: false,
+            };
+            let supersedes = match decide(Mode::Automatic, &record.image, &state, pointed) {
+                Decision::Skip(reason) => {
+                    let mut superseded = record
+                        .transition(Status::Superseded, now)
+                        .expect("a HELD record can be superseded");
+                    superseded.superseded_by = state.latest.as_ref().map(|latest| latest.id.clone());
+                    self.records.save_transition(&superseded, Status::Held).await?;
+                    return Ok(LockedWork::only(Advanced::Nothing {
+                        reason: reason.to_string(),
+                    }));
+                }
+                Decision::Proceed { supersedes } => supersedes,
+            };
+            let running = self.ecs.running_service(cluster, service).await?;
+            if record.task_definition.is_none() {
+                record.previous_task_definition = Some(running.task_definition.clone());
+            }
+            let resuming = record.task_definition.is_some();
+            let deployed =
+                match deploy_pinned(&self.records, &self.ecs, record.clone(), &running, resuming, deadline).await {
+                    Ok(deployed) => deployed,
+                    // ECS refused before anything moved: no later sweep would do better.
+                    Err(err @ ServiceError::Ecs(_)) if err.is_permanent() => {
+                        let mut failed = record
+                            .transition(Status::Failed, Utc::now())
+                            .expect("a HELD record can fail");
+                        failed.ecs_reason = Some(err.to_string());
+                        self.records.save_transition(&failed, Status::Held).await?;
+                        return Ok(LockedWork::only(Advanced::Failed { why: err.to_string() }));
+                    }
+                    Err(err) => return Err(err),
+                };
+            // The deploy it overtakes, if still in flight, says so (as a newer push's would).
+            if let Some(older) = supersedes
+                && let Some(old) = self.records.get_deployment(&older.id).await?
+                && let Ok(mut superseded) = old.transition(Status::Superseded, Utc::now())
+            {
+                superseded.superseded_by = Some(deployed.id.clone());
+                self.records.save_transition(&superseded, old.status).await?;
+            }
+            Ok(LockedWork {
+                outcome: Advanced::Deployed {
+                    services: vec![service.to_string()],
+                },
+                moves: Some(StateMove {
+                    field: ServiceStateField::Latest,
+                    to: deployed.reference(),
+                }),
+            })
+        })
+        .await
     }
 
     /// Whether request `id` (whose step just failed) is an approved release whose deploy was due

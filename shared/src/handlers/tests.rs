@@ -688,3 +688,100 @@ async fn an_attempt_overtaken_by_a_newer_push_before_its_retry_is_marked_superse
     assert_eq!(first.superseded_by, Some(second.id.clone()));
     assert_eq!(second.status, Status::Deploying);
 }
+
+/// The fixture pipeline with dev frozen from `from` to `to`.
+fn dev_frozen(from: DateTime<Utc>, to: DateTime<Utc>) -> Pipeline {
+    let text = include_str!("../../../tests/fixtures/three-stages.toml").replacen(
+        "tags = \"*\"\n",
+        &format!(
+            "tags = \"*\"\nfreeze = [{{ from = \"{}\", to = \"{}\", reason = \"game day\" }}]\n",
+            stamp(from),
+            stamp(to)
+        ),
+        1,
+    );
+    Pipeline::parse(&text).unwrap()
+}
+
+fn push_of(second: u32, digest: &str) -> EcrEvent {
+    let mut event = push(second);
+    event.detail.image_digest = Some(digest.into());
+    event
+}
+
+#[tokio::test]
+async fn a_frozen_automatic_stage_holds_its_pushes_and_the_newest_deploys_when_the_freeze_ends() {
+    let world = World::new();
+    let now = Utc::now();
+    let pipeline = dev_frozen(now - TimeDelta::hours(1), now + TimeDelta::hours(1));
+    let deployer = DeployOnPush {
+        pipeline: pipeline.clone(),
+        ..world.deployer()
+    };
+    let older = format!("sha256:{}", "1".repeat(64));
+    let newer = format!("sha256:{}", "2".repeat(64));
+    for event in [push_of(0, &older), push_of(5, &newer), push_of(5, &newer)] {
+        let response = deployer.handle_event(&event, deadline()).await.unwrap();
+        let PushResponse::Handled { targets, .. } = response else {
+            panic!("{response:?}")
+        };
+        assert!(
+            targets.iter().all(
+                |t| matches!(&t.result, TargetOutcome::Held { why, .. } if why.contains("game day"))
+                    || matches!(&t.result, TargetOutcome::Skipped { .. })
+            ),
+            "{targets:?}"
+        );
+    }
+    let backend = world.deployments_of("backend-service");
+    assert_eq!(backend.len(), 2, "a redelivery makes no second record");
+    assert!(backend.iter().all(|d| d.status == Status::Held));
+    assert_eq!(
+        world.ecs.running(&dev(), &svc("backend-service")),
+        "td:1",
+        "nothing deployed"
+    );
+    assert_eq!(world.ecs.revisions().len(), 0, "nothing registered");
+
+    let rds = crate::fakes::FakeSnapshots::default();
+    let promote = super::promote::Promote {
+        pipeline,
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds,
+        notifier: world.notifier.clone(),
+    };
+    let frozen = promote.sweep(now + TimeDelta::minutes(30), deadline()).await.unwrap();
+    assert_eq!(frozen.len(), 4);
+    assert!(
+        frozen
+            .iter()
+            .all(|(_, advanced)| matches!(advanced, super::promote::Advanced::Waiting { .. }))
+    );
+    assert_eq!(world.ecs.running(&dev(), &svc("backend-service")), "td:1");
+
+    let thawed = now + TimeDelta::hours(2);
+    promote.sweep(thawed, deadline()).await.unwrap();
+    for service in ["backend-service", "worker-service"] {
+        let records = world.deployments_of(service);
+        let by_digest = |digest: &str| records.iter().find(|d| d.image.digest.as_str() == digest).unwrap();
+        assert_eq!(
+            by_digest(&newer).status,
+            Status::Deploying,
+            "{service}: the newest push deploys"
+        );
+        assert_eq!(by_digest(&older).status, Status::Superseded, "{service}");
+        assert_eq!(by_digest(&older).superseded_by.as_ref(), Some(&by_digest(&newer).id));
+        let running = world.ecs.running(&dev(), &svc(service));
+        assert_eq!(Some(&running), by_digest(&newer).task_definition.as_ref());
+        assert_eq!(
+            world.records.state(&dev(), &svc(service)).latest.map(|l| l.id),
+            Some(by_digest(&newer).id.clone())
+        );
+    }
+    assert_eq!(world.ecs.revisions().len(), 2, "one revision per service");
+    assert!(
+        promote.sweep(thawed, deadline()).await.unwrap().is_empty(),
+        "released once"
+    );
+}

@@ -47,6 +47,9 @@ pub trait Deployments: Send + Sync {
         ecs_deployment_id: &str,
     ) -> impl Future<Output = Result<Option<Deployment>, StoreError>> + Send;
 
+    /// Every deployment HELD by its stage's deploy window or a freeze.
+    fn held_deployments(&self) -> impl Future<Output = Result<Vec<DeploymentId>, StoreError>> + Send;
+
     /// A page of the service's deployments, newest first. A row that cannot be read is left
     /// out and logged, so one bad row does not hide the rest.
     fn history(

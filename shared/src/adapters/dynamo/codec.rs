@@ -121,6 +121,9 @@ struct DeploymentItem {
     definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous_definition: Option<String>,
+    /// `HELD` while the record is: its key in the sweeper's index (sparse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    in_flight: Option<String>,
 }
 
 pub fn deployment_item(d: &Deployment) -> Item {
@@ -162,6 +165,7 @@ pub fn deployment_item(d: &Deployment) -> Item {
         pipeline_version: d.pipeline_version.clone(),
         definition: d.definition.clone(),
         previous_definition: d.previous_definition.clone(),
+        in_flight: (d.status == Status::Held).then(|| super::keys::HELD.to_owned()),
     };
     serde_dynamo::to_item(item).expect("a deployment always serializes")
 }

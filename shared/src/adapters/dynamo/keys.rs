@@ -21,6 +21,9 @@ pub const BY_ECS_DEPLOYMENT_INDEX: &str = "by-ecs-deployment";
 /// promotion's sweeper reads them all each minute (every page, in one partition).
 pub const IN_FLIGHT_INDEX: &str = "approvals-in-flight";
 pub const IN_FLIGHT: &str = "IN_FLIGHT";
+/// The same index's other partition: deployment records HELD by their stage's deploy window or
+/// a freeze, which the sweeper releases when it opens.
+pub const HELD: &str = "HELD";
 
 pub type Item = HashMap<String, AttributeValue>;
 
