@@ -93,6 +93,75 @@ fn split_overrides(line: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    /// The metrics the stack's dashboard plots, as (namespace, name): from metric arrays and
+    /// from SEARCH expressions.
+    fn plotted(body: &str) -> Vec<(String, String)> {
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let mut plotted = Vec::new();
+        for widget in body["widgets"].as_array().unwrap() {
+            for line in widget["properties"]["metrics"].as_array().unwrap() {
+                let line = line.as_array().unwrap();
+                match line[0].get("expression").and_then(|e| e.as_str()) {
+                    Some(search) => {
+                        let namespace = search.split('{').nth(1).unwrap().split(',').next().unwrap();
+                        let name = search.split("MetricName=\"").nth(1).unwrap().split('"').next().unwrap();
+                        plotted.push((namespace.to_owned(), name.to_owned()));
+                    }
+                    None => plotted.push((
+                        line[0].as_str().unwrap().to_owned(),
+                        line[1].as_str().unwrap().to_owned(),
+                    )),
+                }
+            }
+        }
+        plotted
+    }
+
+    #[test]
+    fn the_dashboard_plots_only_metrics_the_functions_emit() {
+        use shared::domain::metrics::{APPROVALS_WAITING, DEPLOYMENT_METRICS};
+        use shared::handlers::promote::{STEPS_FAILED, STUCK};
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+        let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let body = &template["Resources"]["DeploymentsDashboard"]["Properties"]["DashboardBody"];
+        let serde_yaml::Value::Tagged(sub) = body else {
+            panic!("the body is a !Sub: {body:?}")
+        };
+        // What CloudFormation substitutes, given values of the same shape.
+        let body = sub
+            .value
+            .as_str()
+            .unwrap()
+            .replace("${AWS::Region}", "eu-west-1")
+            .replace("${PromoteFunction}", "stack-promote-AbC123")
+            .replace("${FailedEventsQueue.QueueName}", "stack-FailedEventsQueue-XyZ");
+        assert!(!body.contains("${"), "every substitution is known: {body}");
+        let plotted = plotted(&body);
+        let emitted: Vec<&str> = DEPLOYMENT_METRICS
+            .iter()
+            .copied()
+            .chain([APPROVALS_WAITING, STEPS_FAILED, STUCK])
+            .collect();
+        for (namespace, name) in &plotted {
+            match namespace.as_str() {
+                shared::lambda::metrics::NAMESPACE => {
+                    assert!(
+                        emitted.contains(&name.as_str()),
+                        "{name} is plotted but no function emits it"
+                    )
+                }
+                "AWS/SQS" => assert_eq!(name, "ApproximateNumberOfMessagesVisible"),
+                other => panic!("unexpected namespace {other}"),
+            }
+        }
+        for name in DEPLOYMENT_METRICS.iter().chain([&APPROVALS_WAITING]) {
+            assert!(
+                plotted.iter().any(|(_, n)| n == name),
+                "{name} is emitted but not plotted"
+            );
+        }
+    }
+
     const FILE: &str = r#"
 [[application]]
 name = "api"

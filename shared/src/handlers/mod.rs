@@ -137,6 +137,19 @@ pub(crate) async fn record_deploying<D: Deployments>(
     }
 }
 
+/// Writes `metrics` of `record`'s deployment by its stage and application (the repository's
+/// name when the file in force no longer names it).
+pub(crate) fn emit_deployment_metrics(
+    pipeline: &crate::domain::pipeline::Pipeline,
+    record: &Deployment,
+    metrics: &[crate::domain::metrics::Measured],
+) {
+    let application = pipeline
+        .application_for(&record.image.repository)
+        .map_or(record.image.repository.as_str(), |app| app.name.as_str());
+    crate::lambda::metrics::publish_deployment(record.stage.as_str(), application, metrics, Utc::now());
+}
+
 /// How long a notice is kept in the outbox, so a redelivered event does not send it again.
 const NOTICE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(14);
 

@@ -133,7 +133,9 @@ where
     ) -> Result<Vec<(String, Advanced)>, ServiceError> {
         let mut done = Vec::new();
         let (mut failed, mut stuck) = (0, 0);
-        for id in self.records.in_flight_approvals().await? {
+        let in_flight = self.records.in_flight_approvals().await?;
+        let waiting = in_flight.len() as u64;
+        for id in in_flight {
             let advanced = match self.advance(&id, now, deadline).await {
                 Ok(advanced) => advanced,
                 Err(err) => {
@@ -155,7 +157,14 @@ where
             done.push((id.to_string(), advanced));
         }
         // Every sweep reports, zeros included: the template alarms on these.
-        crate::lambda::metrics::publish(&[(STEPS_FAILED, failed), (STUCK, stuck)], now);
+        crate::lambda::metrics::publish(
+            &[
+                (STEPS_FAILED, failed),
+                (STUCK, stuck),
+                (crate::domain::metrics::APPROVALS_WAITING, waiting),
+            ],
+            now,
+        );
         Ok(done)
     }
 
@@ -374,6 +383,7 @@ where
                 step => step,
             };
             let mut next = request.clone();
+            let begins = matches!(step, Step::Begin(_));
             match step {
                 Step::Done => {
                     return Ok(Advanced::Nothing {
@@ -476,7 +486,11 @@ where
             next.version += 1;
             // Written (the next round takes the step that follows), or another write came
             // first (the next round takes the step again on what it wrote).
-            self.records.save_approval(&next).await?;
+            if self.records.save_approval(&next).await? && begins {
+                let approved_at = next.decided_at.unwrap_or(next.requested_at);
+                let wait = crate::domain::metrics::approval_wait(next.requested_at, approved_at);
+                crate::lambda::metrics::publish_deployment(next.stage.as_str(), next.application.as_str(), &wait, now);
+            }
         }
         Err(StoreError::retryable(format!(
             "{id} was still changing after {ROUNDS} rounds of its promotion"

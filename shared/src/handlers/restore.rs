@@ -14,7 +14,7 @@
 use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
-use crate::domain::pipeline::{ServiceSpec, Stage};
+use crate::domain::pipeline::{Pipeline, ServiceSpec, Stage};
 use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
@@ -73,7 +73,7 @@ where
     /// a rollback under way, a notice kept but not sent.
     pub async fn restore(
         &self,
-        pipeline_version: &str,
+        pipeline: &Pipeline,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
@@ -99,7 +99,7 @@ where
                             let reason = format!("{trigger}: too late to start a rollback of {}", bad.id);
                             return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
                         }
-                        self.roll_back(pipeline_version, stage, service, trigger, bad, target, deadline)
+                        self.roll_back(pipeline, stage, service, trigger, bad, target, deadline)
                             .await
                     }
                     // Too late to tell anything new; a notice an earlier delivery kept still goes.
@@ -110,7 +110,7 @@ where
                         notice: Some(notify_only_key(trigger, stage, service)),
                     })),
                     RollbackPlan::NotifyOnly(why) => self.notify_only(stage, service, trigger, why).await,
-                    RollbackPlan::Nothing(why) => self.nothing_to_do(why, current).await,
+                    RollbackPlan::Nothing(why) => self.nothing_to_do(pipeline, why, current).await,
                 }
             },
         )
@@ -127,6 +127,7 @@ where
     /// only while the rolled-back deployment is still the service's current one.
     async fn nothing_to_do(
         &self,
+        pipeline: &Pipeline,
         why: NoRollback,
         current: Option<Deployment>,
     ) -> Result<LockedWork<Decided>, ServiceError> {
@@ -151,7 +152,7 @@ where
         ) else {
             return Ok(LockedWork::only(Decided::silent(outcome)));
         };
-        let moves = self.complete_rollback(&bad, &rollback).await?;
+        let moves = self.complete_rollback(pipeline, &bad, &rollback).await?;
         let still_current = matches!(why, NoRollback::AlreadyRolledBack(_));
         Ok(LockedWork {
             outcome: Decided {
@@ -192,7 +193,7 @@ where
     #[allow(clippy::too_many_arguments)]
     async fn roll_back(
         &self,
-        pipeline_version: &str,
+        pipeline: &Pipeline,
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
@@ -210,7 +211,7 @@ where
                     Some(requested) => requested,
                     None => {
                         let target = self.with_stored_definition(target.clone()).await?;
-                        let record = rollback_record(&bad, id, trigger, &target, pipeline_version);
+                        let record = rollback_record(&bad, id, trigger, &target, pipeline.version());
                         if !self.records.create_deployment(&record).await? {
                             return Err(
                                 StoreError::retryable(format!("rollback {} was created meanwhile", record.id)).into(),
@@ -243,7 +244,7 @@ where
                 self.point_back(record, &task_definition, deadline).await?
             }
         };
-        let moves = self.complete_rollback(&bad, &rollback).await?;
+        let moves = self.complete_rollback(pipeline, &bad, &rollback).await?;
         Ok(LockedWork {
             outcome: Decided {
                 outcome: RestoreOutcome::RolledBack {
@@ -326,8 +327,13 @@ where
 
     /// What follows a rollback that ECS accepted; each step is idempotent. Returns the pointer
     /// move that makes the rollback the service's current deployment.
-    async fn complete_rollback(&self, bad: &Deployment, rollback: &Deployment) -> Result<StateMove, ServiceError> {
-        self.mark_rolled_back(bad.clone()).await?;
+    async fn complete_rollback(
+        &self,
+        pipeline: &Pipeline,
+        bad: &Deployment,
+        rollback: &Deployment,
+    ) -> Result<StateMove, ServiceError> {
+        self.mark_rolled_back(pipeline, bad.clone()).await?;
         self.records
             .quarantine(&bad.cluster, &bad.service, &bad.image.digest)
             .await?;
@@ -341,12 +347,13 @@ where
 
     /// ECS's COMPLETED or FAILED for the bad deployment may land between our read and this
     /// write (track-deployment records it without the lock): then mark what it recorded.
-    async fn mark_rolled_back(&self, mut bad: Deployment) -> Result<(), ServiceError> {
+    async fn mark_rolled_back(&self, pipeline: &Pipeline, mut bad: Deployment) -> Result<(), ServiceError> {
         for _ in 0..3 {
             let Ok(rolled_back) = bad.transition(Status::RolledBack, Utc::now()) else {
                 return Ok(());
             };
             if self.records.save_transition(&rolled_back, bad.status).await? {
+                super::emit_deployment_metrics(pipeline, &rolled_back, &crate::domain::metrics::rolled_back());
                 return Ok(());
             }
             match self.records.get_deployment(&bad.id).await? {

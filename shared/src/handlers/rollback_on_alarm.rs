@@ -109,7 +109,7 @@ where
         // Each service has its own lock: restore them together.
         let attempts = join_all(application.services.iter().map(|service| {
             self.restorer
-                .restore(self.pipeline.version(), stage, service, &trigger, !late, deadline)
+                .restore(&self.pipeline, stage, service, &trigger, !late, deadline)
         }))
         .await;
         let mut results = Vec::new();

@@ -142,6 +142,7 @@ where
             return Ok(ignored(format!("{}: recorded meanwhile by another delivery", next.id)));
         }
         tracing::info!(deployment = %next.id, status = %next.status, "deployment ended");
+        super::emit_deployment_metrics(&self.pipeline, &next, &crate::domain::metrics::ending(&next));
         let notice = self.keep_ending_notice(&next).await?;
         let rollback = match ended.ending {
             Ending::Failed => self.roll_back(&ended, &next.id, deadline).await?,
@@ -250,7 +251,7 @@ where
         };
         Ok(Some(
             self.restorer
-                .restore(self.pipeline.version(), stage, service, &trigger, true, deadline)
+                .restore(&self.pipeline, stage, service, &trigger, true, deadline)
                 .await?,
         ))
     }

@@ -1,14 +1,21 @@
 //! Metrics as CloudWatch Embedded Metric Format: one JSON line on stdout, which CloudWatch
 //! Logs turns into metrics with no PutMetricData call (and no client at init).
 
+use crate::domain::metrics::{Measured, Unit};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-/// The namespace the template's alarms on these metrics read.
+/// The namespace the template's alarms and dashboard read.
 pub const NAMESPACE: &str = "EcsDeployHandlers";
 
-/// The EMF line for `metrics` (name, count) at `at`, with the dimension `FunctionName`.
-pub fn emf_line(function: &str, metrics: &[(&str, u64)], at: DateTime<Utc>) -> String {
+/// The EMF line for `metrics` at `at`, each under the dimension sets `dimension_sets` (each a
+/// list of names from `dimensions`, whose values the line carries).
+pub fn emf_line(
+    dimensions: &[(&str, &str)],
+    dimension_sets: &[&[&str]],
+    metrics: &[Measured],
+    at: DateTime<Utc>,
+) -> String {
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
@@ -16,22 +23,52 @@ pub fn emf_line(function: &str, metrics: &[(&str, u64)], at: DateTime<Utc>) -> S
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+                "Dimensions": dimension_sets,
+                "Metrics": metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit.as_str()})).collect::<Vec<_>>(),
             }],
         }),
     );
-    line.insert("FunctionName".into(), Value::from(function));
-    for (name, count) in metrics {
-        line.insert((*name).into(), Value::from(*count));
+    for (name, value) in dimensions {
+        line.insert((*name).into(), Value::from(*value));
+    }
+    for metric in metrics {
+        let value = match metric.unit {
+            Unit::Count => Value::from(metric.value as u64),
+            Unit::Seconds => Value::from(metric.value),
+        };
+        line.insert(metric.name.into(), value);
     }
     Value::Object(line).to_string()
 }
 
-/// Writes the metrics for this function (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets).
-pub fn publish(metrics: &[(&str, u64)], at: DateTime<Utc>) {
+/// Writes counts for this function (dimension `FunctionName`: `AWS_LAMBDA_FUNCTION_NAME`, which
+/// Lambda sets).
+pub fn publish(metrics: &[(&'static str, u64)], at: DateTime<Utc>) {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
-    println!("{}", emf_line(&function, metrics, at));
+    let measured: Vec<Measured> = metrics
+        .iter()
+        .map(|(name, count)| Measured::count(name, *count))
+        .collect();
+    println!(
+        "{}",
+        emf_line(&[("FunctionName", &function)], &[&["FunctionName"]], &measured, at)
+    );
+}
+
+/// Writes a deployment's metrics by stage and application, and by stage alone.
+pub fn publish_deployment(stage: &str, application: &str, metrics: &[Measured], at: DateTime<Utc>) {
+    if metrics.is_empty() {
+        return;
+    }
+    println!(
+        "{}",
+        emf_line(
+            &[("Stage", stage), ("Application", application)],
+            &[&["Stage", "Application"], &["Stage"]],
+            metrics,
+            at
+        )
+    );
 }
 
 #[cfg(test)]
@@ -42,8 +79,12 @@ mod tests {
     fn an_emf_line_names_each_metric_and_carries_its_value() {
         let at = "2026-12-01T00:00:00Z".parse().unwrap();
         let line: Value = serde_json::from_str(&emf_line(
-            "stack-promote",
-            &[("PromotionsStuck", 2), ("PromotionStepsFailed", 0)],
+            &[("FunctionName", "stack-promote")],
+            &[&["FunctionName"]],
+            &[
+                Measured::count("PromotionsStuck", 2),
+                Measured::count("PromotionStepsFailed", 0),
+            ],
             at,
         ))
         .unwrap();
@@ -60,5 +101,25 @@ mod tests {
             (Some(2), Some(0))
         );
         assert_eq!(line["FunctionName"], "stack-promote");
+    }
+
+    #[test]
+    fn a_deployment_line_is_by_stage_and_application_and_by_stage() {
+        let at = "2026-12-01T00:00:00Z".parse().unwrap();
+        let line: Value = serde_json::from_str(&emf_line(
+            &[("Stage", "prod"), ("Application", "backend")],
+            &[&["Stage", "Application"], &["Stage"]],
+            &[Measured::seconds("LeadTime", 5400.5)],
+            at,
+        ))
+        .unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["Stage", "Application"], ["Stage"]]));
+        assert_eq!(directive["Metrics"][0], json!({"Name": "LeadTime", "Unit": "Seconds"}));
+        assert_eq!(
+            (line["Stage"].as_str(), line["Application"].as_str()),
+            (Some("prod"), Some("backend"))
+        );
+        assert_eq!(line["LeadTime"].as_f64(), Some(5400.5));
     }
 }
