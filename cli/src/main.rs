@@ -8,6 +8,7 @@
 mod approvals;
 mod cost;
 mod db_restore;
+mod metrics;
 mod pipeline;
 mod redrive;
 mod snapshots;
@@ -120,6 +121,15 @@ enum Command {
     Prices {
         #[command(subcommand)]
         command: PricesCommand,
+    },
+    /// The four DORA measures per application (its last stage is production) and per stage,
+    /// from the deployment records, with the 2023 State of DevOps report's bands.
+    Metrics {
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=365))]
+        days: i64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
@@ -246,6 +256,9 @@ fn main() -> ExitCode {
                 };
                 db_restore::restore(&aws, &notifier, request).await
             })
+        }),
+        Command::Metrics { days, json } => load_pipeline().and_then(|pipeline| {
+            with_table(|records| async move { metrics::report(&records, &pipeline, days, json).await })
         }),
         Command::Cost => with_table(|records| async move { cost::last(&records).await }),
         Command::Report {

@@ -1091,3 +1091,79 @@ async fn snapshot_restore_of_an_aurora_cluster_snapshot_makes_a_new_cluster_with
     assert_eq!(writers.db_instances()[0].db_cluster_identifier(), Some("ledger-copy"));
     assert!(env.notices().await.is_empty(), "a retry tells no one again");
 }
+
+#[tokio::test]
+async fn metrics_rates_each_application_from_its_records_in_production_and_per_stage() {
+    use shared::domain::deployment::{DeploymentId, Kind, Status};
+    use shared::domain::names::{ClusterName, ImageDigest, ServiceName, StageName};
+    use shared::ports::Deployments;
+    let env = Env::new().await;
+    let records = shared::adapters::dynamo::DynamoRecords::new(&env.config, env.world.table.clone());
+    let now = chrono::Utc::now();
+    let hours = chrono::TimeDelta::hours;
+    // Four prod releases in the last eight days, both services each, SUCCEEDED three hours
+    // after the push; the last one rolled back by an alarm and restored in 20 minutes.
+    for n in 1..=4u8 {
+        for service in ["backend-service", "worker-service"] {
+            let mut d = shared::domain::fixtures::deployment(n, Kind::Deploy, Status::Succeeded, None);
+            d.id = DeploymentId::from_stored(format!("dep-{n}-{service}"));
+            d.stage = StageName::parse("prod").unwrap();
+            d.cluster = ClusterName::parse("social-analytics-prod").unwrap();
+            d.service = ServiceName::parse(service).unwrap();
+            d.image.digest = ImageDigest::parse(digest(n)).unwrap();
+            d.image.pushed_at = now - hours(48 * n as i64);
+            d.requested_at = d.image.pushed_at + hours(1);
+            d.completed_at = Some(d.image.pushed_at + hours(3));
+            if n == 1 {
+                d.status = Status::RolledBack;
+            }
+            assert!(records.create_deployment(&d).await.unwrap());
+            if n == 1 && service == "backend-service" {
+                let mut rollback = d.clone();
+                rollback.id = DeploymentId::for_rollback(&d.id);
+                rollback.kind = Kind::Rollback {
+                    of: d.id.clone(),
+                    cause: "alarm backend-prod-5xx".into(),
+                };
+                rollback.status = Status::Succeeded;
+                rollback.requested_at = d.image.pushed_at + hours(4);
+                rollback.completed_at = Some(rollback.requested_at + chrono::TimeDelta::minutes(20));
+                assert!(records.create_deployment(&rollback).await.unwrap());
+            }
+        }
+    }
+    let out = stdout(&pipectl(&env, &["metrics", "--days", "30", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let backend = &report["applications"][0];
+    assert_eq!(backend["application"], "backend");
+    assert_eq!(backend["production"], "prod");
+    let prod = backend["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap();
+    assert_eq!(prod["releases"], 4, "{prod}");
+    assert_eq!(prod["failed_releases"], 1);
+    assert_eq!(
+        prod["deployment_frequency"]["band"], "medium",
+        "4 in 30 days: weekly to monthly"
+    );
+    assert_eq!(prod["lead_time_hours"]["value"], 3.0);
+    assert_eq!(prod["lead_time_hours"]["band"], "elite");
+    assert_eq!(prod["change_failure_rate"]["value"], 25.0);
+    assert_eq!(prod["change_failure_rate"]["band"], "low");
+    assert!((prod["time_to_restore_hours"]["value"].as_f64().unwrap() - 20.0 / 60.0).abs() < 0.01);
+    assert_eq!(prod["time_to_restore_hours"]["band"], "elite");
+    let dev = backend["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "dev")
+        .unwrap();
+    assert_eq!(dev["releases"], 0);
+
+    let table = stdout(&pipectl(&env, &["metrics"]));
+    assert!(table.contains("backend (production: prod)"), "{table}");
+    assert!(table.contains("25.00 (low)"), "{table}");
+}
