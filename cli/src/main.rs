@@ -11,8 +11,10 @@ mod db_restore;
 mod metrics;
 mod pipeline;
 mod redrive;
+mod rollback;
 mod snapshots;
 mod stack;
+mod status;
 mod template;
 
 use clap::{Parser, Subcommand};
@@ -121,6 +123,29 @@ enum Command {
     Prices {
         #[command(subcommand)]
         command: PricesCommand,
+    },
+    /// Every stage × application × service on one screen: what runs, the last deploy, what is
+    /// in flight, quarantined digests; each stage's deploy window and alarms; open approvals.
+    Status {
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll every service of APPLICATION in STAGE back to a version that ran there (a tag, a
+    /// digest or a deployment id; `history` lists them): recorded as a rollback with your IAM
+    /// identity and the reason, the rolled-back digest quarantined, the team told. No staging
+    /// check, approval or wait.
+    Rollback {
+        stage: String,
+        application: String,
+        #[arg(long, value_name = "TAG|DIGEST|DEPLOYMENT_ID")]
+        to: String,
+        /// Why: recorded on the rollback and sent to the team.
+        #[arg(long)]
+        reason: String,
     },
     /// The four DORA measures per application (its last stage is production) and per stage,
     /// from the deployment records, with the 2023 State of DevOps report's bands.
@@ -257,6 +282,19 @@ fn main() -> ExitCode {
                 db_restore::restore(&aws, &notifier, request).await
             })
         }),
+        Command::Status { stage, json } => load_pipeline().and_then(|pipeline| {
+            let table = setting(None, "DeploymentsTableName")?;
+            with_aws(|aws| async move {
+                let records = DynamoRecords::new(&aws, table);
+                status::show(&aws, &records, &pipeline, stage.as_deref(), json).await
+            })
+        }),
+        Command::Rollback {
+            stage,
+            application,
+            to,
+            reason,
+        } => rollback(&stage, &application, &to, &reason),
         Command::Metrics { days, json } => load_pipeline().and_then(|pipeline| {
             with_table(|records| async move { metrics::report(&records, &pipeline, days, json).await })
         }),
@@ -338,6 +376,28 @@ fn history(stage: &str, service: &str, limit: i32, after: Option<String>) -> Res
         None => {}
     }
     Ok(())
+}
+
+fn rollback(stage: &str, application: &str, to: &str, reason: &str) -> Result<(), String> {
+    let pipeline = load_pipeline()?;
+    let stage = find_stage(&pipeline, stage)?;
+    let application = pipeline
+        .applications()
+        .iter()
+        .find(|a| a.name.as_str() == application)
+        .ok_or_else(|| format!("no application `{application}` in the pipeline file"))?;
+    let (table, topic) = (
+        setting(None, "DeploymentsTableName")?,
+        setting(None, "NotificationsTopicArn")?,
+    );
+    let request = rollback::Request {
+        pipeline: &pipeline,
+        stage,
+        application,
+        to,
+        reason,
+    };
+    with_aws(|aws| async move { rollback::rollback(&aws, table, topic, request).await })
 }
 
 fn lift_quarantine(stage: &str, service: &str, digest: &str) -> Result<(), String> {

@@ -1,13 +1,11 @@
 //! `pipectl metrics [--days N] [--json]`: the four DORA measures per application, from the
 //! deployment records, for its last stage (production) and for every stage.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use shared::adapters::dynamo::DynamoRecords;
-use shared::domain::deployment::Deployment;
 use shared::domain::metrics::{Band, Dora, Rated, dora};
 use shared::domain::pipeline::Pipeline;
-use shared::ports::Deployments;
 
 #[derive(Serialize)]
 struct ApplicationFigures {
@@ -33,7 +31,7 @@ pub async fn report(records: &DynamoRecords, pipeline: &Pipeline, days: i64, jso
             let mut records_of_stage = Vec::new();
             for service in &app.services {
                 records_of_stage.extend(
-                    since(records, stage, &service.name, now - TimeDelta::days(days))
+                    crate::rollback::history_since(records, stage, service, Some(now - TimeDelta::days(days)))
                         .await?
                         .into_iter()
                         .filter(|d| d.stage == stage.name),
@@ -93,29 +91,5 @@ fn band_name(band: Band) -> &'static str {
         Band::High => "high",
         Band::Medium => "medium",
         Band::Low => "low",
-    }
-}
-
-/// The service's records in the stage's cluster requested at or after `from`, reading its
-/// history (newest first) a page at a time until it reaches older ones.
-async fn since(
-    records: &DynamoRecords,
-    stage: &shared::domain::pipeline::Stage,
-    service: &shared::domain::names::ServiceName,
-    from: DateTime<Utc>,
-) -> Result<Vec<Deployment>, String> {
-    let mut found = Vec::new();
-    let mut after = None;
-    loop {
-        let page = records
-            .history(&stage.cluster, service, 100, after.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        let older = page.deployments.iter().any(|d| d.requested_at < from);
-        found.extend(page.deployments.into_iter().filter(|d| d.requested_at >= from));
-        match page.next {
-            Some(next) if !older => after = Some(next),
-            _ => return Ok(found),
-        }
     }
 }

@@ -322,7 +322,8 @@ pub struct VerifiedDeploy {
 /// An approved release called off before its deploy started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancellation {
-    pub by: Approver,
+    /// The approver whose link cancelled it, or the IAM identity of the operator who did.
+    pub by: String,
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub voter: Voter,
@@ -362,6 +363,9 @@ pub struct ApprovalRequest {
     pub superseded_by: Option<Successor>,
     /// Who cancelled the approved release during the wait, and when.
     pub cancelled: Option<Cancellation>,
+    /// A later deadline an operator gave it (`pipectl approvals extend`): written with AWS
+    /// credentials, never by the page; at most `MAX_APPROVAL_EXPIRES_HOURS` after the request.
+    pub extended_until: Option<DateTime<Utc>>,
     /// What happened after the approval: snapshots, the deploy (see `promotion`).
     pub promotion: Option<super::promotion::Promotion>,
     /// When a request that will not deploy (rejected, cancelled, expired, or its promotion
@@ -441,6 +445,7 @@ impl ApprovalRequest {
             wait: policy.wait,
             requested_at: now,
             expires_at: now + policy.expires_after,
+            extended_until: None,
             decided_at: if status == ApprovalStatus::Blocked {
                 Some(now)
             } else {
@@ -503,10 +508,69 @@ impl ApprovalRequest {
         Ok(ApprovalRequest {
             status: ApprovalStatus::Cancelled,
             cancelled: Some(Cancellation {
-                by: ballot.approver.clone(),
+                by: ballot.approver.to_string(),
                 at: now,
                 voter: voter.kept(),
             }),
+            ..self.clone()
+        })
+    }
+
+    /// Calls the request off from pipectl: by `operator` (their IAM identity) with `reason`, while
+    /// it awaits a vote, or approved and its deploy not begun (its wait or a hold included).
+    pub fn cancel_by_operator(
+        &self,
+        operator: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalRequest, Refusal> {
+        let begun = self
+            .promotion
+            .as_ref()
+            .is_some_and(|p| p.deploy_started_at.is_some() || p.failed.is_some());
+        match self.status_at(now) {
+            ApprovalStatus::AwaitingApproval => {}
+            ApprovalStatus::Approved if !begun => {}
+            ApprovalStatus::Approved => return Err(Refusal::TooLateToCancel),
+            ApprovalStatus::Expired => return Err(Refusal::Expired),
+            status => return Err(Refusal::Closed(status)),
+        }
+        Ok(ApprovalRequest {
+            status: ApprovalStatus::Cancelled,
+            decided_at: self.decided_at.or(Some(now)),
+            cancelled: Some(Cancellation {
+                by: operator.to_owned(),
+                at: now,
+                voter: Voter {
+                    source_ip: String::new(),
+                    user_agent: "pipectl".into(),
+                    comment: reason.to_owned(),
+                    operator: Some(operator.to_owned()),
+                },
+            }),
+            ..self.clone()
+        })
+    }
+
+    /// The request awaiting a vote with its deadline `hours` later, never more than
+    /// `MAX_APPROVAL_EXPIRES_HOURS` after it was requested.
+    pub fn extend(&self, hours: i64, now: DateTime<Utc>) -> Result<ApprovalRequest, String> {
+        match self.status_at(now) {
+            ApprovalStatus::AwaitingApproval => {}
+            status => return Err(format!("it is {status}: only a request awaiting a vote is extended")),
+        }
+        let cap = self.requested_at + TimeDelta::hours(super::pipeline::MAX_APPROVAL_EXPIRES_HOURS);
+        let until = self.expires_at + TimeDelta::hours(hours);
+        if hours < 1 || until > cap {
+            return Err(format!(
+                "a request is decided within {} hours of being requested: it may be extended until {} UTC at most",
+                super::pipeline::MAX_APPROVAL_EXPIRES_HOURS,
+                super::notice::utc(cap)
+            ));
+        }
+        Ok(ApprovalRequest {
+            expires_at: until,
+            extended_until: Some(until),
             ..self.clone()
         })
     }
@@ -534,7 +598,7 @@ impl ApprovalRequest {
         let mut governed = self.clone();
         governed.approvals_required = policy.required;
         governed.wait = policy.wait;
-        governed.expires_at = self.requested_at + policy.expires_after;
+        governed.expires_at = (self.requested_at + policy.expires_after).max(self.extended_until.unwrap_or_default());
         // What only deploy-on-push writes settles it: a BLOCKED or superseded release, or one
         // without the staging evidence its policy requires, is never approved by a status.
         let requires_evidence = policy

@@ -148,8 +148,9 @@ pub struct Dora {
 pub fn dora(records: &[Deployment], days: i64, now: DateTime<Utc>) -> Dora {
     let since = now - TimeDelta::days(days);
     // A release is one push: its services' records share the image's digest and push time.
-    let mut releases: BTreeMap<(DateTime<Utc>, &str), Release> = BTreeMap::new();
-    let mut restores: BTreeMap<(DateTime<Utc>, &str), (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+    let mut releases: BTreeMap<ReleaseKey, Release> = BTreeMap::new();
+    // A release's restore: from its first rollback's start to its last one's end.
+    let mut restores: BTreeMap<ReleaseKey, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
     for record in records
         .iter()
         .filter(|r| r.requested_at >= since && r.requested_at <= now)
@@ -167,7 +168,8 @@ pub fn dora(records: &[Deployment], days: i64, now: DateTime<Utc>) -> Dora {
                         release.completed(record.completed_at.unwrap_or(record.updated_at) - record.image.pushed_at);
                     }
                     Status::Failed | Status::RolledBack => release.failed = true,
-                    _ => release.in_flight = true,
+                    // Still in flight (or never deployed): not counted until it ends.
+                    _ => {}
                 }
             }
             Kind::Rollback { .. } if record.status == Status::Succeeded => {
@@ -214,12 +216,14 @@ pub fn dora(records: &[Deployment], days: i64, now: DateTime<Utc>) -> Dora {
     }
 }
 
+/// A release: its push time and digest.
+type ReleaseKey<'a> = (DateTime<Utc>, &'a str);
+
 #[derive(Default)]
 struct Release {
     /// The longest of its services' push-to-SUCCEEDED times.
     lead_time: Option<TimeDelta>,
     failed: bool,
-    in_flight: bool,
 }
 
 impl Release {

@@ -18,6 +18,14 @@ pub enum Trigger {
         at: DateTime<Utc>,
         reason: Option<String>,
     },
+    /// An operator asked for version `to` (`pipectl rollback`): `by` is their IAM identity,
+    /// `at` AWS's time when they asked.
+    Operator {
+        by: String,
+        to: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Trigger {
@@ -27,6 +35,7 @@ impl Trigger {
         match self {
             Trigger::Alarm { alarm, at } => format!("alarm|{alarm}|{}", at.timestamp_millis()),
             Trigger::Failed { deployment, .. } => format!("failed|{deployment}"),
+            Trigger::Operator { to, at, .. } => format!("operator|{to}|{}", at.timestamp_millis()),
         }
     }
 }
@@ -42,6 +51,7 @@ impl fmt::Display for Trigger {
                     None => Ok(()),
                 }
             }
+            Trigger::Operator { by, to, reason, .. } => write!(f, "operator {by} rolled back to {to}: {reason}"),
         }
     }
 }
@@ -190,6 +200,42 @@ pub fn known_good(history: &[Deployment], current: &DeploymentId) -> Option<Roll
         })
 }
 
+/// Whether `deploy` ran on its service: ECS completed it (it may have been rolled back or
+/// overtaken since).
+fn ran(deploy: &Deployment) -> bool {
+    deploy.kind == Kind::Deploy
+        && deploy.completed_at.is_some()
+        && deploy.task_definition.is_some()
+        && deploy.status != Status::Failed
+}
+
+/// The version `wanted` (a tag, a digest, or a deploy's id) as it last ran on the service, from
+/// its `history` (newest first): what an operator's rollback to it points the service at.
+/// `Err` lists the deploys that did run, newest first, when none of them is `wanted`.
+pub fn version_target<'h>(
+    history: &'h [Deployment],
+    wanted: &str,
+) -> Result<(RollbackTarget, &'h Deployment), Vec<&'h Deployment>> {
+    let ran: Vec<&Deployment> = history.iter().filter(|d| ran(d)).collect();
+    let found = ran
+        .iter()
+        .find(|d| d.id.as_str() == wanted || d.image.tag.as_str() == wanted || d.image.digest.as_str() == wanted);
+    match found {
+        Some(deploy) => Ok((
+            RollbackTarget {
+                task_definition: deploy
+                    .task_definition
+                    .clone()
+                    .expect("a deploy that ran names its revision"),
+                definition: deploy.definition.clone(),
+                from: deploy.id.clone(),
+            },
+            deploy,
+        )),
+        None => Err(ran),
+    }
+}
+
 /// `current` is the deployment the service state points at; `history` is the service's
 /// deployments, newest first.
 pub fn plan_rollback(
@@ -264,6 +310,42 @@ mod tests {
         Trigger::Alarm {
             alarm: AlarmName::parse("backend-dev-5xx").unwrap(),
             at: at(minute),
+        }
+    }
+
+    #[test]
+    fn an_operator_names_a_version_by_tag_digest_or_id_and_only_one_that_ran_there() {
+        let mut old = dep(1, Kind::Deploy, Status::Succeeded, Some(2));
+        old.image.tag = crate::domain::names::ImageTag::parse("v1.75.0").unwrap();
+        let rolled_back = dep(2, Kind::Deploy, Status::RolledBack, Some(4));
+        let never_ran = dep(3, Kind::Deploy, Status::Failed, None);
+        let rejected = dep(4, Kind::Deploy, Status::Rejected, None);
+        let current = dep(5, Kind::Deploy, Status::Succeeded, Some(10));
+        let history = [
+            current.clone(),
+            rejected.clone(),
+            never_ran.clone(),
+            rolled_back.clone(),
+            old.clone(),
+        ];
+        for wanted in ["v1.75.0", old.image.digest.as_str(), old.id.as_str()] {
+            let (target, deploy) = version_target(&history, wanted).unwrap();
+            assert_eq!(deploy.id, old.id, "{wanted}");
+            assert_eq!(target.task_definition, "td:1");
+            assert_eq!(target.from, old.id);
+        }
+        assert_eq!(
+            version_target(&history, rolled_back.id.as_str()).unwrap().1.id,
+            rolled_back.id,
+            "a version that ran and was rolled back since may be asked for again"
+        );
+        for refused in [never_ran.id.as_str(), rejected.id.as_str(), "v9.9.9"] {
+            let ran: Vec<&DeploymentId> = version_target(&history, refused)
+                .unwrap_err()
+                .iter()
+                .map(|d| &d.id)
+                .collect();
+            assert_eq!(ran, [&current.id, &rolled_back.id, &old.id], "{refused}");
         }
     }
 

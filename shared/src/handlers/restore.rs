@@ -122,6 +122,56 @@ where
         Ok(outcome)
     }
 
+    /// Rolls `service` back to `target`, a version that ran there, at an operator's request
+    /// (`trigger` says who, when and why): from whatever it runs now, through the same lock,
+    /// record, quarantine and notice as an automatic rollback. A service that already runs
+    /// `image` (the version's) is left alone, so a retry changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn restore_to(
+        &self,
+        pipeline: &Pipeline,
+        stage: &Stage,
+        service: &ServiceSpec,
+        trigger: &Trigger,
+        target: RollbackTarget,
+        image: &str,
+        deadline: DateTime<Utc>,
+    ) -> Result<RestoreOutcome, ServiceError> {
+        let Decided { outcome, notice } = with_service_lock(
+            &self.records,
+            &stage.cluster,
+            &service.name,
+            deadline,
+            |state| async move {
+                let current = match &state.latest {
+                    Some(latest) => self.records.get_deployment(&latest.id).await?,
+                    None => None,
+                };
+                let Some(current) = current else {
+                    let reason = NoRollback::NoDeployment.to_string();
+                    return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
+                };
+                if current.image_running().as_deref() == Some(image) {
+                    // Done before (a retry): its notice goes if it has not.
+                    let notice = matches!(current.kind, Kind::Rollback { .. }).then(|| current.id.to_string());
+                    let reason = format!("{} runs that version already ({})", service.name, current.id);
+                    return Ok(LockedWork::only(Decided {
+                        outcome: RestoreOutcome::Nothing { reason },
+                        notice,
+                    }));
+                }
+                self.roll_back(pipeline, stage, service, trigger, current, target, deadline)
+                    .await
+            },
+        )
+        .await?;
+        tracing::info!(stage = %stage.name, service = %service.name, %trigger, ?outcome, "operator rollback");
+        if let Some(key) = notice {
+            self.deliver(&key).await?;
+        }
+        Ok(outcome)
+    }
+
     /// Nothing to decide; but an earlier attempt at this rollback may have died between its
     /// steps (marking, quarantine, the notice): finish them, all idempotent. The pointer moves
     /// only while the rolled-back deployment is still the service's current one.
@@ -410,7 +460,11 @@ fn rollback_record(
     target: &RollbackTarget,
     pipeline_version: &str,
 ) -> Deployment {
-    let now = Utc::now();
+    // An operator's request is dated by AWS's clock when they asked, not their machine's.
+    let now = match trigger {
+        Trigger::Operator { at, .. } => *at,
+        _ => Utc::now(),
+    };
     Deployment {
         id,
         kind: Kind::Rollback {

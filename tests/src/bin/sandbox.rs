@@ -287,6 +287,23 @@ async fn main() {
         &samples[0].2,
     )
     .await;
+    on_call(
+        &mut tracker,
+        &mut promote,
+        &mut function,
+        &OnCall {
+            config: &config,
+            ecs: &ecs,
+            ddb: &ddb,
+            pipeline: &pipeline,
+            world: &world,
+            page: &page,
+            endpoint: &moto.endpoint,
+            text: &pipeline_text,
+            release: &next_main,
+        },
+    )
+    .await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -368,6 +385,113 @@ async fn pipeline_change(
     )
     .await;
     let _ = std::fs::remove_file(&narrowed);
+}
+
+/// What the on-call chapter of the story works with.
+struct OnCall<'a> {
+    config: &'a aws_config::SdkConfig,
+    ecs: &'a aws_sdk_ecs::Client,
+    ddb: &'a aws_sdk_dynamodb::Client,
+    pipeline: &'a Pipeline,
+    world: &'a harness::seed::World,
+    page: &'a FunctionUrl,
+    endpoint: &'a str,
+    text: &'a str,
+    /// A `main-*` build that passed staging.
+    release: &'a serde_json::Value,
+}
+
+/// On call's levers: dev rolled back to a named version; a freeze on prod that holds an
+/// approved release until it ends (lifted here by putting v1 back); the status screen.
+async fn on_call(tracker: &mut Function, promote: &mut Function, function: &mut Function, on: &OnCall<'_>) {
+    println!("\n━━ on call rolls dev's backend back to the release v1.4.1, by name (pipectl rollback)");
+    pipectl_says(
+        on.endpoint,
+        &[
+            "rollback",
+            "dev",
+            "backend",
+            "--to",
+            "v1.4.1",
+            "--reason",
+            "checkout errors since the 5e1e build",
+            "--stack",
+            "sandbox",
+        ],
+    );
+    complete_in_flight(tracker, on.ddb, &on.world.table, 210).await;
+    println!("   run again, it changes nothing:");
+    pipectl_says(
+        on.endpoint,
+        &[
+            "rollback",
+            "dev",
+            "backend",
+            "--to",
+            "v1.4.1",
+            "--reason",
+            "checkout errors since the 5e1e build",
+            "--stack",
+            "sandbox",
+        ],
+    );
+
+    println!("\n━━ a freeze on prod until tomorrow (pipectl pipeline push): an approved release waits for its end");
+    let until = chrono::Utc::now() + chrono::TimeDelta::days(1);
+    let frozen = std::env::temp_dir().join(format!("sandbox-pipeline-freeze-{}.toml", std::process::id()));
+    std::fs::write(
+        &frozen,
+        on.text.replacen(
+            "watch_window_minutes = 30",
+            &format!(
+                "watch_window_minutes = 30\nfreeze = [{{ from = \"{}\", to = \"{}\", reason = \"year-end freeze\" }}]",
+                (chrono::Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339(),
+                until.to_rfc3339()
+            ),
+            1,
+        ),
+    )
+    .expect("the frozen file");
+    pipectl_says(
+        on.endpoint,
+        &["pipeline", "push", frozen.to_str().unwrap(), "--stack", "sandbox"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut release = on.release.clone();
+    release["detail"]["image-tag"] = "v1.6.0".into();
+    release["time"] = event_time(story_time(215)).into();
+    push(
+        function,
+        on.ecs,
+        on.pipeline,
+        &on.world.initial,
+        "(release)",
+        "the staging-tested digest tagged `v1.6.0` during the freeze: prod asks for approval (a request may be approved in a freeze)",
+        &release,
+    )
+    .await;
+    if let Some(id) = decide_by_mail(
+        on.config,
+        on.world,
+        on.page,
+        "release-manager",
+        "approve",
+        "ready when the freeze ends",
+    )
+    .await
+    {
+        println!("\n━━ the stream delivers the approval to promote: held, the team told until when");
+        let response = promote.invoke(stream_record(&id)).await.response();
+        println!("   promote: {response}");
+    }
+    println!("\n━━ the status screen (pipectl status --stage prod)");
+    pipectl_says(on.endpoint, &["status", "--stage", "prod", "--stack", "sandbox"]);
+    println!("\n━━ the freeze lifted early (pipectl pipeline activate v1): the next sweep starts the promotion");
+    pipectl_says(on.endpoint, &["pipeline", "activate", "v1", "--stack", "sandbox"]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = promote.invoke(event_file("promote", "scheduled.json")).await.response();
+    println!("   promote: {response}");
+    let _ = std::fs::remove_file(&frozen);
 }
 
 /// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it

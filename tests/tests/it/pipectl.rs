@@ -1167,3 +1167,174 @@ async fn metrics_rates_each_application_from_its_records_in_production_and_per_s
     assert!(table.contains("backend (production: prod)"), "{table}");
     assert!(table.contains("25.00 (low)"), "{table}");
 }
+
+/// Pushes `tag` (digest `byte`) to dev at `second` and has ECS complete both services' deploys.
+async fn deployed_to_dev(env: &Env, tag: &str, byte: u8, second: u32) {
+    env.handler()
+        .handle_event(&push(tag, byte, second), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let latest = env.records_for(DEV, service).await.pop().unwrap();
+        assert_eq!(latest["digest"], digest(byte));
+        let completed = ecs_ended_in(DEV, "completed.json", service, &latest["ecs_deployment_id"], 1);
+        env.tracker().handle_event(&completed, deadline()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rollback_to_a_version_that_ran_restores_it_on_every_service_once_and_refuses_others() {
+    let env = Env::new().await;
+    deployed_to_dev(&env, "v1.75.0", 1, 0).await;
+    let v175: Vec<String> = {
+        let mut running = Vec::new();
+        for (service, _) in SERVICES {
+            running.push(env.running(DEV, service).await);
+        }
+        running
+    };
+    deployed_to_dev(&env, "v1.76.0", 2, 10).await;
+    deployed_to_dev(&env, "v1.77.0", 3, 20).await;
+    let topic = env.world.topic_arn.clone();
+    let run = |args: &[&str]| {
+        let mut command = command(&env, args);
+        command.env("TOPIC_ARN", &topic);
+        command.output().expect("pipectl runs")
+    };
+
+    let never = run(&["rollback", "dev", "backend", "--to", "v9.9.9", "--reason", "test"]);
+    assert_eq!(never.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&never.stderr);
+    assert!(refusal.contains("v9.9.9 never ran on dev/backend-service"), "{refusal}");
+    for ran in ["v1.77.0", "v1.76.0", "v1.75.0"] {
+        assert!(refusal.contains(ran), "lists {ran}: {refusal}");
+    }
+    let no_reason = run(&["rollback", "dev", "backend", "--to", "v1.75.0", "--reason", " "]);
+    assert_eq!(no_reason.status.code(), Some(1));
+
+    let done = stdout(&run(&[
+        "rollback",
+        "dev",
+        "backend",
+        "--to",
+        "v1.75.0",
+        "--reason",
+        "checkout errors since v1.76",
+    ]));
+    assert_eq!(done.matches("rolled back (rbk-").count(), 2, "{done}");
+    for ((service, _), before) in SERVICES.iter().zip(&v175) {
+        assert_eq!(
+            &env.running(DEV, service).await,
+            before,
+            "{service} runs v1.75.0's revision again"
+        );
+        let records = env.records_for(DEV, service).await;
+        let rollback = records
+            .iter()
+            .find(|r| r["kind"] == "rollback")
+            .expect("a rollback record");
+        assert!(
+            rollback["rollback_cause"].starts_with("operator arn:aws:"),
+            "{rollback:?}"
+        );
+        assert!(rollback["rollback_cause"].ends_with("rolled back to v1.75.0: checkout errors since v1.76"));
+        let v177 = records
+            .iter()
+            .find(|r| r["tag"] == "v1.77.0" && r["kind"] == "deploy")
+            .unwrap();
+        assert_eq!(v177["status"], "ROLLED_BACK");
+        assert_eq!(env.quarantined(DEV, service).await, [digest(3)]);
+    }
+    let told: Vec<_> = env
+        .notices()
+        .await
+        .into_iter()
+        .filter(|n| n.subject.starts_with("Rolled back"))
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+
+    let again = stdout(&run(&[
+        "rollback",
+        "dev",
+        "backend",
+        "--to",
+        "v1.75.0",
+        "--reason",
+        "checkout errors since v1.76",
+    ]));
+    assert_eq!(again.matches("runs that version already").count(), 2, "{again}");
+    assert_eq!(
+        env.records_for(DEV, "backend-service")
+            .await
+            .iter()
+            .filter(|r| r["kind"] == "rollback")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn status_shows_every_service_what_runs_what_waits_and_each_stages_window_and_alarms() {
+    let env = Env::new().await;
+    deployed_to_dev(&env, "v1.75.0", 1, 0).await;
+    // Digest 2 passes staging (dev still deploying it), then its release asks prod for approval.
+    env.passes_staging(&digest(2), 10).await;
+    env.handler()
+        .handle_event(&push("v1.76.0", 2, 20), deadline())
+        .await
+        .unwrap();
+
+    let out = stdout(&pipectl(&env, &["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stages = status["stages"].as_array().unwrap();
+    assert_eq!(
+        stages.iter().map(|s| s["stage"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["dev", "staging", "prod"]
+    );
+    let dev = &stages[0];
+    assert_eq!(dev["deploys"]["open"], true);
+    assert_eq!(dev["alarms_watched"], 3);
+    assert_eq!(dev["alarms_in_alarm"], serde_json::json!([]));
+    let backend = dev["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "backend-service")
+        .unwrap();
+    assert_eq!(backend["tag"], "main-0", "{backend}");
+    assert_eq!(backend["digest"], digest(2));
+    assert_eq!(backend["last"]["status"], "DEPLOYING");
+    assert_eq!(backend["in_flight"][0]["tag"], "main-0");
+    assert_eq!(
+        backend["task_definition"],
+        env.running(DEV, "backend-service").await.rsplit('/').next().unwrap()
+    );
+    // The v* push waits for prod's approval: the request and its voters are listed there.
+    let prod = &stages[2];
+    let request = &prod["approvals"][0];
+    assert_eq!(request["tag"], "v1.76.0", "{prod}");
+    assert!(
+        request["state"].as_str().unwrap().starts_with("Awaiting approval"),
+        "{request}"
+    );
+    assert_eq!(request["votes"].as_array().unwrap().len(), 2);
+    let prod_backend = prod["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "backend-service")
+        .unwrap();
+    assert_eq!(prod_backend["in_flight"][0]["status"], "AWAITING_APPROVAL");
+
+    let screen = stdout(&pipectl(&env, &["status", "--stage", "dev"]));
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(
+        lines[0].starts_with("STAGE") && lines[0].contains("IN FLIGHT"),
+        "{screen}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.starts_with("dev ")).count(), 2, "{screen}");
+    assert!(screen.contains("dev: deploys open; alarms quiet (3)"), "{screen}");
+    assert!(!screen.contains('\x1b'), "no colours off a terminal");
+    let unknown = pipectl(&env, &["status", "--stage", "qa"]);
+    assert_eq!(unknown.status.code(), Some(1));
+}

@@ -344,6 +344,9 @@ struct ApprovalItem {
     superseded_by: Option<Successor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cancelled: Option<crate::domain::approval::Cancellation>,
+    /// An operator's later deadline; the page's role cannot write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extended_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promotion: Option<crate::domain::promotion::Promotion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -380,6 +383,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         decided_at: r.decided_at,
         superseded_by: r.superseded_by.clone(),
         cancelled: r.cancelled.clone(),
+        extended_until: r.extended_until,
         promotion: r.promotion.clone(),
         closed_at: r.closed_at,
         version: r.version,
@@ -422,6 +426,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         decided_at: stored.decided_at,
         superseded_by: stored.superseded_by,
         cancelled: stored.cancelled,
+        extended_until: stored.extended_until,
         promotion: stored.promotion,
         closed_at: stored.closed_at,
         version: stored.version,

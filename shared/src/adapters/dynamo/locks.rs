@@ -18,6 +18,48 @@ fn field_attribute(field: ServiceStateField) -> &'static str {
     }
 }
 
+/// The service state a STATE item holds.
+fn state_from(
+    cluster: &ClusterName,
+    service: &ServiceName,
+    item: std::collections::HashMap<String, AttributeValue>,
+) -> Result<ServiceState, StoreError> {
+    let unreadable = |e: String| StoreError::permanent(format!("stored state of {cluster}/{service}: {e}"));
+    let quarantined = match item.get("quarantined").and_then(|v| v.as_ss().ok()) {
+        Some(digests) => digests
+            .iter()
+            .map(|d| ImageDigest::parse(d.clone()).map_err(|e| unreadable(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        None => vec![],
+    };
+    let pointers: StateItem = serde_dynamo::from_item(item).map_err(|e| unreadable(e.to_string()))?;
+    Ok(ServiceState {
+        latest: pointers.latest.map(Into::into),
+        awaiting_approval: pointers.awaiting_approval.map(Into::into),
+        quarantined,
+    })
+}
+
+impl DynamoRecords {
+    /// The service's state as it stands, without taking its lock (for operators to read).
+    pub async fn service_state(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+    ) -> Result<ServiceState, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(cluster, service)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?;
+        state_from(cluster, service, out.item.unwrap_or_default())
+    }
+}
+
 impl ServiceLocks for DynamoRecords {
     async fn lock_service(
         &self,
@@ -52,20 +94,7 @@ impl ServiceLocks for DynamoRecords {
             }
             Err(err) => return Err(store_error("UpdateItem")(err)),
         };
-        let unreadable = |e: String| StoreError::permanent(format!("stored state of {cluster}/{service}: {e}"));
-        let quarantined = match item.get("quarantined").and_then(|v| v.as_ss().ok()) {
-            Some(digests) => digests
-                .iter()
-                .map(|d| ImageDigest::parse(d.clone()).map_err(|e| unreadable(e.to_string())))
-                .collect::<Result<_, _>>()?,
-            None => vec![],
-        };
-        let pointers: StateItem = serde_dynamo::from_item(item).map_err(|e| unreadable(e.to_string()))?;
-        Ok(Some(ServiceState {
-            latest: pointers.latest.map(Into::into),
-            awaiting_approval: pointers.awaiting_approval.map(Into::into),
-            quarantined,
-        }))
+        state_from(cluster, service, item).map(Some)
     }
 
     async fn release_service(
