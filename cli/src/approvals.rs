@@ -4,19 +4,23 @@
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::sns::approver_filter_policy;
 use shared::domain::approval::{ApprovalId, ApprovalStatus, Refusal, Verdict, Voter};
-use shared::domain::approval_page::{state_line, vote_line};
+use shared::domain::approval_page::{held, state_line, vote_line};
 use shared::domain::names::Approver;
-use shared::domain::notice::utc;
+use shared::domain::notice::{promotion_notice, utc};
 use shared::domain::pipeline::Pipeline;
-use shared::ports::{Change, update_approval};
+use shared::ports::{Change, Notifier, update_approval};
 use std::collections::BTreeSet;
 
-/// Requests still open, with who voted what.
-pub async fn list(records: &DynamoRecords) -> Result<(), String> {
-    let open = records
-        .approvals_in(&[ApprovalStatus::AwaitingApproval])
+/// Requests still open (awaiting a vote, or approved and waiting for their timer, snapshots or
+/// deploy window), with who voted what.
+pub async fn list(records: &DynamoRecords, pipeline: &Pipeline) -> Result<(), String> {
+    let open: Vec<_> = records
+        .approvals_in(&[ApprovalStatus::AwaitingApproval, ApprovalStatus::Approved])
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.in_flight() && r.promotion.as_ref().is_none_or(|p| p.failed.is_none()))
+        .collect();
     let now = chrono::Utc::now();
     if open.is_empty() {
         println!("no approval request is open");
@@ -42,6 +46,14 @@ pub async fn list(records: &DynamoRecords) -> Result<(), String> {
             utc(request.expires_at),
         );
         println!("  {}", state_line(&request, now));
+        let schedule = pipeline
+            .stages()
+            .iter()
+            .find(|s| s.name == request.stage)
+            .map(|s| &s.schedule);
+        if let Some(held) = schedule.and_then(|schedule| held(&request, schedule, now)) {
+            println!("  held until {} UTC: {}", utc(held.until), held.why);
+        }
         for ballot in request.ballots.iter().filter(|b| b.vote.is_none()) {
             let sent = if ballot.sent_at.is_some() {
                 "link sent"
@@ -55,6 +67,90 @@ pub async fn list(records: &DynamoRecords) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Who acts on a request from pipectl, and when, as STS says.
+pub struct Operator {
+    pub arn: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Calls request `id` off (awaiting a vote, or approved and not deploying yet), recorded with
+/// the operator and `reason`; promote then closes its records and tells the team.
+pub async fn cancel(records: &DynamoRecords, id: &str, reason: &str, operator: Operator) -> Result<(), String> {
+    let id = approval_id(id)?;
+    if reason.trim().is_empty() {
+        return Err("--reason must say why (it is recorded and sent to the team)".into());
+    }
+    let cancelled = update_approval(records, &id, "it was cancelled", |request| {
+        match request.cancel_by_operator(&operator.arn, reason.trim(), operator.at) {
+            Ok(next) => {
+                *request = next;
+                Change::Write(Ok(()))
+            }
+            Err(refusal) => Change::Leave(Err(format!("{id}: nothing changed: {refusal}"))),
+        }
+    })
+    .await
+    .map_err(|e| format!("{e}; try again"))?;
+    let Some((next, answer)) = cancelled else {
+        return Err(format!("no approval request {id}"));
+    };
+    answer?;
+    println!(
+        "{id}: cancelled by {} ({}); promote closes its records and tells the team within a minute",
+        operator.arn,
+        state_line(&next, operator.at)
+    );
+    Ok(())
+}
+
+/// Gives request `id`, awaiting a vote, `hours` more (within 168 hours of the request), and
+/// tells the team who did.
+pub async fn extend(
+    records: &DynamoRecords,
+    notifier: &impl Notifier,
+    id: &str,
+    hours: i64,
+    operator: Operator,
+) -> Result<(), String> {
+    let id = approval_id(id)?;
+    let extended = update_approval(records, &id, "it was extended", |request| {
+        match request.extend(hours, operator.at) {
+            Ok(next) => {
+                *request = next;
+                Change::Write(Ok(()))
+            }
+            Err(why) => Change::Leave(Err(format!("{id}: nothing changed: {why}"))),
+        }
+    })
+    .await
+    .map_err(|e| format!("{e}; try again"))?;
+    let Some((next, answer)) = extended else {
+        return Err(format!("no approval request {id}"));
+    };
+    answer?;
+    let detail = format!(
+        "{} gave it until {} UTC to be decided ({hours} more hours, at {} UTC by AWS's clock).",
+        operator.arn,
+        utc(next.expires_at),
+        utc(operator.at)
+    );
+    notifier
+        .publish(&promotion_notice(&next, "extended", &detail))
+        .await
+        .map_err(|e| {
+            format!(
+                "{id} extended until {} UTC, but the team was not told: {e}",
+                utc(next.expires_at)
+            )
+        })?;
+    println!("{id}: {detail}");
+    Ok(())
+}
+
+fn approval_id(id: &str) -> Result<ApprovalId, String> {
+    ApprovalId::parse(id).ok_or_else(|| format!("`{id}` is not an approval id (apr-…)"))
 }
 
 /// What an operator's vote is cast with.

@@ -79,8 +79,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Approval requests still open, with who has voted.
-    Approvals,
+    /// Approval requests still open (awaiting a vote, or approved and waiting for their timer,
+    /// snapshots or deploy window), with who has voted; or cancel or extend one.
+    Approvals {
+        #[command(subcommand)]
+        command: Option<ApprovalsCommand>,
+    },
     /// Approve a request for an approver who cannot use their link, as an operator with AWS
     /// credentials: the vote goes on that approver's one ballot, recorded with your caller ARN.
     Approve {
@@ -182,6 +186,23 @@ enum PipelineCommand {
         /// Without AWS: leave out what only the account can tell (PassableRoleArns).
         #[arg(long)]
         offline: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Call request ID off (awaiting a vote, or approved and not deploying yet): recorded with
+    /// your IAM identity and the reason; its records close and the team is told.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give request ID, awaiting a vote, N more hours (within 168 hours of the request).
+    Extend {
+        id: String,
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=168))]
+        hours: i64,
     },
 }
 
@@ -305,7 +326,7 @@ fn main() -> ExitCode {
         Command::Prices {
             command: PricesCommand::Refresh,
         } => stack_name().and_then(|stack| with_aws(|aws| async move { cost::refresh_prices(&aws, stack).await })),
-        Command::Approvals => with_table(|records| async move { approvals::list(&records).await }),
+        Command::Approvals { command } => approvals_command(command),
         Command::Approve { id, approver, comment } => operator_vote(&id, Verdict::Approve, &approver, comment),
         Command::Reject { id, approver, comment } => operator_vote(&id, Verdict::Reject, &approver, comment),
         Command::Approvers {
@@ -516,6 +537,30 @@ fn redeploy(stage: &str, service: &str) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+fn approvals_command(command: Option<ApprovalsCommand>) -> Result<(), String> {
+    let table = setting(None, "DeploymentsTableName")?;
+    match command {
+        None => {
+            let pipeline = load_pipeline()?;
+            with_aws(|aws| async move { approvals::list(&DynamoRecords::new(&aws, table), &pipeline).await })
+        }
+        Some(ApprovalsCommand::Cancel { id, reason }) => with_aws(|aws| async move {
+            let (arn, at) = pipeline::caller(&aws).await?;
+            let operator = approvals::Operator { arn, at };
+            approvals::cancel(&DynamoRecords::new(&aws, table), &id, &reason, operator).await
+        }),
+        Some(ApprovalsCommand::Extend { id, hours }) => {
+            let topic = setting(None, "NotificationsTopicArn")?;
+            with_aws(|aws| async move {
+                let (arn, at) = pipeline::caller(&aws).await?;
+                let notifier = shared::adapters::sns::SnsNotifier::new(&aws, topic);
+                let operator = approvals::Operator { arn, at };
+                approvals::extend(&DynamoRecords::new(&aws, table), &notifier, &id, hours, operator).await
+            })
+        }
+    }
 }
 
 /// A vote recorded with the caller's identity, as STS tells it.

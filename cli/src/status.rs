@@ -10,7 +10,7 @@ use shared::adapters::cloudwatch::CloudWatchAlarms;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::ecs::EcsAdapter;
 use shared::domain::approval::ApprovalStatus;
-use shared::domain::approval_page::{state_line, vote_line};
+use shared::domain::approval_page::{held, state_line, vote_line};
 use shared::domain::deployment::{Deployment, Kind, Status};
 use shared::domain::notice::utc;
 use shared::domain::pipeline::{Pipeline, Stage};
@@ -96,7 +96,7 @@ pub async fn show(
     if stages.is_empty() {
         return Err(format!("no stage `{}` in the pipeline file", only.unwrap_or_default()));
     }
-    let held = held_records(records).await?;
+    let held_pushes = held_records(records).await?;
     let open = records
         .approvals_in(&[ApprovalStatus::AwaitingApproval, ApprovalStatus::Approved])
         .await
@@ -123,7 +123,7 @@ pub async fn show(
                     Some(latest) => records.get_deployment(&latest.id).await.map_err(|e| e.to_string())?,
                     None => None,
                 };
-                let mut in_flight: Vec<InFlight> = held
+                let mut in_flight: Vec<InFlight> = held_pushes
                     .iter()
                     .filter(|d| d.cluster == stage.cluster && d.service == spec.name)
                     .map(in_flight_of)
@@ -177,7 +177,20 @@ pub async fn show(
                     id: r.id.to_string(),
                     application: r.application.to_string(),
                     tag: r.image.tag.to_string(),
-                    state: state_line(r, now),
+                    state: match pipeline
+                        .stages()
+                        .iter()
+                        .find(|s| s.name == r.stage)
+                        .and_then(|s| held(r, &s.schedule, now))
+                    {
+                        Some(held) => format!(
+                            "{} Held until {} UTC: {}.",
+                            state_line(r, now),
+                            utc(held.until),
+                            held.why
+                        ),
+                        None => state_line(r, now),
+                    },
                     votes: r
                         .ballots
                         .iter()

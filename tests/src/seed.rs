@@ -347,6 +347,7 @@ pub async fn deployed_stack(
         ("PipelineTableName", pipeline_table),
         ("DeploymentsTableName", world.table.as_str()),
         ("ApprovalsTopicArn", world.approval_topic_arn.as_str()),
+        ("NotificationsTopicArn", world.topic_arn.as_str()),
     ]);
     let derived = pipectl(endpoint)
         .args(["pipeline", "parameters"])

@@ -1144,6 +1144,51 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_cancels_until_the_deploy_begins_and_extends_within_the_cap() {
+        const OPERATOR: &str = "arn:aws:iam::111122223333:role/oncall";
+        let open = request(1);
+        let cancelled = open.cancel_by_operator(OPERATOR, "wrong build", at(2)).unwrap();
+        assert_eq!(cancelled.status, ApprovalStatus::Cancelled);
+        let by = cancelled.cancelled.as_ref().unwrap();
+        assert_eq!((by.by.as_str(), by.at), (OPERATOR, at(2)));
+        assert_eq!(by.voter.comment, "wrong build");
+        assert_eq!(by.voter.operator.as_deref(), Some(OPERATOR));
+
+        // Approved and held past its wait: still called off, until the deploy starts.
+        let approved = open.cast(&token(0), Verdict::Approve, voter(), at(3)).unwrap();
+        assert!(approved.cancel_by_operator(OPERATOR, "freeze", at(40)).is_ok());
+        let mut deploying = approved.clone();
+        let mut promotion = super::super::promotion::Promotion::started(at(9));
+        promotion.deploy_started_at = Some(at(9));
+        deploying.promotion = Some(promotion);
+        assert_eq!(
+            deploying.cancel_by_operator(OPERATOR, "late", at(10)),
+            Err(Refusal::TooLateToCancel)
+        );
+        assert_eq!(
+            cancelled.cancel_by_operator(OPERATOR, "again", at(3)),
+            Err(Refusal::Closed(ApprovalStatus::Cancelled))
+        );
+        assert_eq!(
+            open.cancel_by_operator(OPERATOR, "late", open.expires_at),
+            Err(Refusal::Expired)
+        );
+
+        let policy = fixture_pipeline().stages()[2].approval.clone().unwrap();
+        let extended = open.extend(48, at(5)).unwrap();
+        assert_eq!(extended.expires_at, open.expires_at + TimeDelta::hours(48));
+        assert_eq!(
+            extended.governed_by(&policy).expires_at,
+            extended.expires_at,
+            "the file in force keeps an operator's extension"
+        );
+        let cap = open.requested_at + TimeDelta::hours(168);
+        assert!(extended.extend(96, at(6)).unwrap().expires_at == cap);
+        assert!(extended.extend(97, at(6)).unwrap_err().contains("168 hours"));
+        assert!(approved.extend(1, at(6)).is_err(), "only a request awaiting a vote");
+    }
+
+    #[test]
     fn one_approval_approves_by_default() {
         let approved = request(1).cast(&token(0), Verdict::Approve, voter(), at(3)).unwrap();
         assert_eq!(approved.status, ApprovalStatus::Approved);

@@ -248,7 +248,7 @@ pub fn request_page(
 
 /// What holds an approved release that has not started deploying: its stage's deploy window or
 /// a freeze at the time it is due.
-fn held(request: &ApprovalRequest, schedule: &DeploySchedule, now: DateTime<Utc>) -> Option<Held> {
+pub fn held(request: &ApprovalRequest, schedule: &DeploySchedule, now: DateTime<Utc>) -> Option<Held> {
     let waiting = request.status_at(now) == ApprovalStatus::Approved
         && request
             .promotion

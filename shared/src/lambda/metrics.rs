@@ -55,9 +55,11 @@ pub fn publish(metrics: &[(&'static str, u64)], at: DateTime<Utc>) {
     );
 }
 
-/// Writes a deployment's metrics by stage and application, and by stage alone.
+/// Writes a deployment's metrics by stage and application, and by stage alone: from a function
+/// only (`AWS_LAMBDA_FUNCTION_NAME` set), whose log CloudWatch reads; an operator's terminal
+/// (pipectl) has no such log.
 pub fn publish_deployment(stage: &str, application: &str, metrics: &[Measured], at: DateTime<Utc>) {
-    if metrics.is_empty() {
+    if metrics.is_empty() || std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
         return;
     }
     println!(

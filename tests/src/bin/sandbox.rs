@@ -300,7 +300,7 @@ async fn main() {
             page: &page,
             endpoint: &moto.endpoint,
             text: &pipeline_text,
-            release: &next_main,
+            main_build: &samples[1].2,
         },
     )
     .await;
@@ -397,8 +397,8 @@ struct OnCall<'a> {
     page: &'a FunctionUrl,
     endpoint: &'a str,
     text: &'a str,
-    /// A `main-*` build that passed staging.
-    release: &'a serde_json::Value,
+    /// A `main-*` build event, to push new digests of.
+    main_build: &'a serde_json::Value,
 }
 
 /// On call's levers: dev rolled back to a named version; a freeze on prod that holds an
@@ -457,16 +457,28 @@ async fn on_call(tracker: &mut Function, promote: &mut Function, function: &mut 
         &["pipeline", "push", frozen.to_str().unwrap(), "--stack", "sandbox"],
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let mut release = on.release.clone();
+    let build = with_image(on.main_build, "sha256:1600", 214);
+    push(
+        function,
+        on.ecs,
+        on.pipeline,
+        &on.world.initial,
+        "(main build)",
+        "a new `main-*` build: dev and staging deploy it",
+        &build,
+    )
+    .await;
+    complete_in_flight(tracker, on.ddb, &on.world.table, 215).await;
+    let mut release = build.clone();
     release["detail"]["image-tag"] = "v1.6.0".into();
-    release["time"] = event_time(story_time(215)).into();
+    release["time"] = event_time(story_time(216)).into();
     push(
         function,
         on.ecs,
         on.pipeline,
         &on.world.initial,
         "(release)",
-        "the staging-tested digest tagged `v1.6.0` during the freeze: prod asks for approval (a request may be approved in a freeze)",
+        "that digest, SUCCEEDED in staging, tagged `v1.6.0` during the freeze: prod asks for approval (a request may be approved in a freeze)",
         &release,
     )
     .await;

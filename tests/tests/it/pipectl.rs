@@ -446,7 +446,9 @@ async fn approvals_lists_open_requests_and_an_operator_votes_for_an_approver() {
     let again = pipectl(&env, &["reject", &id, "--as", "oncall-lead@example.com"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing changed"));
-    assert!(stdout(&pipectl(&env, &["approvals"])).contains("no approval request is open"));
+    // Approved and not deployed yet (its wait, snapshots or window ahead): still listed.
+    let listed = stdout(&pipectl(&env, &["approvals"]));
+    assert!(listed.contains("Approved by release-manager@example.com"), "{listed}");
     let unknown = pipectl(
         &env,
         &[
@@ -1337,4 +1339,55 @@ async fn status_shows_every_service_what_runs_what_waits_and_each_stages_window_
     assert!(!screen.contains('\x1b'), "no colours off a terminal");
     let unknown = pipectl(&env, &["status", "--stage", "qa"]);
     assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn approvals_lists_open_requests_and_an_operator_extends_and_cancels_one() {
+    let env = Env::new().await;
+    env.passes_staging(&digest(2), 10).await;
+    env.handler()
+        .handle_event(&push("v1.76.0", 2, 20), deadline())
+        .await
+        .unwrap();
+    let listed = stdout(&pipectl(&env, &["approvals"]));
+    let id = listed
+        .split_whitespace()
+        .find(|word| word.starts_with("apr-"))
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    assert!(listed.contains("v1.76.0 of backend to prod"), "{listed}");
+    let topic = env.world.topic_arn.clone();
+    let run = |args: &[&str]| {
+        let mut command = command(&env, args);
+        command.env("TOPIC_ARN", &topic);
+        command.output().expect("pipectl runs")
+    };
+
+    let extended = stdout(&run(&["approvals", "extend", &id, "--hours", "24"]));
+    assert!(extended.contains("gave it until"), "{extended}");
+    let too_long = run(&["approvals", "extend", &id, "--hours", "168"]);
+    assert_eq!(too_long.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("within 168 hours"));
+    let told: Vec<String> = env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(
+        told.iter().any(|s| s == "v1.76.0 of backend to prod: extended"),
+        "{told:?}"
+    );
+
+    let cancelled = stdout(&run(&["approvals", "cancel", &id, "--reason", "wrong build"]));
+    assert!(cancelled.contains("cancelled by arn:aws:"), "{cancelled}");
+    let again = run(&["approvals", "cancel", &id, "--reason", "wrong build"]);
+    assert_eq!(again.status.code(), Some(1), "a cancelled request is closed");
+
+    env.promoter_with(&env.config)
+        .sweep(chrono::Utc::now(), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let prod = env.records_for("social-analytics-prod", service).await;
+        assert_eq!(prod.last().unwrap()["status"], "CANCELLED", "{service}");
+    }
+    let told: Vec<String> = env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(told.iter().any(|s| s.ends_with(": cancelled")), "{told:?}");
+    assert!(stdout(&pipectl(&env, &["approvals"])).contains("no approval request is open"));
 }
