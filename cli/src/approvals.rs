@@ -3,12 +3,12 @@
 
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::sns::approver_filter_policy;
-use shared::domain::approval::{ApprovalId, ApprovalStatus, Refusal, Verdict, Voter};
+use shared::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, Refusal, Verdict, Voter};
 use shared::domain::approval_page::{held, state_line, vote_line};
 use shared::domain::names::Approver;
 use shared::domain::notice::{promotion_notice, utc};
 use shared::domain::pipeline::Pipeline;
-use shared::ports::{Change, Notifier, update_approval};
+use shared::ports::{Approvals, Change, Notifier, update_approval};
 use std::collections::BTreeSet;
 
 /// Requests still open (awaiting a vote, or approved and waiting for their timer, snapshots or
@@ -26,6 +26,7 @@ pub async fn list(records: &DynamoRecords, pipeline: &Pipeline) -> Result<(), St
         println!("no approval request is open");
     }
     for request in open {
+        let request = governed(pipeline, &request);
         if request.services.is_empty() {
             // Made by a push whose services are still being handled (or whose delivery gave up):
             // no link exists yet, and no vote is taken.
@@ -46,11 +47,7 @@ pub async fn list(records: &DynamoRecords, pipeline: &Pipeline) -> Result<(), St
             utc(request.expires_at),
         );
         println!("  {}", state_line(&request, now));
-        let schedule = pipeline
-            .stages()
-            .iter()
-            .find(|s| s.name == request.stage)
-            .map(|s| &s.schedule);
+        let schedule = pipeline.stage(&request.stage).map(|s| &s.schedule);
         if let Some(held) = schedule.and_then(|schedule| held(&request, schedule, now)) {
             println!("  held until {} UTC: {}", utc(held.until), held.why);
         }
@@ -109,6 +106,7 @@ pub async fn cancel(records: &DynamoRecords, id: &str, reason: &str, operator: O
 /// tells the team who did.
 pub async fn extend(
     records: &DynamoRecords,
+    pipeline: &Pipeline,
     notifier: &impl Notifier,
     id: &str,
     hours: i64,
@@ -116,7 +114,9 @@ pub async fn extend(
 ) -> Result<(), String> {
     let id = approval_id(id)?;
     let extended = update_approval(records, &id, "it was extended", |request| {
-        match request.extend(hours, operator.at) {
+        // From the deadline the file in force gives it, which promote goes by.
+        let deadline = governed(pipeline, request).expires_at;
+        match request.extend(deadline, hours, operator.at) {
             Ok(next) => {
                 *request = next;
                 Change::Write(Ok(()))
@@ -147,6 +147,80 @@ pub async fn extend(
         })?;
     println!("{id}: {detail}");
     Ok(())
+}
+
+/// Where new links go, and what they open.
+pub struct Desk {
+    pub approvals_topic: String,
+    pub notifications_topic: String,
+    pub page_url: String,
+}
+
+/// New links for every approver of request `id` who has not voted (through the same code that
+/// sends a push's links: each to their own subscription); the old ones stop counting. The team
+/// is told who asked.
+pub async fn resend(
+    aws: &aws_config::SdkConfig,
+    pipeline: Pipeline,
+    table: String,
+    desk: Desk,
+    id: &str,
+    operator: Operator,
+) -> Result<(), String> {
+    use shared::adapters::sns::SnsNotifier;
+    let id = approval_id(id)?;
+    let records = DynamoRecords::new(aws, table);
+    let request = records
+        .get_approval(&id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no approval request {id}"))?;
+    let status = request.status_at(operator.at);
+    if status != ApprovalStatus::AwaitingApproval {
+        return Err(format!(
+            "{id} is {status}: only a request awaiting a vote gets new links"
+        ));
+    }
+    let notifier = SnsNotifier::new(aws, desk.notifications_topic);
+    let deployer = shared::handlers::deploy_on_push::DeployOnPush {
+        pipeline,
+        records,
+        ecs: shared::adapters::ecs::EcsAdapter::new(aws),
+        approvals: shared::handlers::request_approval::ApprovalDesk {
+            alarms: shared::adapters::cloudwatch::CloudWatchAlarms::new(aws),
+            mail: SnsNotifier::new(aws, desk.approvals_topic),
+            notifier: notifier.clone(),
+            page_url: desk.page_url,
+        },
+    };
+    let sent = deployer.resend_links(&id).await.map_err(|e| format!("{id}: {e}"))?;
+    if sent.is_empty() {
+        return Err(format!(
+            "{id}: every approver has voted, or it changed meanwhile: no link sent"
+        ));
+    }
+    let names: Vec<String> = sent.iter().map(ToString::to_string).collect();
+    let detail = format!(
+        "{} sent new links to {} at {} UTC (AWS's clock); their earlier links no longer count.",
+        operator.arn,
+        names.join(", "),
+        utc(operator.at)
+    );
+    notifier
+        .publish(&promotion_notice(&request, "links sent again", &detail))
+        .await
+        .map_err(|e| format!("{id}: links sent, but the team was not told: {e}"))?;
+    println!("{id}: {detail}");
+    Ok(())
+}
+
+/// The request as promote reads it: under the pipeline file in force (what a vote can write is
+/// trusted no further than the file allows).
+pub(crate) fn governed(pipeline: &Pipeline, request: &ApprovalRequest) -> ApprovalRequest {
+    match pipeline.stage(&request.stage).and_then(|s| s.approval.as_ref()) {
+        Some(policy) => request.governed_by(policy),
+        None => request.clone(),
+    }
 }
 
 fn approval_id(id: &str) -> Result<ApprovalId, String> {

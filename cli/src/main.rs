@@ -198,6 +198,9 @@ enum ApprovalsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// New links for every approver of request ID (awaiting a vote) who has not voted; their
+    /// old links stop counting.
+    Resend { id: String },
     /// Give request ID, awaiting a vote, N more hours (within 168 hours of the request).
     Extend {
         id: String,
@@ -551,13 +554,35 @@ fn approvals_command(command: Option<ApprovalsCommand>) -> Result<(), String> {
             let operator = approvals::Operator { arn, at };
             approvals::cancel(&DynamoRecords::new(&aws, table), &id, &reason, operator).await
         }),
+        Some(ApprovalsCommand::Resend { id }) => {
+            let pipeline = load_pipeline()?;
+            let desk = approvals::Desk {
+                approvals_topic: setting(None, "ApprovalsTopicArn")?,
+                notifications_topic: setting(None, "NotificationsTopicArn")?,
+                page_url: setting(None, "ApprovalPageUrl")?,
+            };
+            with_aws(|aws| async move {
+                let (arn, at) = pipeline::caller(&aws).await?;
+                let operator = approvals::Operator { arn, at };
+                approvals::resend(&aws, pipeline, table, desk, &id, operator).await
+            })
+        }
         Some(ApprovalsCommand::Extend { id, hours }) => {
+            let pipeline = load_pipeline()?;
             let topic = setting(None, "NotificationsTopicArn")?;
             with_aws(|aws| async move {
                 let (arn, at) = pipeline::caller(&aws).await?;
                 let notifier = shared::adapters::sns::SnsNotifier::new(&aws, topic);
                 let operator = approvals::Operator { arn, at };
-                approvals::extend(&DynamoRecords::new(&aws, table), &notifier, &id, hours, operator).await
+                approvals::extend(
+                    &DynamoRecords::new(&aws, table),
+                    &pipeline,
+                    &notifier,
+                    &id,
+                    hours,
+                    operator,
+                )
+                .await
             })
         }
     }
@@ -611,8 +636,9 @@ fn stack_name() -> Result<&'static str, String> {
 
 /// `given` on the command line, else the stack's `output` when `--stack` names one (so a
 /// variable left set from another stack never mixes in), else the environment variable that
-/// stands for it (`DeploymentsTableName`: TABLE_NAME, `PipelineTableName`: PIPELINE_TABLE,
-/// `NotificationsTopicArn`: TOPIC_ARN).
+/// stands for it, as the functions name it (`DeploymentsTableName`: TABLE_NAME,
+/// `PipelineTableName`: PIPELINE_TABLE, `NotificationsTopicArn`: TOPIC_ARN,
+/// `ApprovalsTopicArn`: APPROVAL_TOPIC_ARN, `ApprovalPageUrl`: APPROVAL_PAGE_URL).
 fn setting(given: Option<String>, output: &str) -> Result<String, String> {
     if let Some(given) = given {
         return Ok(given);
@@ -626,6 +652,8 @@ fn setting(given: Option<String>, output: &str) -> Result<String, String> {
         "DeploymentsTableName" => Some("TABLE_NAME"),
         "PipelineTableName" => Some("PIPELINE_TABLE"),
         "NotificationsTopicArn" => Some("TOPIC_ARN"),
+        "ApprovalsTopicArn" => Some("APPROVAL_TOPIC_ARN"),
+        "ApprovalPageUrl" => Some("APPROVAL_PAGE_URL"),
         _ => None,
     };
     match variable {

@@ -96,7 +96,7 @@ pub async fn show(
     if stages.is_empty() {
         return Err(format!("no stage `{}` in the pipeline file", only.unwrap_or_default()));
     }
-    let held_pushes = held_records(records).await?;
+    let held_pushes = shared::ports::held_records(records).await.map_err(|e| e.to_string())?;
     let open = records
         .approvals_in(&[ApprovalStatus::AwaitingApproval, ApprovalStatus::Approved])
         .await
@@ -173,23 +173,20 @@ pub async fn show(
             approvals: open
                 .iter()
                 .filter(|r| r.stage == stage.name && r.in_flight())
+                // As promote reads it: a status the page wrote counts only as far as the file allows.
+                .map(|r| crate::approvals::governed(pipeline, r))
                 .map(|r| OpenRequest {
                     id: r.id.to_string(),
                     application: r.application.to_string(),
                     tag: r.image.tag.to_string(),
-                    state: match pipeline
-                        .stages()
-                        .iter()
-                        .find(|s| s.name == r.stage)
-                        .and_then(|s| held(r, &s.schedule, now))
-                    {
+                    state: match held(&r, &stage.schedule, now) {
                         Some(held) => format!(
                             "{} Held until {} UTC: {}.",
-                            state_line(r, now),
+                            state_line(&r, now),
                             utc(held.until),
                             held.why
                         ),
-                        None => state_line(r, now),
+                        None => state_line(&r, now),
                     },
                     votes: r
                         .ballots
@@ -210,19 +207,6 @@ pub async fn show(
     }
     print!("{}", render(&report, std::io::stdout().is_terminal()));
     Ok(())
-}
-
-/// Every HELD record: pushes waiting for their stage's window.
-async fn held_records(records: &DynamoRecords) -> Result<Vec<Deployment>, String> {
-    let mut held = Vec::new();
-    for id in records.held_deployments().await.map_err(|e| e.to_string())? {
-        if let Some(record) = records.get_deployment(&id).await.map_err(|e| e.to_string())?
-            && record.status == Status::Held
-        {
-            held.push(record);
-        }
-    }
-    Ok(held)
 }
 
 fn in_flight_of(record: &Deployment) -> InFlight {

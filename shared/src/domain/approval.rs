@@ -322,11 +322,20 @@ pub struct VerifiedDeploy {
 /// An approved release called off before its deploy started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancellation {
-    /// The approver whose link cancelled it, or the IAM identity of the operator who did.
-    pub by: String,
+    pub by: Approver,
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub voter: Voter,
+}
+
+/// A request an operator called off from pipectl: kept where the page's role cannot write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorCancel {
+    /// The operator's IAM identity (STS's caller ARN).
+    pub by: String,
+    /// AWS's time when they did.
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// The newer release that replaced a request.
@@ -361,8 +370,14 @@ pub struct ApprovalRequest {
     /// When it was approved, rejected, expired, superseded or cancelled.
     pub decided_at: Option<DateTime<Utc>>,
     pub superseded_by: Option<Successor>,
-    /// Who cancelled the approved release during the wait, and when.
+    /// Who cancelled the approved release during the wait, and when (by a link).
     pub cancelled: Option<Cancellation>,
+    /// An operator who called the request off (`pipectl approvals cancel`).
+    pub operator_cancel: Option<OperatorCancel>,
+    /// When promote last found the approved release held by its stage's deploy window or a
+    /// freeze (refreshed every few minutes while it is; written by promote only): the hold's
+    /// end, as far as the snapshot timeout and the stuck alarm are concerned.
+    pub held_seen_at: Option<DateTime<Utc>>,
     /// A later deadline an operator gave it (`pipectl approvals extend`): written with AWS
     /// credentials, never by the page; at most `MAX_APPROVAL_EXPIRES_HOURS` after the request.
     pub extended_until: Option<DateTime<Utc>>,
@@ -446,6 +461,8 @@ impl ApprovalRequest {
             requested_at: now,
             expires_at: now + policy.expires_after,
             extended_until: None,
+            operator_cancel: None,
+            held_seen_at: None,
             decided_at: if status == ApprovalStatus::Blocked {
                 Some(now)
             } else {
@@ -508,12 +525,22 @@ impl ApprovalRequest {
         Ok(ApprovalRequest {
             status: ApprovalStatus::Cancelled,
             cancelled: Some(Cancellation {
-                by: ballot.approver.to_string(),
+                by: ballot.approver.clone(),
                 at: now,
                 voter: voter.kept(),
             }),
             ..self.clone()
         })
+    }
+
+    /// Who called the request off, and when: an operator (kept where the page cannot write),
+    /// else the approver whose link did.
+    pub fn cancelled_by(&self) -> Option<(String, DateTime<Utc>)> {
+        match (&self.operator_cancel, &self.cancelled) {
+            (Some(operator), _) => Some((format!("{} (\"{}\")", operator.by, operator.reason), operator.at)),
+            (None, Some(link)) => Some((link.by.to_string(), link.at)),
+            (None, None) => None,
+        }
     }
 
     /// Calls the request off from pipectl: by `operator` (their IAM identity) with `reason`, while
@@ -538,29 +565,26 @@ impl ApprovalRequest {
         Ok(ApprovalRequest {
             status: ApprovalStatus::Cancelled,
             decided_at: self.decided_at.or(Some(now)),
-            cancelled: Some(Cancellation {
+            operator_cancel: Some(OperatorCancel {
                 by: operator.to_owned(),
                 at: now,
-                voter: Voter {
-                    source_ip: String::new(),
-                    user_agent: "pipectl".into(),
-                    comment: reason.to_owned(),
-                    operator: Some(operator.to_owned()),
-                },
+                reason: reason.chars().take(MAX_COMMENT_CHARS).collect(),
             }),
             ..self.clone()
         })
     }
 
-    /// The request awaiting a vote with its deadline `hours` later, never more than
-    /// `MAX_APPROVAL_EXPIRES_HOURS` after it was requested.
-    pub fn extend(&self, hours: i64, now: DateTime<Utc>) -> Result<ApprovalRequest, String> {
-        match self.status_at(now) {
-            ApprovalStatus::AwaitingApproval => {}
+    /// The request awaiting a vote with its deadline `hours` after `deadline` (the one the file
+    /// in force gives it, `governed_by`), never more than `MAX_APPROVAL_EXPIRES_HOURS` after
+    /// it was requested.
+    pub fn extend(&self, deadline: DateTime<Utc>, hours: i64, now: DateTime<Utc>) -> Result<ApprovalRequest, String> {
+        match self.status {
+            ApprovalStatus::AwaitingApproval if now < deadline => {}
+            ApprovalStatus::AwaitingApproval => return Err("it expired".into()),
             status => return Err(format!("it is {status}: only a request awaiting a vote is extended")),
         }
         let cap = self.requested_at + TimeDelta::hours(super::pipeline::MAX_APPROVAL_EXPIRES_HOURS);
-        let until = self.expires_at + TimeDelta::hours(hours);
+        let until = deadline + TimeDelta::hours(hours);
         if hours < 1 || until > cap {
             return Err(format!(
                 "a request is decided within {} hours of being requested: it may be extended until {} UTC at most",
@@ -817,6 +841,25 @@ impl ApprovalRequest {
             .filter(|ballot| ballot.sent_at.is_none() && ballot.vote.is_none())
             .map(|ballot| ballot.approver.clone())
             .collect()
+    }
+
+    /// Takes back the links of every approver who has not voted, so that new ones go out
+    /// (`unsent`): an old link no longer opens their ballot, and a vote cast with one is not
+    /// proven (its commitment is gone from `links`, which the page cannot write). Returns who
+    /// lost theirs.
+    pub fn revoke_unvoted_links(&mut self) -> Vec<Approver> {
+        let revoked: Vec<Approver> = self
+            .ballots
+            .iter()
+            .filter(|ballot| ballot.vote.is_none())
+            .map(|ballot| ballot.approver.clone())
+            .collect();
+        for ballot in self.ballots.iter_mut().filter(|ballot| ballot.vote.is_none()) {
+            ballot.token_hashes.clear();
+            ballot.sent_at = None;
+        }
+        self.links.retain(|link| !revoked.contains(&link.approver));
+        revoked
     }
 
     /// Adds a link for `approver` (kept as its hash).
@@ -1149,10 +1192,16 @@ mod tests {
         let open = request(1);
         let cancelled = open.cancel_by_operator(OPERATOR, "wrong build", at(2)).unwrap();
         assert_eq!(cancelled.status, ApprovalStatus::Cancelled);
-        let by = cancelled.cancelled.as_ref().unwrap();
-        assert_eq!((by.by.as_str(), by.at), (OPERATOR, at(2)));
-        assert_eq!(by.voter.comment, "wrong build");
-        assert_eq!(by.voter.operator.as_deref(), Some(OPERATOR));
+        let by = cancelled.operator_cancel.as_ref().unwrap();
+        assert_eq!(
+            (by.by.as_str(), by.at, by.reason.as_str()),
+            (OPERATOR, at(2), "wrong build")
+        );
+        assert_eq!(cancelled.cancelled, None, "the page's attribute stays the page's");
+        assert_eq!(
+            cancelled.cancelled_by(),
+            Some((format!("{OPERATOR} (\"wrong build\")"), at(2)))
+        );
 
         // Approved and held past its wait: still called off, until the deploy starts.
         let approved = open.cast(&token(0), Verdict::Approve, voter(), at(3)).unwrap();
@@ -1175,7 +1224,7 @@ mod tests {
         );
 
         let policy = fixture_pipeline().stages()[2].approval.clone().unwrap();
-        let extended = open.extend(48, at(5)).unwrap();
+        let extended = open.extend(open.expires_at, 48, at(5)).unwrap();
         assert_eq!(extended.expires_at, open.expires_at + TimeDelta::hours(48));
         assert_eq!(
             extended.governed_by(&policy).expires_at,
@@ -1183,9 +1232,50 @@ mod tests {
             "the file in force keeps an operator's extension"
         );
         let cap = open.requested_at + TimeDelta::hours(168);
-        assert!(extended.extend(96, at(6)).unwrap().expires_at == cap);
-        assert!(extended.extend(97, at(6)).unwrap_err().contains("168 hours"));
-        assert!(approved.extend(1, at(6)).is_err(), "only a request awaiting a vote");
+        let deadline = extended.governed_by(&policy).expires_at;
+        assert!(extended.extend(deadline, 96, at(6)).unwrap().expires_at == cap);
+        assert!(extended.extend(deadline, 97, at(6)).unwrap_err().contains("168 hours"));
+        assert!(
+            approved.extend(deadline, 1, at(6)).is_err(),
+            "only a request awaiting a vote"
+        );
+        assert_eq!(open.extend(at(5), 1, at(5)).unwrap_err(), "it expired");
+    }
+
+    #[test]
+    fn resent_links_replace_the_unvoted_ones_and_an_old_link_no_longer_counts() {
+        let policy = fixture_pipeline().stages()[2].approval.clone().unwrap();
+        let mut two = request(2).cast(&token(0), Verdict::Approve, voter(), at(1)).unwrap();
+        let revoked = two.revoke_unvoted_links();
+        assert_eq!(revoked, [two.ballots[1].approver.clone()], "who voted keeps their link");
+        assert!(two.ballots[1].token_hashes.is_empty() && two.ballots[1].sent_at.is_none());
+        assert_eq!(two.links.len(), 1);
+        assert_eq!(two.unsent(), revoked, "new links go out to them");
+        assert_eq!(
+            two.cast(&token(1), Verdict::Approve, voter(), at(2)).unwrap_err(),
+            Refusal::UnknownLink
+        );
+        // The page's role may write ballots: an old hash put back opens the ballot, but the vote
+        // it casts proves nothing.
+        let mut forged = two.clone();
+        forged.ballots[1].token_hashes.push(token(1).hash());
+        let forged = forged.cast(&token(1), Verdict::Approve, voter(), at(2)).unwrap();
+        assert_eq!(
+            forged
+                .governed_by(&ApprovalPolicy {
+                    required: 2,
+                    ..policy.clone()
+                })
+                .status,
+            ApprovalStatus::AwaitingApproval
+        );
+        let approver = two.ballots[1].approver.clone();
+        two.issue_link(&approver, &token(9));
+        let approved = two.cast(&token(9), Verdict::Approve, voter(), at(3)).unwrap();
+        assert_eq!(
+            approved.governed_by(&ApprovalPolicy { required: 2, ..policy }).status,
+            ApprovalStatus::Approved
+        );
     }
 
     #[test]

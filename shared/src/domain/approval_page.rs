@@ -312,12 +312,8 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
             Some(next) => format!("Superseded by release {} (request {}).", next.tag, next.id),
             None => "Superseded by a newer release.".into(),
         },
-        ApprovalStatus::Cancelled => match &request.cancelled {
-            Some(cancelled) => format!(
-                "Cancelled by {} at {} UTC, before the deploy started.",
-                cancelled.by,
-                utc(cancelled.at)
-            ),
+        ApprovalStatus::Cancelled => match request.cancelled_by() {
+            Some((by, at)) => format!("Cancelled by {by} at {} UTC, before the deploy started.", utc(at)),
             None => "Cancelled before the deploy started.".into(),
         },
         ApprovalStatus::Blocked => format!("Blocked: {}", request.blocked.as_deref().unwrap_or("?")),

@@ -11,13 +11,15 @@ use std::collections::BTreeMap;
 pub const DEPLOYMENTS_SUCCEEDED: &str = "DeploymentsSucceeded";
 /// A deploy ECS reported FAILED.
 pub const DEPLOYMENTS_FAILED: &str = "DeploymentsFailed";
-/// A deploy rolled back (by an alarm, its own failure, or an operator).
+/// A deploy rolled back by an alarm or its own failure (a function's doing; an operator's
+/// `pipectl rollback` runs outside Lambda, and its rollback shows in `TimeToRestore`).
 pub const DEPLOYMENTS_ROLLED_BACK: &str = "DeploymentsRolledBack";
 /// A rollback ECS could not complete.
 pub const ROLLBACKS_FAILED: &str = "RollbacksFailed";
 /// Seconds from the push to SUCCEEDED in the stage.
 pub const LEAD_TIME: &str = "LeadTime";
-/// Seconds from the rollback's start (the alarm or failure it answers) to its SUCCEEDED.
+/// Seconds from the rollback's start (seconds after the alarm or failure it answers, or the
+/// operator's request) to its SUCCEEDED.
 pub const TIME_TO_RESTORE: &str = "TimeToRestore";
 /// Seconds from an approval request to its approval.
 pub const APPROVAL_WAIT: &str = "ApprovalWait";

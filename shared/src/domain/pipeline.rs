@@ -168,6 +168,11 @@ impl Pipeline {
         self
     }
 
+    /// The stage named `name`, if the file has one.
+    pub fn stage(&self, name: &StageName) -> Option<&Stage> {
+        self.stages.iter().find(|stage| &stage.name == name)
+    }
+
     pub fn application_for(&self, repository: &RepositoryName) -> Option<&Application> {
         self.applications.iter().find(|app| &app.repository == repository)
     }

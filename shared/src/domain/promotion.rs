@@ -199,12 +199,15 @@ fn approved_step(
     schedule: &DeploySchedule,
     now: DateTime<Utc>,
 ) -> Step {
-    // A hold counts from when the window opens: the promotion begins then.
+    // Held, the promotion begins when the hold ends: its timeout counts from the last time
+    // promote saw the hold (the file in force may have lifted it since).
     let approved_at = request.decided_at.unwrap_or(request.requested_at);
-    let begins_at = schedule.next_free(approved_at);
+    let begins_at = approved_at.max(request.held_seen_at.unwrap_or(approved_at));
     let snapshots_late = now >= (begins_at + SNAPSHOT_TIMEOUT).max(request.deploy_not_before().unwrap_or(approved_at));
     let Some(promotion) = &request.promotion else {
-        if let Some(held) = schedule.held(now) {
+        // Held when the deploy is due: the snapshots wait too, to be taken right before it.
+        let due = request.deploy_not_before().unwrap_or(now).max(now);
+        if let Some(held) = schedule.held(due) {
             return Step::Hold(held);
         }
         if !dbs.is_empty() && snapshots_late {
@@ -540,17 +543,39 @@ mod tests {
             matches!(next_step(&request, &dbs, &freeze, at(30)), Step::Begin(planned) if planned.len() == 1),
             "the snapshots are taken when the freeze ends, not at the approval"
         );
+        // Promote marks the hold each time it sees it (the last at 10:29): the timeout of a
+        // promotion that cannot begin runs from then, even once the freeze is lifted early.
+        let seen = ApprovalRequest {
+            held_seen_at: Some(at(29)),
+            ..request.clone()
+        };
+        let lifted = DeploySchedule::default();
+        assert!(matches!(
+            next_step(&seen, &dbs, &lifted, at(28) + SNAPSHOT_TIMEOUT),
+            Step::Begin(_)
+        ));
         assert!(
             matches!(
-                next_step(&request, &dbs, &freeze, at(30) + SNAPSHOT_TIMEOUT),
+                next_step(&seen, &dbs, &lifted, at(29) + SNAPSHOT_TIMEOUT),
                 Step::Fail { .. }
             ),
             "and their timeout runs from then"
         );
-        assert!(matches!(
-            next_step(&request, &dbs, &freeze, at(29) + SNAPSHOT_TIMEOUT),
-            Step::Begin(_)
-        ));
+
+        // Approved just before a window closes: held before anything is snapshotted, since the
+        // deploy is due (after its wait) when the window is shut.
+        let closes = DeploySchedule {
+            window: None,
+            freezes: vec![Freeze {
+                from: at(4),
+                to: at(50),
+                reason: "evening".into(),
+            }],
+        };
+        assert!(
+            matches!(next_step(&request, &dbs, &closes, at(2)), Step::Hold(held) if held.until == at(50)),
+            "due at 10:06, inside the freeze: no snapshot now"
+        );
 
         // Begun and backed up before a freeze began: the deploy waits for its end.
         let ready = promoted(&request, 1, &[SnapshotState::Available]);

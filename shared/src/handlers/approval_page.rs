@@ -86,11 +86,7 @@ impl<S: Approvals> ApprovalPage<S> {
             window: None,
             freezes: Vec::new(),
         };
-        self.pipeline
-            .stages()
-            .iter()
-            .find(|s| s.name == request.stage)
-            .map_or(&NONE, |s| &s.schedule)
+        self.pipeline.stage(&request.stage).map_or(&NONE, |s| &s.schedule)
     }
 
     async fn show(&self, id: &ApprovalId, token: &ApprovalToken, now: DateTime<Utc>) -> Page {

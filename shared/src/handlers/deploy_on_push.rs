@@ -333,6 +333,10 @@ where
                         record = earlier;
                         true
                     }
+                    // Held before: the deploy in flight is not this push's to supersede.
+                    Some(earlier) if earlier.status == Status::Held => {
+                        return self.duplicate(&record.id, None, target.mode).await;
+                    }
                     Some(_) => return self.duplicate(&record.id, supersedes, target.mode).await,
                     None if let Some(held) = target.stage.schedule.held(now) => {
                         return self.hold(record, running.task_definition, held).await;

@@ -74,6 +74,8 @@ pub enum Advanced {
 pub const STEPS_FAILED: &str = "PromotionStepsFailed";
 pub const STUCK: &str = "PromotionsStuck";
 const STUCK_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+/// How often a held request's `held_seen_at` is written while the hold lasts.
+const HOLD_MARKED_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// How many rounds one call takes at most: each written step is followed by the next at once
 /// (begin, check the snapshots, start the deploy, deploy), and a step that lost a race to
@@ -150,9 +152,16 @@ where
             done.push((id.to_string(), advanced));
         }
         for (id, advanced) in self.release_held(now, deadline).await? {
-            if let Advanced::Unfinished { error } = &advanced {
-                tracing::error!(deployment = %id, %error, "held deploy not released");
-                failed += 1;
+            match &advanced {
+                Advanced::Unfinished { error } => {
+                    tracing::error!(deployment = %id, %error, "held deploy not released; the next sweep tries again");
+                    failed += 1;
+                }
+                Advanced::Failed { why } => {
+                    tracing::error!(deployment = %id, %why, "held deploy refused by ECS: FAILED");
+                    failed += 1;
+                }
+                _ => {}
             }
             done.push((id.to_string(), advanced));
         }
@@ -176,14 +185,7 @@ where
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Result<Vec<(DeploymentId, Advanced)>, ServiceError> {
-        let mut held = Vec::new();
-        for id in self.records.held_deployments().await? {
-            if let Some(record) = self.records.get_deployment(&id).await?
-                && record.status == Status::Held
-            {
-                held.push(record);
-            }
-        }
+        let mut held = crate::ports::held_records(&self.records).await?;
         // Newest first: it deploys, and every older push of the service then finds it ahead.
         held.sort_by_key(|record| std::cmp::Reverse(record.image.pushed_at));
         let mut done = Vec::new();
@@ -206,10 +208,12 @@ where
                         ),
                     }
                 }
-                Some(Some(held)) => Advanced::Waiting {
+                // One registered already (an earlier release died midway, ECS may be rolling it
+                // out) is resumed whatever the window: a deploy begun is never held.
+                Some(Some(held)) if record.task_definition.is_none() => Advanced::Waiting {
                     until: held.until.to_rfc3339(),
                 },
-                Some(None) => match self.release(&record.id, now, deadline).await {
+                Some(_) => match self.release(&record.id, now, deadline).await {
                     Ok(advanced) => advanced,
                     Err(err) => Advanced::Unfinished { error: err.to_string() },
                 },
@@ -244,6 +248,21 @@ where
                     reason: format!("{id} is no longer held"),
                 }));
             };
+            // Pushed before the service's latest rollback: only a push after it deploys (the
+            // rollback froze the service for what came before).
+            if let Some(latest) = state.latest.as_ref().filter(|latest| latest.digest.is_none())
+                && let Some(rollback) = self.records.get_deployment(&latest.id).await?
+                && rollback.requested_at > record.requested_at
+            {
+                let mut superseded = record
+                    .transition(Status::Superseded, now)
+                    .expect("a HELD record can be superseded");
+                superseded.superseded_by = Some(rollback.id.clone());
+                self.records.save_transition(&superseded, Status::Held).await?;
+                return Ok(LockedWork::only(Advanced::Nothing {
+                    reason: format!("pushed before the rollback {}: not deployed", rollback.id),
+                }));
+            }
             let latest_failed = match &state.latest {
                 Some(latest) if latest.digest.as_ref() == Some(&record.image.digest) => self
                     .records
@@ -277,12 +296,22 @@ where
             let deployed =
                 match deploy_pinned(&self.records, &self.ecs, record.clone(), &running, resuming, deadline).await {
                     Ok(deployed) => deployed,
-                    // ECS refused before anything moved: no later sweep would do better.
+                    // ECS refused (the registration or the update): no later sweep would do
+                    // better. The record says FAILED and the team is told.
                     Err(err @ ServiceError::Ecs(_)) if err.is_permanent() => {
                         let mut failed = record
                             .transition(Status::Failed, Utc::now())
                             .expect("a HELD record can fail");
                         failed.ecs_reason = Some(err.to_string());
+                        // Told first: until the notice is out the record stays HELD, and the
+                        // next sweep tries again (the outbox sends it once).
+                        let key = keep_notice(
+                            &self.records,
+                            format!("held-failed|{}", failed.id),
+                            &crate::domain::notice::deployment_ended_notice(&failed),
+                        )
+                        .await?;
+                        deliver_notice(&self.records, &self.notifier, &key).await?;
                         self.records.save_transition(&failed, Status::Held).await?;
                         return Ok(LockedWork::only(Advanced::Failed { why: err.to_string() }));
                     }
@@ -313,7 +342,10 @@ where
     /// more than `STUCK_AFTER` ago; unreadable counts as stuck.
     async fn is_stuck(&self, id: &ApprovalId, now: DateTime<Utc>) -> bool {
         match self.records.get_approval(id).await {
-            Ok(Some(request)) => request.deploy_not_before().is_some_and(|due| now - due > STUCK_AFTER),
+            // A hold (its last mark) pushes the due time on.
+            Ok(Some(request)) => request
+                .deploy_not_before()
+                .is_some_and(|due| now - due.max(request.held_seen_at.unwrap_or(due)) > STUCK_AFTER),
             Ok(None) => false,
             Err(_) => true,
         }
@@ -352,7 +384,7 @@ where
                 tracing::warn!(approval = %id, error = %err, "a promotion notice waits in the outbox");
                 notices_held = true;
             }
-            let stage = self.pipeline.stages().iter().find(|s| s.name == request.stage);
+            let stage = self.pipeline.stage(&request.stage);
             let policy = stage.and_then(|s| s.approval.as_ref());
             // What a vote can write is not trusted further than the file in force allows.
             let request = match policy {
@@ -392,6 +424,14 @@ where
                 }
                 Step::WaitUntil { at } => return Ok(Advanced::Waiting { until: at.to_rfc3339() }),
                 Step::Hold(held) => {
+                    // Marked every few minutes while it lasts: a hold lifted early ends there
+                    // (a lost race leaves it for the next sweep).
+                    if request.held_seen_at.is_none_or(|seen| now - seen >= HOLD_MARKED_EVERY) {
+                        let mut marked = request.clone();
+                        marked.held_seen_at = Some(now);
+                        marked.version += 1;
+                        self.records.save_approval(&marked).await?;
+                    }
                     // One notice per hold: the sweep finds the same end every minute.
                     let detail = held_detail(&request, &held);
                     let step = format!("held-{}", held.until.timestamp());
@@ -757,8 +797,8 @@ where
             (Status::Cancelled, _) => (
                 "cancelled",
                 "cancelled",
-                match &request.cancelled {
-                    Some(cancelled) => format!("Cancelled by {} during the wait; nothing was deployed.", cancelled.by),
+                match request.cancelled_by() {
+                    Some((by, _)) => format!("Cancelled by {by} before the deploy started; nothing was deployed."),
                     None => "Cancelled during the wait; nothing was deployed.".to_owned(),
                 },
             ),

@@ -14,7 +14,7 @@ use crate::domain::approval::{
     ApprovalId, ApprovalRequest, ApprovalStatus, ApprovalToken, Evidence, ReleaseService, Successor, verify_release,
 };
 use crate::domain::deployment::{DeploymentId, PushedImage, Status};
-use crate::domain::names::AlarmName;
+use crate::domain::names::{AlarmName, Approver};
 use crate::domain::notice::{approval_request_notice, release_blocked_notice, superseded_request_notice};
 use crate::domain::pipeline::ApprovalPolicy;
 use crate::domain::pipeline::{Application, Stage};
@@ -292,6 +292,22 @@ where
         let key = keep_notice(&self.records, format!("superseded|{older}"), &notice).await?;
         deliver_notice(&self.records, &self.approvals.notifier, &key).await?;
         Ok(Some(superseded))
+    }
+
+    /// New links for every approver of request `id`, awaiting a vote, who has not voted; their
+    /// old links stop counting (`pipectl approvals resend`). The revocation and the new tokens
+    /// are one conditional write. Returns who got a new link (none: the request does not
+    /// await a vote, or changed meanwhile).
+    pub async fn resend_links(&self, id: &ApprovalId) -> Result<Vec<Approver>, ServiceError> {
+        let Some(mut request) = self.records.get_approval(id).await? else {
+            return Ok(Vec::new());
+        };
+        if request.status_at(Utc::now()) != ApprovalStatus::AwaitingApproval || request.services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let revoked = request.revoke_unvoted_links();
+        self.send_links(request).await?;
+        Ok(revoked)
     }
 
     /// Sends a link to every approver who has none yet and has not voted: new tokens are saved

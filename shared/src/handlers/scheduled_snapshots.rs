@@ -233,9 +233,7 @@ where
             };
             let watch = self
                 .pipeline
-                .stages()
-                .iter()
-                .find(|s| s.name == request.stage)
+                .stage(&request.stage)
                 .map(|s| s.watch_window)
                 .unwrap_or_default();
             let deployed_at = request.promotion.as_ref().and_then(|p| p.deployed_at);

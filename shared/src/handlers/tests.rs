@@ -785,3 +785,64 @@ async fn a_frozen_automatic_stage_holds_its_pushes_and_the_newest_deploys_when_t
         "released once"
     );
 }
+
+#[tokio::test]
+async fn a_held_push_redelivered_leaves_the_deploy_in_flight_and_one_older_than_a_rollback_never_deploys() {
+    let world = World::new();
+    let now = Utc::now();
+    // A deploy in flight before the freeze.
+    let running = format!("sha256:{}", "3".repeat(64));
+    let deployed = world
+        .deployer()
+        .handle_event(&push_of(0, &running), deadline())
+        .await
+        .unwrap();
+    assert_eq!(deploying(&deployed), 2);
+    let pipeline = dev_frozen(now - TimeDelta::hours(1), now + TimeDelta::hours(1));
+    let deployer = DeployOnPush {
+        pipeline: pipeline.clone(),
+        ..world.deployer()
+    };
+    let held = format!("sha256:{}", "4".repeat(64));
+    for _ in 0..2 {
+        deployer.handle_event(&push_of(5, &held), deadline()).await.unwrap();
+    }
+    let in_flight = |records: &[Deployment]| {
+        records
+            .iter()
+            .find(|d| d.image.digest.as_str() == running)
+            .map(|d| d.status)
+    };
+    assert_eq!(
+        in_flight(&world.deployments_of("backend-service")),
+        Some(Status::Deploying),
+        "a redelivered held push supersedes nothing"
+    );
+
+    // The running deploy is rolled back (an alarm) while the push is held: the push came
+    // before the rollback, so it never deploys when the freeze ends.
+    let bad = world.deployments_of("backend-service")[0].clone();
+    let alarm_at = bad.requested_at + TimeDelta::seconds(30);
+    world
+        .alarms(pipeline.clone())
+        .handle_event(&alarm("backend-dev-5xx", alarm_at), alarm_at, deadline())
+        .await
+        .unwrap();
+    let promote = super::promote::Promote {
+        pipeline,
+        records: world.records.clone(),
+        ecs: world.ecs.clone(),
+        rds: crate::fakes::FakeSnapshots::default(),
+        notifier: world.notifier.clone(),
+    };
+    promote.sweep(now + TimeDelta::hours(2), deadline()).await.unwrap();
+    let backend = world.deployments_of("backend-service");
+    let held_record = backend.iter().find(|d| d.image.digest.as_str() == held).unwrap();
+    assert_eq!(held_record.status, Status::Superseded, "{backend:?}");
+    assert!(
+        held_record
+            .superseded_by
+            .as_ref()
+            .is_some_and(|by| by.as_str().starts_with("rbk-"))
+    );
+}

@@ -19,6 +19,19 @@ pub struct HistoryPage {
     pub next: Option<String>,
 }
 
+/// Every deployment HELD now (by its stage's deploy window or a freeze), read in full.
+pub async fn held_records<D: Deployments>(records: &D) -> Result<Vec<Deployment>, StoreError> {
+    let mut held = Vec::new();
+    for id in records.held_deployments().await? {
+        if let Some(record) = records.get_deployment(&id).await?
+            && record.status == Status::Held
+        {
+            held.push(record);
+        }
+    }
+    Ok(held)
+}
+
 pub trait Deployments: Send + Sync {
     /// Creates the record unless one with its id exists beyond REQUESTED (a REQUESTED one is
     /// the leftover of an attempt that died mid-way and is taken over). `false` = duplicate.

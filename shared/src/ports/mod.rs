@@ -19,7 +19,7 @@ pub use approvals::{Approvals, Change, OpenRequest, update_approval, update_deci
 pub use cost::{
     CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, PriceList, PriceListError, ServiceInventory,
 };
-pub use deployments::{Deployments, HistoryPage};
+pub use deployments::{Deployments, HistoryPage, held_records};
 pub use ecs::{Ecs, EcsError, Registered, Running};
 pub use locks::{ServiceLocks, StateMove};
 pub use notifier::{ApproverMail, Notifier, NotifyError};

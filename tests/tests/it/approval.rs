@@ -427,10 +427,22 @@ async fn the_promote_binary_backs_up_then_deploys_an_approved_release() {
         .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EcsDeployHandlers")
         .collect();
     assert!(!metrics.is_empty(), "no EMF line in {:?}", promote.logs());
+    let (sweeps, deployments): (Vec<_>, Vec<_>) = metrics.iter().partition(|m| m.get("FunctionName").is_some());
+    assert!(!sweeps.is_empty(), "{metrics:?}");
     assert!(
-        metrics
+        sweeps
             .iter()
             .all(|m| m["PromotionStepsFailed"] == 0 && m["PromotionsStuck"] == 0)
+    );
+    // The approval's wait, by stage and application, once: when its promotion began.
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(
+        (&deployments[0]["Stage"], &deployments[0]["Application"]),
+        (&"prod".into(), &"backend".into())
+    );
+    assert!(
+        deployments[0]["ApprovalWait"].as_f64().is_some_and(|s| s >= 0.0),
+        "{deployments:?}"
     );
     for (service, _) in SERVICES {
         let records = run.env.records_for(PROD, service).await;
@@ -530,4 +542,62 @@ async fn prod_record_of(run: &Loop, service: &str, tag: &str) -> std::collection
         .into_iter()
         .find(|r| r["tag"] == tag)
         .unwrap_or_else(|| panic!("no prod record of {service} for {tag}"))
+}
+
+#[tokio::test]
+async fn pipectl_resends_links_to_those_who_have_not_voted_and_their_old_links_stop_working() {
+    let run = Loop::start().await;
+    run.release("v2.2.0", 0x22, 0).await;
+    let first = run.links().await;
+    let (voter, _, voted_link) = first[1].clone();
+    let page = request_get(&voted_link).await;
+    // A page opened before the resend: its form must decide nothing after it.
+    let approve = [("verdict", "approve"), ("nonce", &nonce_in(&page)), ("comment", "")];
+    let request_id = run.request(&voted_link).await.id.to_string();
+    let old_link = first[0].2.clone();
+
+    let resent = harness::seed::pipectl(&run.env.moto.endpoint)
+        .args(["approvals", "resend", &request_id])
+        .env("TABLE_NAME", &run.env.world.table)
+        .env("PIPELINE_TABLE", &run.env.pipeline_table)
+        .env("TOPIC_ARN", &run.env.world.topic_arn)
+        .env("APPROVAL_TOPIC_ARN", &run.env.world.approval_topic_arn)
+        .env("APPROVAL_PAGE_URL", &run.page.url)
+        .output()
+        .unwrap();
+    assert!(resent.status.success(), "{}", String::from_utf8_lossy(&resent.stderr));
+    let said = String::from_utf8_lossy(&resent.stdout);
+    assert!(
+        said.contains("sent new links to")
+            && said.contains("oncall-lead@example.com")
+            && said.contains("release-manager@example.com"),
+        "{said}"
+    );
+    let second = run.links().await;
+    assert_eq!(second.len(), 2, "one new link each: {second:?}");
+    assert!(
+        second
+            .iter()
+            .all(|(_, _, link)| !first.iter().any(|(_, _, old)| old == link))
+    );
+    assert_eq!(
+        request_get(&old_link).await.status,
+        404,
+        "an old link no longer opens a ballot"
+    );
+    let told: Vec<String> = run.env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(
+        told.iter().any(|s| s == "v2.2.0 of backend to prod: links sent again"),
+        "{told:?}"
+    );
+
+    let stale = request("POST", &voted_link, BROWSER, Some(&approve)).await;
+    assert_ne!(stale.status, 200, "{}", stale.body);
+    let (_, _, new_link) = second.iter().find(|(who, _, _)| *who == voter).unwrap();
+    let page = request_get(new_link).await;
+    assert_eq!(page.status, 200);
+    let approve = [("verdict", "approve"), ("nonce", &nonce_in(&page)), ("comment", "")];
+    let decided = request("POST", new_link, BROWSER, Some(&approve)).await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    assert_eq!(run.request(new_link).await.status, ApprovalStatus::Approved);
 }

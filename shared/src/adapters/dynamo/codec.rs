@@ -344,9 +344,15 @@ struct ApprovalItem {
     superseded_by: Option<Successor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cancelled: Option<crate::domain::approval::Cancellation>,
+    /// An operator who called it off; the page's role cannot write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator_cancel: Option<crate::domain::approval::OperatorCancel>,
     /// An operator's later deadline; the page's role cannot write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     extended_until: Option<DateTime<Utc>>,
+    /// When promote last found it held; the page's role cannot write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_seen_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promotion: Option<crate::domain::promotion::Promotion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,7 +389,9 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         decided_at: r.decided_at,
         superseded_by: r.superseded_by.clone(),
         cancelled: r.cancelled.clone(),
+        operator_cancel: r.operator_cancel.clone(),
         extended_until: r.extended_until,
+        held_seen_at: r.held_seen_at,
         promotion: r.promotion.clone(),
         closed_at: r.closed_at,
         version: r.version,
@@ -426,7 +434,9 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         decided_at: stored.decided_at,
         superseded_by: stored.superseded_by,
         cancelled: stored.cancelled,
+        operator_cancel: stored.operator_cancel,
         extended_until: stored.extended_until,
+        held_seen_at: stored.held_seen_at,
         promotion: stored.promotion,
         closed_at: stored.closed_at,
         version: stored.version,
