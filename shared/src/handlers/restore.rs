@@ -12,7 +12,7 @@
 //! retry after any of them finishes the rest.
 
 use super::{point_service_at, record_deploying};
-use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceStateField, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceState, ServiceStateField, Status};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
 use crate::domain::pipeline::{Pipeline, ServiceSpec, Stage};
 use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
@@ -86,10 +86,7 @@ where
             &service.name,
             deadline,
             |state| async move {
-                let current = match &state.latest {
-                    Some(latest) => self.records.get_deployment(&latest.id).await?,
-                    None => None,
-                };
+                let current = self.current(&state).await?;
                 let history = self.history_until_known_good(stage, service, current.as_ref()).await?;
                 match plan_rollback(trigger, current.as_ref(), &history, stage.watch_window) {
                     RollbackPlan::Rollback { target, .. } => {
@@ -143,10 +140,7 @@ where
             &service.name,
             deadline,
             |state| async move {
-                let current = match &state.latest {
-                    Some(latest) => self.records.get_deployment(&latest.id).await?,
-                    None => None,
-                };
+                let current = self.current(&state).await?;
                 let Some(current) = current else {
                     let reason = NoRollback::NoDeployment.to_string();
                     return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
@@ -170,6 +164,14 @@ where
             self.deliver(&key).await?;
         }
         Ok(outcome)
+    }
+
+    /// The deployment the service state names as the service's latest.
+    async fn current(&self, state: &ServiceState) -> Result<Option<Deployment>, StoreError> {
+        match &state.latest {
+            Some(latest) => self.records.get_deployment(&latest.id).await,
+            None => Ok(None),
+        }
     }
 
     /// Nothing to decide; but an earlier attempt at this rollback may have died between its

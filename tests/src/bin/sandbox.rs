@@ -405,36 +405,21 @@ struct OnCall<'a> {
 /// approved release until it ends (lifted here by putting v1 back); the status screen.
 async fn on_call(tracker: &mut Function, promote: &mut Function, function: &mut Function, on: &OnCall<'_>) {
     println!("\n━━ on call rolls dev's backend back to the release v1.4.1, by name (pipectl rollback)");
-    pipectl_says(
-        on.endpoint,
-        &[
-            "rollback",
-            "dev",
-            "backend",
-            "--to",
-            "v1.4.1",
-            "--reason",
-            "checkout errors since the 5e1e build",
-            "--stack",
-            "sandbox",
-        ],
-    );
+    let rollback = [
+        "rollback",
+        "dev",
+        "backend",
+        "--to",
+        "v1.4.1",
+        "--reason",
+        "checkout errors since the 5e1e build",
+        "--stack",
+        "sandbox",
+    ];
+    pipectl_says(on.endpoint, &rollback);
     complete_in_flight(tracker, on.ddb, &on.world.table, 210).await;
     println!("   run again, it changes nothing:");
-    pipectl_says(
-        on.endpoint,
-        &[
-            "rollback",
-            "dev",
-            "backend",
-            "--to",
-            "v1.4.1",
-            "--reason",
-            "checkout errors since the 5e1e build",
-            "--stack",
-            "sandbox",
-        ],
-    );
+    pipectl_says(on.endpoint, &rollback);
 
     println!("\n━━ a freeze on prod until tomorrow (pipectl pipeline push): an approved release waits for its end");
     let until = chrono::Utc::now() + chrono::TimeDelta::days(1);

@@ -172,30 +172,12 @@ impl Approvals for DynamoRecords {
     }
 
     async fn in_flight_approvals(&self) -> Result<Vec<ApprovalId>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(super::keys::IN_FLIGHT_INDEX)
-                .key_condition_expression("in_flight = :in_flight")
-                .expression_attribute_values(":in_flight", s(super::keys::IN_FLIGHT))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error("Query"))?;
-            ids.extend(page.items().iter().filter_map(|item| {
-                let pk = item.get("pk")?.as_s().ok()?;
-                ApprovalId::parse(pk.strip_prefix(APPROVAL_PREFIX)?)
-            }));
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(ids)
+        Ok(self
+            .in_flight_keys(super::keys::IN_FLIGHT)
+            .await?
+            .iter()
+            .filter_map(|pk| ApprovalId::parse(pk.strip_prefix(APPROVAL_PREFIX)?))
+            .collect())
     }
 
     async fn discard_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError> {

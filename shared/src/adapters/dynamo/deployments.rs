@@ -1,5 +1,5 @@
 use super::codec::{deployment_from, deployment_item};
-use super::keys::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, HELD, IN_FLIGHT_INDEX, deployment_key, s, service_pk};
+use super::keys::{BY_ECS_DEPLOYMENT_INDEX, BY_SERVICE_INDEX, HELD, deployment_key, s, service_pk};
 use super::{DynamoRecords, conditional, store_error};
 use crate::domain::deployment::{Deployment, DeploymentId, Status};
 use crate::domain::names::{ClusterName, ServiceName};
@@ -95,31 +95,13 @@ impl Deployments for DynamoRecords {
     }
 
     async fn held_deployments(&self) -> Result<Vec<DeploymentId>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(IN_FLIGHT_INDEX)
-                .key_condition_expression("in_flight = :held")
-                .expression_attribute_values(":held", s(HELD))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error("Query"))?;
-            // Only a deployment's own item names one; the record is read (and checked) by id.
-            ids.extend(page.items().iter().filter_map(|item| {
-                let pk = item.get("pk")?.as_s().ok()?;
-                Some(DeploymentId::from_stored(pk.strip_prefix("DEP#")?.to_owned()))
-            }));
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(ids)
+        // Only a deployment's own item names one; the record is read (and checked) by id.
+        Ok(self
+            .in_flight_keys(HELD)
+            .await?
+            .iter()
+            .filter_map(|pk| Some(DeploymentId::from_stored(pk.strip_prefix("DEP#")?.to_owned())))
+            .collect())
     }
 
     async fn by_ecs_deployment(&self, ecs_deployment_id: &str) -> Result<Option<Deployment>, StoreError> {

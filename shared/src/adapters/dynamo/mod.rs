@@ -32,6 +32,35 @@ impl DynamoRecords {
             table: table.into(),
         }
     }
+
+    /// The `pk` of every item in partition `partition` of the sparse in-flight index (approval
+    /// requests in flight, HELD deployments), every page.
+    async fn in_flight_keys(&self, partition: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(IN_FLIGHT_INDEX)
+                .key_condition_expression("in_flight = :partition")
+                .expression_attribute_values(":partition", keys::s(partition))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error("Query"))?;
+            keys.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| item.get("pk")?.as_s().ok().cloned()),
+            );
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// Throttling, 5xx and network trouble are worth a retry; a request the table refuses
