@@ -577,3 +577,57 @@ async fn a_deregistered_revision_can_be_registered_again_from_its_record() {
         .unwrap_err();
     assert!(matches!(unusable, shared::ports::EcsError::Rejected(_)), "{unusable:?}");
 }
+
+#[tokio::test]
+async fn a_push_outside_the_window_is_held_in_the_table_and_the_sweep_deploys_it_when_the_freeze_ends() {
+    let now = chrono::Utc::now();
+    let stamp = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let text = harness::fixture("three-stages.toml").replacen(
+        "tags = \"*\"\n",
+        &format!(
+            "tags = \"*\"\nfreeze = [{{ from = \"{}\", to = \"{}\", reason = \"game day\" }}]\n",
+            stamp(now - chrono::TimeDelta::hours(1)),
+            stamp(now + chrono::TimeDelta::hours(1))
+        ),
+        1,
+    );
+    let env = Env::with_pipeline(&text).await;
+    env.handler()
+        .handle_event(&push("build-7", 7, 0), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["status"], "HELD");
+        assert_eq!(env.running(DEV, service).await, env.initial(DEV, service), "untouched");
+    }
+    // Held records carry the sparse index's HELD key: the sweep finds them there.
+    let promote = env.promoter_with(&env.config);
+    let frozen = promote.sweep(now, deadline()).await.unwrap();
+    assert_eq!(
+        frozen
+            .iter()
+            .filter(|(_, advanced)| matches!(advanced, shared::handlers::promote::Advanced::Waiting { .. }))
+            .count(),
+        2,
+        "{frozen:?}"
+    );
+    promote
+        .sweep(now + chrono::TimeDelta::hours(2), deadline())
+        .await
+        .unwrap();
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records[0]["status"], "DEPLOYING", "{records:?}");
+        assert_eq!(env.running(DEV, service).await, records[0]["task_definition"]);
+    }
+    assert!(
+        promote
+            .sweep(now + chrono::TimeDelta::hours(2), deadline())
+            .await
+            .unwrap()
+            .is_empty(),
+        "out of the index once released"
+    );
+}
