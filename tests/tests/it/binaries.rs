@@ -330,3 +330,58 @@ fn the_example_pipeline_parses_and_no_binary_carries_its_names() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_binaries_hold_a_push_to_a_frozen_stage_and_the_promote_sweep_waits_for_the_freeze_end() {
+    let now = chrono::Utc::now();
+    let until = (now + chrono::TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let text = harness::fixture("three-stages.toml").replacen(
+        "tags = \"*\"\n",
+        &format!(
+            "tags = \"*\"\nfreeze = [{{ from = \"{}\", to = \"{until}\", reason = \"year-end freeze\" }}]\n",
+            (now - chrono::TimeDelta::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        1,
+    );
+    let env = Env::with_pipeline(&text).await;
+    let mut function = deploy_on_push(&env, &[]).await;
+    let response = function
+        .invoke(event_file("deploy-on-push", "push-latest.json"))
+        .await
+        .response();
+    let targets = response["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{response}");
+    for target in targets {
+        assert_eq!(target["result"], "held", "{response}");
+        assert!(target["why"].as_str().unwrap().contains("year-end freeze"));
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(target["until"].as_str().unwrap()).unwrap(),
+            chrono::DateTime::parse_from_rfc3339(&until).unwrap()
+        );
+    }
+    for (service, _) in SERVICES {
+        assert_eq!(env.records_for(DEV, service).await[0]["status"], "HELD");
+        assert_eq!(env.running(DEV, service).await, env.initial(DEV, service));
+    }
+    let mut promote = Function::spawn(
+        &built_binary("promote", "debug"),
+        &env.moto.endpoint,
+        &env.function_vars(),
+    )
+    .await;
+    let swept = promote.invoke(event_file("promote", "scheduled.json")).await.response();
+    let waiting: Vec<_> = swept["swept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["advanced"]["did"] == "waiting")
+        .collect();
+    assert_eq!(waiting.len(), 2, "{swept}");
+    for (service, _) in SERVICES {
+        assert_eq!(
+            env.running(DEV, service).await,
+            env.initial(DEV, service),
+            "still frozen"
+        );
+    }
+}
