@@ -9,7 +9,7 @@ use serde::Serialize;
 use shared::adapters::cloudwatch::CloudWatchAlarms;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::ecs::EcsAdapter;
-use shared::domain::approval::ApprovalStatus;
+use shared::domain::approval::{ApprovalId, ApprovalStatus};
 use shared::domain::approval_page::{held, state_line, vote_line};
 use shared::domain::deployment::{Deployment, Kind, Status};
 use shared::domain::notice::utc;
@@ -132,7 +132,18 @@ pub async fn show(
                     && let Some(record) = records.get_deployment(&waiting.id).await.map_err(|e| e.to_string())?
                     && matches!(record.status, Status::AwaitingApproval | Status::Approved)
                 {
-                    in_flight.push(in_flight_of(&record));
+                    // Its request says how it stands (the record moves only when it deploys):
+                    // approved, and held or not, as promote reads it.
+                    let request = ApprovalId::for_release(&record.image, &stage.name, &app.name);
+                    let mut shown = in_flight_of(&record);
+                    if let Some(request) = open.iter().find(|r| r.id == request) {
+                        let request = crate::approvals::governed(pipeline, request);
+                        shown.status = match held(&request, &stage.schedule, now) {
+                            Some(_) => format!("{} (held)", request.status),
+                            None => request.status.to_string(),
+                        };
+                    }
+                    in_flight.push(shown);
                 }
                 if let Some(latest) = latest.as_ref().filter(|d| d.status == Status::Deploying) {
                     in_flight.push(in_flight_of(latest));
