@@ -41,12 +41,12 @@ fn state_from(
 }
 
 impl DynamoRecords {
-    /// The service's state as it stands, without taking its lock (for operators to read).
-    pub async fn service_state(
+    /// The service's STATE item as it stands (empty if it has none), read consistently.
+    async fn state_item(
         &self,
         cluster: &ClusterName,
         service: &ServiceName,
-    ) -> Result<ServiceState, StoreError> {
+    ) -> Result<std::collections::HashMap<String, AttributeValue>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -56,7 +56,16 @@ impl DynamoRecords {
             .send()
             .await
             .map_err(store_error("GetItem"))?;
-        state_from(cluster, service, out.item.unwrap_or_default())
+        Ok(out.item.unwrap_or_default())
+    }
+
+    /// The service's state as it stands, without taking its lock (for operators to read).
+    pub async fn service_state(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+    ) -> Result<ServiceState, StoreError> {
+        state_from(cluster, service, self.state_item(cluster, service).await?)
     }
 }
 
@@ -128,16 +137,7 @@ impl ServiceLocks for DynamoRecords {
         }
         // The SDK may have retried a release whose first attempt committed: then the lock is
         // no longer ours but the pointer is where this release put it.
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(state_key(cluster, service)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error("GetItem"))?;
-        let item = out.item.unwrap_or_default();
+        let item = self.state_item(cluster, service).await?;
         let still_ours = item
             .get("lock_owner")
             .and_then(|o| o.as_s().ok())
