@@ -15,26 +15,7 @@ async fn invoke(
 ) -> Result<serde_json::Value, String> {
     let stack = crate::stack::Stack::describe(aws, stack).await?;
     let function = stack.output(&crate::stack::function_output("cost-report"))?.to_owned();
-    let out = aws_sdk_lambda::Client::new(aws)
-        .invoke()
-        .function_name(&function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
-        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-        .send()
-        .await
-        .map_err(|e| shared::adapters::describe_sdk_error("Invoke", &e))?;
-    let payload: serde_json::Value = out
-        .payload()
-        .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
-        .unwrap_or_default();
-    if out.function_error().is_some() {
-        return Err(format!(
-            "{function}: {}: {}",
-            payload["errorType"].as_str().unwrap_or("error"),
-            payload["errorMessage"].as_str().unwrap_or("no message")
-        ));
-    }
-    Ok(payload)
+    crate::invoke_for_answer(&aws_sdk_lambda::Client::new(aws), &function, event).await
 }
 
 /// Has the stack's cost-report function refresh its price table from the AWS Price List (its

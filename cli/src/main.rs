@@ -8,6 +8,7 @@
 mod approvals;
 mod cost;
 mod db_restore;
+mod deploy;
 mod metrics;
 mod pipeline;
 mod redrive;
@@ -160,6 +161,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deploy an image already in ECR (a tag, or a digest) to STAGE through the stage's normal
+    /// path, as if it were pushed for that stage alone: its tag rule, staging check, approval,
+    /// timer and deploy window apply. With --emergency, a break-glass deploy instead.
+    Deploy {
+        stage: String,
+        application: String,
+        #[arg(value_name = "TAG|DIGEST")]
+        image: String,
+        /// Deploy now, skipping the staging check, the approval, the timer and the deploy
+        /// window (only the stack's EmergencyPrincipals may); needs --reason.
+        #[arg(long, requires = "reason")]
+        emergency: bool,
+        /// Why (recorded on the deployments and announced to the team and operations).
+        #[arg(long, requires = "emergency")]
+        reason: Option<String>,
+        /// With --emergency: deploy without the stage's pre-deploy snapshots.
+        #[arg(long, requires = "emergency")]
+        no_snapshot: bool,
+    },
     /// Deploy again a digest whose deploy FAILED and could not be rolled back, as a new push
     /// of it would (through the stack's deploy-on-push function).
     Redeploy { stage: String, service: String },
@@ -278,6 +298,17 @@ fn main() -> ExitCode {
             with_aws(|aws| redrive(aws, queue_url, stack, limit))
         }),
         Command::Redeploy { stage, service } => redeploy(&stage, &service),
+        Command::Deploy {
+            stage,
+            application,
+            image,
+            emergency,
+            reason,
+            no_snapshot,
+        } => match reason.filter(|_| emergency) {
+            Some(reason) => deploy_emergency(&stage, &application, &image, &reason, !no_snapshot),
+            None => deploy_normally(&stage, &application, &image),
+        },
         Command::Snapshots => {
             load_pipeline().and_then(|pipeline| with_aws(|aws| async move { snapshots::list(&aws, &pipeline).await }))
         }
@@ -440,6 +471,34 @@ fn lift_quarantine(stage: &str, service: &str, digest: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Invokes `function` with `event` and waits for its answer; its error, named.
+async fn invoke_for_answer(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .map_err(|e| shared::adapters::describe_sdk_error("Invoke", &e))?;
+    let payload: serde_json::Value = out
+        .payload()
+        .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+        .unwrap_or_default();
+    if out.function_error().is_some() {
+        return Err(format!(
+            "{function}: {}: {}",
+            payload["errorType"].as_str().unwrap_or("error"),
+            payload["errorMessage"].as_str().unwrap_or("no message")
+        ));
+    }
+    Ok(payload)
+}
+
 /// Invokes `function` asynchronously with `event`, as EventBridge would: its retries and
 /// failed-events queue apply again.
 async fn invoke(lambda: &aws_sdk_lambda::Client, function: &str, event: &serde_json::Value) -> Result<(), String> {
@@ -540,6 +599,65 @@ fn redeploy(stage: &str, service: &str) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+/// `pipectl deploy` without --emergency: the push deploy-on-push is handed, for one stage.
+fn deploy_normally(stage: &str, application: &str, wanted: &str) -> Result<(), String> {
+    let stack = stack_name()?;
+    let pipeline = load_pipeline()?;
+    let (stage, application) = (find_stage(&pipeline, stage)?, find_application(&pipeline, application)?);
+    with_aws(|aws| async move {
+        let function = stack::Stack::describe(&aws, stack)
+            .await?
+            .output(&stack::function_output("deploy-on-push"))?
+            .to_owned();
+        let image = deploy::find_image(&aws, application, wanted).await?;
+        let region = aws.region().ok_or("no AWS region (set AWS_REGION)")?.to_string();
+        let event = deploy::operator_push(stage, application, &image, &region)?;
+        let answer = invoke_for_answer(&aws_sdk_lambda::Client::new(&aws), &function, &event).await?;
+        println!(
+            "{} {} ({}) pushed for {} through {function}:",
+            application.name, image.tag, image.digest, stage.name
+        );
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        Ok(())
+    })
+}
+
+/// `pipectl deploy --emergency`: the order, signed, to the stack's break-glass function URL.
+fn deploy_emergency(stage: &str, application: &str, wanted: &str, reason: &str, snapshot: bool) -> Result<(), String> {
+    if reason.trim().is_empty() {
+        return Err("--reason must say why (it is recorded and announced)".into());
+    }
+    let pipeline = load_pipeline()?;
+    let (stage, application) = (find_stage(&pipeline, stage)?, find_application(&pipeline, application)?);
+    let url = setting(None, "BreakGlassUrl")?;
+    with_aws(|aws| async move {
+        let image = deploy::find_image(&aws, application, wanted).await?;
+        let order = deploy::Order {
+            stage,
+            application,
+            image: &image,
+            reason,
+            snapshot,
+        };
+        let (status, answer) = deploy::send_signed(&aws, &url, &order.body()).await?;
+        for line in deploy::report(status, &answer)? {
+            println!("{line}");
+        }
+        Ok(())
+    })
+}
+
+fn find_application<'a>(
+    pipeline: &'a Pipeline,
+    name: &str,
+) -> Result<&'a shared::domain::pipeline::Application, String> {
+    pipeline
+        .applications()
+        .iter()
+        .find(|a| a.name.as_str() == name)
+        .ok_or_else(|| format!("no application `{name}` in the pipeline file"))
 }
 
 fn approvals_command(command: Option<ApprovalsCommand>) -> Result<(), String> {
@@ -654,6 +772,7 @@ fn setting(given: Option<String>, output: &str) -> Result<String, String> {
         "NotificationsTopicArn" => Some("TOPIC_ARN"),
         "ApprovalsTopicArn" => Some("APPROVAL_TOPIC_ARN"),
         "ApprovalPageUrl" => Some("APPROVAL_PAGE_URL"),
+        "BreakGlassUrl" => Some("BREAK_GLASS_URL"),
         _ => None,
     };
     match variable {

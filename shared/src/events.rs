@@ -18,6 +18,10 @@ pub struct EcrImageAction {
     pub image_digest: Option<String>,
     #[serde(default)]
     pub image_tag: Option<String>,
+    /// Only on an operator's push (`pipectl deploy STAGE`, invoking deploy-on-push itself):
+    /// the one stage it is for. EventBridge's events never carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_stage: Option<String>,
 }
 
 pub type EcrEvent = EventBridgeEvent<EcrImageAction>;

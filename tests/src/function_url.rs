@@ -1,6 +1,12 @@
 //! A Lambda function URL in front of a built binary: each HTTP request becomes the payload
 //! format 2.0 event a function URL sends (headers lowercased, a form body base64-encoded),
 //! the binary answers under the Runtime API, and its response object becomes the HTTP answer.
+//!
+//! With `AuthType: AWS_IAM` (`start_with_iam`), a request without a SigV4 `Authorization`
+//! header is refused as Lambda refuses it (403, `{"Message":"Forbidden"}`), and a signed one
+//! reaches the function with `requestContext.authorizer.iam` filled as Lambda fills it: the
+//! caller's identity is asked of moto's STS with the access key the request was signed with.
+//! The signature itself is not verified (moto verifies none either).
 
 use crate::function::Function;
 use base64::Engine;
@@ -22,12 +28,23 @@ pub struct FunctionUrl {
 }
 
 impl FunctionUrl {
+    /// `AuthType: NONE`: anyone may call it.
     pub async fn start(function: Function) -> Self {
+        Self::serve(function, None).await
+    }
+
+    /// `AuthType: AWS_IAM`: only signed requests, their caller resolved by moto's STS at
+    /// `moto_endpoint`.
+    pub async fn start_with_iam(function: Function, moto_endpoint: &str) -> Self {
+        Self::serve(function, Some(Arc::from(moto_endpoint))).await
+    }
+
+    async fn serve(function: Function, iam: Option<Arc<str>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().unwrap();
         let function = Arc::new(Mutex::new(function));
         let serving = function.clone();
-        let server = crate::serve(listener, move |req| forward(req, serving.clone(), address));
+        let server = crate::serve(listener, move |req| forward(req, serving.clone(), address, iam.clone()));
         FunctionUrl {
             url: format!("http://{address}/"),
             function,
@@ -46,11 +63,80 @@ impl Drop for FunctionUrl {
     }
 }
 
+fn forbidden() -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(403)
+        .header("content-type", "application/json")
+        .header("x-amzn-errortype", "AccessDeniedException")
+        .body(Full::new(Bytes::from_static(br#"{"Message":"Forbidden"}"#)))
+        .unwrap()
+}
+
+/// The access key a SigV4 `Authorization` header was signed with
+/// (`AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/lambda/aws4_request, …`).
+fn signing_key(authorization: &str) -> Option<&str> {
+    let credential = authorization
+        .strip_prefix("AWS4-HMAC-SHA256 ")?
+        .split(',')
+        .next()?
+        .trim();
+    let scope = credential.strip_prefix("Credential=")?;
+    let (key, rest) = scope.split_once('/')?;
+    rest.ends_with("/lambda/aws4_request").then_some(key)
+}
+
+/// What Lambda puts in `requestContext.authorizer.iam`: the caller as STS knows the key.
+async fn iam_authorizer(moto: &str, access_key: &str) -> Option<serde_json::Value> {
+    let credentials =
+        aws_sdk_sts::config::Credentials::new(access_key, "signature-not-verified", None, None, "harness");
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(crate::REGION))
+        .endpoint_url(moto)
+        .credentials_provider(credentials)
+        .build();
+    let caller = aws_sdk_sts::Client::from_conf(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .ok()?;
+    Some(serde_json::json!({
+        "iam": {
+            "accessKey": access_key,
+            "accountId": caller.account()?,
+            "callerId": caller.user_id()?,
+            "cognitoIdentity": null,
+            "principalOrgId": null,
+            "userArn": caller.arn()?,
+            "userId": caller.user_id()?,
+        }
+    }))
+}
+
 async fn forward(
     req: Request<Incoming>,
     function: Arc<Mutex<Function>>,
     address: SocketAddr,
+    iam: Option<Arc<str>>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let authorizer = match &iam {
+        None => serde_json::Value::Null,
+        Some(moto) => {
+            let key = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(signing_key)
+                .map(str::to_owned);
+            match key {
+                Some(key) => match iam_authorizer(moto, &key).await {
+                    Some(authorizer) => authorizer,
+                    None => return Ok(forbidden()),
+                },
+                None => return Ok(forbidden()),
+            }
+        }
+    };
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let mut headers = serde_json::Map::new();
@@ -64,7 +150,7 @@ async fn forward(
     let now = chrono::Utc::now();
     let path = parts.uri.path().to_owned();
     let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
-    let event = serde_json::json!({
+    let mut event = serde_json::json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
@@ -92,6 +178,9 @@ async fn forward(
         "body": if body.is_empty() { serde_json::Value::Null } else { STANDARD.encode(&body).into() },
         "isBase64Encoded": !body.is_empty(),
     });
+    if !authorizer.is_null() {
+        event["requestContext"]["authorizer"] = authorizer;
+    }
     let outcome = function.lock().await.invoke(event.to_string()).await;
     let answer = outcome.response();
     let status = answer["statusCode"].as_u64().unwrap_or(502) as u16;

@@ -132,7 +132,7 @@ pub async fn set_alarm_state(config: &SdkConfig, alarm: &str, state: aws_sdk_clo
         .expect("set alarm state");
 }
 
-async fn subscribe_queue(config: &SdkConfig, topic_arn: &str, name: &str, filter_policy: Option<String>) -> String {
+pub async fn subscribe_queue(config: &SdkConfig, topic_arn: &str, name: &str, filter_policy: Option<String>) -> String {
     let sqs = aws_sdk_sqs::Client::new(config);
     let queue_url = sqs
         .create_queue()
@@ -692,4 +692,57 @@ pub async fn default_subnets(endpoint: &str) -> Vec<String> {
         .map(str::to_owned)
         .take(2)
         .collect()
+}
+
+/// An image pushed to ECR repository `repository` (created if new) under `tag`; its digest.
+/// The manifest differs by `tag`, so each tag is its own image.
+pub async fn push_image(config: &SdkConfig, repository: &str, tag: &str) -> String {
+    let ecr = aws_sdk_ecr::Client::new(config);
+    let created = ecr.create_repository().repository_name(repository).send().await;
+    if let Err(err) = created {
+        assert!(
+            err.as_service_error()
+                .is_some_and(|e| e.is_repository_already_exists_exception()),
+            "create repository: {err:?}"
+        );
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                   "digest": format!("sha256:{:0>64}", tag.len())},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
+                    "digest": format!("sha256:{:x<64}", tag.bytes().map(|b| format!("{b:02x}")).collect::<String>())}],
+    });
+    ecr.put_image()
+        .repository_name(repository)
+        .image_manifest(manifest.to_string())
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("put image")
+        .image
+        .and_then(|image| image.image_id)
+        .and_then(|id| id.image_digest)
+        .expect("the pushed image's digest")
+}
+
+/// Temporary credentials of role `role` (in moto's account) for session `session`, as
+/// AssumeRole gives them: (access key, secret, session token). STS then names the caller
+/// `arn:aws:sts::123456789012:assumed-role/<role>/<session>`.
+pub async fn assumed_role(config: &SdkConfig, role: &str, session: &str) -> (String, String, String) {
+    let credentials = aws_sdk_sts::Client::new(config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::123456789012:role/{role}"))
+        .role_session_name(session)
+        .send()
+        .await
+        .expect("assume role")
+        .credentials
+        .expect("credentials");
+    (
+        credentials.access_key_id,
+        credentials.secret_access_key,
+        credentials.session_token,
+    )
 }

@@ -134,8 +134,16 @@ impl DeploymentId {
         Self(format!("rbk-{hex}"))
     }
 
-    /// For ids read back from the table, which only ever holds ids made by `for_push` and
-    /// `for_rollback`.
+    /// A break-glass deploy of one service, from the operator's request key: a retried
+    /// request maps onto the record it created.
+    pub fn for_emergency(key: &str, stage: &StageName, cluster: &ClusterName, service: &ServiceName) -> Self {
+        let hash = Sha256::digest(format!("emergency|{key}|{stage}|{cluster}|{service}").as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Self(format!("emg-{hex}"))
+    }
+
+    /// For ids read back from the table, which only ever holds ids made by `for_push`,
+    /// `for_emergency` and `for_rollback`.
     pub fn from_stored(id: String) -> Self {
         Self(id)
     }
@@ -205,6 +213,15 @@ pub struct Deployment {
     /// The pipeline it was requested under (`Pipeline::version`); records from before
     /// versions were kept have none.
     pub pipeline_version: Option<String>,
+    /// Set on a break-glass deploy: who ordered it and why (it skipped the stage's checks).
+    pub emergency: Option<Emergency>,
+}
+
+/// An operator's break-glass deploy: the IAM principal that ordered it and the reason given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emergency {
+    pub by: String,
+    pub reason: String,
 }
 
 impl Deployment {

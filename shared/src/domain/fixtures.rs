@@ -51,6 +51,7 @@ pub fn deployment(n: u8, kind: Kind, status: Status, completed: Option<u32>) -> 
         completed_at: completed.map(at),
         ecs_reason: None,
         pipeline_version: None,
+        emergency: None,
     }
 }
 

@@ -27,9 +27,13 @@ pub const APPROVAL_WAIT: &str = "ApprovalWait";
 /// minute, by the promotion's function.
 pub const APPROVALS_WAITING: &str = "ApprovalsWaiting";
 
+/// A break-glass deploy started (one per service), by the break-glass function.
+pub const DEPLOYMENTS_EMERGENCY: &str = "DeploymentsEmergency";
+
 /// Every metric the functions emit by stage and application: what the dashboard may plot.
-pub const DEPLOYMENT_METRICS: [&str; 7] = [
+pub const DEPLOYMENT_METRICS: [&str; 8] = [
     DEPLOYMENTS_SUCCEEDED,
+    DEPLOYMENTS_EMERGENCY,
     DEPLOYMENTS_FAILED,
     DEPLOYMENTS_ROLLED_BACK,
     ROLLBACKS_FAILED,

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod db_restore;
 pub mod deployment;
 pub mod deployment_end;
+pub mod emergency;
 pub mod metrics;
 pub mod names;
 pub mod notice;

@@ -36,6 +36,15 @@ impl SnapshotId {
         Self(format!("pre-{}-{hex}", readable(db.as_str(), room)))
     }
 
+    /// The snapshot of `db` a break-glass deploy takes first, from its order's key: a retried
+    /// order adopts it. `emg-<db, shortened>-<24 hex of the key and db>`.
+    pub fn before_emergency(key: &str, db: &DbInstanceId) -> Self {
+        let hash = Sha256::digest(format!("emergency|{key}|{db}").as_bytes());
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        let room = MAX_SNAPSHOT_ID - "emg-".len() - 1 - hex.len();
+        Self(format!("emg-{}-{hex}", readable(db.as_str(), room)))
+    }
+
     /// An id as RDS reports it back (events, DescribeDBSnapshots), if it follows the rules.
     pub fn parse(text: &str) -> Option<Self> {
         is_valid_snapshot_id(text).then(|| Self(text.to_owned()))

@@ -86,7 +86,10 @@ pub fn plan_push<'a>(pipeline: &'a Pipeline, event: &EcrEvent) -> Result<PushPla
     let Some(app) = pipeline.application_for(&repository) else {
         return Ok(PushPlan::Ignore(IgnoreReason::UnknownRepository(repository)));
     };
-    let stages = pipeline.stages_for_tag(&tag);
+    let mut stages = pipeline.stages_for_tag(&tag);
+    if let Some(only) = &detail.operator_stage {
+        stages.retain(|stage| stage.name.as_str() == only);
+    }
     if stages.is_empty() {
         return Ok(PushPlan::Ignore(IgnoreReason::NoStageMatches(tag)));
     }
@@ -175,6 +178,25 @@ mod tests {
                 .collect(),
             PushPlan::Ignore(reason) => panic!("ignored: {reason}"),
         }
+    }
+
+    #[test]
+    fn an_operators_push_goes_to_the_one_stage_it_names_if_its_rule_matches() {
+        let pipeline = pipeline();
+        let mut event = push("v1.4.0");
+        event.detail.operator_stage = Some("prod".into());
+        assert_eq!(
+            targets(&plan_push(&pipeline, &event).unwrap()),
+            [
+                ("prod".into(), "backend-service".into(), Mode::Approval),
+                ("prod".into(), "worker-service".into(), Mode::Approval),
+            ]
+        );
+        event.detail.operator_stage = Some("staging".into());
+        assert_eq!(
+            plan_push(&pipeline, &event).unwrap(),
+            PushPlan::Ignore(IgnoreReason::NoStageMatches(ImageTag::parse("v1.4.0").unwrap()))
+        );
     }
 
     #[test]

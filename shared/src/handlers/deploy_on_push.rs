@@ -304,6 +304,7 @@ where
             completed_at: None,
             ecs_reason: None,
             pipeline_version: Some(self.pipeline.version().to_owned()),
+            emergency: None,
         };
 
         let (field, outcome) = match target.mode {

@@ -2,6 +2,7 @@
 //! adapters and hands them in; unit tests hand in the fakes.
 
 pub mod approval_page;
+pub mod break_glass;
 pub mod cost_report;
 pub mod deploy_on_push;
 pub mod promote;

@@ -490,5 +490,6 @@ fn rollback_record(
         completed_at: None,
         ecs_reason: None,
         pipeline_version: Some(pipeline_version.to_owned()),
+        emergency: None,
     }
 }

@@ -2,6 +2,7 @@
 
 mod approval;
 mod binaries;
+mod break_glass;
 mod browser;
 mod cost_report;
 mod deploy_on_push;

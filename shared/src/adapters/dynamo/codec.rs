@@ -5,7 +5,7 @@ use super::keys::{Item, approval_pk, deployment_pk, service_pk};
 use crate::domain::approval::{
     ApprovalId, ApprovalRequest, ApprovalStatus, Ballot, Evidence, Link, OperatorVote, ReleaseService, Successor,
 };
-use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Kind, PushedImage, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, DeploymentRef, Emergency, Kind, PushedImage, Status};
 use crate::domain::names::AppName;
 use crate::domain::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use crate::domain::notice::Notice;
@@ -117,6 +117,11 @@ struct DeploymentItem {
     ecs_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pipeline_version: Option<String>,
+    /// Who ordered a break-glass deploy, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    emergency_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    emergency_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +168,8 @@ pub fn deployment_item(d: &Deployment) -> Item {
         completed_at: d.completed_at,
         ecs_reason: d.ecs_reason.clone(),
         pipeline_version: d.pipeline_version.clone(),
+        emergency_by: d.emergency.as_ref().map(|e| e.by.clone()),
+        emergency_reason: d.emergency.as_ref().map(|e| e.reason.clone()),
         definition: d.definition.clone(),
         previous_definition: d.previous_definition.clone(),
         in_flight: (d.status == Status::Held).then(|| super::keys::HELD.to_owned()),
@@ -219,6 +226,10 @@ pub fn deployment_from(item: &Item) -> Result<Deployment, StoreError> {
         completed_at: stored.completed_at,
         ecs_reason: stored.ecs_reason,
         pipeline_version: stored.pipeline_version,
+        emergency: stored.emergency_by.map(|by| Emergency {
+            by,
+            reason: stored.emergency_reason.unwrap_or_default(),
+        }),
         definition: stored.definition,
         previous_definition: stored.previous_definition,
     })

@@ -1,0 +1,323 @@
+//! Break-glass deploys: an operator's order to deploy an image to a stage now, skipping the
+//! staging check, the approval, the timer and the deploy window. Who may order one, what an
+//! order must say, and what it means for the pipeline, decided from data.
+
+use super::approval::operator_principal;
+use super::deployment::PushedImage;
+use super::names::{AccountId, AppName, ImageDigest, ImageRef, ImageTag, Region, StageName};
+use super::notice::{Notice, release_thread, utc};
+use super::pipeline::{Application, Pipeline, Stage};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The longest reason kept: enough for a ticket and a sentence.
+pub const MAX_REASON: usize = 500;
+
+/// The IAM roles and users the stack allows to order a break-glass deploy
+/// (`EmergencyPrincipals`). IAM may let more identities invoke the function (in the same
+/// account, an identity policy alone can); only these are obeyed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EmergencyPrincipals(Vec<String>);
+
+impl EmergencyPrincipals {
+    /// A comma-separated list of role and user ARNs, as the template passes it; blanks are
+    /// skipped (an empty list allows no one). A role is kept without its path, as a caller's
+    /// assumed-role ARN names it. An entry that names no role or user is an error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut principals = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let not_one = || format!("`{entry}` is not an IAM role or user ARN");
+            let mut parts = entry.splitn(6, ':');
+            let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) else {
+                return Err(not_one());
+            };
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_one());
+            }
+            match resource.split_once('/') {
+                Some(("role", path_and_name)) => {
+                    let name = path_and_name
+                        .rsplit('/')
+                        .next()
+                        .filter(|n| !n.is_empty())
+                        .ok_or_else(not_one)?;
+                    principals.push(format!("arn:{partition}:iam::{account}:role/{name}"));
+                }
+                Some(("user", name)) if !name.is_empty() => principals.push(entry.to_owned()),
+                _ => return Err(not_one()),
+            }
+        }
+        Ok(Self(principals))
+    }
+
+    /// The principal behind `caller` (a function URL's `userArn`) if it is one of these.
+    pub fn allowing(&self, caller: &str) -> Option<String> {
+        operator_principal(caller).filter(|principal| self.0.contains(principal))
+    }
+}
+
+/// What pipectl sends: the image as ECR knows it (pipectl resolved the tag or digest there),
+/// where it goes, why, and the key that makes a retried order the same order.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyOrder {
+    pub stage: String,
+    pub application: String,
+    pub tag: String,
+    pub digest: String,
+    pub pushed_at: DateTime<Utc>,
+    pub reason: String,
+    /// Whether the stage's pre-deploy snapshots are taken first (`--no-snapshot` says no).
+    pub snapshot: bool,
+    pub key: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrderRefused {
+    #[error("the order is not valid JSON of the expected shape: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no stage `{0}` in the pipeline file in force")]
+    UnknownStage(String),
+    #[error("no application `{0}` in the pipeline file in force")]
+    UnknownApplication(String),
+}
+
+/// An order checked against the pipeline: the stage, the application, the image to pin.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmergencyPlan<'a> {
+    pub stage: &'a Stage,
+    pub application: &'a Application,
+    pub image: PushedImage,
+    pub reason: String,
+    pub snapshot: bool,
+    pub key: String,
+}
+
+impl EmergencyOrder {
+    pub fn parse(body: &[u8]) -> Result<Self, OrderRefused> {
+        serde_json::from_slice(body).map_err(|e| OrderRefused::Malformed(e.to_string()))
+    }
+
+    /// Checks the order against `pipeline`; the image is pinned in the stack's own registry
+    /// (`account`, `region`), the application's repository there.
+    pub fn plan<'a>(
+        &self,
+        pipeline: &'a Pipeline,
+        account: AccountId,
+        region: Region,
+    ) -> Result<EmergencyPlan<'a>, OrderRefused> {
+        let invalid = |what: String| OrderRefused::Invalid(what);
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(invalid(format!(
+                "the reason must say why, in 1 to {MAX_REASON} characters"
+            )));
+        }
+        if !(8..=64).contains(&self.key.len()) || !self.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid("the key must be 8 to 64 letters, digits or hyphens".into()));
+        }
+        let stage_name = StageName::parse(self.stage.clone()).map_err(|e| invalid(format!("stage: {e}")))?;
+        let stage = pipeline
+            .stage(&stage_name)
+            .ok_or_else(|| OrderRefused::UnknownStage(self.stage.clone()))?;
+        let app_name = AppName::parse(self.application.clone()).map_err(|e| invalid(format!("application: {e}")))?;
+        let application = pipeline
+            .applications()
+            .iter()
+            .find(|app| app.name == app_name)
+            .ok_or_else(|| OrderRefused::UnknownApplication(self.application.clone()))?;
+        let tag = ImageTag::parse(self.tag.clone()).map_err(|e| invalid(format!("tag: {e}")))?;
+        let digest = ImageDigest::parse(self.digest.clone()).map_err(|e| invalid(format!("digest: {e}")))?;
+        let uri = ImageRef {
+            account,
+            region,
+            repository: application.repository.clone(),
+            digest: digest.clone(),
+        }
+        .to_string();
+        Ok(EmergencyPlan {
+            stage,
+            application,
+            image: PushedImage {
+                repository: application.repository.clone(),
+                tag,
+                digest,
+                uri,
+                pushed_at: self.pushed_at,
+            },
+            reason: reason.to_owned(),
+            snapshot: self.snapshot,
+            key: self.key.clone(),
+        })
+    }
+}
+
+/// The loud notice of a break-glass deploy, to the team and to operations alike.
+pub fn emergency_notice(
+    plan: &EmergencyPlan,
+    by: &str,
+    at: DateTime<Utc>,
+    services: &[String],
+    snapshots: &[String],
+) -> Notice {
+    let (stage, app) = (&plan.stage.name, &plan.application.name);
+    let snapshots = if snapshots.is_empty() {
+        "none (--no-snapshot, or the stage names no DB)".to_owned()
+    } else {
+        snapshots.join(", ")
+    };
+    Notice {
+        subject: super::notice::subject(format!("EMERGENCY deploy of {app} {} to {stage}", plan.image.tag)),
+        message: format!(
+            "BREAK-GLASS: {by} deployed {app} {tag} to stage {stage} at {at}, skipping the staging \
+             check, the approval, the timer and the deploy window.\n\n\
+             Why: {reason}\n\
+             Image: {image}\n\
+             Services: {services}\n\
+             Pre-deploy snapshots: {snapshots}\n\n\
+             The deploy is tracked and rolled back on the stage's alarms as any other.\n",
+            tag = plan.image.tag,
+            at = utc(at),
+            reason = plan.reason,
+            image = plan.image.uri,
+            services = services.join(", "),
+        ),
+        ..Notice::default()
+    }
+    .in_thread(release_thread(&plan.image))
+    .with_next_steps(vec![
+        format!("pipectl status --stage {stage}"),
+        format!("pipectl rollback {stage} {app} --to <version> --reason <why>"),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIPELINE: &str = r#"
+[[application]]
+name = "shop"
+repository = "acme/shop"
+services = [{ name = "shop-web", container = "web" }]
+
+[[stage]]
+name = "prod"
+cluster = "prod-cluster"
+tags = "v*"
+approval = true
+approvers = ["ops@example.com"]
+snapshot_before_deploy = ["shop-db"]
+"#;
+
+    fn order() -> EmergencyOrder {
+        EmergencyOrder {
+            stage: "prod".into(),
+            application: "shop".into(),
+            tag: "v2.0.1".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            pushed_at: "2031-05-06T07:08:09Z".parse().unwrap(),
+            reason: "  INC-42: checkout down  ".into(),
+            snapshot: true,
+            key: "k-0123456789".into(),
+        }
+    }
+
+    fn pipeline() -> Pipeline {
+        Pipeline::parse(PIPELINE).expect("pipeline")
+    }
+
+    fn registry() -> (AccountId, Region) {
+        (
+            AccountId::parse("210987654321").unwrap(),
+            Region::parse("sa-east-1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_order_is_pinned_in_the_stacks_registry_to_the_applications_repository() {
+        let pipeline = pipeline();
+        let (account, region) = registry();
+        let plan = order().plan(&pipeline, account, region).expect("plan");
+        assert_eq!(plan.stage.name.as_str(), "prod");
+        assert_eq!(
+            plan.image.uri,
+            format!(
+                "210987654321.dkr.ecr.sa-east-1.amazonaws.com/acme/shop@sha256:{}",
+                "a".repeat(64)
+            )
+        );
+        assert_eq!(plan.reason, "INC-42: checkout down");
+    }
+
+    #[test]
+    fn orders_that_cannot_be_carried_out_are_refused_by_name() {
+        let pipeline = pipeline();
+        let refused = |change: fn(&mut EmergencyOrder)| {
+            let mut o = order();
+            change(&mut o);
+            let (account, region) = registry();
+            o.plan(&pipeline, account, region).unwrap_err()
+        };
+        assert_eq!(
+            refused(|o| o.stage = "qa".into()),
+            OrderRefused::UnknownStage("qa".into())
+        );
+        assert_eq!(
+            refused(|o| o.application = "blog".into()),
+            OrderRefused::UnknownApplication("blog".into())
+        );
+        assert!(matches!(refused(|o| o.reason = " ".into()), OrderRefused::Invalid(m) if m.contains("reason")));
+        assert!(matches!(refused(|o| o.digest = "latest".into()), OrderRefused::Invalid(m) if m.contains("digest")));
+        assert!(matches!(refused(|o| o.key = "k/../x".into()), OrderRefused::Invalid(m) if m.contains("key")));
+        assert!(matches!(
+            EmergencyOrder::parse(br#"{"stage":"prod","extra":1}"#),
+            Err(OrderRefused::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_named_roles_and_users_are_obeyed_whatever_session_they_use() {
+        let principals =
+            EmergencyPrincipals::parse("arn:aws:iam::210987654321:role/oncall, arn:aws:iam::210987654321:user/jane")
+                .unwrap();
+        assert_eq!(
+            principals
+                .allowing("arn:aws:sts::210987654321:assumed-role/oncall/jane-laptop")
+                .as_deref(),
+            Some("arn:aws:iam::210987654321:role/oncall")
+        );
+        assert!(principals.allowing("arn:aws:iam::210987654321:user/jane").is_some());
+        assert_eq!(
+            principals.allowing("arn:aws:sts::210987654321:assumed-role/dev/jane"),
+            None
+        );
+        assert_eq!(principals.allowing("arn:aws:iam::999999999999:user/jane"), None);
+        assert_eq!(
+            principals.allowing("arn:aws:sts::210987654321:federated-user/oncall"),
+            None
+        );
+        assert_eq!(
+            EmergencyPrincipals::parse("")
+                .unwrap()
+                .allowing("arn:aws:iam::210987654321:user/jane"),
+            None
+        );
+        assert!(EmergencyPrincipals::parse("arn:aws:sts::210987654321:assumed-role/oncall/s").is_err());
+        let with_path = EmergencyPrincipals::parse("arn:aws:iam::210987654321:role/teams/oncall").unwrap();
+        assert!(
+            with_path
+                .allowing("arn:aws:sts::210987654321:assumed-role/oncall/s")
+                .is_some()
+        );
+    }
+}
