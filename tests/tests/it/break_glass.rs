@@ -3,6 +3,7 @@
 //! moto's STS who signed), and the deploy lands in ECS, the records, RDS and both topics.
 
 use crate::support::*;
+use harness::fault_proxy::FaultProxy;
 use harness::function::Function;
 use harness::function_url::FunctionUrl;
 use harness::seed::{assumed_role, create_database, manual_snapshots, push_image, subscribe_queue, take_notices};
@@ -11,8 +12,9 @@ use std::process::Output;
 const ONCALL: &str = "arn:aws:iam::123456789012:role/oncall";
 const HOTFIX: &str = "v2.0.1-hotfix";
 
-struct BreakGlass {
+pub struct BreakGlass {
     env: Env,
+    pub proxy: Option<FaultProxy>,
     url: FunctionUrl,
     operations_queue: String,
     digest: String,
@@ -20,7 +22,16 @@ struct BreakGlass {
 
 impl BreakGlass {
     async fn start() -> Self {
+        Self::start_through_proxy(false).await
+    }
+
+    /// With `proxied`, the function reaches moto through a proxy that sees its calls.
+    pub async fn start_through_proxy(proxied: bool) -> Self {
         let env = Env::new().await;
+        let proxy = match proxied {
+            true => Some(FaultProxy::start(&env.moto.endpoint).await),
+            false => None,
+        };
         create_database(&env.config, "social-analytics-db", None).await;
         let digest = push_image(&env.config, "social-analytics/backend", HOTFIX).await;
         let operations_topic = aws_sdk_sns::Client::new(&env.config)
@@ -35,15 +46,14 @@ impl BreakGlass {
         let mut vars = env.function_vars();
         vars.push(("OPERATIONS_TOPIC_ARN", &operations_topic));
         vars.push(("EMERGENCY_PRINCIPALS", ONCALL));
-        let function = Function::spawn(
-            &harness::built_binary("break-glass", "debug"),
-            &env.moto.endpoint,
-            &vars,
-        )
-        .await;
+        let endpoint = proxy
+            .as_ref()
+            .map_or(env.moto.endpoint.as_str(), |proxy| proxy.endpoint.as_str());
+        let function = Function::spawn(&harness::built_binary("break-glass", "debug"), endpoint, &vars).await;
         let url = FunctionUrl::start_with_iam(function, &env.moto.endpoint).await;
         BreakGlass {
             env,
+            proxy,
             url,
             operations_queue,
             digest,
@@ -68,7 +78,7 @@ impl BreakGlass {
             .expect("pipectl runs")
     }
 
-    async fn order(&self, role: &str, extra: &[&str]) -> Output {
+    pub async fn order(&self, role: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "deploy",
             "prod",

@@ -111,6 +111,21 @@ async fn deploy_on_push_calls_only_what_its_role_allows() {
 }
 
 #[tokio::test]
+async fn break_glass_calls_only_what_its_role_allows() {
+    let glass = crate::break_glass::BreakGlass::start_through_proxy(true).await;
+    // Snapshot first, deploy both services, tell both topics.
+    assert!(glass.order("oncall", &[]).await.status.success());
+    let proxy = glass.proxy.as_ref().unwrap();
+    assert!(
+        proxy.calls().iter().any(|c| c == "CreateDBSnapshot"),
+        "{:?}",
+        proxy.calls()
+    );
+    assert!(proxy.calls().iter().any(|c| c.ends_with("UpdateService")));
+    assert_allowed("BreakGlassRole", proxy);
+}
+
+#[tokio::test]
 async fn track_deployment_calls_only_what_its_role_allows() {
     let env = Env::new().await;
     env.handler()

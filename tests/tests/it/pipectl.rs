@@ -1391,3 +1391,54 @@ async fn approvals_lists_open_requests_and_an_operator_extends_and_cancels_one()
     assert!(told.iter().any(|s| s.ends_with(": cancelled")), "{told:?}");
     assert!(stdout(&pipectl(&env, &["approvals"])).contains("no approval request is open"));
 }
+
+#[tokio::test]
+async fn deploy_hands_an_image_in_ecr_to_one_stages_normal_path() {
+    let env = Env::new().await;
+    let lambda = functions(&env).await;
+    stack(
+        &env,
+        "sandbox",
+        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
+    )
+    .await;
+    let digest = harness::seed::push_image(&env.config, "social-analytics/backend", "v3.0.0").await;
+
+    // A release tag matches dev and prod: deployed to dev alone, as dev deploys a push.
+    let output = pipectl_with_lambda(
+        &env,
+        &lambda.endpoint,
+        &["deploy", "dev", "backend", &digest, "--stack", "sandbox"],
+    )
+    .await;
+    assert!(
+        stdout(&output).starts_with(&format!("backend v3.0.0 ({digest}) pushed for dev")),
+        "{output:?}"
+    );
+    for (service, _) in SERVICES {
+        let records = env.records_for(DEV, service).await;
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(
+            (records[0]["status"].as_str(), records[0]["digest"].as_str()),
+            ("DEPLOYING", digest.as_str())
+        );
+        assert_eq!(records[0]["task_definition"], env.running(DEV, service).await);
+        assert!(!records[0].contains_key("emergency_by"));
+    }
+    assert!(env.records_for(PROD, "backend-service").await.is_empty());
+
+    // Staging deploys main-* builds: its rule refuses the tag, and nothing is invoked.
+    let refused = pipectl_with_lambda(
+        &env,
+        &lambda.endpoint,
+        &["deploy", "staging", "backend", "v3.0.0", "--stack", "sandbox"],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stage staging deploys tags matching `main-*`, not v3.0.0"),
+        "{refused:?}"
+    );
+    assert!(env.records_for(STAGING, "backend-service").await.is_empty());
+    assert_eq!(lambda.invoked().len(), 1);
+}
