@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-test-tools.sh
-cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p pipectl -p harness
+cargo build --quiet -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p break-glass -p pipectl -p harness
 exec target/debug/sandbox "$@"

@@ -409,6 +409,7 @@ fn history(stage: &str, service: &str, limit: i32, after: Option<String>) -> Res
     );
     for d in &page.deployments {
         let kind = match &d.kind {
+            shared::domain::deployment::Kind::Deploy if d.id.is_emergency() => "EMERGENCY".to_owned(),
             shared::domain::deployment::Kind::Deploy => "deploy".to_owned(),
             shared::domain::deployment::Kind::Rollback { of, .. } => format!("rollback of {of}"),
         };
@@ -421,6 +422,15 @@ fn history(stage: &str, service: &str, limit: i32, after: Option<String>) -> Res
             d.requested_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             d.task_definition.as_deref().unwrap_or("-")
         );
+    }
+    // The index copies no break-glass details: who ordered each one and why, from its record.
+    for d in page.deployments.iter().filter(|d| d.id.is_emergency()) {
+        let id = &d.id;
+        if let Some(emergency) =
+            with_records(|records| async move { records.get_deployment(id).await })?.and_then(|record| record.emergency)
+        {
+            println!("{id}: break-glass by {}: {}", emergency.by, emergency.reason);
+        }
     }
     match page.next {
         Some(cursor) => println!(

@@ -301,8 +301,8 @@ pub async fn create_stack(config: &SdkConfig, name: &str, outputs: &[(&str, &str
         .expect("create the stack");
 }
 
-/// The seven functions, as a deployed stack's outputs name them (`<Camel>FunctionName`).
-pub const FUNCTIONS: [&str; 7] = [
+/// The eight functions, as a deployed stack's outputs name them (`<Camel>FunctionName`).
+pub const FUNCTIONS: [&str; 8] = [
     "deploy-on-push",
     "approval-page",
     "promote",
@@ -310,6 +310,7 @@ pub const FUNCTIONS: [&str; 7] = [
     "cost-report",
     "track-deployment",
     "rollback-on-alarm",
+    "break-glass",
 ];
 
 /// pipectl, built, as an operator runs it against the emulator at `endpoint`.

@@ -142,6 +142,12 @@ impl DeploymentId {
         Self(format!("emg-{hex}"))
     }
 
+    /// Whether this is a break-glass deploy's id (made by `for_emergency`): what an index that
+    /// does not copy the `emergency` attributes still tells.
+    pub fn is_emergency(&self) -> bool {
+        self.0.starts_with("emg-")
+    }
+
     /// For ids read back from the table, which only ever holds ids made by `for_push`,
     /// `for_emergency` and `for_rollback`.
     pub fn from_stored(id: String) -> Self {

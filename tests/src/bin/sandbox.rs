@@ -304,6 +304,7 @@ async fn main() {
         },
     )
     .await;
+    break_glass(&config, &world, &moto.endpoint, &vars).await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -489,6 +490,76 @@ async fn on_call(tracker: &mut Function, promote: &mut Function, function: &mut 
     let response = promote.invoke(event_file("promote", "scheduled.json")).await.response();
     println!("   promote: {response}");
     let _ = std::fs::remove_file(&frozen);
+}
+
+/// Prod breaks at night and the fix cannot wait for staging, an approval or a window: the
+/// on-call engineer, whose role the stack names in EmergencyPrincipals, orders a break-glass
+/// deploy. A developer's role is refused. The team and operations topics both hear of it.
+async fn break_glass(
+    config: &aws_config::SdkConfig,
+    world: &harness::seed::World,
+    endpoint: &str,
+    vars: &[(&str, &str)],
+) {
+    const ONCALL: &str = "arn:aws:iam::123456789012:role/oncall";
+    println!(
+        "\n━━ break-glass: a hotfix `v1.6.1-hotfix` in ECR, prod down; the stack's EmergencyPrincipals = {ONCALL}"
+    );
+    harness::seed::push_image(config, "social-analytics/backend", "v1.6.1-hotfix").await;
+    let operations = aws_sdk_sns::Client::new(config)
+        .create_topic()
+        .name("operations")
+        .send()
+        .await
+        .expect("the operations topic")
+        .topic_arn
+        .expect("its ARN");
+    let operations_queue = harness::seed::subscribe_queue(config, &operations, "operations", None).await;
+    let mut glass_vars = vars.to_vec();
+    glass_vars.push(("OPERATIONS_TOPIC_ARN", operations.as_str()));
+    glass_vars.push(("EMERGENCY_PRINCIPALS", ONCALL));
+    let url = FunctionUrl::start_with_iam(
+        Function::spawn(&built_binary("break-glass", "debug"), endpoint, &glass_vars).await,
+        endpoint,
+    )
+    .await;
+    println!("   break-glass function URL (AWS_IAM auth): {}", url.url);
+    let order = [
+        "deploy",
+        "prod",
+        "backend",
+        "v1.6.1-hotfix",
+        "--emergency",
+        "--reason",
+        "INC-311: checkout answers 500 since 02:10",
+    ];
+    for (role, who) in [("developer", "a developer's role"), ("oncall", "the on-call role")] {
+        println!("   as {who} (arn:aws:sts::123456789012:assumed-role/{role}/jane):");
+        let (key, secret, token) = harness::seed::assumed_role(config, role, "jane").await;
+        let mut command = harness::seed::pipectl(endpoint);
+        command
+            .args(order)
+            .env("TABLE_NAME", &world.table)
+            .env("PIPELINE_TABLE", harness::seed::PIPELINE_TABLE)
+            .env("BREAK_GLASS_URL", &url.url)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token);
+        let output = tokio::process::Command::from(command)
+            .output()
+            .await
+            .expect("pipectl runs");
+        println!("   $ pipectl {}", order.join(" "));
+        for line in String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&output.stderr).lines())
+        {
+            println!("   │ {line}");
+        }
+    }
+    for notice in take_notices(config, &operations_queue).await {
+        println!("   to the operations topic: {}", notice.subject);
+    }
 }
 
 /// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it
@@ -873,6 +944,7 @@ async fn print_records(ddb: &aws_sdk_dynamodb::Client, table: &str) {
     for item in records {
         let kind = match attr(item, "kind").as_str() {
             "rollback" => format!("rollback of {}", &attr(item, "rollback_of")[..10]),
+            _ if !attr(item, "emergency_by").is_empty() => "EMERGENCY (break-glass)".to_owned(),
             other => other.to_owned(),
         };
         println!(

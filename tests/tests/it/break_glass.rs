@@ -163,6 +163,20 @@ async fn an_emergency_principal_deploys_a_hotfix_to_prod_now_snapshot_first_told
         assert!(notices[0].message.contains("Why: INC-7: checkout answers 500"));
     }
 
+    // The history says which deploy broke the glass, who did and why.
+    let history = glass
+        .pipectl_as("oncall", "jane", &["history", "prod", "backend-service"])
+        .await;
+    let history = text(&history);
+    assert!(
+        history.lines().nth(1).is_some_and(|row| row.contains("EMERGENCY")),
+        "{history}"
+    );
+    assert!(
+        history.contains(&format!("break-glass by {ONCALL}: INC-7: checkout answers 500")),
+        "{history}"
+    );
+
     // The same command again (a timeout, a nervous operator): the same order, nothing twice.
     let revisions = env.running(PROD, "backend-service").await;
     let again = glass.order("oncall", &[]).await;
