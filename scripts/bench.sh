@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-test-tools.sh
-cargo build --quiet --release -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p hello-world
+cargo build --quiet --release -p deploy-on-push -p track-deployment -p rollback-on-alarm -p approval-page -p promote -p snapshot -p cost-report -p break-glass -p hello-world
 cargo build --quiet -p harness --bin bench
 exec target/debug/bench "$@"

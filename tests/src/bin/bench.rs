@@ -1,10 +1,10 @@
 //! The benchmark: for each function (deploy-on-push, track-deployment, rollback-on-alarm,
-//! approval-page, promote, snapshot, cost-report) and a hello-world lambda_runtime binary built with the
+//! approval-page, promote, snapshot, cost-report, break-glass) and a hello-world lambda_runtime binary built with the
 //! same release profile, in one run, each over fresh processes under a Lambda Runtime API:
 //! init (process start → first `GET …/invocation/next`), first-event latency (process start →
 //! response to an event that really acts against moto: a push that deploys, a completion, an
 //! alarm that rolls back, an approver opening their link, a sweep over an open request, a
-//! snapshot tick, a cost report), peak RSS, zipped bootstrap size, and AWS calls per push,
+//! snapshot tick, a cost report, a break-glass order), peak RSS, zipped bootstrap size, and AWS calls per push,
 //! per page GET and POST, per snapshot tick and per cost report. moto serves HTTPS with a throwaway CA, as AWS would, so the first call's TLS
 //! handshake counts.
 
@@ -60,6 +60,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let promote = built_binary("promote", "release");
     let snapshot = built_binary("snapshot", "release");
     let cost = built_binary("cost-report", "release");
+    let glass = built_binary("break-glass", "release");
     harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
     let ca = ca.to_str().unwrap();
@@ -69,12 +70,15 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         ("TOPIC_ARN", world.topic_arn.as_str()),
         ("APPROVAL_TOPIC_ARN", world.approval_topic_arn.as_str()),
         ("APPROVAL_PAGE_URL", "https://approvals.invalid/"),
+        ("OPERATIONS_TOPIC_ARN", world.topic_arn.as_str()),
+        ("EMERGENCY_PRINCIPALS", "arn:aws:iam::123456789012:role/oncall"),
         ("SSL_CERT_FILE", ca),
     ];
 
     let (mut hello_samples, mut deploy_samples, mut track_samples, mut alarm_samples, mut page_samples) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut promote_samples, mut snapshot_samples, mut cost_samples) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut promote_samples, mut snapshot_samples, mut cost_samples, mut glass_samples) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let echo = event_file("deploy-on-push", "push-latest.json");
         hello_samples.push(sample(&hello, &moto.endpoint, &env, echo).await.0);
@@ -146,6 +150,16 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
             "every run must really make a report: {response}"
         );
         cost_samples.push(reported);
+
+        // An order of its own each run (its reason makes its key), so each really deploys.
+        let (ordered, response) = sample(&glass, &moto.endpoint, &env, emergency_order(run)).await;
+        let response = response.response();
+        let answer: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap();
+        assert!(
+            response["statusCode"] == 200 && answer["deployments"].as_array().is_some_and(|d| d.len() == 2),
+            "every run must really deploy: {response}"
+        );
+        glass_samples.push(ordered);
         eprint!("\rrun {}/{runs}", run + 1);
     }
     eprintln!();
@@ -207,6 +221,14 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
                 "cost-report (a report: 6 services, 1 DB, 2 Cost Explorer calls)",
                 &cost_samples,
                 zipped_size(&cost, scratch),
+            ),
+        ),
+        (
+            "break-glass",
+            row(
+                "break-glass (an order: one snapshot, 2 services deployed)",
+                &glass_samples,
+                zipped_size(&glass, scratch),
             ),
         ),
     ];
@@ -282,6 +304,46 @@ fn page_event(name: &str, path: &str, form: Option<String>) -> Vec<u8> {
         event["body"] = base64::engine::general_purpose::STANDARD.encode(form).into();
     }
     serde_json::to_vec(&event).unwrap()
+}
+
+/// A signed break-glass order from the on-call role, as its function URL hands it over.
+fn emergency_order(run: usize) -> Vec<u8> {
+    let order = serde_json::json!({
+        "stage": "prod",
+        "application": "backend",
+        "tag": "v1.4.2-hotfix",
+        "digest": format!("sha256:{:064x}", 0xbe7c_0000 + run),
+        "pushed_at": "2026-11-23T02:00:00Z",
+        "reason": format!("benchmark run {run}"),
+        "snapshot": true,
+        "key": format!("bench-{run:04}"),
+    });
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "breakglassurlid",
+            "authorizer": {"iam": {
+                "accessKey": "ASIAEXAMPLE", "accountId": "123456789012", "callerId": "AROAEXAMPLE:jane",
+                "userArn": "arn:aws:sts::123456789012:assumed-role/oncall/jane", "userId": "AROAEXAMPLE:jane"
+            }},
+            "domainName": "breakglassurlid.lambda-url.us-east-1.on.aws",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "pipectl"},
+            "requestId": format!("bench-{run}"),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "23/Nov/2026:02:00:00 +0000",
+            "timeEpoch": 1_795_399_200_000_i64
+        },
+        "body": order.to_string(),
+        "isBase64Encoded": false
+    })
+    .to_string()
+    .into_bytes()
 }
 
 fn page_get(path: &str) -> Vec<u8> {
