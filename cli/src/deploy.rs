@@ -1,18 +1,19 @@
 //! `pipectl deploy STAGE APPLICATION TAG|DIGEST`: an image already in ECR, deployed to one
 //! stage. Plainly, through the stage's normal path: deploy-on-push is handed the push ECR would
 //! have sent (for that stage only), so the staging check, the approval, the timer and the
-//! deploy window all apply. With `--emergency --reason`, a break-glass deploy: the order is
-//! signed with the caller's AWS credentials and sent to the stack's break-glass function URL,
+//! deploy window all apply. With `--emergency --reason`, a break-glass deploy: the order
+//! carries a proof of who sends it (an STS request signed with the caller's credentials and
+//! bound to the order), and is sent, signed too, to the stack's break-glass function URL,
 //! which obeys only the stack's `EmergencyPrincipals`.
 
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ecr::types::ImageIdentifier;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha256};
 use shared::domain::deployment::PushedImage;
+use shared::domain::emergency::{CallerProof, ORDER_HEADER, PROOF_BODY, PROOF_CONTENT_TYPE, order_hash};
 use shared::domain::names::{ImageDigest, ImageTag};
 use shared::domain::pipeline::{Application, Stage};
 
@@ -22,7 +23,6 @@ pub struct EcrImage {
     pub registry_id: String,
     pub tag: String,
     pub digest: String,
-    pub pushed_at: DateTime<Utc>,
 }
 
 /// Finds `wanted` (a tag, or a `sha256:` digest) in the application's repository. A digest
@@ -65,16 +65,11 @@ pub async fn find_image(
     } else {
         wanted.to_owned()
     };
-    let pushed_at = image
-        .image_pushed_at()
-        .and_then(|at| DateTime::from_timestamp(at.secs(), at.subsec_nanos()))
-        .unwrap_or_else(Utc::now);
     let registry_id = image.registry_id().unwrap_or_default().to_owned();
     Ok(EcrImage {
         registry_id,
         tag,
         digest,
-        pushed_at,
     })
 }
 
@@ -119,86 +114,140 @@ pub struct Order<'a> {
 }
 
 impl Order<'_> {
-    /// The order's body. Its key is derived from what it orders, so running the same command
-    /// again (after a timeout, say) is the same order and deploys nothing twice; a new reason
-    /// makes a new order.
-    pub fn body(&self) -> serde_json::Value {
-        let key_source = format!(
-            "{}|{}|{}|{}|{}",
-            self.stage.name,
-            self.application.name,
-            self.image.digest,
-            self.reason.trim(),
-            self.snapshot
+    /// The order's body, with the proof of who sends it. What it asks makes its hash, and so
+    /// its key: running the same command again (after a timeout, say) is the same order and
+    /// deploys nothing twice; a new reason makes a new order.
+    pub async fn body(&self, aws: &aws_config::SdkConfig, region: &str) -> Result<serde_json::Value, String> {
+        let reason = self.reason.trim();
+        let hash = order_hash(
+            self.stage.name.as_str(),
+            self.application.name.as_str(),
+            &self.image.tag,
+            &self.image.digest,
+            reason,
+            self.snapshot,
         );
-        let key: String = Sha256::digest(key_source.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        serde_json::json!({
+        let proof = caller_proof(aws, region, &hash).await?;
+        Ok(serde_json::json!({
             "stage": self.stage.name.as_str(),
             "application": self.application.name.as_str(),
             "tag": self.image.tag,
             "digest": self.image.digest,
-            "pushed_at": self.image.pushed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "reason": self.reason.trim(),
+            "reason": reason,
             "snapshot": self.snapshot,
-            "key": key,
-        })
+            "proof": proof,
+        }))
     }
 }
 
-/// POSTs `body` to the function URL `url`, signed (SigV4, service `lambda`) with the caller's
-/// credentials; the answer's status and JSON body.
-pub async fn send_signed(
+/// The region a function URL is served from (`<id>.lambda-url.<region>.on.aws`): where its
+/// requests and the proof are signed for. Another URL (a local one) takes the CLI's region.
+pub fn url_region(aws: &aws_config::SdkConfig, url: &str) -> Result<String, String> {
+    let host = host_of(url)?;
+    let mut labels = host.split('.');
+    if let (Some(_), Some("lambda-url"), Some(region)) = (labels.next(), labels.next(), labels.next()) {
+        return Ok(region.to_owned());
+    }
+    Ok(aws.region().ok_or("no AWS region (set AWS_REGION)")?.to_string())
+}
+
+/// The STS endpoint the function will send the proof to: the regional one, or the endpoint
+/// the SDK configuration names (an emulator).
+fn sts_endpoint(region: &str) -> String {
+    ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"))
+}
+
+/// Signs, with the caller's credentials, the STS `GetCallerIdentity` request the function will
+/// send: `ORDER_HEADER` (the order's hash) among the signed headers, so the signature proves
+/// who sent this order and no other.
+async fn caller_proof(aws: &aws_config::SdkConfig, region: &str, hash: &str) -> Result<CallerProof, String> {
+    let url = format!("{}/", sts_endpoint(region).trim_end_matches('/'));
+    let host = host_of(&url)?;
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", PROOF_CONTENT_TYPE),
+        (ORDER_HEADER, hash),
+    ];
+    let signed = sign(aws, "sts", region, "POST", &url, &headers, PROOF_BODY.as_bytes()).await?;
+    let header = |name: &str| signed.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    Ok(CallerProof {
+        amz_date: header("x-amz-date").ok_or("the signature has no date")?,
+        authorization: header("authorization").ok_or("the signature has no authorization")?,
+        security_token: header("x-amz-security-token"),
+    })
+}
+
+/// SigV4-signs a request with the caller's credentials: the headers to add.
+async fn sign(
     aws: &aws_config::SdkConfig,
+    service: &str,
+    region: &str,
+    method: &str,
     url: &str,
-    body: &serde_json::Value,
-) -> Result<(u16, serde_json::Value), String> {
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
     let credentials = aws
         .credentials_provider()
         .ok_or("no AWS credentials")?
         .provide_credentials()
         .await
         .map_err(|e| format!("AWS credentials: {e}"))?;
-    let region = aws.region().ok_or("no AWS region (set AWS_REGION)")?.to_string();
-    let body = body.to_string();
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("host", host_of(url)?)
-        .body(body.clone())
-        .map_err(|e| format!("{url}: {e}"))?;
     let identity = credentials.into();
-    let settings = aws_sigv4::http_request::SigningSettings::default();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(&region)
-        .name("lambda")
+        .region(region)
+        .name(service)
         .time(std::time::SystemTime::now())
-        .settings(settings)
+        .settings(aws_sigv4::http_request::SigningSettings::default())
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
     let signable = aws_sigv4::http_request::SignableRequest::new(
-        "POST",
+        method,
         url,
-        headers.into_iter(),
-        aws_sigv4::http_request::SignableBody::Bytes(body.as_bytes()),
+        headers.iter().copied(),
+        aws_sigv4::http_request::SignableBody::Bytes(body),
     )
     .map_err(|e| e.to_string())?;
     let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
         .map_err(|e| e.to_string())?
         .into_parts();
-    instructions.apply_to_request_http1x(&mut request);
+    Ok(instructions
+        .headers()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect())
+}
 
+/// How long an order may take to be answered: the function's own timeout, and some.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// POSTs `body` to the function URL `url`, signed (SigV4, service `lambda`, the URL's region)
+/// with the caller's credentials; the answer's status and JSON body.
+pub async fn send_signed(
+    aws: &aws_config::SdkConfig,
+    url: &str,
+    region: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    let body = body.to_string();
+    let host = host_of(url)?;
+    let headers = [("host", host.as_str()), ("content-type", "application/json")];
+    let signed = sign(aws, "lambda", region, "POST", url, &headers, body.as_bytes()).await?;
+    let mut request = http::Request::builder().method("POST").uri(url);
+    for (name, value) in headers
+        .iter()
+        .map(|(n, v)| (*n, *v))
+        .chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| format!("{url}: {e}"))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| format!("TLS roots: {e}"))?
@@ -206,9 +255,15 @@ pub async fn send_signed(
         .enable_http1()
         .build();
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-    let (parts, body) = request.into_parts();
-    let request = http::Request::from_parts(parts, Full::new(bytes::Bytes::from(body)));
-    let response = client.request(request).await.map_err(|e| format!("{url}: {e}"))?;
+    let response = tokio::time::timeout(ANSWER_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| {
+            format!(
+                "{url}: no answer in {} s: the order may still be carried out; order again to see",
+                ANSWER_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| format!("{url}: {e}"))?;
     let status = response.status().as_u16();
     let bytes = response
         .into_body()
@@ -240,11 +295,13 @@ pub fn report(status: u16, answer: &serde_json::Value) -> Result<Vec<String>, St
             .or_else(|| answer["message"].as_str())
             .unwrap_or("no reason given");
         let hint = if status == 403 && answer.get("error").is_none() {
-            " (IAM refused the call: your identity needs lambda:InvokeFunctionUrl on the break-glass function)"
+            " (IAM refused the call: your identity needs lambda:InvokeFunctionUrl and lambda:InvokeFunction on the break-glass function)"
         } else {
             ""
         };
-        return Err(format!("break-glass refused ({status}): {why}{hint}"));
+        if answer["deployments"].as_array().is_none_or(Vec::is_empty) {
+            return Err(format!("break-glass refused ({status}): {why}{hint}"));
+        }
     }
     let mut lines = vec![format!(
         "EMERGENCY deploy of {} to {} by {}",
@@ -265,6 +322,13 @@ pub fn report(status: u16, answer: &serde_json::Value) -> Result<Vec<String>, St
             }
         ));
     }
+    for failed in answer["failed"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "  {}: NOT deployed: {}",
+            failed["service"].as_str().unwrap_or("?"),
+            failed["error"].as_str().unwrap_or("?")
+        ));
+    }
     let snapshots: Vec<&str> = answer["snapshots"]
         .as_array()
         .into_iter()
@@ -279,5 +343,11 @@ pub fn report(status: u16, answer: &serde_json::Value) -> Result<Vec<String>, St
             snapshots.join(", ")
         }
     ));
+    if status != 200 {
+        lines.push(format!(
+            "failed midway ({status}): order again (the same command) to finish it"
+        ));
+        return Err(lines.join("\n"));
+    }
     Ok(lines)
 }

@@ -424,12 +424,19 @@ fn history(stage: &str, service: &str, limit: i32, after: Option<String>) -> Res
         );
     }
     // The index copies no break-glass details: who ordered each one and why, from its record.
-    for d in page.deployments.iter().filter(|d| d.id.is_emergency()) {
-        let id = &d.id;
-        if let Some(emergency) =
-            with_records(|records| async move { records.get_deployment(id).await })?.and_then(|record| record.emergency)
-        {
-            println!("{id}: break-glass by {}: {}", emergency.by, emergency.reason);
+    let emergencies: Vec<_> = page.deployments.iter().filter(|d| d.id.is_emergency()).collect();
+    if !emergencies.is_empty() {
+        let records = with_records(|records| async move {
+            let mut found = Vec::new();
+            for d in emergencies {
+                found.extend(records.get_deployment(&d.id).await?);
+            }
+            Ok(found)
+        })?;
+        for record in records {
+            if let Some(emergency) = record.emergency {
+                println!("{}: break-glass by {}: {}", record.id, emergency.by, emergency.reason);
+            }
         }
     }
     match page.next {
@@ -651,7 +658,9 @@ fn deploy_emergency(stage: &str, application: &str, wanted: &str, reason: &str, 
             reason,
             snapshot,
         };
-        let (status, answer) = deploy::send_signed(&aws, &url, &order.body()).await?;
+        let region = deploy::url_region(&aws, &url)?;
+        let body = order.body(&aws, &region).await?;
+        let (status, answer) = deploy::send_signed(&aws, &url, &region, &body).await?;
         for line in deploy::report(status, &answer)? {
             println!("{line}");
         }

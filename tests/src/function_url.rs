@@ -150,6 +150,12 @@ async fn forward(
     let now = chrono::Utc::now();
     let path = parts.uri.path().to_owned();
     let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
+    // Function URLs hand JSON and text bodies over as they are, and base64-encode the rest
+    // (form posts included).
+    let content_type = headers.get("content-type").and_then(|v| v.as_str()).unwrap_or_default();
+    let body_text = (content_type.starts_with("application/json") || content_type.starts_with("text/"))
+        .then(|| String::from_utf8(body.to_vec()).ok())
+        .flatten();
     let mut event = serde_json::json!({
         "version": "2.0",
         "routeKey": "$default",
@@ -174,9 +180,12 @@ async fn forward(
             "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
             "timeEpoch": now.timestamp_millis(),
         },
-        // Function URLs base64-encode bodies that are not text (form posts included).
-        "body": if body.is_empty() { serde_json::Value::Null } else { STANDARD.encode(&body).into() },
-        "isBase64Encoded": !body.is_empty(),
+        "body": match (&body_text, body.is_empty()) {
+            (_, true) => serde_json::Value::Null,
+            (Some(text), false) => text.clone().into(),
+            (None, false) => STANDARD.encode(&body).into(),
+        },
+        "isBase64Encoded": body_text.is_none() && !body.is_empty(),
     });
     if !authorizer.is_null() {
         event["requestContext"]["authorizer"] = authorizer;

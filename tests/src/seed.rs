@@ -747,3 +747,18 @@ pub async fn assumed_role(config: &SdkConfig, role: &str, session: &str) -> (Str
         credentials.session_token,
     )
 }
+
+/// A break-glass order's caller proof as moto reads it: moto verifies no signature and names
+/// the caller by the access key in the `Authorization` header alone. (Real STS checks the
+/// signature; pipectl makes real ones.)
+pub fn unverified_proof(access_key: &str, security_token: &str) -> serde_json::Value {
+    serde_json::json!({
+        "amz_date": "20261207T000000Z",
+        "authorization": format!(
+            "AWS4-HMAC-SHA256 Credential={access_key}/20261207/{REGION}/sts/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-ecs-deploy-order, Signature={}",
+            "0".repeat(64)
+        ),
+        "security_token": security_token,
+    })
+}

@@ -1,5 +1,5 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier};
+use shared::adapters::{dynamo::DynamoRecords, ecs::EcsAdapter, rds::RdsSnapshots, sns::SnsNotifier, sts::StsCallers};
 use shared::domain::emergency::EmergencyPrincipals;
 use shared::handlers::break_glass::BreakGlass;
 use shared::lambda::{pipeline_in_force, runtime};
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = runtime::aws_config().await?;
     let principals = EmergencyPrincipals::parse(&runtime::env("EMERGENCY_PRINCIPALS")?)?;
     let records = DynamoRecords::new(&aws, runtime::env("TABLE_NAME")?);
-    let (ecs, rds) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws));
+    let (ecs, rds, callers) = (EcsAdapter::new(&aws), RdsSnapshots::new(&aws), StsCallers::new(&aws));
     let team = SnsNotifier::new(&aws, runtime::env("TOPIC_ARN")?);
     let operations = SnsNotifier::new(&aws, runtime::env("OPERATIONS_TOPIC_ARN")?);
     let handlers = &pipeline_in_force::served(&aws, |pipeline| BreakGlass {
@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         records: records.clone(),
         ecs: ecs.clone(),
         rds: rds.clone(),
+        callers: callers.clone(),
         team: team.clone(),
         operations: operations.clone(),
         principals: principals.clone(),

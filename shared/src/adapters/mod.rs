@@ -13,6 +13,8 @@ pub mod ecs;
 pub mod rds;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "sts")]
+pub mod sts;
 
 /// A failed AWS call in one line: `Operation: Code: message`, or the whole error chain when
 /// the call never got an answer (timeout, connection refused).

@@ -1,6 +1,12 @@
 //! Break-glass deploys: an operator's order to deploy an image to a stage now, skipping the
 //! staging check, the approval, the timer and the deploy window. Who may order one, what an
 //! order must say, and what it means for the pipeline, decided from data.
+//!
+//! Who ordered it is never taken from the event: anyone allowed to invoke the function could
+//! write any `requestContext` into a direct invocation. The order carries a proof instead: an
+//! STS `GetCallerIdentity` request the operator signed, with a header that binds it to this
+//! order's hash. The function sends it to STS itself; STS names the signer, or refuses a
+//! signature that does not match (another order, another host, too old).
 
 use super::approval::operator_principal;
 use super::deployment::PushedImage;
@@ -8,7 +14,8 @@ use super::names::{AccountId, AppName, ImageDigest, ImageRef, ImageTag, Region, 
 use super::notice::{Notice, release_thread, utc};
 use super::pipeline::{Application, Pipeline, Stage};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The longest reason kept: enough for a ticket and a sentence.
 pub const MAX_REASON: usize = 500;
@@ -63,8 +70,25 @@ impl EmergencyPrincipals {
     }
 }
 
+/// The signed header that binds a caller proof to one order: its value is the order's hash.
+pub const ORDER_HEADER: &str = "x-ecs-deploy-order";
+/// The body and content type of the proof's `GetCallerIdentity` request, as signed.
+pub const PROOF_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+pub const PROOF_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// The headers of an STS `GetCallerIdentity` POST the operator signed (SigV4, service `sts`,
+/// the stack's region, host the regional STS endpoint), with `ORDER_HEADER` among those signed.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CallerProof {
+    pub amz_date: String,
+    pub authorization: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_token: Option<String>,
+}
+
 /// What pipectl sends: the image as ECR knows it (pipectl resolved the tag or digest there),
-/// where it goes, why, and the key that makes a retried order the same order.
+/// where it goes, why, and the proof of who orders it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyOrder {
@@ -72,11 +96,20 @@ pub struct EmergencyOrder {
     pub application: String,
     pub tag: String,
     pub digest: String,
-    pub pushed_at: DateTime<Utc>,
     pub reason: String,
     /// Whether the stage's pre-deploy snapshots are taken first (`--no-snapshot` says no).
     pub snapshot: bool,
-    pub key: String,
+    pub proof: CallerProof,
+}
+
+/// The hash an order's proof is bound to, of what the order asks (not of the proof): the same
+/// order, retried, has the same hash, and so the same key.
+pub fn order_hash(stage: &str, application: &str, tag: &str, digest: &str, reason: &str, snapshot: bool) -> String {
+    let text = format!("{stage}|{application}|{tag}|{digest}|{}|{snapshot}", reason.trim());
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -99,31 +132,43 @@ pub struct EmergencyPlan<'a> {
     pub image: PushedImage,
     pub reason: String,
     pub snapshot: bool,
+    /// Names every record and snapshot the order makes, so a retried order finds them.
     pub key: String,
 }
 
 impl EmergencyOrder {
+    /// This order's hash (`order_hash`), which its proof must be bound to.
+    pub fn hash(&self) -> String {
+        order_hash(
+            &self.stage,
+            &self.application,
+            &self.tag,
+            &self.digest,
+            &self.reason,
+            self.snapshot,
+        )
+    }
+
     pub fn parse(body: &[u8]) -> Result<Self, OrderRefused> {
         serde_json::from_slice(body).map_err(|e| OrderRefused::Malformed(e.to_string()))
     }
 
     /// Checks the order against `pipeline`; the image is pinned in the stack's own registry
-    /// (`account`, `region`), the application's repository there.
+    /// (`account`, `region`), the application's repository there. It counts as pushed `now`
+    /// (the order's time), so pushes from before it are late for the services it deploys.
     pub fn plan<'a>(
         &self,
         pipeline: &'a Pipeline,
         account: AccountId,
         region: Region,
+        now: DateTime<Utc>,
     ) -> Result<EmergencyPlan<'a>, OrderRefused> {
         let invalid = |what: String| OrderRefused::Invalid(what);
         let reason = self.reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        if reason.is_empty() || reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
             return Err(invalid(format!(
-                "the reason must say why, in 1 to {MAX_REASON} characters"
+                "the reason must say why, in 1 to {MAX_REASON} characters on one line"
             )));
-        }
-        if !(8..=64).contains(&self.key.len()) || !self.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid("the key must be 8 to 64 letters, digits or hyphens".into()));
         }
         let stage_name = StageName::parse(self.stage.clone()).map_err(|e| invalid(format!("stage: {e}")))?;
         let stage = pipeline
@@ -152,11 +197,11 @@ impl EmergencyOrder {
                 tag,
                 digest,
                 uri,
-                pushed_at: self.pushed_at,
+                pushed_at: now,
             },
             reason: reason.to_owned(),
             snapshot: self.snapshot,
-            key: self.key.clone(),
+            key: self.hash()[..32].to_owned(),
         })
     }
 }
@@ -167,6 +212,7 @@ pub fn emergency_notice(
     by: &str,
     at: DateTime<Utc>,
     services: &[String],
+    failed: &[String],
     snapshots: &[String],
 ) -> Notice {
     let (stage, app) = (&plan.stage.name, &plan.application.name);
@@ -183,6 +229,7 @@ pub fn emergency_notice(
              Why: {reason}\n\
              Image: {image}\n\
              Services: {services}\n\
+             {failed}\
              Pre-deploy snapshots: {snapshots}\n\n\
              The deploy is tracked and rolled back on the stage's alarms as any other.\n",
             tag = plan.image.tag,
@@ -190,6 +237,11 @@ pub fn emergency_notice(
             reason = plan.reason,
             image = plan.image.uri,
             services = services.join(", "),
+            failed = if failed.is_empty() {
+                String::new()
+            } else {
+                format!("NOT deployed (ordering again retries them): {}\n", failed.join("; "))
+            },
         ),
         ..Notice::default()
     }
@@ -225,11 +277,18 @@ snapshot_before_deploy = ["shop-db"]
             application: "shop".into(),
             tag: "v2.0.1".into(),
             digest: format!("sha256:{}", "a".repeat(64)),
-            pushed_at: "2031-05-06T07:08:09Z".parse().unwrap(),
             reason: "  INC-42: checkout down  ".into(),
             snapshot: true,
-            key: "k-0123456789".into(),
+            proof: CallerProof {
+                amz_date: "20310506T070809Z".into(),
+                authorization: "AWS4-HMAC-SHA256 Credential=…".into(),
+                security_token: None,
+            },
         }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2031-05-06T07:08:09Z".parse().unwrap()
     }
 
     fn pipeline() -> Pipeline {
@@ -247,7 +306,7 @@ snapshot_before_deploy = ["shop-db"]
     fn an_order_is_pinned_in_the_stacks_registry_to_the_applications_repository() {
         let pipeline = pipeline();
         let (account, region) = registry();
-        let plan = order().plan(&pipeline, account, region).expect("plan");
+        let plan = order().plan(&pipeline, account, region, now()).expect("plan");
         assert_eq!(plan.stage.name.as_str(), "prod");
         assert_eq!(
             plan.image.uri,
@@ -257,6 +316,22 @@ snapshot_before_deploy = ["shop-db"]
             )
         );
         assert_eq!(plan.reason, "INC-42: checkout down");
+        assert_eq!(plan.image.pushed_at, now());
+    }
+
+    #[test]
+    fn an_order_is_its_content_so_a_retry_is_the_same_order_and_another_reason_is_not() {
+        let (retried, mut other) = (order(), order());
+        assert_eq!(order().hash(), retried.hash());
+        other.reason = "INC-43".into();
+        assert_ne!(order().hash(), other.hash());
+        let pipeline = pipeline();
+        let key = |o: &EmergencyOrder| {
+            let (account, region) = registry();
+            o.plan(&pipeline, account, region, now()).unwrap().key
+        };
+        assert_eq!(key(&order()), key(&retried));
+        assert_ne!(key(&order()), key(&other));
     }
 
     #[test]
@@ -266,7 +341,7 @@ snapshot_before_deploy = ["shop-db"]
             let mut o = order();
             change(&mut o);
             let (account, region) = registry();
-            o.plan(&pipeline, account, region).unwrap_err()
+            o.plan(&pipeline, account, region, now()).unwrap_err()
         };
         assert_eq!(
             refused(|o| o.stage = "qa".into()),
@@ -278,7 +353,9 @@ snapshot_before_deploy = ["shop-db"]
         );
         assert!(matches!(refused(|o| o.reason = " ".into()), OrderRefused::Invalid(m) if m.contains("reason")));
         assert!(matches!(refused(|o| o.digest = "latest".into()), OrderRefused::Invalid(m) if m.contains("digest")));
-        assert!(matches!(refused(|o| o.key = "k/../x".into()), OrderRefused::Invalid(m) if m.contains("key")));
+        assert!(
+            matches!(refused(|o| o.reason = "a\nFAKE LINE".into()), OrderRefused::Invalid(m) if m.contains("reason"))
+        );
         assert!(matches!(
             EmergencyOrder::parse(br#"{"stage":"prod","extra":1}"#),
             Err(OrderRefused::Malformed(_))

@@ -4,6 +4,7 @@
 
 pub mod alarms;
 pub mod approvals;
+pub mod callers;
 pub mod cost;
 pub mod deployments;
 pub mod ecs;
@@ -16,6 +17,7 @@ pub mod snapshots;
 
 pub use alarms::{AlarmStateError, AlarmStates};
 pub use approvals::{Approvals, Change, OpenRequest, update_approval, update_decision};
+pub use callers::{Callers, ProofError};
 pub use cost::{
     CostExplorer, CostExplorerError, CostReports, DbInventory, KeptReport, PriceList, PriceListError, ServiceInventory,
 };

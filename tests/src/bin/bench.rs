@@ -63,6 +63,8 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
     let glass = built_binary("break-glass", "release");
     harness::seed::create_database(&moto.sdk_config().await, "social-analytics-db", None).await;
     let page_path = approval_link(&moto.sdk_config().await, &world.table, &pipeline).await;
+    let (oncall_key, _, oncall_token) = harness::seed::assumed_role(&moto.sdk_config().await, "oncall", "bench").await;
+    let proof = harness::seed::unverified_proof(&oncall_key, &oncall_token);
     let ca = ca.to_str().unwrap();
     let env = [
         ("TABLE_NAME", world.table.as_str()),
@@ -152,7 +154,7 @@ async fn bench(runs: usize, scratch: &Path, ca: &Path, cert: &Path, key: &Path) 
         cost_samples.push(reported);
 
         // An order of its own each run (its reason makes its key), so each really deploys.
-        let (ordered, response) = sample(&glass, &moto.endpoint, &env, emergency_order(run)).await;
+        let (ordered, response) = sample(&glass, &moto.endpoint, &env, emergency_order(run, &proof)).await;
         let response = response.response();
         let answer: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap();
         assert!(
@@ -306,17 +308,16 @@ fn page_event(name: &str, path: &str, form: Option<String>) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-/// A signed break-glass order from the on-call role, as its function URL hands it over.
-fn emergency_order(run: usize) -> Vec<u8> {
+/// A break-glass order from the on-call role (`proof`), as its function URL hands it over.
+fn emergency_order(run: usize, proof: &serde_json::Value) -> Vec<u8> {
     let order = serde_json::json!({
         "stage": "prod",
         "application": "backend",
         "tag": "v1.4.2-hotfix",
         "digest": format!("sha256:{:064x}", 0xbe7c_0000 + run),
-        "pushed_at": "2026-11-23T02:00:00Z",
         "reason": format!("benchmark run {run}"),
         "snapshot": true,
-        "key": format!("bench-{run:04}"),
+        "proof": proof,
     });
     serde_json::json!({
         "version": "2.0",

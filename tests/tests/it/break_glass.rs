@@ -235,11 +235,70 @@ async fn anyone_else_is_refused_and_nothing_changes() {
     assert!(glass.operations_notices().await.is_empty());
 }
 
+/// What a direct invocation can put in the event (anyone allowed `lambda:InvokeFunction` may
+/// write any `requestContext`): the on-call role's identity, claimed.
+fn direct_invocation(order: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "authorizer": {"iam": {"userArn": "arn:aws:sts::123456789012:assumed-role/oncall/jane"}},
+            "http": {"method": "POST", "path": "/"},
+        },
+        "body": order.to_string(),
+        "isBase64Encoded": false,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_identity_claimed_in_the_event_counts_for_nothing_only_stss_answer_does() {
+    let glass = BreakGlass::start().await;
+    let env = &glass.env;
+    let mut vars = env.function_vars();
+    vars.push(("OPERATIONS_TOPIC_ARN", env.world.topic_arn.as_str()));
+    vars.push(("EMERGENCY_PRINCIPALS", ONCALL));
+    let mut function = Function::spawn(
+        &harness::built_binary("break-glass", "debug"),
+        &env.moto.endpoint,
+        &vars,
+    )
+    .await;
+    let order = |proof: serde_json::Value| {
+        serde_json::json!({
+            "stage": "prod", "application": "backend", "tag": HOTFIX, "digest": glass.digest,
+            "reason": "not really on call", "snapshot": false, "proof": proof,
+        })
+    };
+    // The event says on call; the proof was signed by a developer's session: STS names them.
+    let (key, _, token) = assumed_role(&env.config, "developer", "mallory").await;
+    let forged = function
+        .invoke(direct_invocation(order(harness::seed::unverified_proof(&key, &token))))
+        .await
+        .response();
+    assert_eq!(forged["statusCode"], 403, "{forged}");
+    assert!(
+        forged["body"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/developer/mallory is not among"),
+        "{forged}"
+    );
+    // No proof at all: not an order.
+    let mut bare = order(serde_json::Value::Null);
+    bare.as_object_mut().unwrap().remove("proof");
+    let unproven = function.invoke(direct_invocation(bare)).await.response();
+    assert_eq!(unproven["statusCode"], 400, "{unproven}");
+    assert!(env.records_for(PROD, "backend-service").await.is_empty());
+    assert!(env.notices().await.is_empty());
+}
+
 #[tokio::test]
 async fn with_no_snapshot_nothing_is_asked_of_rds_and_a_db_that_cannot_be_snapshot_stops_the_order() {
     let glass = BreakGlass::start().await;
     let env = &glass.env;
-    // The DB is being modified: RDS refuses a snapshot, and nothing is deployed.
+    // The DB is stopped: RDS cannot snapshot it, and nothing is deployed.
     aws_sdk_rds::Client::new(&env.config)
         .stop_db_instance()
         .db_instance_identifier("social-analytics-db")
@@ -249,7 +308,7 @@ async fn with_no_snapshot_nothing_is_asked_of_rds_and_a_db_that_cannot_be_snapsh
     let stopped = glass.order("oncall", &[]).await;
     assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
     assert!(
-        text(&stopped).contains("the pre-deploy snapshot of social-analytics-db cannot be taken"),
+        text(&stopped).contains("the pre-deploy snapshot of social-analytics-db cannot be taken now"),
         "{}",
         text(&stopped)
     );
