@@ -944,7 +944,7 @@ async fn print_records(ddb: &aws_sdk_dynamodb::Client, table: &str) {
     for item in records {
         let kind = match attr(item, "kind").as_str() {
             "rollback" => format!("rollback of {}", &attr(item, "rollback_of")[..10]),
-            _ if !attr(item, "emergency_by").is_empty() => "EMERGENCY (break-glass)".to_owned(),
+            _ if item.contains_key("emergency_by") => "EMERGENCY (break-glass)".to_owned(),
             other => other.to_owned(),
         };
         println!(
