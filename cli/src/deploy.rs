@@ -13,7 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use shared::domain::deployment::PushedImage;
-use shared::domain::emergency::{CallerProof, ORDER_HEADER, PROOF_BODY, PROOF_CONTENT_TYPE, order_hash};
+use shared::domain::emergency::{
+    CallerProof, ORDER_HEADER, PROOF_BODY, PROOF_CONTENT_TYPE, PROOF_SIGNED_HEADERS, PROOF_SIGNED_HEADERS_WITH_TOKEN,
+    order_hash,
+};
 use shared::domain::names::{ImageDigest, ImageTag};
 use shared::domain::pipeline::{Application, Stage};
 
@@ -173,10 +176,28 @@ async fn caller_proof(aws: &aws_config::SdkConfig, region: &str, hash: &str) -> 
     ];
     let signed = sign(aws, "sts", region, "POST", &url, &headers, PROOF_BODY.as_bytes()).await?;
     let header = |name: &str| signed.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let security_token = header("x-amz-security-token");
+    let authorization = header("authorization").ok_or("the signature has no authorization")?;
+    // The function rebuilds the header with exactly these signed headers: sign no others.
+    let expected = match security_token {
+        Some(_) => PROOF_SIGNED_HEADERS_WITH_TOKEN,
+        None => PROOF_SIGNED_HEADERS,
+    };
+    let part = |name: &str| {
+        authorization
+            .split([' ', ','])
+            .find_map(|p| p.strip_prefix(name))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the signature has no {name}"))
+    };
+    if part("SignedHeaders=")? != expected {
+        return Err(format!("the proof signed other headers than {expected}"));
+    }
     Ok(CallerProof {
+        credential: part("Credential=")?,
+        signature: part("Signature=")?,
         amz_date: header("x-amz-date").ok_or("the signature has no date")?,
-        authorization: header("authorization").ok_or("the signature has no authorization")?,
-        security_token: header("x-amz-security-token"),
+        security_token,
     })
 }
 
@@ -299,8 +320,23 @@ pub fn report(status: u16, answer: &serde_json::Value) -> Result<Vec<String>, St
         } else {
             ""
         };
+        let failures: Vec<String> = answer["failed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                format!(
+                    "\n  {}: {}",
+                    f["service"].as_str().unwrap_or("?"),
+                    f["error"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
         if answer["deployments"].as_array().is_none_or(Vec::is_empty) {
-            return Err(format!("break-glass refused ({status}): {why}{hint}"));
+            return Err(format!(
+                "break-glass refused ({status}): {why}{hint}{}",
+                failures.concat()
+            ));
         }
     }
     let mut lines = vec![format!(
@@ -343,11 +379,20 @@ pub fn report(status: u16, answer: &serde_json::Value) -> Result<Vec<String>, St
             snapshots.join(", ")
         }
     ));
-    if status != 200 {
-        lines.push(format!(
-            "failed midway ({status}): order again (the same command) to finish it"
-        ));
-        return Err(lines.join("\n"));
+    if let Some(error) = answer["error"].as_str() {
+        lines.push(format!("  {error}"));
     }
-    Ok(lines)
+    match status {
+        200 => Ok(lines),
+        422 => {
+            lines.push("failed midway (422): ECS refused the services above; fix that, then order again".into());
+            Err(lines.join("\n"))
+        }
+        _ => {
+            lines.push(format!(
+                "failed midway ({status}): order again (the same command) to finish it"
+            ));
+            Err(lines.join("\n"))
+        }
+    }
 }

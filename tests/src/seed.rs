@@ -753,12 +753,9 @@ pub async fn assumed_role(config: &SdkConfig, role: &str, session: &str) -> (Str
 /// signature; pipectl makes real ones.)
 pub fn unverified_proof(access_key: &str, security_token: &str) -> serde_json::Value {
     serde_json::json!({
+        "credential": format!("{access_key}/20261207/{REGION}/sts/aws4_request"),
+        "signature": "0".repeat(64),
         "amz_date": "20261207T000000Z",
-        "authorization": format!(
-            "AWS4-HMAC-SHA256 Credential={access_key}/20261207/{REGION}/sts/aws4_request, \
-             SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-ecs-deploy-order, Signature={}",
-            "0".repeat(64)
-        ),
         "security_token": security_token,
     })
 }

@@ -65,15 +65,12 @@ impl Intercept for SignedByCaller {
 
 impl Callers for StsCallers {
     async fn signer(&self, proof: &CallerProof, order_hash: &str) -> Result<Option<String>, ProofError> {
-        // What is not a header value cannot be a signature: not proven.
-        let header_value = |v: &str| !v.is_empty() && v.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if ![&proof.authorization, &proof.amz_date].iter().all(|v| header_value(v))
-            || proof.security_token.as_deref().is_some_and(|t| !header_value(t))
-        {
+        let Some(authorization) = proof.authorization() else {
+            tracing::warn!("a caller proof that is not a SigV4 signature's parts");
             return Ok(None);
-        }
+        };
         let mut headers = vec![
-            ("authorization", proof.authorization.clone()),
+            ("authorization", authorization),
             ("x-amz-date", proof.amz_date.clone()),
             (ORDER_HEADER, order_hash.to_owned()),
         ];
@@ -89,25 +86,20 @@ impl Callers for StsCallers {
             .await;
         match answer {
             Ok(identity) => Ok(identity.arn().map(str::to_owned)),
-            Err(err) => {
-                let code = err.as_service_error().and_then(|e| {
-                    use aws_sdk_sts::error::ProvideErrorMetadata;
-                    e.code().map(str::to_owned)
-                });
-                match code.as_deref() {
-                    // STS refused the signature: not proven, not an outage.
-                    Some(
-                        "SignatureDoesNotMatch"
-                        | "InvalidClientTokenId"
-                        | "ExpiredToken"
-                        | "IncompleteSignature"
-                        | "AccessDenied"
-                        | "InvalidSignatureException"
-                        | "MissingAuthenticationToken",
-                    ) => Ok(None),
-                    _ => Err(ProofError(super::describe_sdk_error("GetCallerIdentity", &err))),
+            // STS answered: a 4xx is a signature it does not take (another order, host or
+            // region, expired, an unknown key, a region the signer's account has not
+            // enabled), which no retry changes; throttling and 5xx are worth another try.
+            Err(aws_sdk_sts::error::SdkError::ServiceError(err)) => {
+                use aws_sdk_sts::error::ProvideErrorMetadata;
+                let status = err.raw().status().as_u16();
+                let code = err.err().code().unwrap_or("no code").to_owned();
+                if status >= 500 || code.contains("Throttl") {
+                    return Err(ProofError(format!("GetCallerIdentity: {code} ({status})")));
                 }
+                tracing::warn!(%code, status, message = err.err().message().unwrap_or_default(), "STS refused the caller proof");
+                Ok(None)
             }
+            Err(err) => Err(ProofError(super::describe_sdk_error("GetCallerIdentity", &err))),
         }
     }
 }

@@ -881,6 +881,17 @@ impl ApprovalRequest {
     }
 }
 
+/// An ARN's partition, service, region, account and resource
+/// (`arn:<partition>:<service>:<region>:<account>:<resource>`).
+pub fn arn_parts(arn: &str) -> Option<[&str; 5]> {
+    let mut parts = arn.splitn(6, ':');
+    if parts.next() != Some("arn") {
+        return None;
+    }
+    let mut next = || parts.next();
+    Some([next()?, next()?, next()?, next()?, next()?])
+}
+
 /// The IAM identity behind an operator's caller ARN, one name however the caller got there:
 /// an assumed role (SAML, OIDC, IAM Identity Center or AssumeRole; its session name is the
 /// caller's to choose) is the role (`arn:aws:sts::1:assumed-role/ops/jane` →
@@ -888,17 +899,7 @@ impl ApprovalRequest {
 /// (`sts::…:federated-user/<name>`, from GetFederationToken) names no IAM identity (the name
 /// is the caller's choice, so one user could be many), nor does anything else: `None`.
 pub fn operator_principal(arn: &str) -> Option<String> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(_), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
+    let [partition, service, _, account, resource] = arn_parts(arn)?;
     match (service, resource.split_once('/')) {
         ("sts", Some(("assumed-role", role_and_session))) => {
             let (role, _session) = role_and_session.split_once('/')?;

@@ -231,6 +231,40 @@ pub struct Emergency {
 }
 
 impl Deployment {
+    /// A deploy of `image` to `service` of `stage`, REQUESTED `at` under the pipeline
+    /// `pipeline_version`: nothing registered yet.
+    pub fn requested(
+        id: DeploymentId,
+        stage: &super::pipeline::Stage,
+        service: &super::pipeline::ServiceSpec,
+        image: &PushedImage,
+        at: DateTime<Utc>,
+        pipeline_version: &str,
+    ) -> Self {
+        Deployment {
+            id,
+            kind: Kind::Deploy,
+            status: Status::Requested,
+            stage: stage.name.clone(),
+            cluster: stage.cluster.clone(),
+            service: service.name.clone(),
+            container: service.container.clone(),
+            image: image.clone(),
+            requested_at: at,
+            updated_at: at,
+            previous_task_definition: None,
+            task_definition: None,
+            ecs_deployment_id: None,
+            superseded_by: None,
+            definition: None,
+            previous_definition: None,
+            completed_at: None,
+            ecs_reason: None,
+            pipeline_version: Some(pipeline_version.to_owned()),
+            emergency: None,
+        }
+    }
+
     pub fn transition(&self, to: Status, at: DateTime<Utc>) -> Result<Deployment, IllegalTransition> {
         if !self.status.can_become(to) {
             return Err(IllegalTransition {

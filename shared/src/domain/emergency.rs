@@ -8,7 +8,7 @@
 //! order's hash. The function sends it to STS itself; STS names the signer, or refuses a
 //! signature that does not match (another order, another host, too old).
 
-use super::approval::operator_principal;
+use super::approval::{arn_parts, operator_principal};
 use super::deployment::PushedImage;
 use super::names::{AccountId, AppName, ImageDigest, ImageRef, ImageTag, Region, StageName};
 use super::notice::{Notice, release_thread, utc};
@@ -34,15 +34,7 @@ impl EmergencyPrincipals {
         let mut principals = Vec::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let not_one = || format!("`{entry}` is not an IAM role or user ARN");
-            let mut parts = entry.splitn(6, ':');
-            let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-            ) else {
+            let Some([partition, "iam", "", account, resource]) = arn_parts(entry) else {
                 return Err(not_one());
             };
             if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
@@ -76,15 +68,62 @@ pub const ORDER_HEADER: &str = "x-ecs-deploy-order";
 pub const PROOF_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 pub const PROOF_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
-/// The headers of an STS `GetCallerIdentity` POST the operator signed (SigV4, service `sts`,
-/// the stack's region, host the regional STS endpoint), with `ORDER_HEADER` among those signed.
+/// The signature of an STS `GetCallerIdentity` POST the operator signed (SigV4, service `sts`,
+/// the stack's region, host the regional STS endpoint) over exactly `PROOF_SIGNED_HEADERS`:
+/// the function builds the `Authorization` header itself with that list, so a signature over
+/// other headers (another tool's GetCallerIdentity login, say) proves nothing here.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CallerProof {
+    /// `<access key>/<yyyymmdd>/<region>/sts/aws4_request`.
+    pub credential: String,
+    /// 64 hex digits.
+    pub signature: String,
+    /// `x-amz-date`, `<yyyymmdd>T<hhmmss>Z`.
     pub amz_date: String,
-    pub authorization: String,
+    /// `x-amz-security-token`, for temporary credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_token: Option<String>,
+}
+
+/// The headers a proof's signature covers (`SignedHeaders`), without and with a session token.
+pub const PROOF_SIGNED_HEADERS: &str = "content-type;host;x-amz-date;x-ecs-deploy-order";
+pub const PROOF_SIGNED_HEADERS_WITH_TOKEN: &str =
+    "content-type;host;x-amz-date;x-amz-security-token;x-ecs-deploy-order";
+
+impl CallerProof {
+    /// The `Authorization` header of the proof's request, if its parts have the shapes SigV4
+    /// gives them (nothing else reaches a header).
+    pub fn authorization(&self) -> Option<String> {
+        let scope: Vec<&str> = self.credential.split('/').collect();
+        let credential_ok = matches!(scope.as_slice(), [key, date, region, "sts", "aws4_request"]
+            if (16..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric())
+                && date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())
+                && !region.is_empty() && region.len() <= 32 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+        let signature_ok = self.signature.len() == 64 && self.signature.bytes().all(|b| b.is_ascii_hexdigit());
+        let date_ok = self.amz_date.len() == 16
+            && self.amz_date.bytes().enumerate().all(|(i, b)| match i {
+                8 => b == b'T',
+                15 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            });
+        let token_ok = self.security_token.as_deref().is_none_or(|token| {
+            !token.is_empty()
+                && token.len() <= 4096
+                && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        });
+        if !(credential_ok && signature_ok && date_ok && token_ok) {
+            return None;
+        }
+        let signed = match self.security_token {
+            Some(_) => PROOF_SIGNED_HEADERS_WITH_TOKEN,
+            None => PROOF_SIGNED_HEADERS,
+        };
+        Some(format!(
+            "AWS4-HMAC-SHA256 Credential={}, SignedHeaders={signed}, Signature={}",
+            self.credential, self.signature
+        ))
+    }
 }
 
 /// What pipectl sends: the image as ECR knows it (pipectl resolved the tag or digest there),
@@ -279,11 +318,63 @@ snapshot_before_deploy = ["shop-db"]
             digest: format!("sha256:{}", "a".repeat(64)),
             reason: "  INC-42: checkout down  ".into(),
             snapshot: true,
-            proof: CallerProof {
-                amz_date: "20310506T070809Z".into(),
-                authorization: "AWS4-HMAC-SHA256 Credential=…".into(),
-                security_token: None,
+            proof: proof(),
+        }
+    }
+
+    fn proof() -> CallerProof {
+        CallerProof {
+            credential: "ASIAEXAMPLEEXAMPLE01/20310506/sa-east-1/sts/aws4_request".into(),
+            signature: "ab".repeat(32),
+            amz_date: "20310506T070809Z".into(),
+            security_token: Some("IQoJb3JpZ2luX2VjE+/=".into()),
+        }
+    }
+
+    #[test]
+    fn a_proofs_authorization_covers_exactly_the_order_header_and_its_fixed_company() {
+        assert_eq!(
+            proof().authorization().unwrap(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE01/20310506/sa-east-1/sts/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-ecs-deploy-order, Signature={}",
+                "ab".repeat(32)
+            )
+        );
+        let without_token = CallerProof {
+            security_token: None,
+            ..proof()
+        };
+        assert!(
+            without_token
+                .authorization()
+                .unwrap()
+                .contains("SignedHeaders=content-type;host;x-amz-date;x-ecs-deploy-order,")
+        );
+        // Nothing that is not the shape SigV4 gives reaches a header.
+        for bad in [
+            CallerProof {
+                credential: "AKIA/20310506/sa-east-1/sts/aws4_request, SignedHeaders=host".into(),
+                ..proof()
             },
+            CallerProof {
+                credential: "ASIAEXAMPLEEXAMPLE01/20310506/sa-east-1/iam/aws4_request".into(),
+                ..proof()
+            },
+            CallerProof {
+                signature: "zz".repeat(32),
+                ..proof()
+            },
+            CallerProof {
+                amz_date: "20310506T070809Z\r\nx: y".into(),
+                ..proof()
+            },
+            CallerProof {
+                security_token: Some("a\r\nb".into()),
+                ..proof()
+            },
+        ] {
+            assert_eq!(bad.authorization(), None, "{bad:?}");
         }
     }
 

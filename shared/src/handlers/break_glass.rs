@@ -11,7 +11,7 @@
 //! resumes or reports the first one instead of deploying twice.
 
 use super::{deliver_notice, deploy_pinned, keep_notice};
-use crate::domain::deployment::{Deployment, DeploymentId, Emergency, Kind, ServiceState, ServiceStateField, Status};
+use crate::domain::deployment::{Deployment, DeploymentId, Emergency, ServiceState, ServiceStateField, Status};
 use crate::domain::emergency::{EmergencyOrder, EmergencyPlan, EmergencyPrincipals, OrderRefused, emergency_notice};
 use crate::domain::metrics::{DEPLOYMENTS_EMERGENCY, Measured};
 use crate::domain::names::ServiceName;
@@ -205,10 +205,12 @@ where
                 }
             }
         }
-        if !deployed.is_empty() {
-            self.announce(plan, by, &deployed, &failed, &snapshots).await?;
-        }
-        let body = json!({
+        // A notice that cannot go out is an error the same order fixes; the deployments stand.
+        let unannounced = match deployed.is_empty() {
+            true => None,
+            false => self.announce(plan, by, &deployed, &failed, &snapshots).await.err(),
+        };
+        let mut body = json!({
             "stage": plan.stage.name.as_str(),
             "application": plan.application.name.as_str(),
             "image": plan.image.uri,
@@ -218,10 +220,15 @@ where
             "snapshots": snapshots,
         });
         let status = match failed.iter().map(|(_, err)| err.is_permanent()).reduce(|a, b| a && b) {
-            None => 200,
-            Some(true) => 422,
-            Some(false) => 503,
+            None if unannounced.is_none() => 200,
+            Some(true) if unannounced.is_none() => 422,
+            _ => 503,
         };
+        if let Some(err) = unannounced {
+            tracing::error!(error = %err, "break-glass deployed, but not announced");
+            body["error"] =
+                format!("deployed, but the team could not be told ({err}): order again to tell them").into();
+        }
         Ok(Answer { status, body })
     }
 
@@ -270,28 +277,17 @@ where
             let (record, resumed) = match resuming {
                 Some(record) => (record, true),
                 None => {
-                    let now = Utc::now();
                     let record = Deployment {
-                        id: id.clone(),
-                        kind: Kind::Deploy,
-                        status: Status::Requested,
-                        stage: stage.clone(),
-                        cluster: cluster.clone(),
-                        service: service.name.clone(),
-                        container: service.container.clone(),
-                        image: plan.image.clone(),
-                        requested_at: now,
-                        updated_at: now,
                         previous_task_definition: Some(running.task_definition.clone()),
-                        task_definition: None,
-                        ecs_deployment_id: None,
-                        superseded_by: None,
-                        definition: None,
-                        previous_definition: None,
-                        completed_at: None,
-                        ecs_reason: None,
-                        pipeline_version: Some(self.pipeline.version().to_owned()),
                         emergency: Some(emergency.clone()),
+                        ..Deployment::requested(
+                            id.clone(),
+                            plan.stage,
+                            service,
+                            &plan.image,
+                            Utc::now(),
+                            self.pipeline.version(),
+                        )
                     };
                     if !self.records.create_deployment(&record).await? {
                         let earlier = self.records.get_deployment(&id).await?;
@@ -322,14 +318,13 @@ where
     /// still the newest thing on the service.
     fn done_before(&self, state: &ServiceState, earlier: Deployment) -> LockedWork<ServiceDeployed> {
         let pointed = state.latest.as_ref().is_some_and(|latest| latest.id == earlier.id);
-        let newest = state
-            .latest
-            .as_ref()
-            .is_none_or(|latest| latest.pushed_at <= earlier.image.pushed_at);
-        let moves = (earlier.status == Status::Deploying && !pointed && newest).then(|| StateMove {
-            field: ServiceStateField::Latest,
-            to: earlier.reference(),
-        });
+        let moves =
+            (earlier.status == Status::Deploying && !pointed && !state.latest_is_ahead_of(&earlier)).then(|| {
+                StateMove {
+                    field: ServiceStateField::Latest,
+                    to: earlier.reference(),
+                }
+            });
         LockedWork {
             outcome: deployed(&earlier, false),
             moves,
@@ -405,12 +400,32 @@ mod tests {
     const ONCALL_SESSION: &str = "arn:aws:sts::123456789012:assumed-role/oncall/jane";
     const PROD: &str = "social-analytics-prod";
 
-    /// STS, as far as these tests go: the proof's `authorization` names the signer.
+    /// The callers these tests sign as, by access key.
+    const SIGNERS: [(&str, &str); 2] = [
+        (
+            "ASIAONCALLEXAMPLE001",
+            "arn:aws:sts::123456789012:assumed-role/oncall/jane",
+        ),
+        (
+            "ASIADEVELOPEREXAMPLE",
+            "arn:aws:sts::123456789012:assumed-role/developer/jane",
+        ),
+    ];
+
+    fn signer_key(arn: &str) -> &'static str {
+        SIGNERS.iter().find(|(_, a)| *a == arn).map(|(k, _)| *k).unwrap()
+    }
+
+    /// STS, as far as these tests go: the proof's access key names the signer.
     struct SignerInProof;
 
     impl Callers for SignerInProof {
         async fn signer(&self, proof: &CallerProof, _order_hash: &str) -> Result<Option<String>, ProofError> {
-            Ok(Some(proof.authorization.clone()))
+            let key = proof.credential.split('/').next().unwrap_or_default();
+            Ok(SIGNERS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, arn)| (*arn).to_owned()))
         }
     }
 
@@ -439,7 +454,10 @@ mod tests {
         let body = json!({
             "stage": "prod", "application": "backend", "tag": "v2.0.1-hotfix",
             "digest": format!("sha256:{}", "ab".repeat(32)), "reason": "INC-9", "snapshot": true,
-            "proof": {"amz_date": "20261122T100000Z", "authorization": signer},
+            "proof": {
+                "credential": format!("{}/20261122/eu-west-1/sts/aws4_request", signer_key(signer)),
+                "signature": "ab".repeat(32), "amz_date": "20261122T100000Z",
+            },
         });
         json!({"requestContext": {"http": {"method": "POST"}}, "body": body.to_string()})
     }

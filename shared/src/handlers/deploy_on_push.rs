@@ -12,7 +12,7 @@ use super::deploy_pinned;
 use super::request_approval::{ApprovalDesk, ApprovalResult, Gate};
 use crate::domain::approval::{ApprovalId, Successor};
 use crate::domain::deployment::{
-    Decision, Deployment, DeploymentId, DeploymentRef, Kind, Mode, PointedRecords, PushedImage, ServiceState,
+    Decision, Deployment, DeploymentId, DeploymentRef, Mode, PointedRecords, PushedImage, ServiceState,
     ServiceStateField, SkipReason, Status, decide,
 };
 use crate::domain::pipeline::{ApprovalPolicy, Pipeline, Stage};
@@ -284,28 +284,14 @@ where
     ) -> Result<LockedWork<TargetOutcome>, ServiceError> {
         let (stage, cluster, service) = (&target.stage.name, &target.stage.cluster, &target.service.name);
         let now = Utc::now();
-        let mut record = Deployment {
-            id: DeploymentId::for_push(image, stage, cluster, service),
-            kind: Kind::Deploy,
-            status: Status::Requested,
-            stage: stage.clone(),
-            cluster: cluster.clone(),
-            service: service.clone(),
-            container: target.service.container.clone(),
-            image: image.clone(),
-            requested_at: now,
-            updated_at: now,
-            previous_task_definition: None,
-            task_definition: None,
-            ecs_deployment_id: None,
-            superseded_by: None,
-            definition: None,
-            previous_definition: None,
-            completed_at: None,
-            ecs_reason: None,
-            pipeline_version: Some(self.pipeline.version().to_owned()),
-            emergency: None,
-        };
+        let mut record = Deployment::requested(
+            DeploymentId::for_push(image, stage, cluster, service),
+            target.stage,
+            target.service,
+            image,
+            now,
+            self.pipeline.version(),
+        );
 
         let (field, outcome) = match target.mode {
             Mode::Approval => {
