@@ -154,13 +154,19 @@ pub fn url_region(aws: &aws_config::SdkConfig, url: &str) -> Result<String, Stri
     Ok(aws.region().ok_or("no AWS region (set AWS_REGION)")?.to_string())
 }
 
-/// The STS endpoint the function will send the proof to: the regional one, or the endpoint
-/// the SDK configuration names (an emulator).
+/// The STS endpoint the function will send the proof to: the regional one (in the China
+/// partition's domain for a `cn-` region), or the endpoint the SDK configuration names (an
+/// emulator).
 fn sts_endpoint(region: &str) -> String {
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
     ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"))
+        .unwrap_or_else(|| format!("https://sts.{region}.{domain}"))
 }
 
 /// Signs, with the caller's credentials, the STS `GetCallerIdentity` request the function will

@@ -248,8 +248,8 @@ where
             .map(|(service, err)| format!("{service}: {err}"))
             .collect();
         let notice = emergency_notice(plan, by, Utc::now(), &services, &failures, snapshots);
+        let outcome = format!("{}|{}", plan.key, services.join(","));
         for (topic, notifier) in [("team", &self.team), ("operations", &self.operations)] {
-            let outcome = format!("{}|{}", plan.key, services.join(","));
             let key = keep_notice(&self.records, format!("emergency|{outcome}|{topic}"), &notice).await?;
             deliver_notice(&self.records, notifier, &key).await?;
         }
