@@ -172,7 +172,7 @@ async fn lifting_a_quarantine_lets_the_digest_deploy_again() {
     );
 }
 
-/// The three functions, built, behind Lambda's Invoke API.
+/// The functions pipectl invokes, built, behind Lambda's Invoke API.
 async fn functions(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
     let mut functions = std::collections::HashMap::new();
     for name in ["deploy-on-push", "track-deployment", "rollback-on-alarm", "promote"] {
@@ -181,6 +181,19 @@ async fn functions(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
         functions.insert(name.to_owned(), function);
     }
     harness::lambda_invoke::LambdaInvoke::start(functions).await
+}
+
+/// A deployed stack `sandbox` of the tests' pipeline, with its functions behind Lambda's
+/// Invoke API (what `--stack sandbox` commands that invoke a function need).
+async fn sandbox_stack(env: &Env) -> harness::lambda_invoke::LambdaInvoke {
+    let lambda = functions(env).await;
+    stack(
+        env,
+        "sandbox",
+        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
+    )
+    .await;
+    lambda
 }
 
 /// pipectl, run without blocking the test's runtime, which serves the functions it invokes.
@@ -193,13 +206,7 @@ async fn pipectl_with_lambda(env: &Env, lambda: &str, args: &[&str]) -> Output {
 #[tokio::test]
 async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions() {
     let env = Env::new().await;
-    let lambda = functions(&env).await;
-    stack(
-        &env,
-        "sandbox",
-        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
-    )
-    .await;
+    let lambda = sandbox_stack(&env).await;
     let sqs = aws_sdk_sqs::Client::new(&env.config);
     let queue_url = sqs
         .create_queue()
@@ -299,13 +306,7 @@ async fn redrive_sends_every_shape_the_queue_holds_back_through_their_functions(
 #[tokio::test]
 async fn redeploy_pushes_a_failed_digest_again_and_refuses_anything_else() {
     let env = Env::new().await;
-    let lambda = functions(&env).await;
-    stack(
-        &env,
-        "sandbox",
-        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
-    )
-    .await;
+    let lambda = sandbox_stack(&env).await;
     env.handler()
         .handle_event(&event("push-latest.json"), deadline())
         .await
@@ -1395,13 +1396,7 @@ async fn approvals_lists_open_requests_and_an_operator_extends_and_cancels_one()
 #[tokio::test]
 async fn deploy_hands_an_image_in_ecr_to_one_stages_normal_path() {
     let env = Env::new().await;
-    let lambda = functions(&env).await;
-    stack(
-        &env,
-        "sandbox",
-        &fixture_file("sandbox", &harness::fixture("three-stages.toml")),
-    )
-    .await;
+    let lambda = sandbox_stack(&env).await;
     let digest = harness::seed::push_image(&env.config, "social-analytics/backend", "v3.0.0").await;
 
     // A release tag matches dev and prod: deployed to dev alone, as dev deploys a push.
