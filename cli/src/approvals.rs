@@ -31,21 +31,23 @@ pub async fn list(records: &DynamoRecords, pipeline: &Pipeline) -> Result<(), St
             // Made by a push whose services are still being handled (or whose delivery gave up):
             // no link exists yet, and no vote is taken.
             println!(
-                "{}  {} of {} to {}: listing its services, no links yet",
-                request.id, request.image.tag, request.application, request.stage
+                "{}  {}: listing its services, no links yet",
+                request.id,
+                request.title()
             );
             continue;
         }
         println!(
-            "{}  {} of {} to {}  {}  requested {} UTC, expires {} UTC",
+            "{}  {}  {}  requested {} UTC, expires {} UTC",
             request.id,
-            request.image.tag,
-            request.application,
-            request.stage,
+            request.title(),
             request.image.digest,
             utc(request.requested_at),
             utc(request.expires_at),
         );
+        if let Some(order) = &request.rollback {
+            println!("  ROLLBACK asked by {}: {}", order.by, order.reason);
+        }
         println!("  {}", state_line(&request, now));
         let schedule = pipeline.stage(&request.stage).map(|s| &s.schedule);
         if let Some(held) = schedule.and_then(|schedule| held(&request, schedule, now)) {

@@ -142,7 +142,8 @@ enum Command {
     /// Roll every service of APPLICATION in STAGE back to a version that ran there (a tag, a
     /// digest or a deployment id; `history` lists them): recorded as a rollback with your IAM
     /// identity and the reason, the rolled-back digest quarantined, the team told. No staging
-    /// check, approval or wait.
+    /// check, approval or wait; where the stage sets `rollback_approval`, its approvers are
+    /// asked first, and promote rolls back once they approve.
     Rollback {
         stage: String,
         application: String,
@@ -462,6 +463,15 @@ fn rollback(stage: &str, application: &str, to: &str, reason: &str) -> Result<()
         setting(None, "DeploymentsTableName")?,
         setting(None, "NotificationsTopicArn")?,
     );
+    // A stage that wants operator rollbacks approved asks through the approvals topic and page.
+    let desk = match stage.rollback_approval {
+        true => Some(approvals::Desk {
+            approvals_topic: setting(None, "ApprovalsTopicArn")?,
+            notifications_topic: topic.clone(),
+            page_url: setting(None, "ApprovalPageUrl")?,
+        }),
+        false => None,
+    };
     let request = rollback::Request {
         pipeline: &pipeline,
         stage,
@@ -469,7 +479,7 @@ fn rollback(stage: &str, application: &str, to: &str, reason: &str) -> Result<()
         to,
         reason,
     };
-    with_aws(|aws| async move { rollback::rollback(&aws, table, topic, request).await })
+    with_aws(|aws| async move { rollback::rollback(&aws, table, topic, request, desk).await })
 }
 
 fn lift_quarantine(stage: &str, service: &str, digest: &str) -> Result<(), String> {

@@ -2,11 +2,15 @@
 //! service of the application in the stage goes back to the task definition it ran under that
 //! earlier version, as a rollback record (cause: the operator and the reason), through the same
 //! lock, quarantine and notice as an automatic one. No staging check, approval or wait: the
-//! version already ran there.
+//! version already ran there. A stage with `rollback_approval = true` asks its approvers
+//! first: the request goes out marked as a rollback, and promote rolls back once approved.
 
+use crate::approvals::Desk;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::ecs::EcsAdapter;
 use shared::adapters::sns::SnsNotifier;
+use shared::domain::approval::{ApprovalRequest, RollbackOrder, RollbackService};
+use shared::domain::approval_page::state_line;
 use shared::domain::deployment::Deployment;
 use shared::domain::pipeline::{Application, Pipeline, ServiceSpec, Stage};
 use shared::domain::rollback_plan::{RollbackTarget, Trigger, version_target};
@@ -26,6 +30,8 @@ pub async fn rollback(
     table: String,
     topic: String,
     request: Request<'_>,
+    // Where a stage with `rollback_approval = true` sends its request.
+    desk: Option<Desk>,
 ) -> Result<(), String> {
     let Request {
         pipeline,
@@ -37,28 +43,33 @@ pub async fn rollback(
     if reason.trim().is_empty() {
         return Err("--reason must say why (it is recorded and sent to the team)".into());
     }
-    if stage.rollback_approval {
-        return Err(format!(
-            "stage {} asks for approval of operator rollbacks (rollback_approval = true), which pipectl cannot request yet: \
-             push the version's tag again for the stage's approval, or set rollback_approval = false",
-            stage.name
-        ));
-    }
     let records = DynamoRecords::new(aws, table);
     // Every service's target first: nothing moves unless the version ran on all of them.
-    let mut targets: Vec<(&ServiceSpec, RollbackTarget, String)> = Vec::new();
+    let mut targets: Vec<(&ServiceSpec, RollbackTarget, Deployment)> = Vec::new();
     for service in &application.services {
         let history = history_since(&records, stage, service, None).await?;
         match version_target(&history, to) {
-            Ok((target, deploy)) => targets.push((service, target, deploy.image.uri.clone())),
+            Ok((target, deploy)) => targets.push((service, target, deploy.clone())),
             Err(ran) => return Err(never_ran(stage, service, to, &ran)),
         }
     }
     let (by, at) = crate::pipeline::caller(aws).await?;
+    let reason = reason.trim().to_owned();
+    if stage.rollback_approval {
+        let desk = desk.ok_or("a stage with rollback_approval needs the approvals topic and page")?;
+        let order = RollbackOrder {
+            to: to.to_owned(),
+            reason,
+            by,
+            at,
+            targets: Vec::new(),
+        };
+        return ask_approval(aws, pipeline, records, desk, (stage, application), order, &targets).await;
+    }
     let trigger = Trigger::Operator {
         by,
         to: to.to_owned(),
-        reason: reason.trim().to_owned(),
+        reason,
         at,
     };
     let restorer = Restorer {
@@ -66,10 +77,18 @@ pub async fn rollback(
         ecs: EcsAdapter::new(aws),
         notifier: SnsNotifier::new(aws, topic),
     };
-    for (service, target, image) in targets {
+    for (service, target, deploy) in targets {
         let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
         let outcome = restorer
-            .restore_to(pipeline, stage, service, &trigger, target, &image, deadline)
+            .restore_to(
+                pipeline,
+                stage,
+                service,
+                &trigger,
+                (target, &deploy.image.uri),
+                None,
+                deadline,
+            )
             .await
             .map_err(|e| format!("{}: {e}", service.name))?;
         match outcome {
@@ -79,11 +98,98 @@ pub async fn rollback(
                 "{}/{}: rolled back ({rollback_id}): {from} → {to}",
                 stage.name, service.name
             ),
-            RestoreOutcome::Notified { reason } | RestoreOutcome::Nothing { reason } => {
+            RestoreOutcome::Notified { reason }
+            | RestoreOutcome::Nothing { reason }
+            | RestoreOutcome::MovedOn { reason } => {
                 println!("{}/{}: {reason}", stage.name, service.name)
             }
         }
     }
+    Ok(())
+}
+
+/// The stage's approvers are asked to approve the rollback (`rollback_approval = true`): one
+/// request for the services not on the version yet, each from what it runs now, through the
+/// same links and page as a release. Promote rolls them back once it is approved.
+async fn ask_approval(
+    aws: &aws_config::SdkConfig,
+    pipeline: &Pipeline,
+    records: DynamoRecords,
+    desk: Desk,
+    (stage, application): (&Stage, &Application),
+    mut order: RollbackOrder,
+    targets: &[(&ServiceSpec, RollbackTarget, Deployment)],
+) -> Result<(), String> {
+    let policy = stage
+        .approval
+        .as_ref()
+        .ok_or_else(|| format!("stage {} takes no approvals", stage.name))?;
+    let mut running_now = Vec::new();
+    for (service, target, deploy) in targets {
+        let state = records
+            .service_state(&stage.cluster, &service.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let current = match &state.latest {
+            Some(latest) => records.get_deployment(&latest.id).await.map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let Some(current) = current else {
+            return Err(format!(
+                "{}/{}: no deployment is recorded as running",
+                stage.name, service.name
+            ));
+        };
+        if current.image_running().as_deref() == Some(deploy.image.uri.as_str()) {
+            println!(
+                "{}/{}: runs that version already ({})",
+                stage.name, service.name, current.id
+            );
+            continue;
+        }
+        running_now.push(current.task_definition.clone());
+        order.targets.push(RollbackService {
+            service: service.name.clone(),
+            from: current.id,
+            target: target.from.clone(),
+            task_definition: target.task_definition.clone(),
+            image: deploy.image.uri.clone(),
+        });
+    }
+    let Some((_, _, version)) = targets.first().filter(|_| !order.targets.is_empty()) else {
+        return Ok(());
+    };
+    let request = ApprovalRequest::for_rollback(
+        (&stage.name, &stage.cluster),
+        policy,
+        &application.name,
+        &version.image,
+        order,
+        &running_now,
+    );
+    let desk_of_push = shared::handlers::deploy_on_push::DeployOnPush {
+        pipeline: pipeline.clone(),
+        records,
+        ecs: EcsAdapter::new(aws),
+        approvals: shared::handlers::request_approval::ApprovalDesk {
+            alarms: shared::adapters::cloudwatch::CloudWatchAlarms::new(aws),
+            mail: SnsNotifier::new(aws, desk.approvals_topic),
+            notifier: SnsNotifier::new(aws, desk.notifications_topic),
+            page_url: desk.page_url,
+        },
+    };
+    let (kept, sent) = desk_of_push
+        .request_rollback(request)
+        .await
+        .map_err(|e| format!("the approval request was not sent: {e}; run the command again"))?;
+    let now = chrono::Utc::now();
+    println!(
+        "{}: the {} waits for approval ({}); links sent now to {sent} approver(s)",
+        kept.id,
+        kept.title(),
+        state_line(&kept, now)
+    );
+    println!("promote rolls the services back once it is approved; `pipectl approvals` follows it");
     Ok(())
 }
 

@@ -74,6 +74,8 @@ struct OpenRequest {
     id: String,
     application: String,
     tag: String,
+    /// An operator's rollback to `tag` (`rollback_approval`), not a release.
+    rollback: bool,
     state: String,
     votes: Vec<String>,
 }
@@ -190,6 +192,7 @@ pub async fn show(
                     id: r.id.to_string(),
                     application: r.application.to_string(),
                     tag: r.image.tag.to_string(),
+                    rollback: r.rollback.is_some(),
                     state: match held(&r, &stage.schedule, now) {
                         Some(held) => format!(
                             "{} Held until {} UTC: {}.",
@@ -351,10 +354,11 @@ fn render(report: &[StageStatus], colour: bool) -> String {
             out.push_str(&format!("  {schedule}\n"));
         }
         for request in &stage.approvals {
-            out.push_str(&format!(
-                "  approval {} {} of {}: {}\n",
-                request.id, request.tag, request.application, request.state
-            ));
+            let what = match request.rollback {
+                true => format!("ROLLBACK of {} to {}", request.application, request.tag),
+                false => format!("{} of {}", request.tag, request.application),
+            };
+            out.push_str(&format!("  approval {} {what}: {}\n", request.id, request.state));
             for vote in &request.votes {
                 out.push_str(&format!("    {vote}\n"));
             }

@@ -48,6 +48,22 @@ impl ApprovalId {
             image.digest,
             image.pushed_at.to_rfc3339()
         );
+        Self::hashed(&key)
+    }
+
+    /// Derived from what the rollback asks (each service from what to which deployment, and
+    /// why), so the same command again finds the request it made.
+    pub fn for_rollback(stage: &StageName, application: &AppName, order: &RollbackOrder) -> Self {
+        let targets: Vec<String> = order
+            .targets
+            .iter()
+            .map(|t| format!("{}:{}>{}", t.service, t.from, t.target))
+            .collect();
+        let key = format!("rollback|{stage}|{application}|{}|{}", targets.join(","), order.reason);
+        Self::hashed(&key)
+    }
+
+    fn hashed(key: &str) -> Self {
         let hex: String = Sha256::digest(key.as_bytes())
             .iter()
             .take(12)
@@ -338,6 +354,33 @@ pub struct OperatorCancel {
     pub reason: String,
 }
 
+/// An operator's rollback a stage wants approved (`rollback_approval = true`): what `pipectl
+/// rollback` asked, kept where the page's role cannot write. Approved, promote rolls each
+/// service back to its target, as `pipectl rollback` does on a stage without it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackOrder {
+    /// The version as the operator named it: a tag, a digest or a deployment id.
+    pub to: String,
+    pub reason: String,
+    /// The operator's IAM identity (STS's caller ARN).
+    pub by: String,
+    /// AWS's time when they asked.
+    pub at: DateTime<Utc>,
+    pub targets: Vec<RollbackService>,
+}
+
+/// One service of a rollback request: what it ran when the operator asked (the rollback
+/// applies only while it still does), and the deployment whose revision it goes back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackService {
+    pub service: ServiceName,
+    pub from: DeploymentId,
+    pub target: DeploymentId,
+    pub task_definition: String,
+    /// The image that ran under the target (`repository@digest`).
+    pub image: String,
+}
+
 /// The newer release that replaced a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Successor {
@@ -381,6 +424,9 @@ pub struct ApprovalRequest {
     /// A later deadline an operator gave it (`pipectl approvals extend`): written with AWS
     /// credentials, never by the page; at most `MAX_APPROVAL_EXPIRES_HOURS` after the request.
     pub extended_until: Option<DateTime<Utc>>,
+    /// An operator's rollback, not a release: approved, it rolls the services back to
+    /// `image`'s version; no staging evidence, wait, deploy window or snapshot applies.
+    pub rollback: Option<RollbackOrder>,
     /// What happened after the approval: snapshots, the deploy (see `promotion`).
     pub promotion: Option<super::promotion::Promotion>,
     /// When a request that will not deploy (rejected, cancelled, expired, or its promotion
@@ -470,9 +516,52 @@ impl ApprovalRequest {
             },
             superseded_by: None,
             cancelled: None,
+            rollback: None,
             promotion: None,
             closed_at: None,
             version: 0,
+        }
+    }
+
+    /// A request to approve `order`, an operator's rollback of `application` in `stage` to
+    /// `version` (the image that ran under the targets), awaiting approval: its services are
+    /// the order's, with what they run now.
+    pub fn for_rollback(
+        stage: (&StageName, &ClusterName),
+        policy: &ApprovalPolicy,
+        application: &AppName,
+        version: &PushedImage,
+        order: RollbackOrder,
+        running_now: &[Option<String>],
+    ) -> Self {
+        let id = ApprovalId::for_rollback(stage.0, application, &order);
+        let services = order
+            .targets
+            .iter()
+            .zip(running_now)
+            .map(|(target, running)| ReleaseService {
+                service: target.service.clone(),
+                deployment: target.from.clone(),
+                running_now: running.clone(),
+            })
+            .collect();
+        let at = order.at;
+        ApprovalRequest {
+            rollback: Some(order),
+            wait: TimeDelta::zero(),
+            ..Self::new(id, stage, policy, application, version, services, Ok(None), at)
+        }
+    }
+
+    /// What the request asks, as subjects and pages name it: "v1.2.0 of backend to prod", or
+    /// "rollback of backend in prod to v1.1.0".
+    pub fn title(&self) -> String {
+        match &self.rollback {
+            Some(_) => format!(
+                "rollback of {} in {} to {}",
+                self.application, self.stage, self.image.tag
+            ),
+            None => format!("{} of {} to {}", self.image.tag, self.application, self.stage),
         }
     }
 
@@ -621,14 +710,21 @@ impl ApprovalRequest {
     pub fn governed_by(&self, policy: &ApprovalPolicy) -> ApprovalRequest {
         let mut governed = self.clone();
         governed.approvals_required = policy.required;
-        governed.wait = policy.wait;
+        // An operator's rollback waits for nothing but its approval.
+        governed.wait = if self.rollback.is_some() {
+            TimeDelta::zero()
+        } else {
+            policy.wait
+        };
         governed.expires_at = (self.requested_at + policy.expires_after).max(self.extended_until.unwrap_or_default());
         // What only deploy-on-push writes settles it: a BLOCKED or superseded release, or one
-        // without the staging evidence its policy requires, is never approved by a status.
-        let requires_evidence = policy
-            .requires
-            .as_ref()
-            .is_some_and(|stage| self.evidence.as_ref().is_none_or(|e| &e.stage != stage));
+        // without the staging evidence its policy requires, is never approved by a status. A
+        // rollback (written with AWS credentials) goes to a version that ran in the stage.
+        let requires_evidence = self.rollback.is_none()
+            && policy
+                .requires
+                .as_ref()
+                .is_some_and(|stage| self.evidence.as_ref().is_none_or(|e| &e.stage != stage));
         let refused = if self.blocked.is_some() {
             Some("the release was BLOCKED, so no approval counts")
         } else if self.superseded_by.is_some() {

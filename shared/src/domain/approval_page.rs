@@ -2,7 +2,7 @@
 //! a form that only a person pressing a button submits. Rendering is pure; the handler picks
 //! which page.
 
-use super::approval::{ApprovalRequest, ApprovalStatus, Ballot, Verdict};
+use super::approval::{ApprovalRequest, ApprovalStatus, Ballot, RollbackOrder, Verdict};
 use super::notice::{evidence_lines, utc};
 use super::schedule::{DeploySchedule, Held};
 use chrono::{DateTime, Utc};
@@ -151,13 +151,14 @@ pub fn request_page(
 ) -> Page {
     let image = &request.image;
     let mut body = String::new();
-    let _ = write!(
-        body,
-        "<h1>Release {tag} of {app} to {stage}</h1>",
-        tag = escape(image.tag.as_str()),
-        app = escape(request.application.as_str()),
-        stage = escape(request.stage.as_str()),
-    );
+    let heading = match &request.rollback {
+        Some(_) => format!(
+            "Rollback of {} in {} to {}",
+            request.application, request.stage, image.tag
+        ),
+        None => format!("Release {} of {} to {}", image.tag, request.application, request.stage),
+    };
+    let _ = write!(body, "<h1 id=\"title\">{}</h1>", escape(&heading));
     if let Some(notice) = notice {
         let _ = write!(body, "<p class=\"state\" id=\"notice\">{}</p>", escape(notice));
     }
@@ -174,7 +175,18 @@ pub fn request_page(
             escape(&held.why)
         );
     }
-    let _ = write!(body, "<h2>What ships</h2><dl>");
+    if let Some(order) = &request.rollback {
+        rollback_section(&mut body, request, order);
+    }
+    let _ = write!(
+        body,
+        "<h2>{}</h2><dl>",
+        if request.rollback.is_some() {
+            "The version it goes back to"
+        } else {
+            "What ships"
+        }
+    );
     for (term, value) in [
         ("Application", request.application.as_str().to_owned()),
         ("Stage", format!("{} (cluster {})", request.stage, request.cluster)),
@@ -188,24 +200,28 @@ pub fn request_page(
         let id = term.to_ascii_lowercase().replace(' ', "-");
         let _ = write!(body, "<dt>{term}</dt><dd id=\"{id}\">{}</dd>", escape(&value));
     }
-    let _ = write!(body, "</dl><h2>Services</h2><ul>");
-    for service in &request.services {
-        let _ = write!(
-            body,
-            "<li>{} (runs now: {})</li>",
-            escape(service.service.as_str()),
-            escape(service.running_now.as_deref().unwrap_or("unknown"))
-        );
+    body.push_str("</dl>");
+    if request.rollback.is_none() {
+        body.push_str("<h2>Services</h2><ul>");
+        for service in &request.services {
+            let _ = write!(
+                body,
+                "<li>{} (runs now: {})</li>",
+                escape(service.service.as_str()),
+                escape(service.running_now.as_deref().unwrap_or("unknown"))
+            );
+        }
+        let heading = match &request.evidence {
+            Some(evidence) => format!("Verified in {}", evidence.stage),
+            None => "Verified before".into(),
+        };
+        let _ = write!(body, "</ul><h2>{}</h2><ul>", escape(&heading));
+        for line in evidence_lines(request.evidence.as_ref()) {
+            let _ = write!(body, "<li>{}</li>", escape(&line));
+        }
+        body.push_str("</ul>");
     }
-    let heading = match &request.evidence {
-        Some(evidence) => format!("Verified in {}", evidence.stage),
-        None => "Verified before".into(),
-    };
-    let _ = write!(body, "</ul><h2>{}</h2><ul>", escape(&heading));
-    for line in evidence_lines(request.evidence.as_ref()) {
-        let _ = write!(body, "<li>{}</li>", escape(&line));
-    }
-    body.push_str("</ul><h2>Votes</h2><ul>");
+    body.push_str("<h2>Votes</h2><ul>");
     for other in request.ballots.iter().filter(|b| b.vote.is_none()) {
         let _ = write!(body, "<li>{}: has not voted</li>", escape(other.approver.as_str()));
     }
@@ -239,17 +255,41 @@ pub fn request_page(
             nonce = escape(nonce),
         );
     }
-    document(
-        status,
-        &format!("Approve {} of {} to {}", image.tag, request.application, request.stage),
-        &body,
-    )
+    document(status, &format!("Approve {}", request.title()), &body)
+}
+
+/// Who asked for the rollback and why, and where each service goes back from and to.
+fn rollback_section(body: &mut String, request: &ApprovalRequest, order: &RollbackOrder) {
+    let _ = write!(
+        body,
+        "<h2>The rollback</h2><dl><dt>Asked by</dt><dd id=\"asked-by\">{}</dd>\
+         <dt>Asked at</dt><dd>{} UTC</dd><dt>Reason</dt><dd id=\"reason\">{}</dd></dl>\
+         <p>No staging check and no wait: this version ran in {} before. Approved, the services \
+         go back at once, even in a deploy freeze, without a new snapshot.</p><h2>Services</h2><ul>",
+        escape(&order.by),
+        utc(order.at),
+        escape(&order.reason),
+        escape(request.stage.as_str()),
+    );
+    for (target, service) in order.targets.iter().zip(&request.services) {
+        let _ = write!(
+            body,
+            "<li>{}: from {} back to {} (as under deployment {})</li>",
+            escape(target.service.as_str()),
+            escape(service.running_now.as_deref().unwrap_or("unknown")),
+            escape(&target.task_definition),
+            escape(target.target.as_str()),
+        );
+    }
+    body.push_str("</ul>");
 }
 
 /// What holds an approved release that has not started deploying: its stage's deploy window or
 /// a freeze at the time it is due.
 pub fn held(request: &ApprovalRequest, schedule: &DeploySchedule, now: DateTime<Utc>) -> Option<Held> {
-    let waiting = request.status_at(now) == ApprovalStatus::Approved
+    // An operator's rollback is never held.
+    let waiting = request.rollback.is_none()
+        && request.status_at(now) == ApprovalStatus::Approved
         && request
             .promotion
             .as_ref()
@@ -296,8 +336,13 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
                 promotion.failed.as_deref().unwrap_or_default()
             ),
             Some(promotion) if promotion.deploy_started_at.is_some() => format!(
-                "Approved by {}; deployed from {} UTC.",
+                "Approved by {}; {} from {} UTC.",
                 by(Verdict::Approve),
+                if request.rollback.is_some() {
+                    "rolled back"
+                } else {
+                    "deployed"
+                },
                 promotion.deploy_started_at.map(utc).unwrap_or_default()
             ),
             _ => format!(
@@ -367,6 +412,41 @@ mod tests {
         );
         assert!(!page.html.contains("<script>"), "{}", page.html);
         assert!(page.html.contains("Blocked: &lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn a_rollback_request_says_who_asked_why_and_where_each_service_goes_back_to() {
+        let mut request = crate::domain::fixtures::rollback_request(1);
+        request.rollback.as_mut().unwrap().reason = "<b>errors</b> since v7".into();
+        let freeze = DeploySchedule {
+            window: None,
+            freezes: vec![crate::domain::schedule::Freeze {
+                from: at(0),
+                to: at(50),
+                reason: "year-end".into(),
+            }],
+        };
+        let page = request_page(&request, &request.ballots[0], Some("n"), None, 200, at(1), &freeze);
+        let html = &page.html;
+        assert!(
+            html.contains("<h1 id=\"title\">Rollback of backend in prod to latest</h1>"),
+            "{html}"
+        );
+        assert!(html.contains("arn:aws:sts::123456789012:assumed-role/oncall/jane"));
+        assert!(html.contains("&lt;b&gt;errors&lt;/b&gt; since v7"), "escaped: {html}");
+        assert!(
+            html.contains("backend-service: from td:7 back to td:5 (as under deployment dep-5)"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("Verified in"),
+            "no staging evidence is asked of a rollback"
+        );
+        assert!(html.contains("id=\"approve\""), "the form");
+        let mut approved = request.clone();
+        approved.status = ApprovalStatus::Approved;
+        approved.decided_at = Some(at(1));
+        assert_eq!(held(&approved, &freeze, at(2)), None, "a rollback is never held");
     }
 
     #[test]

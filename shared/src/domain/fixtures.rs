@@ -1,7 +1,7 @@
 //! Values the unit tests build their cases from: one clock, the tests' pipeline, and a
 //! deployment record numbered `n` (revision `td:n`, replacing `td:n-1`).
 
-use super::approval::{ApprovalId, ApprovalRequest, Evidence, ReleaseService};
+use super::approval::{ApprovalId, ApprovalRequest, Evidence, ReleaseService, RollbackOrder, RollbackService};
 use super::deployment::{Deployment, DeploymentId, Kind, PushedImage, Status};
 use super::names::{ClusterName, ContainerName, ImageDigest, ImageTag, RepositoryName, ServiceName, StageName};
 use super::pipeline::Pipeline;
@@ -82,6 +82,38 @@ pub fn approval_request(required: usize) -> ApprovalRequest {
             alarms_checked: Vec::new(),
         })),
         at(0),
+    )
+}
+
+/// A request to approve an operator's rollback of prod's first service from `dep-7` to the
+/// revision `dep-5` ran (its image `deployment(5)`'s), asked at minute 0.
+pub fn rollback_request(required: usize) -> ApprovalRequest {
+    let pipeline = fixture_pipeline();
+    let prod = &pipeline.stages()[2];
+    let app = &pipeline.applications()[0];
+    let version = deployment(5, Kind::Deploy, Status::Succeeded, Some(6)).image;
+    let mut policy = prod.approval.clone().expect("prod is approved");
+    policy.required = required;
+    let order = RollbackOrder {
+        to: version.tag.to_string(),
+        reason: "checkout errors since v7".into(),
+        by: "arn:aws:sts::123456789012:assumed-role/oncall/jane".into(),
+        at: at(0),
+        targets: vec![RollbackService {
+            service: app.services[0].name.clone(),
+            from: DeploymentId::from_stored("dep-7".into()),
+            target: DeploymentId::from_stored("dep-5".into()),
+            task_definition: "td:5".into(),
+            image: version.uri.clone(),
+        }],
+    };
+    ApprovalRequest::for_rollback(
+        (&prod.name, &prod.cluster),
+        &policy,
+        &app.name,
+        &version,
+        order,
+        &[Some("td:7".into())],
     )
 }
 

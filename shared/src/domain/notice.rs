@@ -2,7 +2,7 @@
 //! 100 characters, and the same notice in AWS Chatbot's custom-notification format for a chat
 //! channel subscribed to the topic (`sns_message`).
 
-use super::approval::{ApprovalRequest, Evidence, Successor};
+use super::approval::{ApprovalRequest, Evidence, RollbackOrder, Successor};
 use super::deployment::{Deployment, Kind, PushedImage, Status};
 use super::names::{Approver, ClusterName, StageName};
 use super::rollback_plan::{NoRollback, Trigger};
@@ -211,6 +211,9 @@ pub fn no_rollback_notice(
 
 /// An approver's own message: what ships, why it may, their link, and until when.
 pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, link: &str) -> Notice {
+    if let Some(order) = &request.rollback {
+        return rollback_request_notice(request, order, approver, link);
+    }
     let image = &request.image;
     let services: String = request
         .services
@@ -253,6 +256,55 @@ pub fn approval_request_notice(request: &ApprovalRequest, approver: &Approver, l
             expires = utc(request.expires_at),
             ballots = request.ballots.len(),
             wait = request.wait.num_minutes(),
+        ),
+        ..Notice::default()
+    }
+}
+
+/// An approver's message for an operator's rollback: who asked, why, each service from and to.
+fn rollback_request_notice(
+    request: &ApprovalRequest,
+    order: &RollbackOrder,
+    approver: &Approver,
+    link: &str,
+) -> Notice {
+    let services: String = order
+        .targets
+        .iter()
+        .zip(&request.services)
+        .map(|(target, service)| {
+            format!(
+                "  - {}: from {} back to {} (as under deployment {})\n",
+                target.service,
+                service.running_now.as_deref().unwrap_or("unknown"),
+                target.task_definition,
+                target.target
+            )
+        })
+        .collect();
+    Notice {
+        subject: subject(format!("Approve the {}?", request.title())),
+        message: format!(
+            "An operator asks to roll {app} in {stage} back to {tag}, and waits for your approval, {approver}.\n\n\
+             Asked by: {by} at {at} UTC\n\
+             Reason: {reason}\n\
+             Version: {tag} ({digest})\n\
+             Services:\n{services}\n\
+             No staging check and no wait: this version ran in {stage} before. Approved, the services go \
+             back at once, even in a deploy freeze.\n\n\
+             Open your link to approve or reject. It is yours alone: whoever opens it votes as you.\n\
+             {link}\n\n\
+             The link expires at {expires} UTC. Approvals needed: {needed} (of {ballots} approvers).\n",
+            app = request.application,
+            stage = request.stage,
+            tag = request.image.tag,
+            digest = request.image.digest,
+            by = order.by,
+            at = utc(order.at),
+            reason = order.reason,
+            expires = utc(request.expires_at),
+            needed = request.approvals_required,
+            ballots = request.ballots.len(),
         ),
         ..Notice::default()
     }
@@ -355,19 +407,14 @@ pub fn superseded_request_notice(superseded: &ApprovalRequest, newer: &Successor
 pub fn promotion_notice(request: &ApprovalRequest, headline: &str, detail: &str) -> Notice {
     let image = &request.image;
     Notice {
-        subject: subject(format!(
-            "{} of {} to {}: {headline}",
-            image.tag, request.application, request.stage
-        )),
+        subject: subject(format!("{}: {headline}", request.title())),
         message: format!(
-            "{tag} of {app} to {stage} ({id}): {headline}.\n\n{detail}\n\n\
+            "{title} ({id}): {headline}.\n\n{detail}\n\n\
              Digest: {digest}\n\
              Services: {services}\n\
              Configuration backup: the task definitions each service runs now stay registered in ECS, \
              and the deployment records keep them in full (a rollback registers them again if need be).\n",
-            tag = image.tag,
-            app = request.application,
-            stage = request.stage,
+            title = request.title(),
             id = request.id,
             digest = image.digest,
             services = request

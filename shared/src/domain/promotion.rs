@@ -181,7 +181,8 @@ pub enum Step {
 }
 
 /// What the request needs next at `now`, `dbs` being the stage's `snapshot_before_deploy` and
-/// `schedule` its deploy window and freezes.
+/// `schedule` its deploy window and freezes. An operator's rollback takes no snapshot and is
+/// never held: approved, it goes.
 pub fn next_step(
     request: &ApprovalRequest,
     dbs: &[DbInstanceId],
@@ -191,6 +192,11 @@ pub fn next_step(
     if request.closed_at.is_some() {
         return Step::Done;
     }
+    let always_open = DeploySchedule::default();
+    let (dbs, schedule) = match request.rollback {
+        Some(_) => (&[][..], &always_open),
+        None => (dbs, schedule),
+    };
     match request.status {
         ApprovalStatus::AwaitingApproval if request.status_at(now) == ApprovalStatus::Expired => Step::Expire,
         ApprovalStatus::AwaitingApproval => Step::WaitUntil { at: request.expires_at },
@@ -602,6 +608,43 @@ mod tests {
         let mut deploying = ready.clone();
         deploying.promotion.as_mut().unwrap().deploy_started_at = Some(at(6));
         assert_eq!(next_step(&deploying, &dbs, &later, at(7)), Step::Deploy);
+    }
+
+    #[test]
+    fn an_approved_rollback_goes_at_once_through_any_freeze_without_snapshots_or_wait() {
+        use crate::domain::schedule::Freeze;
+        let freeze = DeploySchedule {
+            window: None,
+            freezes: vec![Freeze {
+                from: at(0),
+                to: at(50),
+                reason: "year-end".into(),
+            }],
+        };
+        let dbs = [db("orders")];
+        let mut request = crate::domain::fixtures::rollback_request(1);
+        let token = ApprovalToken::from_random([1; 32]);
+        let approver = request.ballots[0].approver.clone();
+        request.issue_link(&approver, &token);
+        let policy = crate::domain::fixtures::fixture_pipeline().stages()[2]
+            .approval
+            .clone()
+            .unwrap();
+        assert!(policy.wait > TimeDelta::zero() && policy.requires.is_some());
+        let approved = request
+            .cast(&token, Verdict::Approve, Voter::default(), at(2))
+            .unwrap()
+            .governed_by(&policy);
+        assert_eq!(approved.status, ApprovalStatus::Approved, "no staging evidence needed");
+        assert_eq!(approved.deploy_not_before(), Some(at(2)), "no wait");
+        assert_eq!(next_step(&approved, &dbs, &freeze, at(2)), Step::Begin(Vec::new()));
+        let begun = promoted(&approved, 2, &[]);
+        assert_eq!(next_step(&begun, &dbs, &freeze, at(2)), Step::Deploy);
+        // Undecided, it waits and expires like any request.
+        assert_eq!(
+            next_step(&request, &dbs, &freeze, at(3)),
+            Step::WaitUntil { at: request.expires_at }
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! service under its lock. Every write to the request is conditional on the version read; a
 //! lost race reads again.
 
+use super::restore::{RestoreOutcome, Restorer};
 use super::{deliver_notice, deploy_pinned, keep_notice};
-use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, Verdict};
+use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, RollbackOrder, Verdict};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, Kind, Mode, PointedRecords, ServiceStateField, Status, decide,
 };
@@ -13,6 +14,7 @@ use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
 use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, SnapshotKind};
+use crate::domain::rollback_plan::{RollbackTarget, Trigger as RollbackTrigger};
 use crate::domain::schedule::{DeploySchedule, Held};
 use crate::lambda::errors::ServiceError;
 use crate::lambda::service_lock::{LockedWork, with_service_lock};
@@ -84,10 +86,10 @@ const ROUNDS: usize = 10;
 
 impl<S, E, R, N> Promote<S, E, R, N>
 where
-    S: ServiceLocks + Deployments + Approvals + Quarantine + Outbox,
-    E: Ecs,
+    S: ServiceLocks + Deployments + Approvals + Quarantine + Outbox + Clone,
+    E: Ecs + Clone,
     R: Snapshots,
-    N: Notifier,
+    N: Notifier + Clone,
 {
     /// The Lambda entry point: a stream batch advances each changed request (failed ones are
     /// handed back as batch item failures); a schedule tick or an RDS snapshot event sweeps.
@@ -588,6 +590,11 @@ where
     /// whole or not at all (every service's record still awaits it), and only while the stage
     /// it had to pass still vouches for its digest (not rolled back or quarantined there since).
     async fn reason_not_to_deploy(&self, request: &ApprovalRequest) -> Result<Option<String>, ServiceError> {
+        // A rollback applies to each service only while it runs what it ran when asked:
+        // checked under its lock, right before it moves.
+        if request.rollback.is_some() {
+            return Ok(None);
+        }
         for service in &request.services {
             match self.records.get_deployment(&service.deployment).await? {
                 Some(record) if !is_release_record(request, service, &record) => {
@@ -661,6 +668,9 @@ where
         deadline: DateTime<Utc>,
         notices_held: bool,
     ) -> Result<Advanced, ServiceError> {
+        if let Some(order) = &request.rollback {
+            return self.roll_back(request, order, deadline, notices_held).await;
+        }
         let mut deployed = Vec::new();
         for service in &request.services {
             match self.deploy_service(request, service, deadline).await {
@@ -696,6 +706,95 @@ where
             .await?;
         self.mark_deployed(&request.id).await?;
         Ok(Advanced::Deployed { services: deployed })
+    }
+
+    /// An approved operator's rollback: each service back to its target through the same
+    /// lock, record, quarantine and notice as `pipectl rollback` (idempotent per service), but
+    /// only while it still runs what it ran when the rollback was asked. A service that moved
+    /// on, or that ECS refuses, gives the promotion up, saying which ones went back.
+    async fn roll_back(
+        &self,
+        request: &ApprovalRequest,
+        order: &RollbackOrder,
+        deadline: DateTime<Utc>,
+        notices_held: bool,
+    ) -> Result<Advanced, ServiceError> {
+        let stage = self.pipeline.stage(&request.stage);
+        let application = self
+            .pipeline
+            .applications()
+            .iter()
+            .find(|a| a.name == request.application);
+        let restorer = Restorer {
+            records: self.records.clone(),
+            ecs: self.ecs.clone(),
+            notifier: self.notifier.clone(),
+        };
+        let trigger = RollbackTrigger::Operator {
+            by: order.by.clone(),
+            to: order.to.clone(),
+            reason: format!(
+                "{} (approved by {} in {})",
+                order.reason,
+                voters(request, Verdict::Approve),
+                request.id
+            ),
+            at: order.at,
+        };
+        let (mut back, mut not_back) = (Vec::new(), Vec::new());
+        for target in &order.targets {
+            let spec = application.and_then(|a| a.services.iter().find(|s| s.name == target.service));
+            let (Some(stage), Some(spec)) = (stage, spec) else {
+                not_back.push(format!("{}: no longer in the pipeline file", target.service));
+                continue;
+            };
+            let to = RollbackTarget {
+                task_definition: target.task_definition.clone(),
+                definition: None,
+                from: target.target.clone(),
+            };
+            let outcome = restorer
+                .restore_to(
+                    &self.pipeline,
+                    stage,
+                    spec,
+                    &trigger,
+                    (to, &target.image),
+                    Some(&target.from),
+                    deadline,
+                )
+                .await;
+            match outcome {
+                Ok(RestoreOutcome::RolledBack { .. } | RestoreOutcome::Nothing { .. }) => {
+                    back.push(target.service.to_string())
+                }
+                Ok(RestoreOutcome::MovedOn { reason } | RestoreOutcome::Notified { reason }) => {
+                    not_back.push(format!("{}: {reason}", target.service))
+                }
+                Err(err @ ServiceError::Ecs(_)) if err.is_permanent() => {
+                    not_back.push(format!("{}: {err}", target.service))
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if !not_back.is_empty() {
+            let mut why = format!("not rolled back: {}", not_back.join("; "));
+            if !back.is_empty() {
+                why.push_str(&format!("; rolled back already: {}", back.join(", ")));
+            }
+            return self.give_up(&request.id, &why, notices_held).await;
+        }
+        let detail = format!(
+            "Approved by {}; {} rolled back to {} ({}).",
+            voters(request, Verdict::Approve),
+            back.join(", "),
+            request.image.tag,
+            request.image.digest
+        );
+        self.tell(request, "deployed", "rolled back", &detail, notices_held)
+            .await?;
+        self.mark_deployed(&request.id).await?;
+        Ok(Advanced::Deployed { services: back })
     }
 
     /// Records the promotion failed (`why`) and closes the request.
@@ -831,6 +930,10 @@ where
     /// made for the application's other services before a failure left the list unwritten (so
     /// none is left awaiting an approval that can never come, holding its digest's place).
     fn release_records(&self, request: &ApprovalRequest) -> Vec<DeploymentId> {
+        // A rollback's services name what they ran when it was asked: never closed by it.
+        if request.rollback.is_some() {
+            return Vec::new();
+        }
         let mut ids: Vec<DeploymentId> = request.services.iter().map(|s| s.deployment.clone()).collect();
         let app = self
             .pipeline
@@ -1001,6 +1104,9 @@ fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
     let at = request.deploy_not_before().map(utc).unwrap_or_default();
     let snapshots = snapshot_ids(request);
     let approved = format!("Approved by {}.", voters(request, Verdict::Approve));
+    if request.rollback.is_some() {
+        return ("approved", format!("{approved} The services go back now."));
+    }
     if snapshots.is_empty() {
         return (
             "approved",

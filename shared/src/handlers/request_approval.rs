@@ -310,6 +310,27 @@ where
         Ok(revoked)
     }
 
+    /// Asks the stage's approvers to approve an operator's rollback (`pipectl rollback` where
+    /// `rollback_approval = true`): the request is made once (its id comes from what it asks),
+    /// and links not sent yet go out. Returns the request as kept and the links sent now.
+    pub async fn request_rollback(&self, request: ApprovalRequest) -> Result<(ApprovalRequest, usize), ServiceError> {
+        let kept = match self.records.get_approval(&request.id).await? {
+            Some(earlier) => earlier,
+            None if self.records.create_approval(&request).await? => request,
+            None => self
+                .records
+                .get_approval(&request.id)
+                .await?
+                .ok_or_else(|| StoreError::retryable(format!("{} vanished after it was made", request.id)))?,
+        };
+        if kept.rollback.is_none() {
+            return Err(StoreError::permanent(format!("{} is a release's request, not a rollback's", kept.id)).into());
+        }
+        let sent = self.send_links(kept.clone()).await?;
+        let kept = self.records.get_approval(&kept.id).await?.unwrap_or(kept);
+        Ok((kept, sent))
+    }
+
     /// Sends a link to every approver who has none yet and has not voted: new tokens are saved
     /// (as hashes) before any goes out, and each ballot is marked sent after its message is. A
     /// message whose answer was lost goes out again with a new link on the retry; both links

@@ -1279,3 +1279,151 @@ async fn a_release_that_failed_midway_leaves_no_record_awaiting_for_ever() {
             .contains("Its links never went out")
     );
 }
+
+/// Prod's backend-service ran `dep-5` (td:5), now runs `dep-7`: the history an operator's
+/// rollback to `dep-5`'s version reads, and `rollback_request`'s request for it, approved by
+/// its first approver (or rejected).
+async fn prod_rollback_approved(world: &World, verdict: crate::domain::approval::Verdict) -> ApprovalId {
+    let backend = ServiceName::parse("backend-service").unwrap();
+    for (n, status) in [(5, Status::Succeeded), (7, Status::Succeeded)] {
+        let mut record = deployment(n, Kind::Deploy, status, Some(u32::from(n)));
+        record.stage = StageName::parse("prod").unwrap();
+        record.cluster = cluster("prod");
+        world.records.insert(record);
+    }
+    world.records.set_state(
+        &cluster("prod"),
+        &backend,
+        crate::domain::deployment::ServiceState {
+            latest: Some(
+                world
+                    .records
+                    .deployments()
+                    .into_iter()
+                    .find(|d| d.id.as_str() == "dep-7")
+                    .unwrap()
+                    .reference(),
+            ),
+            ..Default::default()
+        },
+    );
+    let mut request = crate::domain::fixtures::rollback_request(1);
+    let token = ApprovalToken::from_random([9; 32]);
+    let approver = request.ballots[0].approver.clone();
+    request.issue_link(&approver, &token);
+    let decided = request
+        .cast(&token, verdict, Default::default(), crate::domain::fixtures::at(1))
+        .unwrap();
+    assert!(world.records.create_approval(&decided).await.unwrap());
+    decided.id
+}
+
+/// An approved rollback request rolls the service back under its lock (record, quarantine,
+/// notice), once; a rejected one, or one whose service moved on, changes no service.
+#[tokio::test]
+async fn an_approved_operator_rollback_restores_the_service_once_and_a_rejected_one_nothing() {
+    use super::promote::Advanced;
+    use crate::domain::approval::Verdict;
+    let backend = ServiceName::parse("backend-service").unwrap();
+    let now = Utc::now();
+    let deadline = now + TimeDelta::seconds(30);
+
+    let world = World::new();
+    let id = prod_rollback_approved(&world, Verdict::Approve).await;
+    let promote = world.promoter(fixture_pipeline(), &FakeSnapshots::default());
+    let rolled = promote.advance(&id, now, deadline).await.unwrap();
+    assert_eq!(
+        rolled,
+        Advanced::Deployed {
+            services: vec!["backend-service".into()]
+        },
+        "no snapshot, no five-minute wait"
+    );
+    assert_eq!(world.ecs.running(&cluster("prod"), &backend), "td:5");
+    let rollback = world
+        .records
+        .get_deployment(&DeploymentId::for_rollback(&DeploymentId::from_stored("dep-7".into())))
+        .await
+        .unwrap()
+        .expect("a rollback record of dep-7");
+    assert!(
+        matches!(&rollback.kind, Kind::Rollback { cause, .. }
+            if cause.contains("assumed-role/oncall/jane") && cause.contains("approved by release-manager@example.com") && cause.contains(id.as_str())),
+        "{:?}",
+        rollback.kind
+    );
+    assert_eq!(
+        world.records.quarantined(&cluster("prod"), &backend).await.unwrap(),
+        [digest(7)]
+    );
+    let told = world.subjects();
+    assert!(
+        told.iter().any(|s| s.starts_with("Rolled back prod/backend-service")),
+        "{told:?}"
+    );
+    assert!(
+        told.iter()
+            .any(|s| s == "rollback of backend in prod to latest: rolled back"),
+        "{told:?}"
+    );
+    assert!(matches!(
+        promote.advance(&id, now, deadline).await.unwrap(),
+        Advanced::Nothing { .. }
+    ));
+    assert_eq!(world.ecs.revisions().len(), 0, "nothing registered: td:5 is active");
+    assert_eq!(
+        world
+            .records
+            .deployments()
+            .iter()
+            .filter(|d| matches!(d.kind, Kind::Rollback { .. }))
+            .count(),
+        1
+    );
+
+    let rejected = World::new();
+    let id = prod_rollback_approved(&rejected, Verdict::Reject).await;
+    let promote = rejected.promoter(fixture_pipeline(), &FakeSnapshots::default());
+    assert_eq!(
+        promote.advance(&id, now, deadline).await.unwrap(),
+        Advanced::Closed {
+            status: ApprovalStatus::Rejected
+        }
+    );
+    assert_eq!(rejected.ecs.running(&cluster("prod"), &backend), "td:1");
+    let records = rejected.records.deployments();
+    assert!(records.iter().all(|d| d.status == Status::Succeeded), "{records:?}");
+    assert!(
+        rejected
+            .subjects()
+            .iter()
+            .any(|s| s == "rollback of backend in prod to latest: rejected")
+    );
+
+    // Approved after the service moved on (a deploy since): the approvers saw another state.
+    let moved = World::new();
+    let id = prod_rollback_approved(&moved, Verdict::Approve).await;
+    let mut newer = deployment(8, Kind::Deploy, Status::Deploying, None);
+    newer.stage = StageName::parse("prod").unwrap();
+    newer.cluster = cluster("prod");
+    moved.records.insert(newer.clone());
+    moved.records.set_state(
+        &cluster("prod"),
+        &backend,
+        crate::domain::deployment::ServiceState {
+            latest: Some(newer.reference()),
+            ..Default::default()
+        },
+    );
+    let promote = moved.promoter(fixture_pipeline(), &FakeSnapshots::default());
+    let refused = promote.advance(&id, now, deadline).await.unwrap();
+    assert!(
+        matches!(&refused, Advanced::Failed { why } if why.contains("moved on to dep-8")),
+        "{refused:?}"
+    );
+    assert_eq!(moved.ecs.running(&cluster("prod"), &backend), "td:1");
+    assert_eq!(
+        moved.records.get_deployment(&newer.id).await.unwrap().unwrap().status,
+        Status::Deploying
+    );
+}

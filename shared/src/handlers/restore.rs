@@ -44,6 +44,8 @@ pub enum RestoreOutcome {
     },
     /// Nothing changed; people were told why.
     Notified { reason: String },
+    /// Not rolled back: the service moved on from the deployment the rollback was asked from.
+    MovedOn { reason: String },
     /// Nothing to do or to say (a duplicate, or a rollback already in charge).
     Nothing { reason: String },
 }
@@ -122,7 +124,8 @@ where
     /// Rolls `service` back to `target`, a version that ran there, at an operator's request
     /// (`trigger` says who, when and why): from whatever it runs now, through the same lock,
     /// record, quarantine and notice as an automatic rollback. A service that already runs
-    /// `image` (the version's) is left alone, so a retry changes nothing.
+    /// `image` (the version's) is left alone, so a retry changes nothing. With `from`, only
+    /// while the service's current deployment is still that one (what approvers saw).
     #[allow(clippy::too_many_arguments)]
     pub async fn restore_to(
         &self,
@@ -130,8 +133,8 @@ where
         stage: &Stage,
         service: &ServiceSpec,
         trigger: &Trigger,
-        target: RollbackTarget,
-        image: &str,
+        (target, image): (RollbackTarget, &str),
+        from: Option<&DeploymentId>,
         deadline: DateTime<Utc>,
     ) -> Result<RestoreOutcome, ServiceError> {
         let Decided { outcome, notice } = with_service_lock(
@@ -153,6 +156,13 @@ where
                         outcome: RestoreOutcome::Nothing { reason },
                         notice,
                     }));
+                }
+                if let Some(from) = from.filter(|from| **from != current.id) {
+                    let reason = format!(
+                        "{} moved on to {} since the rollback was asked from {from}: not rolled back",
+                        service.name, current.id
+                    );
+                    return Ok(LockedWork::only(Decided::silent(RestoreOutcome::MovedOn { reason })));
                 }
                 self.roll_back(pipeline, stage, service, trigger, current, target, deadline)
                     .await

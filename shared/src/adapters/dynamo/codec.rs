@@ -364,6 +364,9 @@ struct ApprovalItem {
     /// When promote last found it held; the page's role cannot write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     held_seen_at: Option<DateTime<Utc>>,
+    /// An operator's rollback the request asks to approve; the page's role cannot write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback: Option<crate::domain::approval::RollbackOrder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     promotion: Option<crate::domain::promotion::Promotion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +406,7 @@ pub fn approval_item(r: &ApprovalRequest) -> Item {
         operator_cancel: r.operator_cancel.clone(),
         extended_until: r.extended_until,
         held_seen_at: r.held_seen_at,
+        rollback: r.rollback.clone(),
         promotion: r.promotion.clone(),
         closed_at: r.closed_at,
         version: r.version,
@@ -448,6 +452,7 @@ pub fn approval_from(item: &Item) -> Result<ApprovalRequest, StoreError> {
         operator_cancel: stored.operator_cancel,
         extended_until: stored.extended_until,
         held_seen_at: stored.held_seen_at,
+        rollback: stored.rollback,
         promotion: stored.promotion,
         closed_at: stored.closed_at,
         version: stored.version,
@@ -498,7 +503,8 @@ mod tests {
             .unwrap()
             .cast_for(&second, Verdict::Reject, operator, at(3))
             .unwrap();
-        for r in [request, voted] {
+        let rollback = crate::domain::fixtures::rollback_request(1);
+        for r in [request, voted, rollback] {
             let item = approval_item(&r);
             assert_eq!(item["pk"].as_s().unwrap(), &format!("APR#{}", r.id));
             assert_eq!(approval_from(&item).unwrap(), r);
