@@ -601,3 +601,196 @@ async fn pipectl_resends_links_to_those_who_have_not_voted_and_their_old_links_s
     assert_eq!(decided.status, 200, "{}", decided.body);
     assert_eq!(run.request(new_link).await.status, ApprovalStatus::Approved);
 }
+
+/// Approves `link`'s request from its page.
+async fn approve_from_page(link: &str, verdict: &str) {
+    let page = request_get(link).await;
+    let vote = [("verdict", verdict), ("nonce", &nonce_in(&page)), ("comment", "")];
+    let decided = request("POST", link, BROWSER, Some(&vote)).await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
+}
+
+/// A release of `tag` to prod, approved from its page, deployed by the sweep and completed by ECS.
+async fn released_to_prod(run: &Loop, tag: &str, byte: u8, second: u32) {
+    run.release(tag, byte, second).await;
+    approve_from_page(&run.links().await.remove(0).2, "approve").await;
+    let promote = run.env.promoter_with(&run.env.config);
+    // Backed up now, deployed past the stage's five-minute wait.
+    let now = chrono::Utc::now();
+    for at in [now, now + chrono::TimeDelta::minutes(6)] {
+        promote.sweep(at, at + chrono::TimeDelta::seconds(30)).await.unwrap();
+    }
+    let tracker = run.env.tracker();
+    for (service, _) in SERVICES {
+        let latest = run.env.records_for(PROD, service).await.pop().unwrap();
+        assert_eq!((latest["tag"].as_str(), latest["status"].as_str()), (tag, "DEPLOYING"));
+        let completed = ecs_ended_in(PROD, "completed.json", service, &latest["ecs_deployment_id"], 1);
+        tracker.handle_event(&completed, deadline()).await.unwrap();
+    }
+}
+
+/// `rollback_approval = true`: `pipectl rollback` asks prod's approvers with a request marked
+/// as a rollback (the same links and page); a rejection changes nothing, an approval has the
+/// sweep roll every service back at once (no wait, no snapshot), recorded with who asked and
+/// who approved, the rolled-back digest quarantined.
+#[tokio::test]
+async fn a_stage_that_wants_operator_rollbacks_approved_asks_its_approvers_and_the_sweep_rolls_back() {
+    let text = harness::fixture("three-stages.toml").replace(
+        "watch_window_minutes = 30",
+        "watch_window_minutes = 30\nrollback_approval = true",
+    );
+    let run = Loop::start_with(Env::with_pipeline(&text).await, async |moto: &str| moto.to_owned()).await;
+    harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
+    released_to_prod(&run, "v1.0.0", 0x31, 0).await;
+    let v1: Vec<String> = {
+        let mut running = Vec::new();
+        for (service, _) in SERVICES {
+            running.push(run.env.running(PROD, service).await);
+        }
+        running
+    };
+    released_to_prod(&run, "v2.0.0", 0x32, 10).await;
+    let v2 = run.env.running(PROD, "backend-service").await;
+    let snapshots_before = prod_snapshots(&run).await;
+    run.env.notices().await;
+    let pipectl = |reason: &str| {
+        harness::seed::pipectl(&run.env.moto.endpoint)
+            .args(["rollback", "prod", "backend", "--to", "v1.0.0", "--reason", reason])
+            .env("TABLE_NAME", &run.env.world.table)
+            .env("PIPELINE_TABLE", &run.env.pipeline_table)
+            .env("TOPIC_ARN", &run.env.world.topic_arn)
+            .env("APPROVAL_TOPIC_ARN", &run.env.world.approval_topic_arn)
+            .env("APPROVAL_PAGE_URL", &run.page.url)
+            .output()
+            .unwrap()
+    };
+    let asked = |output: std::process::Output| {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let promote = run.env.promoter_with(&run.env.config);
+    let sweep = async || {
+        let now = chrono::Utc::now();
+        promote.sweep(now, now + chrono::TimeDelta::seconds(30)).await.unwrap()
+    };
+
+    // Asked, then rejected: nothing moves.
+    let said = asked(pipectl("error rate since v2"));
+    assert!(
+        said.contains("the rollback of backend in prod to v1.0.0 waits for approval")
+            && said.contains("links sent now to 2 approver(s)"),
+        "{said}"
+    );
+    let links = run.links().await;
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(
+        links
+            .iter()
+            .all(|(_, subject, _)| subject == "Approve the rollback of backend in prod to v1.0.0?"),
+        "{links:?}"
+    );
+    let listed = harness::seed::pipectl(&run.env.moto.endpoint)
+        .arg("approvals")
+        .env("TABLE_NAME", &run.env.world.table)
+        .env("PIPELINE_TABLE", &run.env.pipeline_table)
+        .output()
+        .unwrap();
+    let listed = asked(listed);
+    assert!(
+        listed.contains("rollback of backend in prod to v1.0.0")
+            && listed.contains("ROLLBACK asked by arn:aws:")
+            && listed.contains(": error rate since v2"),
+        "{listed}"
+    );
+    let again = asked(pipectl("error rate since v2"));
+    assert!(
+        again.contains("links sent now to 0 approver(s)"),
+        "the same request: {again}"
+    );
+    assert!(run.links().await.is_empty());
+    let page = request_get(&links[0].2).await;
+    assert!(
+        page.body.contains("Rollback of backend in prod to v1.0.0"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("error rate since v2"));
+    assert!(page.body.contains("arn:aws:"), "who asked");
+    approve_from_page(&links[0].2, "reject").await;
+    sweep().await;
+    assert_eq!(
+        run.env.running(PROD, "backend-service").await,
+        v2,
+        "rejected: nothing moved"
+    );
+    let told: Vec<String> = run.env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(
+        told.iter()
+            .any(|s| s == "rollback of backend in prod to v1.0.0: rejected"),
+        "{told:?}"
+    );
+
+    // Asked again (another reason: another request), approved: every service goes back now.
+    asked(pipectl("checkout errors since v2"));
+    let link = run.links().await.remove(0).2;
+    approve_from_page(&link, "approve").await;
+    let swept = sweep().await;
+    assert!(
+        swept
+            .iter()
+            .any(|(_, done)| matches!(done, shared::handlers::promote::Advanced::Deployed { services } if services.len() == 2)),
+        "{swept:?}"
+    );
+    for ((service, _), before) in SERVICES.iter().zip(&v1) {
+        assert_eq!(
+            &run.env.running(PROD, service).await,
+            before,
+            "{service} runs v1.0.0 again"
+        );
+        let records = run.env.records_for(PROD, service).await;
+        let rollback = records
+            .iter()
+            .find(|r| r["kind"] == "rollback")
+            .expect("a rollback record");
+        let cause = &rollback["rollback_cause"];
+        assert!(cause.starts_with("operator arn:aws:"), "{cause}");
+        assert!(
+            cause.contains("rolled back to v1.0.0: checkout errors since v2 (approved by "),
+            "{cause}"
+        );
+        assert_eq!(run.env.quarantined(PROD, service).await, [digest(0x32)]);
+    }
+    assert_eq!(
+        prod_snapshots(&run).await,
+        snapshots_before,
+        "no snapshot for a rollback"
+    );
+    let told: Vec<String> = run.env.notices().await.into_iter().map(|n| n.subject).collect();
+    assert!(
+        told.iter()
+            .any(|s| s == "rollback of backend in prod to v1.0.0: rolled back"),
+        "{told:?}"
+    );
+    assert_eq!(
+        told.iter().filter(|s| s.starts_with("Rolled back prod/")).count(),
+        2,
+        "{told:?}"
+    );
+    // Done: the same command finds every service on the version.
+    let done = asked(pipectl("checkout errors since v2"));
+    assert_eq!(done.matches("runs that version already").count(), 2, "{done}");
+    assert!(run.links().await.is_empty());
+}
+
+/// Manual snapshots of prod's database.
+async fn prod_snapshots(run: &Loop) -> usize {
+    aws_sdk_rds::Client::new(&run.env.config)
+        .describe_db_snapshots()
+        .db_instance_identifier("social-analytics-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .len()
+}
