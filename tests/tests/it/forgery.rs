@@ -208,6 +208,8 @@ async fn the_page_role_cannot_approve_without_the_approvers_or_change_the_promot
         "services",
         "promotion",
         "evidence",
+        // Marking a release as an operator's rollback would skip its staging evidence and wait.
+        "rollback",
     ] {
         let update = page
             .update_item()
