@@ -9,7 +9,7 @@ use crate::approvals::Desk;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::ecs::EcsAdapter;
 use shared::adapters::sns::SnsNotifier;
-use shared::domain::approval::{ApprovalRequest, RollbackOrder, RollbackService};
+use shared::domain::approval::{ApprovalRequest, ApprovalStatus, RollbackOrder, RollbackService};
 use shared::domain::approval_page::state_line;
 use shared::domain::deployment::Deployment;
 use shared::domain::pipeline::{Application, Pipeline, ServiceSpec, Stage};
@@ -30,7 +30,7 @@ pub async fn rollback(
     table: String,
     topic: String,
     request: Request<'_>,
-    // Where a stage with `rollback_approval = true` sends its request.
+    // Where the request goes when the stage wants operator rollbacks approved.
     desk: Option<Desk>,
 ) -> Result<(), String> {
     let Request {
@@ -55,8 +55,7 @@ pub async fn rollback(
     }
     let (by, at) = crate::pipeline::caller(aws).await?;
     let reason = reason.trim().to_owned();
-    if stage.rollback_approval {
-        let desk = desk.ok_or("a stage with rollback_approval needs the approvals topic and page")?;
+    if let Some(desk) = desk {
         let order = RollbackOrder {
             to: to.to_owned(),
             reason,
@@ -159,14 +158,16 @@ async fn ask_approval(
     let Some((_, _, version)) = targets.first().filter(|_| !order.targets.is_empty()) else {
         return Ok(());
     };
-    let request = ApprovalRequest::for_rollback(
-        (&stage.name, &stage.cluster),
-        policy,
-        &application.name,
-        &version.image,
-        order,
-        &running_now,
-    );
+    let attempt = |n| {
+        ApprovalRequest::for_rollback(
+            (&stage.name, &stage.cluster),
+            policy,
+            &application.name,
+            &version.image,
+            (order.clone(), n),
+            &running_now,
+        )
+    };
     let desk_of_push = shared::handlers::deploy_on_push::DeployOnPush {
         pipeline: pipeline.clone(),
         records,
@@ -179,17 +180,22 @@ async fn ask_approval(
         },
     };
     let (kept, sent) = desk_of_push
-        .request_rollback(request)
+        .request_rollback(attempt)
         .await
         .map_err(|e| format!("the approval request was not sent: {e}; run the command again"))?;
     let now = chrono::Utc::now();
-    println!(
-        "{}: the {} waits for approval ({}); links sent now to {sent} approver(s)",
-        kept.id,
-        kept.title(),
-        state_line(&kept, now)
-    );
-    println!("promote rolls the services back once it is approved; `pipectl approvals` follows it");
+    match kept.status_at(now) {
+        ApprovalStatus::AwaitingApproval => {
+            println!(
+                "{}: the {} waits for approval ({}); links sent now to {sent} approver(s)",
+                kept.id,
+                kept.title(),
+                state_line(&kept, now)
+            );
+            println!("promote rolls the services back once it is approved; `pipectl approvals` follows it");
+        }
+        _ => println!("{}: the {}: {}", kept.id, kept.title(), state_line(&kept, now)),
+    }
     Ok(())
 }
 

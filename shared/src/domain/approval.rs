@@ -5,7 +5,7 @@
 //! ballot votes once. The request is decided when enough approvers approve (N of M, each a
 //! different person by construction), or as soon as one rejects.
 
-use super::deployment::{DeploymentId, PushedImage, Status};
+use super::deployment::{Deployment, DeploymentId, PushedImage, Status};
 use super::names::{AlarmName, AppName, Approver, ClusterName, ImageDigest, ImageTag, ServiceName, StageName};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -52,14 +52,19 @@ impl ApprovalId {
     }
 
     /// Derived from what the rollback asks (each service from what to which deployment, and
-    /// why), so the same command again finds the request it made.
-    pub fn for_rollback(stage: &StageName, application: &AppName, order: &RollbackOrder) -> Self {
+    /// why) and the `attempt` (0 first; the next once the one before was decided without a
+    /// rollback), so the same command again finds the request still open.
+    pub fn for_rollback(stage: &StageName, application: &AppName, order: &RollbackOrder, attempt: u32) -> Self {
         let targets: Vec<String> = order
             .targets
             .iter()
             .map(|t| format!("{}:{}>{}", t.service, t.from, t.target))
             .collect();
-        let key = format!("rollback|{stage}|{application}|{}|{}", targets.join(","), order.reason);
+        let key = format!(
+            "rollback|{stage}|{application}|{}|{}|{attempt}",
+            targets.join(","),
+            order.reason
+        );
         Self::hashed(&key)
     }
 
@@ -381,6 +386,26 @@ pub struct RollbackService {
     pub image: String,
 }
 
+/// Whether an approved rollback still applies to `target`'s service, whose current deployment
+/// is `current`: it runs the deployment it ran when the rollback was asked, or is back on the
+/// version already (by this rollback, done before, or another). `Err` says where it moved on.
+pub fn rollback_applies(target: &RollbackService, current: Option<&Deployment>) -> Result<(), String> {
+    match current {
+        Some(current)
+            if current.id == target.from
+                || current.id == DeploymentId::for_rollback(&target.from)
+                || current.image_running().as_deref() == Some(target.image.as_str()) =>
+        {
+            Ok(())
+        }
+        Some(current) => Err(format!(
+            "{} moved on to {} since the rollback was asked from {}",
+            target.service, current.id, target.from
+        )),
+        None => Err(format!("{} has no deployment recorded", target.service)),
+    }
+}
+
 /// The newer release that replaced a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Successor {
@@ -525,16 +550,17 @@ impl ApprovalRequest {
 
     /// A request to approve `order`, an operator's rollback of `application` in `stage` to
     /// `version` (the image that ran under the targets), awaiting approval: its services are
-    /// the order's, with what they run now.
+    /// the order's, with what they run now. `attempt` counts the requests for the same order
+    /// decided before without a rollback.
     pub fn for_rollback(
         stage: (&StageName, &ClusterName),
         policy: &ApprovalPolicy,
         application: &AppName,
         version: &PushedImage,
-        order: RollbackOrder,
+        (order, attempt): (RollbackOrder, u32),
         running_now: &[Option<String>],
     ) -> Self {
-        let id = ApprovalId::for_rollback(stage.0, application, &order);
+        let id = ApprovalId::for_rollback(stage.0, application, &order, attempt);
         let services = order
             .targets
             .iter()
@@ -551,6 +577,36 @@ impl ApprovalRequest {
             wait: TimeDelta::zero(),
             ..Self::new(id, stage, policy, application, version, services, Ok(None), at)
         }
+    }
+
+    /// Whether the request may still lead to its deploy (or rollback) at `now`: awaiting a
+    /// vote, or approved with its promotion neither failed nor done.
+    pub fn still_open_at(&self, now: DateTime<Utc>) -> bool {
+        match self.status_at(now) {
+            ApprovalStatus::AwaitingApproval => true,
+            ApprovalStatus::Approved => self
+                .promotion
+                .as_ref()
+                .is_none_or(|p| p.failed.is_none() && p.deployed_at.is_none()),
+            _ => false,
+        }
+    }
+
+    /// The votes of `verdict` that count: from approvers `listed` (the file in force), each
+    /// proven by its link or kept as an operator's; what the page's role wrote alone is not
+    /// among them.
+    pub fn proven_votes<'a>(
+        &'a self,
+        verdict: Verdict,
+        listed: &'a [Approver],
+    ) -> impl Iterator<Item = (&'a Approver, &'a Vote)> {
+        self.votes().filter(move |(approver, vote)| {
+            vote.verdict == verdict
+                && listed
+                    .iter()
+                    .any(|l| l.as_str().eq_ignore_ascii_case(approver.as_str()))
+                && self.vote_is_proven(approver, vote)
+        })
     }
 
     /// What the request asks, as subjects and pages name it: "v1.2.0 of backend to prod", or
@@ -734,7 +790,11 @@ impl ApprovalRequest {
         } else {
             None
         };
-        if self.status != ApprovalStatus::Approved {
+        // Once promote started the deploy (`promotion` is promote's alone), a status the page
+        // wrote since cannot stop it midway.
+        if self.promotion.as_ref().is_some_and(|p| p.deploy_started_at.is_some()) {
+            governed.status = ApprovalStatus::Approved;
+        } else if self.status != ApprovalStatus::Approved {
             return governed;
         }
         if let Some(why) = refused {

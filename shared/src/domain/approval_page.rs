@@ -345,6 +345,7 @@ pub fn state_line(request: &ApprovalRequest, now: DateTime<Utc>) -> String {
                 },
                 promotion.deploy_started_at.map(utc).unwrap_or_default()
             ),
+            _ if request.rollback.is_some() => format!("Approved by {}; rolling back now.", by(Verdict::Approve)),
             _ => format!(
                 "Approved by {}; deploying at {} UTC at the earliest.",
                 by(Verdict::Approve),

@@ -112,7 +112,7 @@ pub fn rollback_request(required: usize) -> ApprovalRequest {
         &policy,
         &app.name,
         &version,
-        order,
+        (order, 0),
         &[Some("td:7".into())],
     )
 }

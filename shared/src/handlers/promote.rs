@@ -6,10 +6,13 @@
 
 use super::restore::{RestoreOutcome, Restorer};
 use super::{deliver_notice, deploy_pinned, keep_notice};
-use crate::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, RollbackOrder, Verdict};
+use crate::domain::approval::{
+    ApprovalId, ApprovalRequest, ApprovalStatus, ReleaseService, RollbackOrder, Verdict, rollback_applies,
+};
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, Kind, Mode, PointedRecords, ServiceStateField, Status, decide,
 };
+use crate::domain::names::{Approver, ClusterName};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
@@ -435,7 +438,7 @@ where
                         self.records.save_approval(&marked).await?;
                     }
                     // One notice per hold: the sweep finds the same end every minute.
-                    let detail = held_detail(&request, &held);
+                    let detail = held_detail(&request, &held, self.listed(&request));
                     let step = format!("held-{}", held.until.timestamp());
                     self.tell(&request, &step, "held", &detail, notices_held).await?;
                     return Ok(Advanced::Waiting {
@@ -451,7 +454,7 @@ where
                 }
                 Step::Deploy => {
                     let promotion = next.promotion.get_or_insert_with(|| Promotion::started(now));
-                    match self.reason_not_to_deploy(&request).await? {
+                    match self.reason_not_to_deploy(&request, deadline).await? {
                         Some(why) => promotion.failed = Some(why),
                         None => promotion.deploy_started_at = Some(now),
                     }
@@ -474,7 +477,7 @@ where
                     // Kept before the write, delivered after it (at the top of the next round).
                     // A failed snapshot is told by the failure's notice instead.
                     if !failed {
-                        let (headline, detail) = begun_notice(&next);
+                        let (headline, detail) = begun_notice(&next, self.listed(&next));
                         keep_notice(
                             &self.records,
                             notice_key(id, BEGUN),
@@ -589,11 +592,13 @@ where
     /// Why an approved release must not start deploying now, if it must not: a release deploys
     /// whole or not at all (every service's record still awaits it), and only while the stage
     /// it had to pass still vouches for its digest (not rolled back or quarantined there since).
-    async fn reason_not_to_deploy(&self, request: &ApprovalRequest) -> Result<Option<String>, ServiceError> {
-        // A rollback applies to each service only while it runs what it ran when asked:
-        // checked under its lock, right before it moves.
-        if request.rollback.is_some() {
-            return Ok(None);
+    async fn reason_not_to_deploy(
+        &self,
+        request: &ApprovalRequest,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<String>, ServiceError> {
+        if let Some(order) = &request.rollback {
+            return self.rollback_moved_on(order, &request.cluster, deadline).await;
         }
         for service in &request.services {
             match self.records.get_deployment(&service.deployment).await? {
@@ -708,6 +713,43 @@ where
         Ok(Advanced::Deployed { services: deployed })
     }
 
+    /// Why an approved rollback must not start, if it must not: it applies whole, so every
+    /// service must still run the deployment it ran when the rollback was asked (or be back on
+    /// the version already). Checked again under each service's lock, right before it moves.
+    async fn rollback_moved_on(
+        &self,
+        order: &RollbackOrder,
+        cluster: &ClusterName,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<String>, ServiceError> {
+        let restorer = self.restorer();
+        let mut moved = Vec::new();
+        for target in &order.targets {
+            let current = restorer.current_deployment(cluster, &target.service, deadline).await?;
+            if let Err(why) = rollback_applies(target, current.as_ref()) {
+                moved.push(why);
+            }
+        }
+        Ok((!moved.is_empty()).then(|| format!("{}; nothing was rolled back", moved.join("; "))))
+    }
+
+    fn restorer(&self) -> Restorer<S, E, N> {
+        Restorer {
+            records: self.records.clone(),
+            ecs: self.ecs.clone(),
+            notifier: self.notifier.clone(),
+        }
+    }
+
+    /// The approvers the file in force lists for the request's stage: only their proven votes
+    /// are named in notices and records.
+    fn listed(&self, request: &ApprovalRequest) -> &[Approver] {
+        self.pipeline
+            .stage(&request.stage)
+            .and_then(|s| s.approval.as_ref())
+            .map_or(&[], |policy| policy.approvers.as_slice())
+    }
+
     /// An approved operator's rollback: each service back to its target through the same
     /// lock, record, quarantine and notice as `pipectl rollback` (idempotent per service), but
     /// only while it still runs what it ran when the rollback was asked. A service that moved
@@ -725,21 +767,25 @@ where
             .applications()
             .iter()
             .find(|a| a.name == request.application);
-        let restorer = Restorer {
-            records: self.records.clone(),
-            ecs: self.ecs.clone(),
-            notifier: self.notifier.clone(),
-        };
+        let restorer = self.restorer();
+        let listed = self.listed(request);
+        // Dated when the rollback began (the same for every retry), not when it was asked.
+        let began = request
+            .promotion
+            .as_ref()
+            .and_then(|p| p.deploy_started_at)
+            .unwrap_or_else(Utc::now);
         let trigger = RollbackTrigger::Operator {
             by: order.by.clone(),
             to: order.to.clone(),
             reason: format!(
-                "{} (approved by {} in {})",
+                "{} (asked at {} UTC; approved by {} in {})",
                 order.reason,
-                voters(request, Verdict::Approve),
+                utc(order.at),
+                voters(request, Verdict::Approve, listed),
                 request.id
             ),
-            at: order.at,
+            at: began,
         };
         let (mut back, mut not_back) = (Vec::new(), Vec::new());
         for target in &order.targets {
@@ -786,7 +832,7 @@ where
         }
         let detail = format!(
             "Approved by {}; {} rolled back to {} ({}).",
-            voters(request, Verdict::Approve),
+            voters(request, Verdict::Approve, listed),
             back.join(", "),
             request.image.tag,
             request.image.digest
@@ -890,7 +936,7 @@ where
                 "rejected",
                 format!(
                     "Rejected by {}; nothing was deployed.",
-                    voters(request, Verdict::Reject)
+                    voters(request, Verdict::Reject, self.listed(request))
                 ),
             ),
             (Status::Cancelled, _) => (
@@ -1075,17 +1121,19 @@ fn backed_up(promotion: &Promotion) -> bool {
     !promotion.snapshots.is_empty() && promotion.snapshots.iter().all(|s| s.state == SnapshotState::Available)
 }
 
-/// Who voted `verdict`, with their comments.
-fn voters(request: &ApprovalRequest, verdict: Verdict) -> String {
-    request
-        .votes()
-        .filter(|(_, vote)| vote.verdict == verdict)
+/// Who voted `verdict`, with their comments: the proven votes of the approvers `listed`.
+fn voters(request: &ApprovalRequest, verdict: Verdict, listed: &[Approver]) -> String {
+    let named: Vec<String> = request
+        .proven_votes(verdict, listed)
         .map(|(who, vote)| match vote.voter.comment.as_str() {
             "" => who.to_string(),
             comment => format!("{who} (\"{comment}\")"),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    match named.is_empty() {
+        true => "no proven vote".to_owned(),
+        false => named.join(", "),
+    }
 }
 
 /// The ids of the request's pre-deployment snapshots, as the notices name them.
@@ -1100,10 +1148,10 @@ fn snapshot_ids(request: &ApprovalRequest) -> Vec<&str> {
 
 /// The notice of an approval the promotion has begun: who approved, the snapshots asked for,
 /// when the deploy starts and until when the page offers Cancel.
-fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
+fn begun_notice(request: &ApprovalRequest, listed: &[Approver]) -> (&'static str, String) {
     let at = request.deploy_not_before().map(utc).unwrap_or_default();
     let snapshots = snapshot_ids(request);
-    let approved = format!("Approved by {}.", voters(request, Verdict::Approve));
+    let approved = format!("Approved by {}.", voters(request, Verdict::Approve, listed));
     if request.rollback.is_some() {
         return ("approved", format!("{approved} The services go back now."));
     }
@@ -1123,14 +1171,14 @@ fn begun_notice(request: &ApprovalRequest) -> (&'static str, String) {
 }
 
 /// The notice of an approved release the stage's deploy window or a freeze holds.
-fn held_detail(request: &ApprovalRequest, held: &Held) -> String {
+fn held_detail(request: &ApprovalRequest, held: &Held, listed: &[Approver]) -> String {
     let next = match &request.promotion {
         None => "Its pre-deployment snapshots and the deploy follow then",
         Some(_) => "The deploy follows then",
     };
     format!(
         "Approved by {}. Held until {} UTC: {}. {next}; a rollback is never held.",
-        voters(request, Verdict::Approve),
+        voters(request, Verdict::Approve, listed),
         utc(held.until),
         held.why
     )

@@ -26,6 +26,9 @@ use crate::ports::{
 use chrono::Utc;
 use serde::Serialize;
 
+/// How many times the same rollback (services, targets, reason) may be asked for.
+const MAX_ROLLBACK_ATTEMPTS: u32 = 50;
+
 /// What deploy-on-push needs besides records and ECS to ask for approvals.
 #[derive(Clone)]
 pub struct ApprovalDesk<C, M, N> {
@@ -311,24 +314,45 @@ where
     }
 
     /// Asks the stage's approvers to approve an operator's rollback (`pipectl rollback` where
-    /// `rollback_approval = true`): the request is made once (its id comes from what it asks),
-    /// and links not sent yet go out. Returns the request as kept and the links sent now.
-    pub async fn request_rollback(&self, request: ApprovalRequest) -> Result<(ApprovalRequest, usize), ServiceError> {
-        let kept = match self.records.get_approval(&request.id).await? {
-            Some(earlier) => earlier,
-            None if self.records.create_approval(&request).await? => request,
-            None => self
-                .records
-                .get_approval(&request.id)
-                .await?
-                .ok_or_else(|| StoreError::retryable(format!("{} vanished after it was made", request.id)))?,
-        };
-        if kept.rollback.is_none() {
-            return Err(StoreError::permanent(format!("{} is a release's request, not a rollback's", kept.id)).into());
+    /// `rollback_approval = true`). `attempt(n)` is the request for the order's `n`th attempt:
+    /// the first one still open is kept (the same command again finds it), one decided without
+    /// a rollback (rejected, cancelled, expired, failed) makes way for the next. Links not sent
+    /// yet go out while it awaits a vote. Returns the request as kept and the links sent now.
+    pub async fn request_rollback(
+        &self,
+        attempt: impl Fn(u32) -> ApprovalRequest,
+    ) -> Result<(ApprovalRequest, usize), ServiceError> {
+        let now = Utc::now();
+        for n in 0..MAX_ROLLBACK_ATTEMPTS {
+            let request = attempt(n);
+            let kept = match self.records.get_approval(&request.id).await? {
+                Some(earlier) => earlier,
+                None if self.records.create_approval(&request).await? => request,
+                None => self
+                    .records
+                    .get_approval(&request.id)
+                    .await?
+                    .ok_or_else(|| StoreError::retryable(format!("{} vanished after it was made", request.id)))?,
+            };
+            if kept.rollback.is_none() {
+                return Err(
+                    StoreError::permanent(format!("{} is a release's request, not a rollback's", kept.id)).into(),
+                );
+            }
+            if !kept.still_open_at(now) {
+                continue;
+            }
+            if kept.status_at(now) != ApprovalStatus::AwaitingApproval {
+                return Ok((kept, 0));
+            }
+            let sent = self.send_links(kept.clone()).await?;
+            let kept = self.records.get_approval(&kept.id).await?.unwrap_or(kept);
+            return Ok((kept, sent));
         }
-        let sent = self.send_links(kept.clone()).await?;
-        let kept = self.records.get_approval(&kept.id).await?.unwrap_or(kept);
-        Ok((kept, sent))
+        Err(StoreError::permanent(format!(
+            "{MAX_ROLLBACK_ATTEMPTS} requests for this rollback were decided already: give another reason"
+        ))
+        .into())
     }
 
     /// Sends a link to every approver who has none yet and has not voted: new tokens are saved

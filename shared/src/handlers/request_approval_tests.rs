@@ -1280,81 +1280,138 @@ async fn a_release_that_failed_midway_leaves_no_record_awaiting_for_ever() {
     );
 }
 
-/// Prod's backend-service ran `dep-5` (td:5), now runs `dep-7`: the history an operator's
-/// rollback to `dep-5`'s version reads, and `rollback_request`'s request for it, approved by
-/// its first approver (or rejected).
-async fn prod_rollback_approved(world: &World, verdict: crate::domain::approval::Verdict) -> ApprovalId {
-    let backend = ServiceName::parse("backend-service").unwrap();
-    for (n, status) in [(5, Status::Succeeded), (7, Status::Succeeded)] {
-        let mut record = deployment(n, Kind::Deploy, status, Some(u32::from(n)));
-        record.stage = StageName::parse("prod").unwrap();
-        record.cluster = cluster("prod");
-        world.records.insert(record);
-    }
+/// A deploy record `dep-<n>` of prod's `service` (revision `td:<n>`), SUCCEEDED.
+fn prod_deploy(n: u8, service: &str) -> Deployment {
+    let mut record = deployment(n, Kind::Deploy, Status::Succeeded, Some(u32::from(n)));
+    record.stage = StageName::parse("prod").unwrap();
+    record.cluster = cluster("prod");
+    record.service = ServiceName::parse(service).unwrap();
+    record
+}
+
+/// Points prod's `service` at `record`.
+fn runs(world: &World, service: &str, record: &Deployment) {
     world.records.set_state(
         &cluster("prod"),
-        &backend,
+        &ServiceName::parse(service).unwrap(),
         crate::domain::deployment::ServiceState {
-            latest: Some(
-                world
-                    .records
-                    .deployments()
-                    .into_iter()
-                    .find(|d| d.id.as_str() == "dep-7")
-                    .unwrap()
-                    .reference(),
-            ),
+            latest: Some(record.reference()),
             ..Default::default()
         },
     );
+}
+
+/// Prod's backend-service ran `dep-5` (td:5), now runs `dep-7`; worker-service ran `dep-15`,
+/// now runs `dep-17`. The operator's rollback of both to the `dep-5` version (`rollback_request`
+/// with worker-service's target added), with `verdict` from its first approver, and a forged
+/// approve from someone the file does not list (what the page's role can write).
+async fn prod_rollback_decided(world: &World, verdict: crate::domain::approval::Verdict) -> ApprovalId {
+    use crate::domain::approval::{Ballot, RollbackService, Vote};
+    for (n, service) in [
+        (5, "backend-service"),
+        (7, "backend-service"),
+        (15, "worker-service"),
+        (17, "worker-service"),
+    ] {
+        world.records.insert(prod_deploy(n, service));
+    }
+    runs(world, "backend-service", &prod_deploy(7, "backend-service"));
+    runs(world, "worker-service", &prod_deploy(17, "worker-service"));
     let mut request = crate::domain::fixtures::rollback_request(1);
+    let version = request.image.uri.clone();
+    request.rollback.as_mut().unwrap().targets.push(RollbackService {
+        service: ServiceName::parse("worker-service").unwrap(),
+        from: DeploymentId::from_stored("dep-17".into()),
+        target: DeploymentId::from_stored("dep-15".into()),
+        task_definition: "td:15".into(),
+        image: version,
+    });
+    request.services.push(crate::domain::approval::ReleaseService {
+        service: ServiceName::parse("worker-service").unwrap(),
+        deployment: DeploymentId::from_stored("dep-17".into()),
+        running_now: Some("td:17".into()),
+    });
     let token = ApprovalToken::from_random([9; 32]);
     let approver = request.ballots[0].approver.clone();
     request.issue_link(&approver, &token);
-    let decided = request
+    let mut decided = request
         .cast(&token, verdict, Default::default(), crate::domain::fixtures::at(1))
         .unwrap();
+    decided.ballots.push(Ballot {
+        approver: crate::domain::names::Approver::parse("cto@example.com").unwrap(),
+        token_hashes: Vec::new(),
+        sent_at: None,
+        vote: Some(Vote {
+            verdict: crate::domain::approval::Verdict::Approve,
+            at: crate::domain::fixtures::at(1),
+            proof: None,
+            voter: crate::domain::approval::Voter {
+                comment: "forged".into(),
+                ..Default::default()
+            },
+        }),
+    });
     assert!(world.records.create_approval(&decided).await.unwrap());
     decided.id
 }
 
-/// An approved rollback request rolls the service back under its lock (record, quarantine,
-/// notice), once; a rejected one, or one whose service moved on, changes no service.
+/// An approved rollback request rolls every service back under its lock (record, quarantine,
+/// notice), once, however often promote looks; a rejected one changes no record; one approved
+/// after a service moved on rolls none back.
 #[tokio::test]
-async fn an_approved_operator_rollback_restores_the_service_once_and_a_rejected_one_nothing() {
+async fn an_approved_operator_rollback_restores_every_service_once_and_a_rejected_one_nothing() {
     use super::promote::Advanced;
     use crate::domain::approval::Verdict;
-    let backend = ServiceName::parse("backend-service").unwrap();
+    let (backend, worker) = (
+        ServiceName::parse("backend-service").unwrap(),
+        ServiceName::parse("worker-service").unwrap(),
+    );
     let now = Utc::now();
     let deadline = now + TimeDelta::seconds(30);
 
     let world = World::new();
-    let id = prod_rollback_approved(&world, Verdict::Approve).await;
+    let id = prod_rollback_decided(&world, Verdict::Approve).await;
     let promote = world.promoter(fixture_pipeline(), &FakeSnapshots::default());
     let rolled = promote.advance(&id, now, deadline).await.unwrap();
     assert_eq!(
         rolled,
         Advanced::Deployed {
-            services: vec!["backend-service".into()]
+            services: vec!["backend-service".into(), "worker-service".into()]
         },
         "no snapshot, no five-minute wait"
     );
     assert_eq!(world.ecs.running(&cluster("prod"), &backend), "td:5");
+    assert_eq!(world.ecs.running(&cluster("prod"), &worker), "td:15");
     let rollback = world
         .records
         .get_deployment(&DeploymentId::for_rollback(&DeploymentId::from_stored("dep-7".into())))
         .await
         .unwrap()
         .expect("a rollback record of dep-7");
+    let Kind::Rollback { cause, .. } = &rollback.kind else {
+        panic!("{:?}", rollback.kind)
+    };
     assert!(
-        matches!(&rollback.kind, Kind::Rollback { cause, .. }
-            if cause.contains("assumed-role/oncall/jane") && cause.contains("approved by release-manager@example.com") && cause.contains(id.as_str())),
-        "{:?}",
-        rollback.kind
+        cause.contains("assumed-role/oncall/jane")
+            && cause.contains("approved by release-manager@example.com in")
+            && cause.contains(id.as_str()),
+        "{cause}"
+    );
+    assert!(
+        !cause.contains("cto@") && !cause.contains("forged"),
+        "only proven votes of listed approvers: {cause}"
+    );
+    assert!(
+        rollback.requested_at > crate::domain::fixtures::at(0),
+        "dated when it ran, not when asked"
     );
     assert_eq!(
         world.records.quarantined(&cluster("prod"), &backend).await.unwrap(),
         [digest(7)]
+    );
+    assert_eq!(
+        world.records.quarantined(&cluster("prod"), &worker).await.unwrap(),
+        [digest(17)]
     );
     let told = world.subjects();
     assert!(
@@ -1366,23 +1423,42 @@ async fn an_approved_operator_rollback_restores_the_service_once_and_a_rejected_
             .any(|s| s == "rollback of backend in prod to latest: rolled back"),
         "{told:?}"
     );
+
+    // Looked at again, and again as if the crash came before the request was marked done.
     assert!(matches!(
         promote.advance(&id, now, deadline).await.unwrap(),
         Advanced::Nothing { .. }
     ));
-    assert_eq!(world.ecs.revisions().len(), 0, "nothing registered: td:5 is active");
-    assert_eq!(
-        world
-            .records
-            .deployments()
-            .iter()
-            .filter(|d| matches!(d.kind, Kind::Rollback { .. }))
-            .count(),
-        1
+    let mut unmarked = world.records.get_approval(&id).await.unwrap().unwrap();
+    unmarked.promotion.as_mut().unwrap().deployed_at = None;
+    unmarked.version += 1;
+    assert!(world.records.save_approval(&unmarked).await.unwrap());
+    let retried = promote.advance(&id, now, deadline).await.unwrap();
+    assert!(
+        matches!(&retried, Advanced::Deployed { services } if services.len() == 2),
+        "{retried:?}"
     );
+    assert_eq!(
+        world.ecs.revisions().len(),
+        0,
+        "nothing registered: the targets are active"
+    );
+    let rollbacks = world
+        .records
+        .deployments()
+        .into_iter()
+        .filter(|d| matches!(d.kind, Kind::Rollback { .. }))
+        .count();
+    assert_eq!(rollbacks, 2, "one per service");
 
+    // Rejected: closed without touching a record, even one named like the version's push.
     let rejected = World::new();
-    let id = prod_rollback_approved(&rejected, Verdict::Reject).await;
+    let id = prod_rollback_decided(&rejected, Verdict::Reject).await;
+    let request = rejected.records.get_approval(&id).await.unwrap().unwrap();
+    let mut lookalike = prod_deploy(5, "backend-service");
+    lookalike.id = DeploymentId::for_push(&request.image, &request.stage, &request.cluster, &backend);
+    lookalike.status = Status::AwaitingApproval;
+    rejected.records.insert(lookalike.clone());
     let promote = rejected.promoter(fixture_pipeline(), &FakeSnapshots::default());
     assert_eq!(
         promote.advance(&id, now, deadline).await.unwrap(),
@@ -1391,8 +1467,16 @@ async fn an_approved_operator_rollback_restores_the_service_once_and_a_rejected_
         }
     );
     assert_eq!(rejected.ecs.running(&cluster("prod"), &backend), "td:1");
-    let records = rejected.records.deployments();
-    assert!(records.iter().all(|d| d.status == Status::Succeeded), "{records:?}");
+    assert_eq!(
+        rejected
+            .records
+            .get_deployment(&lookalike.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::AwaitingApproval
+    );
     assert!(
         rejected
             .subjects()
@@ -1400,30 +1484,28 @@ async fn an_approved_operator_rollback_restores_the_service_once_and_a_rejected_
             .any(|s| s == "rollback of backend in prod to latest: rejected")
     );
 
-    // Approved after the service moved on (a deploy since): the approvers saw another state.
+    // Approved after worker-service moved on (a deploy since): the approvers saw another
+    // state, and the rollback applies whole or not at all.
     let moved = World::new();
-    let id = prod_rollback_approved(&moved, Verdict::Approve).await;
-    let mut newer = deployment(8, Kind::Deploy, Status::Deploying, None);
-    newer.stage = StageName::parse("prod").unwrap();
-    newer.cluster = cluster("prod");
+    let id = prod_rollback_decided(&moved, Verdict::Approve).await;
+    let mut newer = prod_deploy(18, "worker-service");
+    newer.status = Status::Deploying;
     moved.records.insert(newer.clone());
-    moved.records.set_state(
-        &cluster("prod"),
-        &backend,
-        crate::domain::deployment::ServiceState {
-            latest: Some(newer.reference()),
-            ..Default::default()
-        },
-    );
+    runs(&moved, "worker-service", &newer);
     let promote = moved.promoter(fixture_pipeline(), &FakeSnapshots::default());
     let refused = promote.advance(&id, now, deadline).await.unwrap();
     assert!(
-        matches!(&refused, Advanced::Failed { why } if why.contains("moved on to dep-8")),
+        matches!(&refused, Advanced::Failed { why } if why.contains("worker-service moved on to dep-18") && why.contains("nothing was rolled back")),
         "{refused:?}"
     );
-    assert_eq!(moved.ecs.running(&cluster("prod"), &backend), "td:1");
+    assert_eq!(
+        moved.ecs.running(&cluster("prod"), &backend),
+        "td:1",
+        "backend-service stays too"
+    );
     assert_eq!(
         moved.records.get_deployment(&newer.id).await.unwrap().unwrap().status,
         Status::Deploying
     );
+    assert!(moved.records.deployments().iter().all(|d| d.kind == Kind::Deploy));
 }

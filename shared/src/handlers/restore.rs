@@ -13,6 +13,7 @@
 
 use super::{point_service_at, record_deploying};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceState, ServiceStateField, Status};
+use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
 use crate::domain::pipeline::{Pipeline, ServiceSpec, Stage};
 use crate::domain::rollback_plan::{NoRollback, RollbackPlan, RollbackTarget, Trigger, known_good, plan_rollback};
@@ -157,12 +158,22 @@ where
                         notice,
                     }));
                 }
-                if let Some(from) = from.filter(|from| **from != current.id) {
-                    let reason = format!(
-                        "{} moved on to {} since the rollback was asked from {from}: not rolled back",
-                        service.name, current.id
-                    );
-                    return Ok(LockedWork::only(Decided::silent(RestoreOutcome::MovedOn { reason })));
+                if let Some(from) = from {
+                    if current.id == DeploymentId::for_rollback(from) {
+                        // Its rollback, done before: its notice goes if it has not.
+                        let reason = format!("{} was rolled back from {from} already ({})", service.name, current.id);
+                        return Ok(LockedWork::only(Decided {
+                            outcome: RestoreOutcome::Nothing { reason },
+                            notice: Some(current.id.to_string()),
+                        }));
+                    }
+                    if current.id != *from {
+                        let reason = format!(
+                            "{} moved on to {} since the rollback was asked from {from}: not rolled back",
+                            service.name, current.id
+                        );
+                        return Ok(LockedWork::only(Decided::silent(RestoreOutcome::MovedOn { reason })));
+                    }
                 }
                 self.roll_back(pipeline, stage, service, trigger, current, target, deadline)
                     .await
@@ -174,6 +185,19 @@ where
             self.deliver(&key).await?;
         }
         Ok(outcome)
+    }
+
+    /// The service's current deployment, read under its lock (a look, nothing written).
+    pub async fn current_deployment(
+        &self,
+        cluster: &ClusterName,
+        service: &ServiceName,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<Deployment>, ServiceError> {
+        with_service_lock(&self.records, cluster, service, deadline, |state| async move {
+            Ok(LockedWork::only(self.current(&state).await?))
+        })
+        .await
     }
 
     /// The deployment the service state names as the service's latest.

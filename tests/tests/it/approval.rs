@@ -730,9 +730,12 @@ async fn a_stage_that_wants_operator_rollbacks_approved_asks_its_approvers_and_t
         "{told:?}"
     );
 
-    // Asked again (another reason: another request), approved: every service goes back now.
-    asked(pipectl("checkout errors since v2"));
+    // Asked again, for the same reason: a new request (the rejected one stays rejected), and
+    // approved, every service goes back now.
+    let rejected_id = run.request(&links[0].2).await.id;
+    asked(pipectl("error rate since v2"));
     let link = run.links().await.remove(0).2;
+    assert_ne!(run.request(&link).await.id, rejected_id);
     approve_from_page(&link, "approve").await;
     let swept = sweep().await;
     assert!(
@@ -755,7 +758,7 @@ async fn a_stage_that_wants_operator_rollbacks_approved_asks_its_approvers_and_t
         let cause = &rollback["rollback_cause"];
         assert!(cause.starts_with("operator arn:aws:"), "{cause}");
         assert!(
-            cause.contains("rolled back to v1.0.0: checkout errors since v2 (approved by "),
+            cause.contains("rolled back to v1.0.0: error rate since v2 (asked at ") && cause.contains("; approved by "),
             "{cause}"
         );
         assert_eq!(run.env.quarantined(PROD, service).await, [digest(0x32)]);
@@ -777,7 +780,7 @@ async fn a_stage_that_wants_operator_rollbacks_approved_asks_its_approvers_and_t
         "{told:?}"
     );
     // Done: the same command finds every service on the version.
-    let done = asked(pipectl("checkout errors since v2"));
+    let done = asked(pipectl("error rate since v2"));
     assert_eq!(done.matches("runs that version already").count(), 2, "{done}");
     assert!(run.links().await.is_empty());
 }
