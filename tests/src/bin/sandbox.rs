@@ -287,24 +287,20 @@ async fn main() {
         &samples[0].2,
     )
     .await;
-    on_call(
-        &mut tracker,
-        &mut promote,
-        &mut function,
-        &OnCall {
-            config: &config,
-            ecs: &ecs,
-            ddb: &ddb,
-            pipeline: &pipeline,
-            world: &world,
-            page: &page,
-            endpoint: &moto.endpoint,
-            text: &pipeline_text,
-            main_build: &samples[1].2,
-        },
-    )
-    .await;
+    let on = OnCall {
+        config: &config,
+        ecs: &ecs,
+        ddb: &ddb,
+        pipeline: &pipeline,
+        world: &world,
+        page: &page,
+        endpoint: &moto.endpoint,
+        text: &pipeline_text,
+        main_build: &samples[1].2,
+    };
+    on_call(&mut tracker, &mut promote, &mut function, &on).await;
     break_glass(&config, &world, &moto.endpoint, &vars).await;
+    approved_rollback(&mut promote, &on).await;
     let _ = std::fs::remove_file(&pipeline_file);
 
     print_records(&ddb, &world.table).await;
@@ -560,6 +556,86 @@ async fn break_glass(
     for notice in take_notices(config, &operations_queue).await {
         println!("   to the operations topic: {}", notice.subject);
     }
+}
+
+/// Prod's operator rollbacks now need approval (`rollback_approval = true`): on call asks to
+/// take prod back from the hotfix to v1.4.1; an approver approves from their mail; the stream
+/// hands the approval to promote, which rolls both services back at once.
+async fn approved_rollback(promote: &mut Function, on: &OnCall<'_>) {
+    println!(
+        "\n━━ prod's operator rollbacks need approval from now on (rollback_approval = true, pipectl pipeline push)"
+    );
+    let asks = std::env::temp_dir().join(format!("sandbox-pipeline-rollbacks-{}.toml", std::process::id()));
+    std::fs::write(
+        &asks,
+        on.text.replacen(
+            "watch_window_minutes = 30",
+            "watch_window_minutes = 30\nrollback_approval = true",
+            1,
+        ),
+    )
+    .expect("the file asking for rollback approvals");
+    pipectl_says(
+        on.endpoint,
+        &["pipeline", "push", asks.to_str().unwrap(), "--stack", "sandbox"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    println!(
+        "\n━━ on call asks to take prod back from the hotfix to v1.4.1 (pipectl rollback): the approvers are asked"
+    );
+    let rollback = [
+        "rollback",
+        "prod",
+        "backend",
+        "--to",
+        "v1.4.1",
+        "--reason",
+        "the hotfix breaks sessions",
+    ];
+    let output = harness::seed::pipectl(on.endpoint)
+        .args(rollback)
+        .env("TABLE_NAME", &on.world.table)
+        .env("PIPELINE_TABLE", harness::seed::PIPELINE_TABLE)
+        .env("TOPIC_ARN", &on.world.topic_arn)
+        .env("APPROVAL_TOPIC_ARN", &on.world.approval_topic_arn)
+        .env("APPROVAL_PAGE_URL", &on.page.url)
+        .output()
+        .expect("pipectl runs");
+    println!("   $ pipectl {}", rollback.join(" "));
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+    {
+        println!("   │ {line}");
+    }
+    let Some(id) = decide_by_mail(
+        on.config,
+        on.world,
+        on.page,
+        "oncall-lead",
+        "approve",
+        "sessions drop since the hotfix",
+    )
+    .await
+    else {
+        return;
+    };
+    println!("\n━━ the stream delivers the approval to promote: no wait, no snapshot, both services go back");
+    let before = running_all(on.ecs, &on.world.initial).await;
+    let response = promote.invoke(stream_record(&id)).await.response();
+    println!("   promote: {response}");
+    let after = running_all(on.ecs, &on.world.initial).await;
+    for ((cluster, service), arn) in &after {
+        let was = &before[&(cluster.clone(), service.clone())];
+        if cluster.ends_with("-prod") && was != arn {
+            println!(
+                "   prod     {service:<16} task definition {} → {}",
+                short(was),
+                short(arn)
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&asks);
 }
 
 /// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it
