@@ -386,14 +386,19 @@ pub struct RollbackService {
     pub image: String,
 }
 
-/// Whether an approved rollback still applies to `target`'s service, whose current deployment
-/// is `current`: it runs the deployment it ran when the rollback was asked, or is back on the
-/// version already (by this rollback, done before, or another). `Err` says where it moved on.
-pub fn rollback_applies(target: &RollbackService, current: Option<&Deployment>) -> Result<(), String> {
+/// Whether an approved rollback (of request `request`) still applies to `target`'s service,
+/// whose current deployment is `current`: it runs the deployment it ran when the rollback was
+/// asked, or is back on the version already (by this request's rollback, done before, or by
+/// another). `Err` says where it moved on.
+pub fn rollback_applies(
+    target: &RollbackService,
+    request: &ApprovalId,
+    current: Option<&Deployment>,
+) -> Result<(), String> {
     match current {
         Some(current)
             if current.id == target.from
-                || current.id == DeploymentId::for_rollback(&target.from)
+                || is_rollback_by(current, &target.from, request)
                 || current.image_running().as_deref() == Some(target.image.as_str()) =>
         {
             Ok(())
@@ -404,6 +409,13 @@ pub fn rollback_applies(target: &RollbackService, current: Option<&Deployment>) 
         )),
         None => Err(format!("{} has no deployment recorded", target.service)),
     }
+}
+
+/// Whether `deployment` is the rollback of `from` that request `request` approved (its cause
+/// names the request): another trigger's rollback of `from` (an alarm's) shares its id.
+pub fn is_rollback_by(deployment: &Deployment, from: &DeploymentId, request: &ApprovalId) -> bool {
+    deployment.id == DeploymentId::for_rollback(from)
+        && matches!(&deployment.kind, super::deployment::Kind::Rollback { cause, .. } if cause.contains(request.as_str()))
 }
 
 /// The newer release that replaced a request.
@@ -700,6 +712,10 @@ impl ApprovalRequest {
             .promotion
             .as_ref()
             .is_some_and(|p| p.deploy_started_at.is_some() || p.failed.is_some());
+        // Begun, whatever status the page may have written since.
+        if self.promotion.as_ref().is_some_and(|p| p.deploy_started_at.is_some()) {
+            return Err(Refusal::TooLateToCancel);
+        }
         match self.status_at(now) {
             ApprovalStatus::AwaitingApproval => {}
             ApprovalStatus::Approved if !begun => {}
@@ -1706,5 +1722,99 @@ mod tests {
         assert_eq!(blocked.status, ApprovalStatus::Blocked);
         assert_eq!(blocked.blocked.as_deref(), Some("not in staging"));
         assert!(blocked.unsent().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod rollback_tests {
+    use super::*;
+    use crate::domain::deployment::Kind;
+    use crate::domain::fixtures::{at, deployment, rollback_request};
+
+    fn target() -> RollbackService {
+        rollback_request(1).rollback.unwrap().targets.remove(0)
+    }
+
+    #[test]
+    fn a_rollback_applies_from_where_it_was_asked_or_its_own_rollback_or_the_version_itself() {
+        let request = rollback_request(1);
+        let target = target();
+        let asked_from = deployment(7, Kind::Deploy, Status::Succeeded, Some(8));
+        assert_eq!(rollback_applies(&target, &request.id, Some(&asked_from)), Ok(()));
+        let mut on_version = deployment(9, Kind::Deploy, Status::Succeeded, Some(10));
+        on_version.image = deployment(5, Kind::Deploy, Status::Succeeded, None).image;
+        assert_eq!(
+            rollback_applies(&target, &request.id, Some(&on_version)),
+            Ok(()),
+            "back on it already"
+        );
+        let mut ours = deployment(7, Kind::Deploy, Status::Deploying, None);
+        ours.id = DeploymentId::for_rollback(&target.from);
+        ours.kind = Kind::Rollback {
+            of: target.from.clone(),
+            cause: format!("operator … (asked at …; approved by … in {})", request.id),
+        };
+        ours.definition = None;
+        assert_eq!(
+            rollback_applies(&target, &request.id, Some(&ours)),
+            Ok(()),
+            "done before"
+        );
+        // An alarm's rollback of the same deployment shares the id, not the cause.
+        let mut alarms = ours.clone();
+        alarms.kind = Kind::Rollback {
+            of: target.from.clone(),
+            cause: "alarm backend-prod-5xx went into ALARM".into(),
+        };
+        let why = rollback_applies(&target, &request.id, Some(&alarms)).unwrap_err();
+        assert!(why.contains("moved on to rbk-"), "{why}");
+        let newer = deployment(8, Kind::Deploy, Status::Deploying, None);
+        let why = rollback_applies(&target, &request.id, Some(&newer)).unwrap_err();
+        assert_eq!(
+            why,
+            "backend-service moved on to dep-8 since the rollback was asked from dep-7"
+        );
+        assert!(rollback_applies(&target, &request.id, None).is_err());
+    }
+
+    #[test]
+    fn once_its_deploy_began_no_status_the_page_writes_stops_a_request() {
+        let policy = crate::domain::fixtures::fixture_pipeline().stages()[2]
+            .approval
+            .clone()
+            .unwrap();
+        let mut request = rollback_request(1);
+        let token = ApprovalToken::from_random([4; 32]);
+        let approver = request.ballots[0].approver.clone();
+        request.issue_link(&approver, &token);
+        let mut approved = request.cast(&token, Verdict::Approve, Voter::default(), at(1)).unwrap();
+        let mut promotion = super::super::promotion::Promotion::started(at(1));
+        promotion.deploy_started_at = Some(at(1));
+        approved.promotion = Some(promotion);
+        assert!(approved.still_open_at(at(2)));
+        for written in [
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Cancelled,
+            ApprovalStatus::AwaitingApproval,
+        ] {
+            let flipped = ApprovalRequest {
+                status: written,
+                ..approved.clone()
+            };
+            assert_eq!(
+                flipped.governed_by(&policy).status,
+                ApprovalStatus::Approved,
+                "{written}"
+            );
+            assert_eq!(
+                flipped.cancel_by_operator("arn:aws:iam::123456789012:user/ops", "why", at(2)),
+                Err(Refusal::TooLateToCancel)
+            );
+        }
+        // Before it began, a rejection stands and the request is no longer open.
+        let rejected = request.cast(&token, Verdict::Reject, Voter::default(), at(1)).unwrap();
+        assert_eq!(rejected.governed_by(&policy).status, ApprovalStatus::Rejected);
+        assert!(!rejected.still_open_at(at(2)));
+        assert!(!request.still_open_at(request.expires_at), "expired");
     }
 }

@@ -12,9 +12,10 @@ use crate::domain::approval::{
 use crate::domain::deployment::{
     Decision, Deployment, DeploymentId, Kind, Mode, PointedRecords, ServiceStateField, Status, decide,
 };
-use crate::domain::names::{Approver, ClusterName};
+use crate::domain::names::{Approver, ServiceName};
 use crate::domain::notice::{promotion_notice, utc};
 use crate::domain::pipeline::Pipeline;
+use crate::domain::pipeline::{ServiceSpec, Stage};
 use crate::domain::promotion::{PlannedSnapshot, Promotion, SnapshotId, SnapshotState, Step, next_step};
 use crate::domain::retention::{APPROVAL_TAG, CREATED_BY, KIND_TAG, POLICY_TAG, SnapshotKind};
 use crate::domain::rollback_plan::{RollbackTarget, Trigger as RollbackTrigger};
@@ -598,7 +599,7 @@ where
         deadline: DateTime<Utc>,
     ) -> Result<Option<String>, ServiceError> {
         if let Some(order) = &request.rollback {
-            return self.rollback_moved_on(order, &request.cluster, deadline).await;
+            return self.rollback_moved_on(request, order, deadline).await;
         }
         for service in &request.services {
             match self.records.get_deployment(&service.deployment).await? {
@@ -718,19 +719,36 @@ where
     /// the version already). Checked again under each service's lock, right before it moves.
     async fn rollback_moved_on(
         &self,
+        request: &ApprovalRequest,
         order: &RollbackOrder,
-        cluster: &ClusterName,
         deadline: DateTime<Utc>,
     ) -> Result<Option<String>, ServiceError> {
         let restorer = self.restorer();
         let mut moved = Vec::new();
         for target in &order.targets {
-            let current = restorer.current_deployment(cluster, &target.service, deadline).await?;
-            if let Err(why) = rollback_applies(target, current.as_ref()) {
+            if self.service_spec(request, &target.service).is_none() {
+                moved.push(format!("{}: no longer in the pipeline file", target.service));
+                continue;
+            }
+            let current = restorer
+                .current_deployment(&request.cluster, &target.service, deadline)
+                .await?;
+            if let Err(why) = rollback_applies(target, &request.id, current.as_ref()) {
                 moved.push(why);
             }
         }
         Ok((!moved.is_empty()).then(|| format!("{}; nothing was rolled back", moved.join("; "))))
+    }
+
+    /// The request's service `name` as the file in force names it in its stage, if it does.
+    fn service_spec(&self, request: &ApprovalRequest, name: &ServiceName) -> Option<(&Stage, &ServiceSpec)> {
+        let stage = self.pipeline.stage(&request.stage)?;
+        let application = self
+            .pipeline
+            .applications()
+            .iter()
+            .find(|a| a.name == request.application)?;
+        Some((stage, application.services.iter().find(|s| &s.name == name)?))
     }
 
     fn restorer(&self) -> Restorer<S, E, N> {
@@ -761,12 +779,6 @@ where
         deadline: DateTime<Utc>,
         notices_held: bool,
     ) -> Result<Advanced, ServiceError> {
-        let stage = self.pipeline.stage(&request.stage);
-        let application = self
-            .pipeline
-            .applications()
-            .iter()
-            .find(|a| a.name == request.application);
         let restorer = self.restorer();
         let listed = self.listed(request);
         // Dated when the rollback began (the same for every retry), not when it was asked.
@@ -789,8 +801,7 @@ where
         };
         let (mut back, mut not_back) = (Vec::new(), Vec::new());
         for target in &order.targets {
-            let spec = application.and_then(|a| a.services.iter().find(|s| s.name == target.service));
-            let (Some(stage), Some(spec)) = (stage, spec) else {
+            let Some((stage, spec)) = self.service_spec(request, &target.service) else {
                 not_back.push(format!("{}: no longer in the pipeline file", target.service));
                 continue;
             };
@@ -806,7 +817,7 @@ where
                     spec,
                     &trigger,
                     (to, &target.image),
-                    Some(&target.from),
+                    Some((&target.from, &request.id)),
                     deadline,
                 )
                 .await;
@@ -854,6 +865,10 @@ where
                 return Change::Leave(true);
             }
             promotion.failed = Some(why.to_owned());
+            if promotion.deploy_started_at.is_some() {
+                // Given up as approved: a status written after the deploy began is undone.
+                request.status = ApprovalStatus::Approved;
+            }
             Change::Write(true)
         })
         .await?;
@@ -1013,6 +1028,8 @@ where
             match request.promotion.as_mut() {
                 Some(promotion) if promotion.deployed_at.is_none() => {
                     promotion.deployed_at = Some(Utc::now());
+                    // Deployed as approved: a status written after the deploy began is undone.
+                    request.status = ApprovalStatus::Approved;
                     Change::Write(())
                 }
                 _ => Change::Leave(()),
@@ -1127,7 +1144,7 @@ fn voters(request: &ApprovalRequest, verdict: Verdict, listed: &[Approver]) -> S
         .proven_votes(verdict, listed)
         .map(|(who, vote)| match vote.voter.comment.as_str() {
             "" => who.to_string(),
-            comment => format!("{who} (\"{comment}\")"),
+            comment => format!("{who} ({comment:?})"),
         })
         .collect();
     match named.is_empty() {

@@ -12,6 +12,7 @@
 //! retry after any of them finishes the rest.
 
 use super::{point_service_at, record_deploying};
+use crate::domain::approval::{ApprovalId, is_rollback_by};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceState, ServiceStateField, Status};
 use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
@@ -125,8 +126,9 @@ where
     /// Rolls `service` back to `target`, a version that ran there, at an operator's request
     /// (`trigger` says who, when and why): from whatever it runs now, through the same lock,
     /// record, quarantine and notice as an automatic rollback. A service that already runs
-    /// `image` (the version's) is left alone, so a retry changes nothing. With `from`, only
-    /// while the service's current deployment is still that one (what approvers saw).
+    /// `image` (the version's) is left alone, so a retry changes nothing. With `asked`, only
+    /// while the service's current deployment is still the one the request was asked from
+    /// (what approvers saw), or that request's rollback of it.
     #[allow(clippy::too_many_arguments)]
     pub async fn restore_to(
         &self,
@@ -135,7 +137,7 @@ where
         service: &ServiceSpec,
         trigger: &Trigger,
         (target, image): (RollbackTarget, &str),
-        from: Option<&DeploymentId>,
+        asked: Option<(&DeploymentId, &ApprovalId)>,
         deadline: DateTime<Utc>,
     ) -> Result<RestoreOutcome, ServiceError> {
         let Decided { outcome, notice } = with_service_lock(
@@ -158,8 +160,8 @@ where
                         notice,
                     }));
                 }
-                if let Some(from) = from {
-                    if current.id == DeploymentId::for_rollback(from) {
+                if let Some((from, request)) = asked {
+                    if is_rollback_by(&current, from, request) {
                         // Its rollback, done before: its notice goes if it has not.
                         let reason = format!("{} was rolled back from {from} already ({})", service.name, current.id);
                         return Ok(LockedWork::only(Decided {

@@ -579,6 +579,7 @@ async fn approved_rollback(promote: &mut Function, on: &OnCall<'_>) {
         on.endpoint,
         &["pipeline", "push", asks.to_str().unwrap(), "--stack", "sandbox"],
     );
+    let _ = std::fs::remove_file(&asks);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     println!(
         "\n━━ on call asks to take prod back from the hotfix to v1.4.1 (pipectl rollback): the approvers are asked"
@@ -635,7 +636,6 @@ async fn approved_rollback(promote: &mut Function, on: &OnCall<'_>) {
             );
         }
     }
-    let _ = std::fs::remove_file(&asks);
 }
 
 /// A day passes with the approvers' mails unanswered. The sandbox cannot wait that long, so it
