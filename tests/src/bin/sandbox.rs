@@ -323,10 +323,14 @@ async fn main() {
 
 /// pipectl run against the emulator, its output indented under the story.
 fn pipectl_says(endpoint: &str, args: &[&str]) {
-    let output = harness::seed::pipectl(endpoint)
-        .args(args)
-        .output()
-        .expect("pipectl runs");
+    let mut command = harness::seed::pipectl(endpoint);
+    command.args(args);
+    pipectl_run_says(command, args);
+}
+
+/// `command` (pipectl with `args`, set up as the chapter needs) run, its output indented.
+fn pipectl_run_says(mut command: std::process::Command, args: &[&str]) {
+    let output = command.output().expect("pipectl runs");
     println!("   $ pipectl {}", args.join(" "));
     for line in String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -593,22 +597,16 @@ async fn approved_rollback(promote: &mut Function, on: &OnCall<'_>) {
         "--reason",
         "the hotfix breaks sessions",
     ];
-    let output = harness::seed::pipectl(on.endpoint)
+    // The sandbox's stack has no page URL output (the page starts after it): named here.
+    let mut command = harness::seed::pipectl(on.endpoint);
+    command
         .args(rollback)
         .env("TABLE_NAME", &on.world.table)
         .env("PIPELINE_TABLE", harness::seed::PIPELINE_TABLE)
         .env("TOPIC_ARN", &on.world.topic_arn)
         .env("APPROVAL_TOPIC_ARN", &on.world.approval_topic_arn)
-        .env("APPROVAL_PAGE_URL", &on.page.url)
-        .output()
-        .expect("pipectl runs");
-    println!("   $ pipectl {}", rollback.join(" "));
-    for line in String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&output.stderr).lines())
-    {
-        println!("   │ {line}");
-    }
+        .env("APPROVAL_PAGE_URL", &on.page.url);
+    pipectl_run_says(command, &rollback);
     let Some(id) = decide_by_mail(
         on.config,
         on.world,
