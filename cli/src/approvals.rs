@@ -3,7 +3,7 @@
 
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::sns::approver_filter_policy;
-use shared::domain::approval::{ApprovalId, ApprovalRequest, ApprovalStatus, Refusal, Verdict, Voter};
+use shared::domain::approval::{ApprovalId, ApprovalStatus, Refusal, Verdict, Voter};
 use shared::domain::approval_page::{held, state_line, vote_line};
 use shared::domain::names::Approver;
 use shared::domain::notice::{promotion_notice, utc};
@@ -26,7 +26,7 @@ pub async fn list(records: &DynamoRecords, pipeline: &Pipeline) -> Result<(), St
         println!("no approval request is open");
     }
     for request in open {
-        let request = governed(pipeline, &request);
+        let request = request.governed_in(pipeline);
         if request.services.is_empty() {
             // Made by a push whose services are still being handled (or whose delivery gave up):
             // no link exists yet, and no vote is taken.
@@ -117,7 +117,7 @@ pub async fn extend(
     let id = approval_id(id)?;
     let extended = update_approval(records, &id, "it was extended", |request| {
         // From the deadline the file in force gives it, which promote goes by.
-        let deadline = governed(pipeline, request).expires_at;
+        let deadline = request.governed_in(pipeline).expires_at;
         match request.extend(deadline, hours, operator.at) {
             Ok(next) => {
                 *request = next;
@@ -214,15 +214,6 @@ pub async fn resend(
         .map_err(|e| format!("{id}: links sent, but the team was not told: {e}"))?;
     println!("{id}: {detail}");
     Ok(())
-}
-
-/// The request as promote reads it: under the pipeline file in force (what a vote can write is
-/// trusted no further than the file allows).
-pub(crate) fn governed(pipeline: &Pipeline, request: &ApprovalRequest) -> ApprovalRequest {
-    match pipeline.stage(&request.stage).and_then(|s| s.approval.as_ref()) {
-        Some(policy) => request.governed_by(policy),
-        None => request.clone(),
-    }
 }
 
 fn approval_id(id: &str) -> Result<ApprovalId, String> {

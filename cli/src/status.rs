@@ -139,7 +139,7 @@ pub async fn show(
                     let request = ApprovalId::for_release(&record.image, &stage.name, &app.name);
                     let mut shown = in_flight_of(&record);
                     if let Some(request) = open.iter().find(|r| r.id == request) {
-                        let request = crate::approvals::governed(pipeline, request);
+                        let request = request.governed_in(pipeline);
                         shown.status = match held(&request, &stage.schedule, now) {
                             Some(_) => format!("{} (held)", request.status),
                             None => request.status.to_string(),
@@ -187,7 +187,7 @@ pub async fn show(
                 .iter()
                 .filter(|r| r.stage == stage.name && r.in_flight())
                 // As promote reads it: a status the page wrote counts only as far as the file allows.
-                .map(|r| crate::approvals::governed(pipeline, r))
+                .map(|r| r.governed_in(pipeline))
                 .map(|r| OpenRequest {
                     id: r.id.to_string(),
                     application: r.application.to_string(),

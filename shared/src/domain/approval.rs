@@ -864,6 +864,16 @@ impl ApprovalRequest {
         governed
     }
 
+    /// The request as promote reads it under `pipeline` (the file in force): governed by its
+    /// stage's policy (what a vote can write is trusted no further than the file allows), or
+    /// as stored when the stage takes no approvals now.
+    pub fn governed_in(&self, pipeline: &super::pipeline::Pipeline) -> ApprovalRequest {
+        match pipeline.stage(&self.stage).and_then(|s| s.approval.as_ref()) {
+            Some(policy) => self.governed_by(policy),
+            None => self.clone(),
+        }
+    }
+
     /// Whether `approver`'s `vote` was cast by its link's holder (its proof opens the
     /// approver's commitment for its verdict) or by an operator (`operator_votes`): what the
     /// page's role can write alone proves neither.

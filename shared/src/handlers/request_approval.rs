@@ -339,7 +339,8 @@ where
                     StoreError::permanent(format!("{} is a release's request, not a rollback's", kept.id)).into(),
                 );
             }
-            let governed = self.governed(&kept);
+            // As promote reads it, trusting no status the page wrote.
+            let governed = kept.governed_in(&self.pipeline);
             if !governed.still_open_at(now) {
                 continue;
             }
@@ -348,20 +349,12 @@ where
             }
             let sent = self.send_links(kept.clone()).await?;
             let kept = self.records.get_approval(&kept.id).await?.unwrap_or(kept);
-            return Ok((self.governed(&kept), sent));
+            return Ok((kept.governed_in(&self.pipeline), sent));
         }
         Err(StoreError::permanent(format!(
             "{MAX_ROLLBACK_ATTEMPTS} requests for this rollback were decided already: give another reason"
         ))
         .into())
-    }
-
-    /// `request` as promote reads it: under the file in force, trusting no status the page wrote.
-    fn governed(&self, request: &ApprovalRequest) -> ApprovalRequest {
-        match self.pipeline.stage(&request.stage).and_then(|s| s.approval.as_ref()) {
-            Some(policy) => request.governed_by(policy),
-            None => request.clone(),
-        }
     }
 
     /// Sends a link to every approver who has none yet and has not voted: new tokens are saved

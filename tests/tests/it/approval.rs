@@ -302,7 +302,6 @@ async fn only_a_staging_alarm_in_alarm_blocks_a_release_not_those_in_ok_or_insuf
 async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep() {
     use shared::handlers::promote::Advanced;
     let run = Loop::start().await;
-    let rds = aws_sdk_rds::Client::new(&run.env.config);
     harness::seed::create_database(&run.env.config, "social-analytics-db", None).await;
     run.release("v9.0.0", 0x90, 0).await;
     let link = run.links().await.remove(0).2;
@@ -318,18 +317,7 @@ async fn an_approved_release_is_snapshotted_then_deployed_to_prod_by_the_sweep()
     // moto makes the snapshot available at once: in the same sweep it is found available,
     // and the wait begins.
     assert!(matches!(swept[0].1, Advanced::Waiting { .. }), "{swept:?}");
-    let snapshots = rds
-        .describe_db_snapshots()
-        .db_instance_identifier("social-analytics-db")
-        .send()
-        .await
-        .unwrap();
-    let manual = snapshots
-        .db_snapshots()
-        .iter()
-        .filter(|s| s.snapshot_type() == Some("manual"))
-        .count();
-    assert_eq!(manual, 1, "the pre-deployment snapshot");
+    assert_eq!(prod_snapshots(&run).await, 1, "the pre-deployment snapshot");
     promote.sweep(now, deadline).await.unwrap();
     for (service, _) in SERVICES {
         assert_eq!(
