@@ -9,7 +9,9 @@ use crate::approvals::Desk;
 use shared::adapters::dynamo::DynamoRecords;
 use shared::adapters::ecs::EcsAdapter;
 use shared::adapters::sns::SnsNotifier;
-use shared::domain::approval::{ApprovalRequest, ApprovalStatus, RollbackOrder, RollbackService};
+use shared::domain::approval::{
+    ApprovalRequest, ApprovalStatus, RollbackOrder, RollbackService, RollbackStanding, rollback_standing,
+};
 use shared::domain::approval_page::state_line;
 use shared::domain::deployment::Deployment;
 use shared::domain::pipeline::{Application, Pipeline, ServiceSpec, Stage};
@@ -139,11 +141,8 @@ async fn ask_approval(
                 stage.name, service.name
             ));
         };
-        if current.image_running().as_deref() == Some(deploy.image.uri.as_str()) {
-            println!(
-                "{}/{}: runs that version already ({})",
-                stage.name, service.name, current.id
-            );
+        if let RollbackStanding::Done(reason) = rollback_standing(&current, &deploy.image.uri, None) {
+            println!("{}/{}: {reason}", stage.name, service.name);
             continue;
         }
         running_now.push(current.task_definition.clone());

@@ -386,6 +386,42 @@ pub struct RollbackService {
     pub image: String,
 }
 
+/// Where a service whose current deployment is `current` stands for a rollback to `image`,
+/// asked (when approvers must approve it) from deployment `from` by request `request`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RollbackStanding {
+    /// It still runs what the rollback was asked from (or nothing was asked): roll it back.
+    Applies,
+    /// Back on the version already, by this rollback done before or otherwise: why.
+    Done(String),
+    /// It moved on since the rollback was asked: where to.
+    MovedOn(String),
+}
+
+pub fn rollback_standing(
+    current: &Deployment,
+    image: &str,
+    asked: Option<(&DeploymentId, &ApprovalId)>,
+) -> RollbackStanding {
+    if current.image_running().as_deref() == Some(image) {
+        return RollbackStanding::Done(format!(
+            "{} runs that version already ({})",
+            current.service, current.id
+        ));
+    }
+    match asked {
+        Some((from, request)) if is_rollback_by(current, from, request) => RollbackStanding::Done(format!(
+            "{} was rolled back from {from} already ({})",
+            current.service, current.id
+        )),
+        Some((from, _)) if current.id != *from => RollbackStanding::MovedOn(format!(
+            "{} moved on to {} since the rollback was asked from {from}",
+            current.service, current.id
+        )),
+        _ => RollbackStanding::Applies,
+    }
+}
+
 /// Whether an approved rollback (of request `request`) still applies to `target`'s service,
 /// whose current deployment is `current`: it runs the deployment it ran when the rollback was
 /// asked, or is back on the version already (by this request's rollback, done before, or by
@@ -395,19 +431,12 @@ pub fn rollback_applies(
     request: &ApprovalId,
     current: Option<&Deployment>,
 ) -> Result<(), String> {
-    match current {
-        Some(current)
-            if current.id == target.from
-                || is_rollback_by(current, &target.from, request)
-                || current.image_running().as_deref() == Some(target.image.as_str()) =>
-        {
-            Ok(())
-        }
-        Some(current) => Err(format!(
-            "{} moved on to {} since the rollback was asked from {}",
-            target.service, current.id, target.from
-        )),
-        None => Err(format!("{} has no deployment recorded", target.service)),
+    let Some(current) = current else {
+        return Err(format!("{} has no deployment recorded", target.service));
+    };
+    match rollback_standing(current, &target.image, Some((&target.from, request))) {
+        RollbackStanding::MovedOn(why) => Err(why),
+        RollbackStanding::Applies | RollbackStanding::Done(_) => Ok(()),
     }
 }
 

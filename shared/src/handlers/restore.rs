@@ -12,7 +12,7 @@
 //! retry after any of them finishes the rest.
 
 use super::{point_service_at, record_deploying};
-use crate::domain::approval::{ApprovalId, is_rollback_by};
+use crate::domain::approval::{ApprovalId, RollbackStanding, rollback_standing};
 use crate::domain::deployment::{Deployment, DeploymentId, Kind, ServiceState, ServiceStateField, Status};
 use crate::domain::names::{ClusterName, ServiceName};
 use crate::domain::notice::{Notice, no_rollback_notice, rollback_notice};
@@ -151,31 +151,20 @@ where
                     let reason = NoRollback::NoDeployment.to_string();
                     return Ok(LockedWork::only(Decided::silent(RestoreOutcome::Nothing { reason })));
                 };
-                if current.image_running().as_deref() == Some(image) {
-                    // Done before (a retry): its notice goes if it has not.
-                    let notice = matches!(current.kind, Kind::Rollback { .. }).then(|| current.id.to_string());
-                    let reason = format!("{} runs that version already ({})", service.name, current.id);
-                    return Ok(LockedWork::only(Decided {
-                        outcome: RestoreOutcome::Nothing { reason },
-                        notice,
-                    }));
-                }
-                if let Some((from, request)) = asked {
-                    if is_rollback_by(&current, from, request) {
-                        // Its rollback, done before: its notice goes if it has not.
-                        let reason = format!("{} was rolled back from {from} already ({})", service.name, current.id);
+                match rollback_standing(&current, image, asked) {
+                    RollbackStanding::Done(reason) => {
+                        // Done before (a retry): its notice goes if it has not.
+                        let notice = matches!(current.kind, Kind::Rollback { .. }).then(|| current.id.to_string());
                         return Ok(LockedWork::only(Decided {
                             outcome: RestoreOutcome::Nothing { reason },
-                            notice: Some(current.id.to_string()),
+                            notice,
                         }));
                     }
-                    if current.id != *from {
-                        let reason = format!(
-                            "{} moved on to {} since the rollback was asked from {from}: not rolled back",
-                            service.name, current.id
-                        );
+                    RollbackStanding::MovedOn(why) => {
+                        let reason = format!("{why}: not rolled back");
                         return Ok(LockedWork::only(Decided::silent(RestoreOutcome::MovedOn { reason })));
                     }
+                    RollbackStanding::Applies => {}
                 }
                 self.roll_back(pipeline, stage, service, trigger, current, target, deadline)
                     .await
